@@ -1,0 +1,1 @@
+"""Syscall, errno, signal and flag tables for FreeBSD and Linux, data-driven."""

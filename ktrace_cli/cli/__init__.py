@@ -1,0 +1,1 @@
+"""The pyktrace and pykdump command lines."""

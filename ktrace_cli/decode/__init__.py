@@ -1,0 +1,1 @@
+"""Records to events with meaning; pure, never touches a live process."""

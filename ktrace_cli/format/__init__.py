@@ -1,0 +1,1 @@
+"""The FreeBSD ktrace file format: constants, layouts, records, reader and writer."""

@@ -1,0 +1,1 @@
+"""Events to text: kdump lines, JSON lines, colour and summaries."""

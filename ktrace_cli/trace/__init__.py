@@ -1,0 +1,1 @@
+"""The Linux ptrace trace engine, capture rules and control protocol."""
