@@ -1,0 +1,251 @@
+"""Reading FreeBSD trace files: record framing as kdump does it, in constant memory.
+
+The reader detects per file whether it was written by an amd64 or an i386
+kernel, follows kdump's header algorithm (read a v1-sized header, step back
+for a v0 one), never trusts a length, and reads regular files, pipes and
+growing files (follow mode) alike.  Files written by other BSDs are
+recognised and refused with a message that names them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64, I386, Arch
+from ktrace_cli.format.records import Record
+
+CHUNK = 1 << 20
+SAMPLE = 1 << 16  # bytes examined to tell amd64 from i386 and FreeBSD from the rest
+_PREFIX = struct.Struct("<ihh")  # ktr_len, ktr_type, ktr_version: the same in every header
+
+
+class TraceFormatError(Exception):
+    """The input is not (or stops being) a well-formed FreeBSD trace.
+
+    `header` is the record whose header was read before the error, if any,
+    so a caller can still report its KTR_DROP flag as kdump does.
+    """
+
+    def __init__(self, message: str, header: Record | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.header = header
+
+
+class BogusLength(TraceFormatError):
+    def __init__(self, length: int, header: Record | None = None) -> None:
+        super().__init__(f"bogus length {length & 0xFFFFFFFF:#x}", header)
+
+
+class DataTooShort(TraceFormatError):
+    def __init__(self, header: Record | None = None) -> None:
+        super().__init__("data too short", header)
+
+
+class NotFreeBSD(TraceFormatError):
+    def __init__(self, flavour: str) -> None:
+        super().__init__(f"not a FreeBSD trace file: looks like {flavour} ktrace")
+        self.flavour = flavour
+
+
+# ---------------------------------------------------------------------------
+# Telling the producer apart.
+
+_FIXED_SIZES = {
+    # type: function of arch -> exact payload size, for types whose size is fixed
+    K.KTR_SYSRET: lambda a: a.sysret.size,
+    K.KTR_PSIG: lambda a: a.psig.size,
+    K.KTR_PROCCTOR: lambda a: 4,
+    K.KTR_PROCDTOR: lambda a: 0,
+    K.KTR_FAULT: lambda a: a.fault.size,
+    K.KTR_FAULTEND: lambda a: 4,
+}
+
+
+def _walk_score(sample: bytes, arch: Arch, complete: bool) -> int:
+    """How many records `arch` frames plausibly from the start of `sample`; -1 if it fails."""
+    pos = 0
+    count = 0
+    n = len(sample)
+    while pos + arch.header_size <= n or (complete and pos + arch.header_v0.size <= n):
+        length, rtype, version = _PREFIX.unpack_from(sample, pos)
+        versioned = rtype & K.KTR_VERSIONED
+        base = rtype & ~K.KTR_TYPE & 0xFFFF
+        if length < 0 or length > (1 << 24) or not 1 <= base <= 18:
+            return -1
+        if versioned and version not in (0, 1):
+            return -1
+        hsize = arch.header_v1.size if (versioned and version) else arch.header_v0.size
+        if not versioned and version != 0:
+            return -1  # FreeBSD zeroes the v0 padding; NetBSD keeps its version here
+        comm = sample[pos + 12 : pos + 32]
+        if b"\0" not in comm:
+            return -1
+        if pos + hsize + length > n:
+            break  # the sample ends inside this record
+        fixed = _FIXED_SIZES.get(base)
+        if fixed is not None and length != fixed(arch):
+            return -1
+        if base == K.KTR_SYSCALL:
+            if length < arch.syscall_fixed.size:
+                return -1
+            narg = struct.unpack_from("<h", sample, pos + hsize + 2)[0]
+            if length != arch.syscall_fixed.size + narg * arch.word:
+                return -1
+        pos += hsize + length
+        count += 1
+    if complete and pos != n and n - pos >= arch.header_v0.size:
+        # whole file in the sample: what is left must be a v0 tail kdump drops
+        return count if pos + arch.header_size > n else -1
+    return count
+
+
+def _other_bsd(sample: bytes) -> str | None:
+    """The name of the system that wrote `sample`, when it is recognisably not FreeBSD."""
+    if sample[:4] == b"KTR\0":
+        return "OpenBSD"
+    if len(sample) >= 8:
+        length, rtype, version = _PREFIX.unpack_from(sample, 0)
+        base = rtype & 0x3FFF
+        # NetBSD: type 7 is KTR_EMUL, whose payload names the emulation.
+        for hsize in (56, 44, 64, 48):
+            payload = sample[hsize : hsize + max(0, length)]
+            if base == 7 and payload.rstrip(b"\0 ") in (b"netbsd", b"netbsd32", b"linux", b"linux32"):
+                return "NetBSD"
+        if not rtype & K.KTR_VERSIONED and version == 2:
+            return "NetBSD"
+        be_len, be_type = struct.unpack_from(">ih", sample, 0)
+        if (length < 0 or length > (1 << 24) or not 1 <= base <= 18) and 0 <= be_len < (1 << 24) and 1 <= be_type <= 12:
+            return "big-endian Mac OS X"
+    return None
+
+
+def detect_arch(sample: bytes, complete: bool = False) -> Arch:
+    """The layout of a FreeBSD trace starting with `sample`.
+
+    `complete` says the sample is the whole file.  Raises NotFreeBSD for files
+    of other BSDs; anything else unrecognisable is read as amd64, where the
+    framing errors speak for themselves.
+    """
+    flavour = _other_bsd(sample)
+    if flavour is not None:
+        raise NotFreeBSD(flavour)
+    amd64 = _walk_score(sample, AMD64, complete)
+    i386 = _walk_score(sample, I386, complete)
+    if i386 > 0 and i386 > amd64:
+        return I386
+    return AMD64
+
+
+# ---------------------------------------------------------------------------
+# Framing.
+
+
+class TraceReader:
+    """Iterates over the records of a binary stream.
+
+    With `follow`, end of input means waiting for more (kdump -l).  `arch`
+    forces a layout instead of detecting it.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        follow: bool = False,
+        arch: Arch | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.stream = stream
+        self.follow = follow
+        self.arch = arch
+        self.poll_interval = poll_interval
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+
+    def _fill(self, need: int) -> bool:
+        """Make `need` bytes available at the read position; False at end of input."""
+        while len(self._buf) - self._pos < need:
+            chunk = self.stream.read(max(CHUNK, need))
+            if not chunk:
+                if not self.follow:
+                    self._eof = True
+                    return False
+                time.sleep(self.poll_interval)
+                continue
+            self._buf = self._buf[self._pos :] + chunk
+            self._pos = 0
+        return True
+
+    def _detect(self) -> Arch:
+        # Read up to SAMPLE bytes (or to end of input) before deciding.
+        while len(self._buf) < SAMPLE:
+            chunk = self.stream.read(SAMPLE - len(self._buf))
+            if not chunk:
+                break
+            self._buf += chunk
+        complete = len(self._buf) < SAMPLE
+        if complete and not self.follow:
+            self._eof = True
+        return detect_arch(self._buf, complete=complete and not self.follow)
+
+    def __iter__(self) -> Iterator[Record]:
+        arch = self.arch if self.arch is not None else self._detect()
+        self.arch = arch
+        hsize = arch.header_size
+        v0 = arch.header_v0
+        v1 = arch.header_v1
+        shortfall = arch.v0_shortfall
+        prefix = _PREFIX.unpack_from
+        while True:
+            if len(self._buf) - self._pos < hsize and not self._fill(hsize):
+                return  # fewer than a v1 header's bytes left: kdump stops silently
+            buf = self._buf
+            pos = self._pos
+            length, rtype, version = prefix(buf, pos)
+            rtype &= 0xFFFF
+            drop = bool(rtype & K.KTR_DROP)
+            if rtype & K.KTR_VERSIONED and version:
+                _, _, version, pid, comm, sec, frac, tid, cpu = v1.unpack_from(buf, pos)
+                start = pos + hsize
+            else:
+                version = 0
+                _, _, pid, comm, sec, frac, tid = v0.unpack_from(buf, pos)
+                cpu = 0
+                start = pos + hsize - shortfall
+            record = Record(rtype & ~K.KTR_TYPE, pid, tid, comm, sec, frac, b"", version, cpu, drop)
+            if length < 0:
+                raise BogusLength(length, record)
+            end = start + length
+            if end > len(buf):
+                self._pos = start
+                if not self._fill(length):
+                    raise DataTooShort(record)
+                buf = self._buf
+                start = self._pos
+                end = start + length
+            record.payload = buf[start:end]
+            self._pos = end
+            yield record
+
+
+def open_trace(path: str) -> BinaryIO:
+    """The trace file at `path` ('-' is standard input), unbuffered."""
+    if path == "-":
+        return os.fdopen(os.dup(0), "rb", buffering=0)
+    return open(path, "rb", buffering=0)
+
+
+def iter_records(source: str | BinaryIO, *, follow: bool = False) -> Iterator[Record]:
+    """The records of a trace file path, '-', or open binary stream."""
+    if isinstance(source, str):
+        with open_trace(source) as stream:
+            yield from TraceReader(stream, follow=follow)
+    else:
+        yield from TraceReader(source, follow=follow)
