@@ -1,0 +1,50 @@
+# ktrace_cli: pyktrace (FreeBSD ktrace(1) for Linux) and pykdump (kdump(1)).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TRACE  ?= ktrace.out
+ARGS   ?= ls -l /
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint typecheck unit bench soak install lint-man clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP) $@
+
+# Trace a command (ARGS="...") into $(TRACE) and print it as kdump does.
+run: $(STAMP)
+	$(BIN)/pyktrace -f $(TRACE) $(ARGS)
+	$(BIN)/pykdump -f $(TRACE)
+
+test: $(DEVSTAMP) lint typecheck lint-man
+	$(BIN)/python -m pytest
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check ktrace_cli tests bench tools
+
+typecheck: $(DEVSTAMP)
+	$(BIN)/mypy ktrace_cli
+
+lint-man:
+	@command -v mandoc >/dev/null || { echo "mandoc is needed: apt-get install mandoc"; exit 1; }
+	mandoc -Tlint -W warning man/pyktrace.1 man/pykdump.1
+
+bench: $(DEVSTAMP)
+	$(BIN)/python bench/kdump_bench.py
+	$(BIN)/python bench/trace_bench.py
+
+install:
+	$(PYTHON) -m pip install .
+	install -d $(DESTDIR)/usr/local/share/man/man1
+	install -m 644 man/pyktrace.1 man/pykdump.1 $(DESTDIR)/usr/local/share/man/man1/
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,271 @@
+"""pykdump: FreeBSD kdump(1) for ktrace files, plus JSON lines, colour and summaries."""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import sys
+from typing import IO, Any
+
+import click
+
+from ktrace_cli.format import constants as K
+
+USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    INTERRUPTED = 130
+
+
+class UsageFailure(Exception):
+    """Bad command line: kdump prints its usage line and exits 1."""
+
+
+def atoi(text: str) -> int:
+    """C atoi(3): leading blanks, a sign, digits; anything unparsable is 0."""
+    text = text.lstrip(" \t\n\v\f\r")
+    sign = 1
+    if text[:1] in "+-" and text:
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    digits = ""
+    for ch in text:
+        if not ch.isdigit() or not ch.isascii():
+            break
+        digits += ch
+    value = sign * int(digits) if digits else 0
+    # atoi's result is an int: wrap like the C conversion does on LP64.
+    value &= 0xFFFFFFFF
+    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+
+
+def _screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
+    """kdump's data width: the terminal's columns when printing to one, else 80."""
+    if fancy and stdout.isatty():
+        try:
+            cols = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            cols = 0
+        if cols > 8:
+            return cols
+    return 80
+
+
+def fail(message: str) -> None:
+    sys.stderr.write(f"pykdump: {message}\n")
+    sys.stderr.flush()
+
+
+@click.command(
+    context_settings={"help_option_names": ["--help"], "ignore_unknown_options": False},
+    epilog="""\b
+Examples:
+  pykdump                       print ktrace.out as kdump does
+  pykdump -f trace.out -HT      with thread ids and absolute times
+  pykdump -t n                  only path name lookups (NAMI)
+  pykdump -l -f ktrace.out      follow a trace as it grows
+  pykdump --json | jq .syscall  one JSON object per record
+  pykdump --summary             calls, errors and time per syscall
+""",
+)
+@click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
+@click.option("-c", "cpu", is_flag=True, help="Show the CPU of each record (v1 headers).")
+@click.option("-d", "decimal", is_flag=True, help="Print numbers in decimal.")
+@click.option("-E", "elapsed", is_flag=True, help="Show time elapsed since the first record.")
+@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile", help="Trace file ('-' = stdin).")
+@click.option("-H", "tid", is_flag=True, help="Show the thread id of each record.")
+@click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
+@click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
+@click.option("-n", "plain", is_flag=True, help="No decoding of arguments, flags or errno.")
+@click.option("-p", "pid", default=None, metavar="pid", help="Only records of this process or thread id.")
+@click.option("-R", "relative", is_flag=True, help="Show time since the previous record.")
+@click.option("-r", "resolve", is_flag=True, help="Show stat modes, users and times symbolically.")
+@click.option("-S", "syscall_numbers", is_flag=True, help="Show syscall numbers after names.")
+@click.option("-s", "suppress", is_flag=True, help="Do not show I/O data.")
+@click.option("-T", "timestamps", is_flag=True, help="Show absolute timestamps.")
+@click.option("-t", "trstr", default=None, metavar="trstr", help="Record types to show (cfinpstuwyae+).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record (NDJSON).")
+@click.option("--summary", is_flag=True, help="A table of calls, errors and time per syscall.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the text output (auto: only on a terminal).",
+)
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED, hidden=True)
+def command(**kw: Any) -> int:
+    """Print a ktrace trace file as FreeBSD's kdump(1) does."""
+    return run(**kw)
+
+
+def run(
+    *,
+    abi_column: bool,
+    cpu: bool,
+    decimal: bool,
+    elapsed: bool,
+    trfile: str,
+    tid: bool,
+    follow: bool,
+    maxdata: str | None,
+    plain: bool,
+    pid: str | None,
+    relative: bool,
+    resolve: bool,
+    syscall_numbers: bool,
+    suppress: bool,
+    timestamps: bool,
+    trstr: str | None,
+    as_json: bool,
+    summary: bool,
+    color: str,
+    extra: tuple[str, ...],
+) -> int:
+    if extra or (as_json and summary):
+        raise UsageFailure()
+    points = K.ALL_POINTS
+    if trstr is not None:
+        parsed = K.parse_trace_points(trstr)
+        if parsed is None:
+            fail(f"unknown trace point in {trstr}")
+            return ExitStatus.ERROR
+        points = parsed
+    pid_value = atoi(pid) if pid is not None else 0
+
+    from ktrace_cli.decode.events import select
+    from ktrace_cli.format.reader import TraceFormatError, TraceReader, open_trace
+    from ktrace_cli.render.options import KdumpOptions
+
+    try:
+        stream = open_trace(trfile)
+    except OSError as e:
+        fail(f"{trfile}: {e.strerror}")
+        return ExitStatus.ERROR
+    stdout = sys.stdout.buffer
+    options = KdumpOptions(
+        abi_column=abi_column,
+        cpu=cpu,
+        decimal=decimal,
+        elapsed=elapsed,
+        tid=tid,
+        follow=follow,
+        maxdata=max(atoi(maxdata), 0) if maxdata is not None else 0,
+        fancy=not plain,
+        pid=pid_value or None,
+        relative=relative,
+        resolve=resolve,
+        syscall_numbers=syscall_numbers,
+        suppress_data=suppress,
+        timestamps=timestamps,
+        points=points,
+        screenwidth=_screenwidth(not plain, stdout),
+    )
+    reader = TraceReader(stream, follow=follow)
+    events = select(reader, options.points, options.pid)
+    try:
+        with stream:
+            if summary:
+                return _summary(events, reader, stdout, color)
+            return _print(events, reader, options, stdout, as_json, color)
+    except TraceFormatError as e:
+        stdout.flush()
+        fail(e.message)
+        return ExitStatus.ERROR
+    except OSError as e:
+        stdout.flush()
+        fail(f"{trfile}: {e.strerror}")
+        return ExitStatus.ERROR
+
+
+def _use_color(color: str, stdout: IO[bytes]) -> bool:
+    return color == "always" or (color == "auto" and stdout.isatty())
+
+
+def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, color: str) -> int:
+    first = next(events, None)  # detects the layout before renderers need it
+    if first is None:
+        return ExitStatus.OK
+    if as_json:
+        from ktrace_cli.render.json_lines import JsonLines
+
+        renderer: Any = JsonLines(options, reader.arch)
+    else:
+        from ktrace_cli.render.kdump_text import KdumpText
+
+        renderer = KdumpText(options, reader.arch)
+        if _use_color(color, stdout):
+            return _print_color(first, events, renderer)
+    render = renderer.render
+    write = stdout.write
+    follow = options.follow
+    write(render(first).encode("latin-1" if not as_json else "ascii"))
+    encoding = "ascii" if as_json else "latin-1"
+    if follow:
+        stdout.flush()
+        for event in events:
+            write(render(event).encode(encoding))
+            stdout.flush()
+    else:
+        for event in events:
+            write(render(event).encode(encoding))
+    stdout.flush()
+    return ExitStatus.OK
+
+
+def _print_color(first: Any, events: Any, text: Any) -> int:
+    from rich.console import Console
+
+    from ktrace_cli.render.color import ColorKdump
+
+    console = Console(highlight=False, soft_wrap=True, force_terminal=True)
+    printer = ColorKdump(text, console)
+    printer.print(first)
+    for event in events:
+        printer.print(event)
+    return ExitStatus.OK
+
+
+def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
+    from ktrace_cli.format.layouts import AMD64
+    from ktrace_cli.render.summary import Summary, plain_text, print_rich
+
+    first = next(events, None)
+    stats = Summary(reader.arch or AMD64)
+    if first is not None:
+        stats.add([first])
+        stats.add(events)
+    if _use_color(color, stdout):
+        from rich.console import Console
+
+        print_rich(stats, Console(highlight=False, force_terminal=True))
+        return ExitStatus.OK
+    stdout.write(plain_text(stats).encode("utf-8"))
+    stdout.flush()
+    return ExitStatus.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: kdump's exit codes and messages, never a traceback."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        status = command.main(args=args, prog_name="pykdump", standalone_mode=False)
+    except (click.UsageError, UsageFailure):
+        sys.stderr.write(USAGE)
+        return ExitStatus.ERROR
+    except click.exceptions.Exit as e:
+        return int(e.exit_code or 0)
+    except click.exceptions.Abort:
+        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""The text after the type tag of each kdump line, one function per record type."""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Sequence
+
+from ktrace_cli.abi import freebsd
+from ktrace_cli.decode import abi as A
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import CSW_NEW, CSW_OLD, EXTERR, FAULTEND, Arch
+from ktrace_cli.format.records import PayloadError
+from ktrace_cli.render.dump import gio_data
+from ktrace_cli.render.options import KdumpOptions
+
+
+def c_hex(value: int) -> str:
+    """printf("%#x"): no prefix for zero."""
+    return f"{value:#x}" if value else "0"
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >> (bits - 1) & 1 else value
+
+
+ArgsFormatter = Callable[..., str]
+
+
+class SyscallText:
+    """CALL and RET bodies: names from the process ABI, arguments per kdump."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        self.o = options
+        self.arch = arch
+        self.bits = arch.word * 8
+        self.mask = (1 << self.bits) - 1
+        self._formatters: dict[A.Abi, ArgsFormatter] | None = None
+
+    def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
+        if self._formatters is None:
+            from ktrace_cli.decode.freebsd_args import format_freebsd_args
+            from ktrace_cli.decode.linux_args import format_linux_args
+
+            self._formatters = {
+                A.Abi.FREEBSD: format_freebsd_args,
+                A.Abi.LINUX: format_linux_args,
+                A.Abi.LINUX32: format_linux_args,
+            }
+        return self._formatters
+
+    def name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
+        """(what kdump prints for the syscall, the bare name or None)."""
+        name = A.syscall_name(abi, code) if code >= 0 else None
+        if name is None:
+            return f"[{code}]", None
+        if self.o.syscall_numbers:
+            return f"{name}[{code}]", name
+        return name, name
+
+    def raw_args(self, args: Sequence[int], start: str = "(") -> str:
+        if self.o.decimal:
+            bits = self.bits
+            return start + ",".join(str(_signed(a, bits)) for a in args) + ")"
+        return start + ",".join(f"{a:#x}" if a else "0" for a in args) + ")"
+
+    def call(self, payload: bytes, abi: A.Abi, sv_flags: int) -> str:
+        arch = self.arch
+        fixed = arch.syscall_fixed
+        if len(payload) < fixed.size:
+            raise PayloadError("short SYSCALL")
+        code, narg = fixed.unpack_from(payload)
+        shown, name = self.name(abi, code)
+        if narg <= 0:
+            return shown + "\n"
+        if len(payload) < fixed.size + narg * arch.word:
+            raise PayloadError("short SYSCALL")
+        args = arch.args_struct(narg).unpack_from(payload, fixed.size)
+        if self.o.fancy and name is not None and sv_flags & K.SV_ABI_MASK in (
+            K.SV_ABI_FREEBSD,
+            K.SV_ABI_LINUX,
+        ):
+            formatter = self._args_formatters().get(abi)
+            if formatter is not None:
+                return (
+                    shown
+                    + formatter(name, args, decimal=self.o.decimal, ilp32=bool(sv_flags & K.SV_ILP32) or arch.word == 4)
+                    + "\n"
+                )
+        return shown + self.raw_args(args) + "\n"
+
+    def ret(self, payload: bytes, abi: A.Abi) -> str:
+        sysret = self.arch.sysret
+        if len(payload) < sysret.size:
+            raise PayloadError("short SYSRET")
+        code, _eosys, error, retval = sysret.unpack_from(payload)
+        shown, _ = self.name(abi, code)
+        o = self.o
+        if error == 0:
+            if o.fancy:
+                value = str(retval)
+                if retval < 0 or retval > 9:
+                    value += "/" + c_hex(retval & self.mask)
+            elif o.decimal:
+                value = str(retval)
+            else:
+                value = c_hex(retval & self.mask)
+        elif error == K.ERESTART:
+            value = "RESTART"
+        elif error == K.EJUSTRETURN:
+            value = "JUSTRETURN"
+        else:
+            info = A.error_info(abi, error)
+            value = f"-1 errno {info.number}"
+            if o.fancy:
+                value += " " + info.text
+        return f"{shown} {value}\n"
+
+
+def namei(record: object, abi: A.Abi, sv_flags: int) -> str:
+    """NAMI and SCTL: the bytes up to the first NUL, in double quotes."""
+    payload: bytes = record.payload  # type: ignore[attr-defined]
+    return '"' + payload.split(b"\0", 1)[0].decode("latin-1") + '"\n'
+
+
+def genio(payload: bytes, o: KdumpOptions, arch: Arch) -> str:
+    fixed = arch.genio_fixed
+    if len(payload) < fixed.size:
+        raise PayloadError("short GENIO")
+    fd, rw = fixed.unpack_from(payload)
+    datalen = len(payload) - fixed.size
+    line = f"fd {fd} {'read' if rw == K.UIO_READ else 'wrote'} {datalen} byte{'' if datalen == 1 else 's'}\n"
+    if o.suppress_data:
+        return line
+    shown = datalen
+    if o.maxdata > 0 and datalen > o.maxdata:
+        shown = o.maxdata
+    end = fixed.size + shown
+    lookahead = payload[end] if end < len(payload) else 0
+    return line + gio_data(payload[fixed.size : end], lookahead, o.screenwidth)
+
+
+def psig(payload: bytes, abi: A.Abi, arch: Arch) -> str:
+    if len(payload) < arch.psig.size:
+        raise PayloadError("short PSIG")
+    signo, action, code, m0, m1, m2, m3 = arch.psig.unpack_from(payload)
+    text = A.signal_name(abi, signo)
+    if action == 0:
+        text += " SIG_DFL"
+    else:
+        if abi is A.Abi.LINUX or abi is A.Abi.LINUX32:
+            from ktrace_cli.abi import linux
+
+            mask = linux.linux_sigmask_from_freebsd((m0, m1, m2, m3))
+        else:
+            mask = m0
+        text += f" caught handler=0x{action:x} mask=0x{mask:x}"
+    name = A.sigcode_name(abi, signo, code)
+    text += " code=" + (name if name is not None else f"<invalid={c_hex(code & 0xFFFFFFFF)}>")
+    return text + "\n"
+
+
+def csw(payload: bytes, arch: Arch) -> str:
+    if len(payload) == CSW_OLD.size:
+        out, user = CSW_OLD.unpack_from(payload)
+        return f"{'stop' if out else 'resume'} {'user' if user else 'kernel'}\n"
+    if len(payload) < CSW_NEW.size:
+        raise PayloadError("short CSW")
+    out, user, wmesg = CSW_NEW.unpack_from(payload)
+    wmesg = wmesg.split(b"\0", 1)[0].decode("latin-1")
+    return f'{"stop" if out else "resume"} {"user" if user else "kernel"} "{wmesg}"\n'
+
+
+# -- USER: the utrace(2) payloads libsysdecode recognises ---------------------
+
+_RTLD64 = struct.Struct("<4si4xQQQi1024s4x")
+_RTLD32 = struct.Struct("<4siIIIi1024s")
+_MALLOC64 = struct.Struct("<QQQ")
+_MALLOC32 = struct.Struct("<III")
+assert _RTLD64.size == 1064 and _RTLD32.size == 1048
+
+RTLD_MODEMASK, RTLD_LAZY, RTLD_NOW, RTLD_GLOBAL, RTLD_TRACE = 3, 1, 2, 0x100, 0x200
+
+
+def _ptr(value: int) -> str:
+    return f"0x{value:x}"
+
+
+def _c_string(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("latin-1")
+
+
+def _utrace_rtld(fields: tuple[int | bytes, ...], word_mask: int) -> str | None:
+    _sig, event, handle, mapbase, mapsize, refcnt, raw_name = fields
+    assert isinstance(event, int) and isinstance(handle, int) and isinstance(mapbase, int)
+    assert isinstance(mapsize, int) and isinstance(refcnt, int) and isinstance(raw_name, bytes)
+    name = _c_string(raw_name)
+    last = _ptr((mapbase + mapsize - 1) & word_mask)
+    if event == 1:
+        mode = refcnt
+        kind = mode & RTLD_MODEMASK
+        text = f"dlopen({name}, " + (
+            "RTLD_NOW" if kind == RTLD_NOW else "RTLD_LAZY" if kind == RTLD_LAZY else c_hex(kind)
+        )
+        if mode & RTLD_GLOBAL:
+            text += " | RTLD_GLOBAL"
+        if mode & RTLD_TRACE:
+            text += " | RTLD_TRACE"
+        rest = mode & ~(RTLD_MODEMASK | RTLD_GLOBAL | RTLD_TRACE) & 0xFFFFFFFF
+        if rest:
+            text += f" | {rest:#x}"
+        return text + ")"
+    formats = {
+        2: lambda: f"{_ptr(handle)} = dlopen({name}) ref {refcnt}",
+        3: lambda: f"dlclose({_ptr(handle)}) ({name}, {refcnt})",
+        4: lambda: f"dlclose({_ptr(handle)}) finished",
+        5: lambda: f"RTLD: loaded   {_ptr(handle)} @ {_ptr(mapbase)} - {last} ({name})",
+        6: lambda: f"RTLD: unloaded {_ptr(handle)} @ {_ptr(mapbase)} - {last} ({name})",
+        7: lambda: f"RTLD: {_ptr(mapbase)} now depends on {_ptr(handle)} ({name}, {refcnt})",
+        8: lambda: "RTLD: LD_PRELOAD finished",
+        9: lambda: f"RTLD: init {_ptr(mapbase)} for {_ptr(handle)} ({name})",
+        10: lambda: f"RTLD: fini {_ptr(mapbase)} for {_ptr(handle)} ({name})",
+        11: lambda: f"RTLD: dlsym({_ptr(handle)}, {name})",
+        12: lambda: f"RTLD: {_ptr(mapbase)} = dlsym({_ptr(handle)}, {name})",
+    }
+    fmt = formats.get(event)
+    return fmt() if fmt is not None else None
+
+
+def _utrace_malloc(p: int, s: int, r: int, word_mask: int) -> str:
+    if p == word_mask:
+        return "malloc_init()"
+    if s == 0:
+        return f"free({_ptr(p)})"
+    if p == 0:
+        return f"{_ptr(r)} = malloc({s})"
+    return f"{_ptr(r)} = realloc({_ptr(p)}, {s})"
+
+
+def utrace_text(payload: bytes, arch: Arch) -> str | None:
+    """libsysdecode's reading of a utrace payload (rtld or malloc events), if any."""
+    n = len(payload)
+    forms: list[tuple[struct.Struct, struct.Struct, int]] = []
+    if arch.word == 8:
+        forms.append((_RTLD64, _MALLOC64, (1 << 64) - 1))
+    forms.append((_RTLD32, _MALLOC32, (1 << 32) - 1))
+    for rtld, malloc, word_mask in forms:
+        if n == rtld.size and payload[:4] == b"RTLD":
+            text = _utrace_rtld(rtld.unpack(payload), word_mask)
+            if text is not None:
+                return text
+        if n == malloc.size:
+            p, s, r = malloc.unpack(payload)
+            return _utrace_malloc(p, s, r, word_mask)
+    return None
+
+
+def user(payload: bytes, decimal: bool, arch: Arch) -> str:
+    text = utrace_text(payload, arch)
+    if text is not None:
+        return text + "\n"
+    if decimal:
+        return f"{len(payload)} " + "".join(f" {b}" for b in payload) + "\n"
+    return f"{len(payload)} " + "".join(f" {b:02x}" for b in payload) + "\n"
+
+
+# -- STRU ------------------------------------------------------------------
+
+
+def stru(payload: bytes, o: KdumpOptions, arch: Arch, abi: A.Abi) -> str:
+    from ktrace_cli.decode.structs import format_struct
+
+    linux = abi is A.Abi.LINUX or abi is A.Abi.LINUX32
+    return format_struct(payload, word=arch.word, resolve=o.resolve, linux=linux) + "\n"
+
+
+def stru_array(payload: bytes, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import format_struct_array
+
+    return format_struct_array(payload, word=arch.word, decimal=o.decimal) + "\n"
+
+
+# -- CAP ---------------------------------------------------------------------
+
+CAPFAIL_NOTCAPABLE, CAPFAIL_INCREASE, CAPFAIL_SYSCALL, CAPFAIL_SIGNAL = 0, 1, 2, 3
+CAPFAIL_PROTO, CAPFAIL_SOCKADDR, CAPFAIL_NAMEI, CAPFAIL_CPUSET = 4, 5, 6, 7
+_RIGHTS = struct.Struct("<QQ")
+
+
+def _rights(raw: bytes) -> str:
+    return freebsd.cap_rights_text(_RIGHTS.unpack_from(raw))
+
+
+def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
+    if len(payload) == arch.capfail_old.size:
+        cap_type, needed, held = arch.capfail_old.unpack(payload)
+        if cap_type == CAPFAIL_NOTCAPABLE:
+            text = f"operation requires {_rights(needed)}, descriptor holds {_rights(held)}"
+        elif cap_type == CAPFAIL_INCREASE:
+            text = f"attempt to increase capabilities from {_rights(held)} to {_rights(needed)}"
+        elif cap_type == CAPFAIL_SYSCALL:
+            text = "disallowed system call"
+        elif cap_type == 3:  # CAPFAIL_LOOKUP in the old enumeration
+            text = "restricted VFS lookup"
+        else:
+            text = f"unknown capability failure: {_rights(needed)} {_rights(held)}"
+        return text + "\n"
+    if len(payload) < arch.capfail_new.size:
+        raise PayloadError("short CAPFAIL")
+    cap_type, code, svflags, data = arch.capfail_new.unpack(payload)
+    abi = A.syscall_abi(svflags)
+    name, _ = syscalls.name(abi, code)
+    cap_int = struct.unpack_from("<i", data)[0]
+    if cap_type == CAPFAIL_NOTCAPABLE:
+        text = f"operation requires {_rights(data[:16])}, descriptor holds {_rights(data[16:32])}"
+    elif cap_type == CAPFAIL_INCREASE:
+        text = f"attempt to increase capabilities from {_rights(data[16:32])} to {_rights(data[:16])}"
+    elif cap_type == CAPFAIL_SYSCALL:
+        text = f"system call not allowed: {name}"
+        if abi is A.Abi.FREEBSD:
+            from ktrace_cli.abi import sysdecode
+
+            bare = A.syscall_name(abi, code)
+            if bare == "sysarch":
+                text += ", op: " + sysdecode.int_name("sysarch_number", cap_int, syscalls.o.decimal)
+            elif bare == "fcntl":
+                text += ", cmd: " + sysdecode.int_name("fcntl_cmd", cap_int, syscalls.o.decimal)
+    elif cap_type == CAPFAIL_SIGNAL:
+        sig = freebsd.signal_name(cap_int)
+        text = f"{name}: signal delivery not allowed: " + (
+            sig if sig is not None else f"<invalid={c_hex(cap_int & 0xFFFFFFFF)}>"
+        )
+    elif cap_type == CAPFAIL_PROTO:
+        from ktrace_cli.abi import sysdecode
+
+        text = f"{name}: protocol not allowed: " + sysdecode.int_name(
+            "ipproto", cap_int, syscalls.o.decimal
+        )
+    elif cap_type == CAPFAIL_SOCKADDR:
+        from ktrace_cli.decode.structs import format_sockaddr
+
+        sa_len = data[0]
+        return f"{name}: restricted address lookup: " + format_sockaddr(data[: min(max(sa_len, 2), 16)]) + "\n"
+    elif cap_type == CAPFAIL_NAMEI:
+        text = f"{name}: restricted VFS lookup: {_c_string(data)}"
+    elif cap_type == CAPFAIL_CPUSET:
+        text = f"{name}: restricted cpuset operation"
+    else:
+        text = f"{name}: unknown capability failure"
+    return text + "\n"
+
+
+# -- PFLT, PRET, ARGS/ENVS, EERR --------------------------------------------
+
+# vm/vm.h VM_PROT_* and vm/vm_param.h KERN_* (FreeBSD), in header order.
+VM_PROT = (("VM_PROT_NONE", 0), ("VM_PROT_READ", 1), ("VM_PROT_WRITE", 2), ("VM_PROT_EXECUTE", 4), ("VM_PROT_COPY", 8))
+KERN_RESULTS = {
+    0: "KERN_SUCCESS", 1: "KERN_INVALID_ADDRESS", 2: "KERN_PROTECTION_FAILURE", 3: "KERN_NO_SPACE",
+    4: "KERN_INVALID_ARGUMENT", 5: "KERN_FAILURE", 6: "KERN_RESOURCE_SHORTAGE",
+    7: "KERN_NOT_RECEIVER", 8: "KERN_NO_ACCESS", 9: "KERN_OUT_OF_BOUNDS", 10: "KERN_RESTART",
+}  # fmt: skip
+
+
+def vmprot_mask(value: int) -> str:
+    value &= 0xFFFFFFFF
+    names = []
+    rest = value
+    for name, bits in VM_PROT:
+        if bits == 0:
+            if value == 0:
+                names.append(name)
+        elif rest & bits == bits:
+            names.append(name)
+            rest &= ~bits
+    text = f"{c_hex(value)}<{'|'.join(names)}>"
+    if not names:
+        text += f"<invalid>{rest}"
+    return text
+
+
+def fault(payload: bytes, arch: Arch) -> str:
+    if len(payload) < arch.fault.size:
+        raise PayloadError("short FAULT")
+    vaddr, ftype = arch.fault.unpack_from(payload)
+    return f"{c_hex(vaddr)} {vmprot_mask(ftype)}\n"
+
+
+def faultend(record: object, abi: A.Abi, sv_flags: int) -> str:
+    payload: bytes = record.payload  # type: ignore[attr-defined]
+    if len(payload) < FAULTEND.size:
+        raise PayloadError("short FAULTEND")
+    (result,) = FAULTEND.unpack_from(payload)
+    name = KERN_RESULTS.get(result)
+    return (name if name is not None else f"<invalid={result}>") + "\n"
+
+
+def strings(record: object, abi: A.Abi, sv_flags: int) -> str:
+    payload: bytes = record.payload  # type: ignore[attr-defined]
+    parts = payload.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return ", ".join(f'"{p.decode("latin-1")}"' for p in parts) + "\n"
+
+
+_PRINTF = re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
+
+
+def _printf(fmt: str, args: Sequence[int]) -> str:
+    """Enough of printf(3) for EXTERR messages: integer conversions of p1 and p2."""
+    values = iter(args)
+
+    def conv(m: re.Match[str]) -> str:
+        flags, width, _prec, _size, kind = m.groups()
+        if kind == "%":
+            return "%"
+        value = next(values, 0)
+        if kind in "di":
+            value = _signed(value & (2**64 - 1), 64)
+        spec = {"d": "d", "i": "d", "u": "d", "o": "o", "x": "x", "X": "X", "c": "c", "s": "d", "p": "x"}[kind]
+        text = format(value, spec) if kind != "c" else chr(value & 0xFF)
+        if "#" in flags and kind in "xX" and value:
+            text = "0" + kind + text
+        if kind == "p":
+            text = "0x" + text
+        return text.rjust(int(width)) if width and "-" not in flags else text.ljust(int(width or 0))
+
+    return _PRINTF.sub(conv, fmt)
+
+
+def exterr(payload: bytes, arch: Arch) -> str:
+    if len(payload) < EXTERR.size:
+        raise PayloadError("short EXTERR")
+    v = EXTERR.unpack_from(payload)
+    _ver, error, cat, src_line, _flags, _r0, p1, p2 = v[:8]
+    msg = _printf(_c_string(v[12]), (p1, p2))
+    return f'{{ errno {error} sys/unknown:{src_line} "{msg}" (category {cat} p1 {c_hex(p1)} p2 {c_hex(p2)}) }}\n'

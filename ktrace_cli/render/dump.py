@@ -1,0 +1,109 @@
+"""GIO data as kdump shows it: C-style escaped text (visdump) or a hex dump.
+
+Text is built as latin-1 `str`, one character per byte, so that padding and
+column counting are by bytes as in C and the output encodes back to the
+exact bytes.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Bytes kdump treats as text: printable ASCII plus NUL, TAB, LF and CR.
+_TEXT_BYTES = bytes([0, 9, 10, 13, *range(32, 127)])
+_PLAIN_BYTES = bytes(b for b in range(32, 127) if b != 0x5C)
+_NOT_TEXT = re.compile(b"[^" + re.escape(_TEXT_BYTES) + b"]")
+_NOT_PLAIN = re.compile(b"[^" + re.escape(_PLAIN_BYTES) + b"]")
+
+_ENCODING = {b: chr(b) for b in range(32, 127)}
+_ENCODING[0x5C] = "\\\\"
+_ENCODING[9] = "\t"
+_ENCODING[10] = "\n"
+_ENCODING[13] = "\\r"
+_OCTAL_DIGITS = frozenset(b"01234567")
+
+
+def is_text(data: bytes) -> bool:
+    """kdump's test: visdump when every byte is printable, NUL, TAB, LF or CR."""
+    return _NOT_TEXT.search(data) is None
+
+
+def visdump(data: bytes, lookahead: int, screenwidth: int) -> str:
+    """Escaped text; `lookahead` is the byte after `data` in the record (0 at its end)."""
+    limit = screenwidth - 2
+    if _NOT_PLAIN.search(data) is None and limit > 8:
+        # Only one-column characters: cut into lines of equal capacity.
+        span = limit - 8
+        text = data.decode("latin-1")
+        if len(text) <= span:
+            return '       "' + text + '"\n'
+        return '       "' + "\\\n\t".join(text[i : i + span] for i in range(0, len(text), span)) + '"\n'
+    out = ['       "']
+    col = 8
+    last = len(data) - 1
+    for i, b in enumerate(data):
+        if b == 0:
+            nxt = lookahead if i == last else data[i + 1]
+            enc = "\\000" if nxt in _OCTAL_DIGITS else "\\0"
+        else:
+            enc = _ENCODING[b]
+        if col == 0:
+            out.append("\t")
+            col = 8
+        if enc == "\n":
+            out.append("\n")
+            col = 0
+            continue
+        width = 8 - (col & 7) if enc == "\t" else len(enc)
+        if col + width > limit:
+            out.append("\\\n\t")
+            col = 8
+        col += width
+        out.append(enc)
+    if col == 0:
+        out.append("       ")
+    out.append('"\n')
+    return "".join(out)
+
+
+def hexdump_width(screenwidth: int) -> int:
+    """Bytes per hexdump line for a screen width (16 for 80 columns)."""
+    width = 0
+    while True:
+        width += 2
+        used = 13 + (width // 2 + 1) + width * 2 + 3 + width + 1
+        if used >= screenwidth:
+            break
+    return width - 2
+
+
+def hexdump(data: bytes, screenwidth: int) -> str:
+    width = hexdump_width(screenwidth)
+    if width <= 0:
+        width = 2  # kdump would loop forever here; keep going with the narrowest line
+    out = []
+    n = len(data)
+    for start in range(0, n, width):
+        line = [f"       0x{start:04x}"]
+        for i in range(start, start + width):
+            if i % 2 == 0:
+                line.append(" ")
+            line.append(f"{data[i]:02x}" if i < n else "  ")
+        chunk = data[start : start + width]
+        line.append("  |")
+        line.append(chunk.translate(_SHOWN).decode("latin-1"))
+        line.append("|\n")
+        out.append("".join(line))
+    if n % width:
+        out.append("\n")
+    return "".join(out)
+
+
+_SHOWN = bytes(b if 0x20 <= b <= 0x7E else 0x2E for b in range(256))
+
+
+def gio_data(data: bytes, lookahead: int, screenwidth: int) -> str:
+    """The lines kdump prints under a GIO header for (already -m truncated) data."""
+    if is_text(data):
+        return visdump(data, lookahead, screenwidth)
+    return hexdump(data, screenwidth)

@@ -1,0 +1,211 @@
+"""Records to kdump(1) text, character for character.
+
+Lines are latin-1 `str` (one character per byte) so widths count bytes as
+C's printf does and the output encodes back to the recorded bytes exactly.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import PayloadError, Record
+from ktrace_cli.render import bodies
+from ktrace_cli.render.options import KdumpOptions
+
+TYPE_TAGS = {
+    K.KTR_SYSCALL: "CALL",
+    K.KTR_SYSRET: "RET ",
+    K.KTR_NAMEI: "NAMI",
+    K.KTR_GENIO: "GIO ",
+    K.KTR_PSIG: "PSIG",
+    K.KTR_CSW: "CSW ",
+    K.KTR_USER: "USER",
+    K.KTR_STRUCT: "STRU",
+    K.KTR_SYSCTL: "SCTL",
+    K.KTR_CAPFAIL: "CAP ",
+    K.KTR_FAULT: "PFLT",
+    K.KTR_FAULTEND: "PRET",
+    K.KTR_STRUCT_ARRAY: "STRU",
+    K.KTR_ARGS: "ARGS",
+    K.KTR_ENVS: "ENVS",
+    K.KTR_EXTERR: "EERR",
+}
+_HDR_TYPES = 19  # entries in kdump's tag table; beyond it: UNKNOWN(n)
+
+
+def _tag(rtype: int) -> str:
+    tag = TYPE_TAGS.get(rtype)
+    if tag is not None:
+        return tag
+    if 0 <= rtype < _HDR_TYPES:
+        return "(null)"
+    return f"UNKNOWN({rtype})"
+
+
+def _c_int(value: int) -> int:
+    """A value cast to a C int (32-bit, two's complement)."""
+    value &= 0xFFFFFFFF
+    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+
+
+class _Clock:
+    """The -E and -R state for one header version (kdump keeps v0 and v1 apart)."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+        self.first: tuple[int, int] = (0, 0)
+        self.prev: tuple[int, int] = (0, 0)
+
+    def sub(self, a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+        sec = a[0] - b[0]
+        frac = a[1] - b[1]
+        if frac < 0:
+            sec -= 1
+            frac += self.scale
+        return sec, frac
+
+
+class KdumpText:
+    """Renders the events of `ktrace_cli.decode.events.select` as kdump lines."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        self.o = options
+        self.arch = arch
+        self.word_mask = (1 << (8 * arch.word)) - 1
+        self.clocks = {0: _Clock(1_000_000), 1: _Clock(1_000_000_000)}
+        self._comm_cache: dict[bytes, str] = {}
+        self._renderers: dict[int, Callable[[Record, A.Abi, int], str]] = {
+            K.KTR_SYSCALL: self._call,
+            K.KTR_SYSRET: self._ret,
+            K.KTR_NAMEI: bodies.namei,
+            K.KTR_SYSCTL: bodies.namei,
+            K.KTR_GENIO: self._genio,
+            K.KTR_PSIG: self._psig,
+            K.KTR_CSW: self._csw,
+            K.KTR_USER: self._user,
+            K.KTR_STRUCT: self._struct,
+            K.KTR_STRUCT_ARRAY: self._struct_array,
+            K.KTR_CAPFAIL: self._capfail,
+            K.KTR_FAULT: self._fault,
+            K.KTR_FAULTEND: bodies.faultend,
+            K.KTR_ARGS: bodies.strings,
+            K.KTR_ENVS: bodies.strings,
+            K.KTR_EXTERR: self._exterr,
+        }
+        self.syscall_text = bodies.SyscallText(options, arch)
+
+    # -- header -----------------------------------------------------------
+
+    def _comm(self, comm: bytes) -> str:
+        text = self._comm_cache.get(comm)
+        if text is None:
+            name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            text = self._comm_cache[comm] = f"{name:<8} "
+        return text
+
+    def dropped(self, record: Record) -> str:
+        if self.o.tid:
+            tid = _c_int(record.tid) if record.tid > 0 else 0
+            return f"{record.pid:6d} {tid:6d} {self._comm(record.comm)}Events dropped.\n"
+        return f"{record.pid:6d} {self._comm(record.comm)}Events dropped.\n"
+
+    def _times(self, r: Record) -> str:
+        o = self.o
+        version = 1 if r.version else 0
+        clock = self.clocks[version]
+        width = 9 if version else 6
+        now = (r.sec, r.frac)
+        out = []
+        if o.timestamps:
+            out.append(f"{r.sec}.{r.frac:0{width}d} ")
+        if o.elapsed:
+            if clock.first[0] == 0:
+                clock.first = now
+            sec, frac = clock.sub(now, clock.first)
+            out.append(f"{sec}.{frac:0{width}d} ")
+        if o.relative:
+            if clock.prev[0] == 0:
+                clock.prev = now
+            if now < clock.prev:
+                sec, frac = clock.sub(clock.prev, now)
+                sign = "-"
+            else:
+                sec, frac = clock.sub(now, clock.prev)
+                sign = ""
+            clock.prev = now
+            out.append(f"{sign}{sec}.{frac:0{width}d} ")
+        return "".join(out)
+
+    def header(self, r: Record, sv_flags: int) -> str:
+        o = self.o
+        if o.tid:
+            tid = _c_int(r.tid) if r.tid > 0 else 0
+            head = f"{r.pid:6d} {tid:6d} {self._comm(r.comm)}"
+        else:
+            head = f"{r.pid:6d} {self._comm(r.comm)}"
+        if o.timestamps or o.elapsed or o.relative:
+            head += self._times(r)
+        if o.cpu and r.version:
+            head += f"{r.cpu:3d} "
+        head += _tag(r.type) + "  "
+        if o.abi_column:
+            head += A.abi_column(sv_flags) + "  "
+        return head
+
+    # -- records ------------------------------------------------------------
+
+    def render(self, event: Shown | Dropped) -> str:
+        if isinstance(event, Dropped):
+            return self.dropped(event.record)
+        head, body = self.parts(event)
+        return head + body
+
+    def parts(self, event: Shown) -> tuple[str, str]:
+        """(header with its type tag, body) of a shown record."""
+        record, sv_flags = event
+        head = self.header(record, sv_flags)
+        body = self._renderers.get(record.type)
+        if body is None:
+            return head, "\n"
+        try:
+            return head, body(record, A.syscall_abi(sv_flags), sv_flags)
+        except (PayloadError, struct.error):
+            return head, "invalid record\n"
+
+    def _call(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return self.syscall_text.call(r.payload, abi, sv_flags)
+
+    def _ret(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return self.syscall_text.ret(r.payload, abi)
+
+    def _genio(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.genio(r.payload, self.o, self.arch)
+
+    def _psig(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.psig(r.payload, abi, self.arch)
+
+    def _csw(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.csw(r.payload, self.arch)
+
+    def _user(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.user(r.payload, self.o.decimal, self.arch)
+
+    def _struct(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.stru(r.payload, self.o, self.arch, abi)
+
+    def _struct_array(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.stru_array(r.payload, self.o, self.arch)
+
+    def _capfail(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.capfail(r.payload, self.syscall_text, self.arch)
+
+    def _fault(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.fault(r.payload, self.arch)
+
+    def _exterr(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
+        return bodies.exterr(r.payload, self.arch)
