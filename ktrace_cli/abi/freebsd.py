@@ -220,13 +220,13 @@ def cap_rights_text(words: tuple[int, int]) -> str:
     printed = list(_as_rights(0))
     names: list[str] = []
     for name, right in _caprights_ordered():
-        word = _right_word(right)
-        if word is None or rights[word] & right != right:
+        slot = _right_word(right)
+        if slot is None or rights[slot] & right != right:
             continue
-        remaining[word] &= ~(right & _CAP_RIGHT_BITS)
-        if printed[word] & right == right:
+        remaining[slot] &= ~(right & _CAP_RIGHT_BITS)
+        if printed[slot] & right == right:
             continue
-        printed[word] |= right
+        printed[slot] |= right
         names.append(name)
     text = ",".join(names) if names else "CAP_NONE"
     if not _rights_contain(_as_rights(0), tuple(remaining)):
