@@ -8,8 +8,10 @@ without the LINUX_ prefix, as mklinuxtables strips it.  Values are those of
 Linux x86_64 (include/uapi/asm-generic/*.h, include/uapi/linux/*.h), which
 FreeBSD's compat/linux headers mirror.
 
-Where FreeBSD's table is wrong or incomplete for Linux the table says so and
-follows Linux; each such divergence is marked "DIVERGES".
+Access and file modes come from FreeBSD's tables (abi.sysdecode), as kdump
+prints them; the values are the same on Linux.  Where FreeBSD's table is
+wrong or incomplete for Linux the table says so and follows Linux; each such
+divergence is marked "DIVERGES".
 """
 
 from __future__ import annotations
@@ -61,38 +63,6 @@ OPEN_FLAGS: Table = (
     (0o4000000, "__O_SYNC"),
     (0o10000000, "O_PATH"),
     (0o20000000, "__O_TMPFILE"),
-)
-
-# access(2) modes: include/linux/fs.h / unistd.h; kdump prints them with
-# FreeBSD's table (sys/sys/unistd.h order), which has the same values.
-ACCESS_MODES: Table = ((0, "F_OK"), (0x01, "X_OK"), (0x02, "W_OK"), (0x04, "R_OK"))
-
-# File mode bits: include/uapi/linux/stat.h; kdump prints them with FreeBSD's
-# sys/sys/stat.h table (entries whose octal value has 7 digits from 0-6, in
-# header order, so S_IRWXU/G/O and S_IFMT are absent and S_ISTXT shadows
-# S_ISVTX).  The values are the same on Linux.
-FILE_MODES: Table = (
-    (0o4000, "S_ISUID"),
-    (0o2000, "S_ISGID"),
-    (0o1000, "S_ISTXT"),
-    (0o400, "S_IRUSR"),
-    (0o200, "S_IWUSR"),
-    (0o100, "S_IXUSR"),
-    (0o40, "S_IRGRP"),
-    (0o20, "S_IWGRP"),
-    (0o10, "S_IXGRP"),
-    (0o4, "S_IROTH"),
-    (0o2, "S_IWOTH"),
-    (0o1, "S_IXOTH"),
-    (0o10000, "S_IFIFO"),
-    (0o20000, "S_IFCHR"),
-    (0o40000, "S_IFDIR"),
-    (0o60000, "S_IFBLK"),
-    (0o100000, "S_IFREG"),
-    (0o120000, "S_IFLNK"),
-    (0o140000, "S_IFSOCK"),
-    (0o1000, "S_ISVTX"),
-    (0o160000, "S_IFWHT"),
 )
 
 # Clock ids: include/uapi/linux/time.h (FreeBSD compat/linux/linux_time.h).

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ktrace_cli.abi import linux_flags as F
+from ktrace_cli.abi import sysdecode
 from ktrace_cli.abi.linux import signal_name
 
 _U32 = 0xFFFFFFFF
@@ -90,8 +91,10 @@ def lookup(table: F.Table) -> dict[int, str]:
 
 AT_FLAGS = MaskTable(F.AT_FLAGS)
 AT_UNLINKAT_FLAGS = MaskTable(F.AT_UNLINKAT_FLAGS)
-ACCESS_MODES = MaskTable(F.ACCESS_MODES)
-FILE_MODES = MaskTable(F.FILE_MODES)
+# kdump prints access modes and file modes with FreeBSD's tables; the values
+# are the same on Linux (include/uapi/linux/stat.h, unistd.h).
+ACCESS_MODES = MaskTable(sysdecode.table("accessmode").rows)
+FILE_MODES = MaskTable(sysdecode.table("filemode").rows)
 CLOCK_FLAGS = MaskTable(F.CLOCK_FLAGS)
 OPEN_FLAGS = MaskTable(F.OPEN_FLAGS)
 CLONE_FLAGS = MaskTable(F.CLONE_FLAGS)

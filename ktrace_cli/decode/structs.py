@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from ktrace_cli.abi import freebsd
+from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
 from ktrace_cli.decode.linux_args import MaskTable, hex_alt, lookup
 
@@ -110,8 +110,7 @@ _POLL_EVENTS = MaskTable(
         (0x0010, "POLLHUP"), (0x0020, "POLLNVAL"),
     )
 )  # fmt: skip
-# sys/sys/thr.h
-_THR_CREATE_FLAGS = MaskTable(((0x0001, "THR_SUSPENDED"), (0x0002, "THR_SYSTEM_SCOPE")))
+_THR_CREATE_FLAGS = MaskTable(sysdecode.table("thrcreateflags").rows)
 
 # Layouts, little endian.  stat: (dev, ino, mode, nlink, uid, gid, rdev,
 # atime s/ns, mtime s/ns, ctime s/ns, birthtime s/ns, size, blocks, blksize, flags).
@@ -310,7 +309,7 @@ def _sockaddr_body(family: int, sa: bytes) -> str:
     if family == AF_UNIX:
         return _c_str(sa[2:106])
     if family == AF_NETLINK:
-        _pad, pid, groups = _SNL.unpack_from(sa.ljust(12, b"\0"), 2)
+        pid, groups = _SNL.unpack_from(sa.ljust(12, b"\0"), 2)
         return f"netlink[pid={pid}, groups={groups:#x}]"
     return "unknown address family"
 
@@ -351,7 +350,7 @@ def _sockaddr_fields(data: bytes) -> dict[str, object]:
     elif family == AF_UNIX:
         out["path"] = _c_str(sa[2:106])
     elif family == AF_NETLINK:
-        _pad, pid, groups = _SNL.unpack_from(sa.ljust(12, b"\0"), 2)
+        pid, groups = _SNL.unpack_from(sa.ljust(12, b"\0"), 2)
         out.update(pid=pid, groups=groups)
     return out
 
