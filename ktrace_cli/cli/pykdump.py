@@ -97,7 +97,7 @@ Examples:
     show_default=True,
     help="Colour the text output (auto: only on a terminal).",
 )
-@click.argument("extra", nargs=-1, type=click.UNPROCESSED, hidden=True)
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def command(**kw: Any) -> int:
     """Print a ktrace trace file as FreeBSD's kdump(1) does."""
     return run(**kw)

@@ -377,4 +377,5 @@ def unpack_payload(arch: Arch, rtype: int, buf: bytes) -> Payload:
     cls = PAYLOAD_CLASSES.get(rtype)
     if cls is None:
         raise PayloadError(f"unknown record type {rtype}")
-    return cls.unpack(arch, buf)  # type: ignore[no-any-return]
+    payload: Payload = cls.unpack(arch, buf)  # type: ignore[attr-defined]
+    return payload

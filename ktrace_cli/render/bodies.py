@@ -173,7 +173,7 @@ def csw(payload: bytes, arch: Arch) -> str:
 
 # -- USER: the utrace(2) payloads libsysdecode recognises ---------------------
 
-_RTLD64 = struct.Struct("<4si4xQQQi1024s4x")
+_RTLD64 = struct.Struct("<4siQQQi1024s4x")
 _RTLD32 = struct.Struct("<4siIIIi1024s")
 _MALLOC64 = struct.Struct("<QQQ")
 _MALLOC32 = struct.Struct("<III")
@@ -270,8 +270,8 @@ def user(payload: bytes, decimal: bool, arch: Arch) -> str:
 def stru(payload: bytes, o: KdumpOptions, arch: Arch, abi: A.Abi) -> str:
     from ktrace_cli.decode.structs import format_struct
 
-    linux = abi is A.Abi.LINUX or abi is A.Abi.LINUX32
-    return format_struct(payload, word=arch.word, resolve=o.resolve, linux=linux) + "\n"
+    # kdump built with Linux support decodes l_sigset_t whatever the ABI.
+    return format_struct(payload, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
 def stru_array(payload: bytes, o: KdumpOptions, arch: Arch) -> str:
@@ -339,8 +339,7 @@ def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
     elif cap_type == CAPFAIL_SOCKADDR:
         from ktrace_cli.decode.structs import format_sockaddr
 
-        sa_len = data[0]
-        return f"{name}: restricted address lookup: " + format_sockaddr(data[: min(max(sa_len, 2), 16)]) + "\n"
+        return f"{name}: restricted address lookup: " + format_sockaddr(data) + "\n"
     elif cap_type == CAPFAIL_NAMEI:
         text = f"{name}: restricted VFS lookup: {_c_string(data)}"
     elif cap_type == CAPFAIL_CPUSET:
