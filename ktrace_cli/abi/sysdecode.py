@@ -1,0 +1,264 @@
+"""FreeBSD libsysdecode name tables and the lookup/mask rules kdump prints with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+_DATA = "sysdecode_freebsd.tsv"
+_U32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class NameTable:
+    """One libsysdecode table: (value, name) rows in header order."""
+
+    rows: tuple[tuple[int, str], ...]
+    first: dict[int, str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        first: dict[int, str] = {}
+        for value, name in self.rows:
+            first.setdefault(value, name)
+        object.__setattr__(self, "first", first)
+
+    def lookup(self, value: int) -> str | None:
+        """lookup_value(): the first row whose value equals `value`."""
+        return self.first.get(value)
+
+    def mask_part(self, value: int, names: list[str]) -> int:
+        """print_mask_part(): append each row whose bits are all in what is left.
+
+        A zero-valued row is printed only when the whole value is zero.  Returns the
+        bits no row accounted for.
+        """
+        rem = value
+        for bits, name in self.rows:
+            if bits & rem == bits:
+                if bits == 0 and value != 0:
+                    continue
+                names.append(name)
+                rem &= ~bits
+        return rem
+
+
+EMPTY = NameTable(())
+
+
+@cache
+def _tables() -> dict[str, NameTable]:
+    rows: dict[str, list[tuple[int, str]]] = {}
+    text = resources.files("ktrace_cli.abi.data").joinpath(_DATA).read_text()
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("%table\t"):
+            rows.setdefault(line.split("\t")[1], [])
+            continue
+        table, value, name = line.split("\t")
+        rows.setdefault(table, []).append((int(value, 16), name))
+    return {table: NameTable(tuple(entries)) for table, entries in rows.items()}
+
+
+def table(name: str) -> NameTable:
+    """The named table; tables the data file does not carry are empty."""
+    return _tables().get(name, EMPTY)
+
+
+def table_names() -> frozenset[str]:
+    return frozenset(_tables())
+
+
+# A mask decoder returns (text between the angle brackets, printed?, leftover bits),
+# mirroring libsysdecode's bool return and *rem out-parameter.
+MaskResult = tuple[str, bool, int]
+
+
+def mask_int(name: str, value: int) -> MaskResult:
+    """print_mask_int(): the table walk over the value as a C unsigned int."""
+    names: list[str] = []
+    rem = table(name).mask_part(value & _U32, names)
+    return "|".join(names), bool(names), rem
+
+
+def mask_0(name: str, value: int) -> MaskResult:
+    """print_mask_0(): like mask_int, but 0 prints "0"."""
+    if value & _U32 == 0:
+        return "0", True, 0
+    return mask_int(name, value)
+
+
+def mask_0ul(name: str, value: int) -> MaskResult:
+    """print_mask_0ul(): print_mask_0 over an unsigned long (no 32-bit truncation)."""
+    if value == 0:
+        return "0", True, 0
+    names: list[str] = []
+    rem = table(name).mask_part(value, names)
+    return "|".join(names), bool(names), rem
+
+
+def open_flags(value: int) -> MaskResult:
+    """sysdecode_open_flags(): the access mode first, then the other O_ flags."""
+    flags = value & _U32
+    mode = flags & 3
+    flags &= ~3
+    names: list[str] = []
+    if mode == 0:
+        if flags & 0x40000:  # O_EXEC shares the O_RDONLY access mode
+            flags &= ~0x40000
+            names.append("O_EXEC")
+        else:
+            names.append("O_RDONLY")
+        mode = 0
+    elif mode == 1:
+        names.append("O_WRONLY")
+        mode = 0
+    elif mode == 2:
+        names.append("O_RDWR")
+        mode = 0
+    rem = table("openflags").mask_part(flags, names)
+    return "|".join(names), bool(names), rem | mode
+
+
+def fcntl_fileflags(value: int) -> MaskResult:
+    """sysdecode_fcntl_fileflags(): open flags, with two bits repurposed for F_SETFL."""
+    flags = value & _U32
+    text, printed, rem = open_flags(flags & ~(0x100 | 0x200))
+    parts = [text] if printed else []
+    if flags & 0x100:  # O_NOFOLLOW; libsysdecode spells its F_SETFL meaning this way
+        parts.append("FPOIXSHM")
+    if flags & 0x200:  # O_CREAT doubles as FRDAHEAD
+        parts.append("FRDAHEAD")
+    return "|".join(parts), bool(parts), rem
+
+
+def mmap_prot(value: int) -> MaskResult:
+    """sysdecode_mmap_prot(): PROT_MAX(...)| first when max-protection bits are set."""
+    prot = value & _U32
+    protm = (prot >> 16) & 7
+    prot &= ~(protm << 16)
+    prefix = ""
+    printed_max = False
+    if protm:
+        inner, printed_max, _ = mask_int("mmapprot", protm)
+        prefix = f"PROT_MAX({inner})|"
+    text, printed, rem = mask_int("mmapprot", prot)
+    return prefix + text, printed or printed_max, rem
+
+
+def mmap_flags(value: int) -> MaskResult:
+    """sysdecode_mmap_flags(): flags, then MAP_ALIGNED_SUPER or MAP_ALIGNED(n)."""
+    flags = value & _U32
+    align = flags & (0xFF << 24)
+    names: list[str] = []
+    rem = table("mmapflags").mask_part(flags & ~(0xFF << 24), names)
+    if align:
+        names.append("MAP_ALIGNED_SUPER" if align == 1 << 24 else f"MAP_ALIGNED({align >> 24})")
+    return "|".join(names), bool(names), rem
+
+
+def reboot_howto(value: int) -> MaskResult:
+    """sysdecode_reboot_howto(): RB_AUTOBOOT| when no halt/poweroff/reroot/cycle bit."""
+    howto = value & _U32
+    prefix = ""
+    # RB_HALT | RB_POWEROFF | RB_REROOT | RB_POWERCYCLE
+    if howto != 0 and howto & (0x8 | 0x4000 | 0x200000 | 0x400000) == 0:
+        prefix = "RB_AUTOBOOT|"
+    text, printed, rem = mask_int("rebootopt", howto)
+    return prefix + text, printed or bool(prefix), rem
+
+
+def wait4_options(value: int) -> MaskResult:
+    """sysdecode_wait4_options(): WEXITED/WTRAPPED are implicit and left undecoded."""
+    options = value & _U32
+    if options == 0:
+        return "0", True, 0
+    implicit = options & (0x10 | 0x20)
+    text, printed, rem = mask_int("wait6opt", options & ~implicit)
+    return text, printed, rem | implicit
+
+
+def socket_type(value: int) -> MaskResult:
+    """sysdecode_socket_type(): the SOCK_ type, then SOCK_CLOEXEC/SOCK_NONBLOCK."""
+    stype = value & _U32
+    creation = 0
+    for bits, _ in table("sockflags").rows:
+        creation |= bits
+    names: list[str] = []
+    base = table("socktype").lookup(stype & ~creation)
+    if base is not None:
+        names.append(base)
+        rem = 0
+    else:
+        rem = stype & ~creation
+    table("sockflags").mask_part(stype & creation, names)
+    return "|".join(names), bool(names), rem
+
+
+def umtx_op_flags(value: int) -> MaskResult:
+    """sysdecode_umtx_op_flags(): the UMTX_OP__ flag bits; leftover is the op itself."""
+    names: list[str] = []
+    rem = table("umtxopflags").mask_part(value & _U32, names)
+    return "|".join(names), bool(names), rem
+
+
+def fcntl_arg(cmd: int, arg: int, decimal: bool) -> str:
+    """sysdecode_fcntl_arg() for the commands kdump hands it (not F_SETFL)."""
+    if cmd == 2:  # F_SETFD
+        name = table("fcntl_fd_arg").lookup(arg)
+        if name is not None:
+            return name
+        return c_integer(arg, decimal)
+    if cmd in (11, 12, 13):  # F_GETLK, F_SETLK, F_SETLKW: "%p"
+        return f"{arg:#x}"
+    return c_integer(arg, decimal)
+
+
+def c_integer(value: int, decimal: bool) -> str:
+    """print_integer() with base 10 ("%d") or 16 ("0x%x") of a C int."""
+    value &= _U32
+    if decimal:
+        return str(value - (1 << 32) if value & 0x80000000 else value)
+    return f"0x{value:x}"
+
+
+def quotactl_cmd(cmd: int) -> str | None:
+    """sysdecode_quotactl_cmd(): QCMD(<cmd>,<type>), or None when the command is unknown."""
+    cmd &= _U32
+    primary = table("quotactlcmds").lookup(cmd >> 8)
+    if primary is None:
+        return None
+    qtype = {0: "USRQUOTA", 1: "GRPQUOTA"}.get(cmd & 0xFF)
+    return f"QCMD({primary},{qtype if qtype is not None else f'{cmd & 0xFF:#x}'})"
+
+
+def ioctlname(value: int) -> str | None:
+    """sysdecode_ioctlname(): the ioctl's name, first header (sorted by path) wins."""
+    return table("ioctlname").lookup(value)
+
+
+def atfd(fd: int) -> str | None:
+    """sysdecode_atfd(): AT_FDCWD for the C int -100."""
+    return "AT_FDCWD" if fd & _U32 == (-100) & _U32 else None
+
+
+def sockopt_level(level: int) -> str | None:
+    """sysdecode_sockopt_level(): SOL_SOCKET, else an IP protocol name."""
+    level &= _U32
+    if level == 0xFFFF:
+        return "SOL_SOCKET"
+    name = table("ngbtsolevel").lookup(level)
+    return name if name is not None else table("sockipproto").lookup(level)
+
+
+def sockopt_name(level: int, optname: int) -> str | None:
+    """sysdecode_sockopt_name(): only SOL_SOCKET's SO_ names are carried (a subset)."""
+    if level & _U32 == 0xFFFF:
+        return table("sockopt").lookup(optname & _U32)
+    return None
+
+
+def socket_protocol(domain: int, protocol: int) -> str | None:
+    """sysdecode_ipproto() as kdump uses it for socket(PF_INET/PF_INET6, ...)."""
+    return table("sockipproto").lookup(protocol & _U32)
