@@ -1,0 +1,177 @@
+"""Starting the engine as a daemon and serving its control socket."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.trace import control
+from ktrace_cli.trace.runtime import Runtime
+
+log = logging.getLogger("pyktrace.engine")
+
+
+def spawn(rt: Runtime, lockfd: int) -> None:
+    """Double-fork an engine that inherits the held lock; return once it listens."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            code = _engine_main(rt, lockfd, w)
+        except BaseException:
+            pass
+        os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    try:
+        msg = os.read(r, 512)
+    finally:
+        os.close(r)
+    if msg != b"ok":
+        raise control.EngineUnavailable(
+            5, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
+        )
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
+    _close_other_fds({lockfd, ready})
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.umask(0o077)
+    os.chdir("/")
+    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    handler = logging.FileHandler(rt.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s"))
+    root = logging.getLogger("pyktrace")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        from ktrace_cli.trace.engine import Engine
+
+        engine = Engine()
+        try:
+            os.unlink(rt.socket)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(rt.socket)
+        os.chmod(rt.socket, 0o600)
+        listener.listen(64)
+        with open(rt.pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except Exception as e:
+        log.exception("engine start failed")
+        os.write(ready, f"the trace engine failed to start: {e}".encode())
+        return 1
+    log.info("engine started (uid %d)", os.getuid())
+    os.write(ready, b"ok")
+    os.close(ready)
+    threading.Thread(target=_serve_control, args=(engine, listener), daemon=True).start()
+    try:
+        engine.run()
+    except BaseException:
+        log.exception("engine failed; the kernel detaches its tracees")
+    for path in (rt.socket, rt.pidfile):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    log.info("engine exiting: nothing traced")
+    logging.shutdown()
+    return 0
+
+
+def _serve_control(engine: object, listener: socket.socket) -> None:
+    from ktrace_cli.trace.engine import Engine, Request
+
+    assert isinstance(engine, Engine)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
+    uid = os.getuid()
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        try:
+            peer_pid, peer_uid, _gid = control.peer_credentials(conn)
+            if peer_uid != uid:
+                log.warning("refused a request from uid %d", peer_uid)
+                conn.close()
+                continue
+            msg, fd = control.recv_message(conn)
+        except OSError:
+            conn.close()
+            continue
+        if msg is None:
+            if fd is not None:
+                os.close(fd)
+            conn.close()
+            continue
+        req = _request(msg, fd, peer_pid, conn)
+        if req is None:
+            _answer(conn, {"error": 22, "message": "malformed request"})
+            if fd is not None:
+                os.close(fd)
+            continue
+        if not engine.submit(req):
+            if fd is not None:
+                os.close(fd)
+            conn.close()  # closing: the client starts a fresh engine
+
+
+def _answer(conn: socket.socket, reply: dict[str, object]) -> None:
+    try:
+        control.send_message(conn, reply)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket.socket) -> object:
+    from ktrace_cli.trace.engine import Request
+
+    try:
+        op = msg.get("op")
+        if op == "shutdown":
+            return Request(ops=-1, facs=0, pid=0, fd=fd, peer_pid=peer_pid,
+                           reply=lambda r: _answer(conn, r))  # fmt: skip
+        if op != "ktrace":
+            return None
+        return Request(
+            ops=int(msg["ops"]),  # type: ignore[call-overload]
+            facs=int(msg["facs"]),  # type: ignore[call-overload]
+            pid=int(msg["pid"]),  # type: ignore[call-overload]
+            fd=fd,
+            peer_pid=peer_pid,
+            command=bool(msg.get("command", False)),
+            seccomp=str(msg.get("seccomp", "auto")),
+            genio_size=max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT))),  # type: ignore[call-overload]
+            version=int(msg.get("version", K.KTR_VERSION1)),  # type: ignore[call-overload]
+            reply=lambda r: _answer(conn, r),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,92 @@
+"""Packing whole ktrace records into a trace file's buffer, and writing them out."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64, CSW_NEW, PROCCTOR
+
+H1 = AMD64.header_v1.pack
+H0 = AMD64.header_v0.pack
+SYSCALL_FIXED = AMD64.syscall_fixed.pack
+SYSRET = AMD64.sysret.pack
+GENIO_FIXED = AMD64.genio_fixed.pack
+PSIG = AMD64.psig.pack
+ARGS = [AMD64.args_struct(n).pack for n in range(7)]
+
+VERSIONED = K.KTR_VERSIONED
+T_SYSCALL = K.KTR_SYSCALL | VERSIONED
+T_SYSRET = K.KTR_SYSRET | VERSIONED
+SYSCALL_LEN = [8 + 8 * n for n in range(7)]
+SV_FLAGS_LINUX64 = K.SV_ABI_LINUX | K.SV_LP64
+# The CPU a thread last ran on is only in /proc/TID/stat, far too dear to read
+# per record; FreeBSD's cpu field is therefore always -1 ("unknown").
+CPU_UNKNOWN = -1
+
+
+class TraceFile:
+    """One open trace file shared by every process tracing to it."""
+
+    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident")
+
+    def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.version = version
+        self.genio_size = genio_size
+        self.users = 0
+        self.failed = 0  # errno of the write that failed, 0 while healthy
+        st = os.fstat(fd)
+        self.ident = (st.st_dev, st.st_ino)
+
+    def record(self, rtype: int, pid: int, tid: int, comm: bytes, ns: int, payload: bytes) -> None:
+        """Append one record (header + payload) to the buffer."""
+        sec, nsec = divmod(ns, 1_000_000_000)
+        if self.version:
+            self.buf += H1(len(payload), rtype | VERSIONED, 1, pid, comm, sec, nsec, tid,
+                           CPU_UNKNOWN) + payload  # fmt: skip
+        else:
+            self.buf += H0(len(payload), rtype, pid, comm, sec, nsec // 1000, tid) + payload
+
+    def flush(self) -> int:
+        """Write the buffer with one write(2) per call; 0 or the errno of a failure."""
+        if not self.buf or self.failed:
+            self.buf.clear()
+            return self.failed
+        data = bytes(self.buf)
+        self.buf.clear()
+        try:
+            n = os.write(self.fd, data)
+        except OSError as e:
+            self.failed = e.errno or 5
+            return self.failed
+        if n != len(data):
+            # Cut the torn tail so every record in the file stays whole.
+            try:
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - n)
+            except OSError:
+                pass
+            self.failed = 28  # ENOSPC
+        return self.failed
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+
+
+def procctor(tf: TraceFile, pid: int, tid: int, comm: bytes) -> None:
+    tf.record(K.KTR_PROCCTOR, pid, tid, comm, time.time_ns(), PROCCTOR.pack(SV_FLAGS_LINUX64))
+
+
+def procdtor(tf: TraceFile, pid: int, tid: int, comm: bytes) -> None:
+    tf.record(K.KTR_PROCDTOR, pid, tid, comm, time.time_ns(), b"")
+
+
+def csw(out: int, wmesg: bytes) -> bytes:
+    return CSW_NEW.pack(out, 0, wmesg[:7])

@@ -1,0 +1,146 @@
+"""What each Linux syscall can record: the capture rules, one row per syscall, indexed by number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ktrace_cli.format import constants as K
+
+# GIO kinds: how the transferred bytes are found at syscall exit.
+GIO_BUF = 1  # (fd, buf, ...) and the return value is the byte count
+GIO_IOV = 2  # (fd, iov, iovcnt, ...)
+GIO_MSG = 3  # (fd, msghdr, ...)
+GIO_MMSG = 4  # (fd, mmsghdr[], vlen, ...), the return value is a message count
+
+# STRU kinds.
+STRU_STAT = 1  # struct stat * at the given argument, at exit
+STRU_STATX = 2  # struct statx * at the given argument, at exit
+STRU_SOCKADDR_IN = 3  # (addr, addrlen value) arguments, at entry
+STRU_SOCKADDR_OUT = 4  # (addr, socklen_t *) arguments, at exit
+STRU_ITIMERVAL = 5  # setitimer: new value at entry, old value at exit; getitimer at exit
+
+# Calls the engine must see whatever the trace points.
+SPECIAL_NONE = 0
+SPECIAL_SIGACTION = 1  # handler tracking for PSIG
+SPECIAL_PRCTL = 2  # PR_SET_NAME (comm), the utrace convention, PR_SET_SECCOMP
+SPECIAL_EXEC = 3  # set-id check before the exec
+SPECIAL_OPEN = 4  # /proc/sys/... opens give SCTL
+SPECIAL_SECCOMP = 5  # the command-mode filter going live
+
+# (name, kind, argument index) tables: one row per syscall, as truss does.
+GIO_RULES: dict[str, tuple[int, int]] = {
+    "read": (GIO_BUF, K.UIO_READ), "pread64": (GIO_BUF, K.UIO_READ),
+    "recvfrom": (GIO_BUF, K.UIO_READ),
+    "write": (GIO_BUF, K.UIO_WRITE), "pwrite64": (GIO_BUF, K.UIO_WRITE),
+    "sendto": (GIO_BUF, K.UIO_WRITE),
+    "readv": (GIO_IOV, K.UIO_READ), "preadv": (GIO_IOV, K.UIO_READ),
+    "preadv2": (GIO_IOV, K.UIO_READ),
+    "writev": (GIO_IOV, K.UIO_WRITE), "pwritev": (GIO_IOV, K.UIO_WRITE),
+    "pwritev2": (GIO_IOV, K.UIO_WRITE),
+    "recvmsg": (GIO_MSG, K.UIO_READ), "sendmsg": (GIO_MSG, K.UIO_WRITE),
+    "recvmmsg": (GIO_MMSG, K.UIO_READ), "sendmmsg": (GIO_MMSG, K.UIO_WRITE),
+}  # fmt: skip
+
+STRU_RULES: dict[str, tuple[int, int]] = {
+    "stat": (STRU_STAT, 1), "lstat": (STRU_STAT, 1), "fstat": (STRU_STAT, 1),
+    "newfstatat": (STRU_STAT, 2), "statx": (STRU_STATX, 4),
+    "connect": (STRU_SOCKADDR_IN, 1), "bind": (STRU_SOCKADDR_IN, 1),
+    "sendto": (STRU_SOCKADDR_IN, 4),
+    "accept": (STRU_SOCKADDR_OUT, 1), "accept4": (STRU_SOCKADDR_OUT, 1),
+    "getsockname": (STRU_SOCKADDR_OUT, 1), "getpeername": (STRU_SOCKADDR_OUT, 1),
+    "recvfrom": (STRU_SOCKADDR_OUT, 4),
+    "setitimer": (STRU_ITIMERVAL, 1), "getitimer": (STRU_ITIMERVAL, 1),
+}  # fmt: skip
+
+SPECIAL_RULES: dict[str, int] = {
+    "rt_sigaction": SPECIAL_SIGACTION,
+    "prctl": SPECIAL_PRCTL,
+    "execve": SPECIAL_EXEC,
+    "execveat": SPECIAL_EXEC,
+    "open": SPECIAL_OPEN,
+    "openat": SPECIAL_OPEN,
+    "openat2": SPECIAL_OPEN,
+    "seccomp": SPECIAL_SECCOMP,
+}
+
+NO_RETURN = frozenset({"exit", "exit_group"})
+MAX_SYSCALL = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallRule:
+    nr: int
+    name: str
+    narg: int
+    paths: tuple[int, ...]
+    gio: int
+    gio_rw: int
+    stru: int
+    stru_arg: int
+    special: int
+    returns: bool
+
+
+class Rules:
+    """The rule table for x86_64 Linux, built once from the abi tables."""
+
+    def __init__(self) -> None:
+        from ktrace_cli.abi import linux as abi
+
+        self.by_nr: list[SyscallRule | None] = [None] * MAX_SYSCALL
+        self.narg: list[int] = [6] * MAX_SYSCALL
+        for nr in range(MAX_SYSCALL):
+            name = abi.syscall_name(nr)
+            if not name:
+                continue
+            proto = abi.syscall_prototype(name)
+            narg = len(proto[1]) if proto else 6
+            try:
+                paths = tuple(abi.path_arg_indexes(name))
+            except (KeyError, ValueError):
+                paths = ()
+            gio, rw = GIO_RULES.get(name, (0, 0))
+            stru, stru_arg = STRU_RULES.get(name, (0, 0))
+            rule = SyscallRule(
+                nr, name, narg, paths, gio, rw, stru, stru_arg,
+                SPECIAL_RULES.get(name, SPECIAL_NONE), name not in NO_RETURN,
+            )  # fmt: skip
+            self.by_nr[nr] = rule
+            self.narg[nr] = narg
+        self.nr_by_name = {r.name: r.nr for r in self.by_nr if r is not None}
+
+    def name(self, nr: int) -> str:
+        rule = self.by_nr[nr] if 0 <= nr < MAX_SYSCALL else None
+        return rule.name if rule else f"#{nr}"
+
+    def filter_syscalls(self, facs: int, setid_check: bool) -> list[int] | None:
+        """Syscall numbers that can produce a record for `facs`; None means every syscall."""
+        if facs & (K.KTRFAC_SYSCALL | K.KTRFAC_SYSRET | K.KTRFAC_CSW):
+            return None
+        wanted: set[int] = set()
+        for rule in self.by_nr:
+            if rule is None:
+                continue
+            if rule.special in (SPECIAL_PRCTL, SPECIAL_EXEC):
+                wanted.add(rule.nr)  # comm changes, utrace, set-id execs
+            elif rule.special == SPECIAL_SIGACTION and facs & K.KTRFAC_PSIG:
+                wanted.add(rule.nr)
+            elif rule.special == SPECIAL_OPEN and facs & K.KTRFAC_SYSCTL:
+                wanted.add(rule.nr)
+            if rule.paths and facs & K.KTRFAC_NAMEI:
+                wanted.add(rule.nr)
+            if rule.gio and facs & K.KTRFAC_GENIO:
+                wanted.add(rule.nr)
+            if rule.stru and facs & K.KTRFAC_STRUCT:
+                wanted.add(rule.nr)
+        return sorted(wanted)
+
+
+_RULES: Rules | None = None
+
+
+def rules() -> Rules:
+    global _RULES
+    if _RULES is None:
+        _RULES = Rules()
+    return _RULES

@@ -1,0 +1,157 @@
+"""Per-process and per-thread tracing state held by the engine (the kernel's p_traceflag & co)."""
+
+from __future__ import annotations
+
+import os
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.trace.emit import TraceFile
+from ktrace_cli.trace.memory import ProcMem
+from ktrace_cli.trace.ptrace import PTRACE_SYSCALL
+
+SIG_DFL = 0
+SIG_IGN = 1
+SA_RESETHAND = 0x80000000
+HANDLER_UNKNOWN = -1  # caught, but installed before we attached
+
+
+class Proc:
+    """One traced process (thread group): facilities, file, memory, signal dispositions."""
+
+    __slots__ = (
+        "tgid", "facs", "file", "threads", "mem", "handlers", "resethand", "mode_op",
+        "want_seccomp", "filtered", "passthrough", "dtor_done", "kill_reported", "detaching",
+    )  # fmt: skip
+
+    def __init__(self, tgid: int, facs: int, file: TraceFile | None) -> None:
+        self.tgid = tgid
+        self.facs = facs
+        self.file = file
+        if file is not None:
+            file.users += 1
+        self.threads: dict[int, Thread] = {}
+        self.mem = ProcMem(tgid)
+        self.handlers: dict[int, int] = {}
+        self.resethand: set[int] = set()
+        self.mode_op = PTRACE_SYSCALL  # PTRACE_CONT once a seccomp filter selects the stops
+        self.want_seccomp = False  # the command-mode filter is about to be installed
+        self.filtered = False  # a RET_TRACE filter is live: never detach, pass through
+        self.passthrough = False  # attached only to keep a filtered process working
+        self.dtor_done = False
+        self.kill_reported = False
+        self.detaching = False
+
+    @property
+    def inherit(self) -> bool:
+        return bool(self.facs & K.KTRFAC_INHERIT)
+
+    def set_file(self, file: TraceFile | None) -> TraceFile | None:
+        """Switch to `file`; returns the old file if this dropped its last user."""
+        old = self.file
+        if old is file:
+            return None
+        if file is not None:
+            file.users += 1
+        self.file = file
+        if old is not None:
+            old.users -= 1
+            if old.users <= 0:
+                return old
+        return None
+
+    def load_dispositions(self) -> None:
+        """Signal dispositions of a process we attach to, from /proc/PID/status."""
+        ign = cgt = 0
+        try:
+            with open(f"/proc/{self.tgid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"SigIgn:"):
+                        ign = int(line.split()[1], 16)
+                    elif line.startswith(b"SigCgt:"):
+                        cgt = int(line.split()[1], 16)
+        except OSError:
+            return
+        for sig in range(1, 65):
+            bit = 1 << (sig - 1)
+            if ign & bit:
+                self.handlers[sig] = SIG_IGN
+            elif cgt & bit:
+                self.handlers[sig] = HANDLER_UNKNOWN
+
+    def exec_reset(self) -> None:
+        """execve resets caught signals to SIG_DFL; ignored ones stay ignored."""
+        self.handlers = {s: h for s, h in self.handlers.items() if h == SIG_IGN}
+        self.resethand.clear()
+
+
+class Thread:
+    """One traced thread: its comm and the syscall it is in."""
+
+    __slots__ = (
+        "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
+        "exiting", "sigaction", "stepping",
+    )  # fmt: skip
+
+    def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
+        self.tid = tid
+        self.proc = proc
+        self.comm = comm if comm is not None else read_comm(proc.tgid, tid)
+        self.nr = -1
+        self.args: tuple[int, ...] = ()
+        self.insys = False
+        self.entry_ns = 0
+        self.nvcsw = -1
+        self.started = True  # False until a new task's first stop has been seen
+        self.exiting = False
+        self.sigaction: tuple[int, int, int] | None = None
+        self.stepping = 0  # signal whose handler address a single-step is finding
+
+    def resume_op(self) -> int:
+        return PTRACE_SYSCALL if self.insys else self.proc.mode_op
+
+
+def comm_field(name: bytes) -> bytes:
+    return name[: K.MAXCOMLEN].ljust(K.MAXCOMLEN + 1, b"\0")
+
+
+def read_comm(tgid: int, tid: int) -> bytes:
+    """The thread's comm as the 20-byte ktr_comm field."""
+    try:
+        with open(f"/proc/{tgid}/task/{tid}/comm", "rb") as f:
+            name = f.read().rstrip(b"\n")
+    except OSError:
+        name = b""
+    return comm_field(name)
+
+
+def read_tgid(tid: int) -> int:
+    """The thread group of a task, 0 if it is gone."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def read_nvcsw(tgid: int, tid: int) -> int:
+    """The thread's voluntary context switch count (for CSW records)."""
+    try:
+        with open(f"/proc/{tgid}/task/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
+def list_tasks(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
