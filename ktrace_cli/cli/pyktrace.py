@@ -214,6 +214,10 @@ def run(opts: Options) -> int:
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")
+        if opts.seccomp != "off":
+            # Imported before the engine attaches, so the trace starts with
+            # pyktrace's last syscalls, not with its module loading.
+            from ktrace_cli.trace import seccomp  # noqa: F401
     reply = _ktrace(opts, ops, facs, pid, fd, command)
     if fd is not None:
         os.close(fd)

@@ -36,8 +36,8 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
     if rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL):
         for i in rule.paths:
             path = p.mem.read_path(args[i])
-            if path is None:
-                continue
+            if not path:
+                continue  # "" (AT_EMPTY_PATH): no name is looked up
             if facs & K.KTRFAC_NAMEI:
                 tf.record(K.KTR_NAMEI, pid, tid, comm, ns, path)
             if (

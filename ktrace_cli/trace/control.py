@@ -24,7 +24,8 @@ class EngineUnavailable(OSError):
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
-    return PEERCRED.unpack(raw)  # type: ignore[return-value]
+    pid, uid, gid = PEERCRED.unpack(raw)
+    return pid, uid, gid
 
 
 def send_message(sock: socket.socket, message: dict[str, object], fd: int | None = None) -> None:

@@ -7,10 +7,14 @@ import os
 import signal
 import socket
 import threading
+from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import control
 from ktrace_cli.trace.runtime import Runtime
+
+if TYPE_CHECKING:
+    from ktrace_cli.trace.engine import Request
 
 log = logging.getLogger("pyktrace.engine")
 
@@ -105,7 +109,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
 
 
 def _serve_control(engine: object, listener: socket.socket) -> None:
-    from ktrace_cli.trace.engine import Engine, Request
+    from ktrace_cli.trace.engine import Engine
 
     assert isinstance(engine, Engine)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
@@ -151,7 +155,8 @@ def _answer(conn: socket.socket, reply: dict[str, object]) -> None:
         conn.close()
 
 
-def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket.socket) -> object:
+def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket.socket) -> Request | None:
+
     from ktrace_cli.trace.engine import Request
 
     try:

@@ -18,11 +18,25 @@ from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.emit import (
-    ARGS, H1, SYSCALL_FIXED, SYSCALL_LEN, SYSRET, T_SYSCALL, T_SYSRET, TraceFile, procctor,
+    ARGS,
+    H1,
+    SYSCALL_FIXED,
+    SYSCALL_LEN,
+    SYSRET,
+    T_SYSCALL,
+    T_SYSRET,
+    TraceFile,
+    procctor,
     procdtor,
 )  # fmt: skip
 from ktrace_cli.trace.tracee import (
-    HANDLER_UNKNOWN, SA_RESETHAND, Proc, Thread, list_tasks, read_comm, read_tgid,
+    HANDLER_UNKNOWN,
+    SA_RESETHAND,
+    Proc,
+    Thread,
+    list_tasks,
+    read_comm,
+    read_tgid,
 )  # fmt: skip
 
 log = logging.getLogger("pyktrace.engine")
@@ -505,16 +519,19 @@ class Engine:
 
     def _exec(self, t: Thread, p: Proc) -> None:
         former = P.get_event_msg(t.tid, self.bufs)
-        if former > 0 and former != t.tid:
-            # execve from a non-leader thread: it takes over the leader's tid.
-            old_leader = p.threads.pop(p.tgid, None)
-            if old_leader is not None and old_leader is not t:
-                self.threads.pop(p.tgid, None)
-            p.threads.pop(t.tid, None)
-            self.threads.pop(t.tid, None)
-            t.tid = p.tgid
-            p.threads[t.tid] = t
-            self.threads[t.tid] = t
+        if former > 0 and former != p.tgid:
+            # execve from a non-leader thread: it takes over the leader's tid,
+            # and the leader (already through its exit stop) is gone.
+            execer = p.threads.get(former)
+            if execer is not None:
+                for tid in (p.tgid, former):
+                    p.threads.pop(tid, None)
+                    self.threads.pop(tid, None)
+                execer.tid = p.tgid
+                p.threads[p.tgid] = execer
+                self.threads[p.tgid] = execer
+                t = execer
+        t.exiting = False
         p.mem.reopen(p.tgid)
         p.exec_reset()
         t.comm = read_comm(p.tgid, t.tid)
@@ -526,6 +543,9 @@ class Engine:
     def _exiting(self, t: Thread, p: Proc) -> None:
         """PTRACE_EVENT_EXIT: the thread is dying but its parent has not been told yet."""
         t.exiting = True
+        code = P.get_event_msg(t.tid, self.bufs)
+        if code >= 0 and code & 0x7F == signal.SIGKILL:
+            self._killed(t, p)
         if all(th.exiting for th in p.threads.values()):
             self._dtor(p, t)
             self._flush_all()  # records are on disk before the parent can wait for it
@@ -539,15 +559,21 @@ class Engine:
 
     def _gone(self, t: Thread, status: int) -> None:
         p = t.proc
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and not p.dtor_done:
-            if not p.kill_reported and p.file is not None and p.facs & K.KTRFAC_PSIG:
-                p.kill_reported = True
-                data = S.PSIG_PACK(9, 0, 0, 0, 0, 0, 0)  # SIGKILL is 9 in both numberings
-                p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, time.time_ns(), data)
-        if len(p.threads) <= 1:
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            self._killed(t, p)
+        if len(p.threads) <= 1 and p.threads.get(t.tid) is t:
             self._dtor(p, t)
             self._flush_all()
         self._drop_thread(t)
+
+    def _killed(self, t: Thread, p: Proc) -> None:
+        """SIGKILL has no delivery stop; FreeBSD logs it as a default-action PSIG."""
+        if p.kill_reported or p.dtor_done or p.file is None or not p.facs & K.KTRFAC_PSIG:
+            return
+        p.kill_reported = True
+        data = S.PSIG_PACK(9, 0, 0, 0, 0, 0, 0)  # SIGKILL is 9 in both numberings
+        p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, time.time_ns(), data)
+        self.dirty = True
 
     def _drop_thread(self, t: Thread) -> None:
         p = t.proc

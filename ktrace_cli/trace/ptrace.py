@@ -132,7 +132,8 @@ def get_siginfo(pid: int, bufs: PtraceBuffers) -> tuple[int, int, int] | None:
     """(si_signo, si_errno, si_code) of the signal the tracee is stopped for."""
     if _ptrace(PTRACE_GETSIGINFO, pid, 0, bufs.siginfo) < 0:
         return None
-    return SIGINFO.unpack_from(bufs.siginfo.raw)  # type: ignore[return-value]
+    signo, err, code = SIGINFO.unpack_from(bufs.siginfo.raw)
+    return signo, err, code
 
 
 def get_sigmask(pid: int, bufs: PtraceBuffers) -> int:
