@@ -68,7 +68,12 @@ _FIXED_SIZES = {
 
 
 def _walk_score(sample: bytes, arch: Arch, complete: bool) -> int:
-    """How many records `arch` frames plausibly from the start of `sample`; -1 if it fails."""
+    """How many records `arch` frames plausibly from the start of `sample`.
+
+    The walk stops at the first implausible record and scores what came
+    before it: a damaged or truncated file is still told by its good records
+    (a hard -1 made every damaged i386 file read as amd64).
+    """
     pos = 0
     count = 0
     n = len(sample)
@@ -77,31 +82,28 @@ def _walk_score(sample: bytes, arch: Arch, complete: bool) -> int:
         versioned = rtype & K.KTR_VERSIONED
         base = rtype & ~K.KTR_TYPE & 0xFFFF
         if length < 0 or length > (1 << 24) or not 1 <= base <= 18:
-            return -1
+            return count
         if versioned and version not in (0, 1):
-            return -1
+            return count
         hsize = arch.header_v1.size if (versioned and version) else arch.header_v0.size
         if not versioned and version != 0:
-            return -1  # FreeBSD zeroes the v0 padding; NetBSD keeps its version here
+            return count  # FreeBSD zeroes the v0 padding; NetBSD keeps its version here
         comm = sample[pos + 12 : pos + 32]
         if b"\0" not in comm:
-            return -1
+            return count
         if pos + hsize + length > n:
             break  # the sample ends inside this record
         fixed = _FIXED_SIZES.get(base)
         if fixed is not None and length != fixed(arch):
-            return -1
+            return count
         if base == K.KTR_SYSCALL:
             if length < arch.syscall_fixed.size:
-                return -1
+                return count
             narg = struct.unpack_from("<h", sample, pos + hsize + 2)[0]
             if length != arch.syscall_fixed.size + narg * arch.word:
-                return -1
+                return count
         pos += hsize + length
         count += 1
-    if complete and pos != n and n - pos >= arch.header_v0.size:
-        # whole file in the sample: what is left must be a v0 tail kdump drops
-        return count if pos + arch.header_size > n else -1
     return count
 
 
@@ -172,7 +174,9 @@ class TraceReader:
     def _fill(self, need: int) -> bool:
         """Make `need` bytes available at the read position; False at end of input."""
         while len(self._buf) - self._pos < need:
-            chunk = self.stream.read(max(CHUNK, need))
+            # Never read(need): a lying ktr_len (0x7fffffff) would make
+            # FileIO allocate that much before finding the file is short.
+            chunk = self.stream.read(CHUNK)
             if not chunk:
                 if not self.follow:
                     self._eof = True
