@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import capture
+from ktrace_cli.trace import capture, events
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -26,7 +26,6 @@ from ktrace_cli.trace.emit import (
     T_SYSCALL,
     T_SYSRET,
     TraceFile,
-    procctor,
     procdtor,
 )  # fmt: skip
 from ktrace_cli.trace.tracee import (
@@ -34,16 +33,14 @@ from ktrace_cli.trace.tracee import (
     SA_RESETHAND,
     Proc,
     Thread,
-    list_tasks,
     read_comm,
-    read_tgid,
 )  # fmt: skip
 
 log = logging.getLogger("pyktrace.engine")
 
 # Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit.
 RESTART_ERRNOS = frozenset({512, 513, 514, 516})
-OPTIONS = P.BASE_OPTIONS | P.PTRACE_O_TRACEEXIT | P.PTRACE_O_TRACESECCOMP
+
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
 S_ISUID, S_ISGID = 0o4000, 0o2000
@@ -399,12 +396,12 @@ class Engine:
             else:
                 P._ptrace(t.resume_op(), tid, 0, 0)
         elif event in (P.PTRACE_EVENT_FORK, P.PTRACE_EVENT_VFORK, P.PTRACE_EVENT_CLONE):
-            self._new_task(t, p, event)
+            events.new_task(self, t, p, event)
             P._ptrace(t.resume_op(), tid, 0, 0)
         elif event == P.PTRACE_EVENT_EXEC:
-            self._exec(t, p)
+            events.exec_(self, t, p)
         elif event == P.PTRACE_EVENT_EXIT:
-            self._exiting(t, p)
+            events.exiting(self, t, p)
             P._ptrace(P.PTRACE_CONT, t.tid, 0, 0)
         else:
             P._ptrace(t.resume_op(), tid, 0, 0)
@@ -454,101 +451,16 @@ class Engine:
         p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, ns, data)
         self.dirty = True
 
-    def _new_task(self, t: Thread, p: Proc, event: int) -> None:
-        child = P.get_event_msg(t.tid, self.bufs)
-        if child <= 0:
-            return
-        if event == P.PTRACE_EVENT_CLONE and read_tgid(child) == p.tgid:
-            nt = Thread(child, p, t.comm)
-            nt.started = False
-            p.threads[child] = nt
-            self.threads[child] = nt
-        elif p.passthrough or not (p.inherit and p.file is not None):
-            if p.filtered:
-                np = Proc(child, 0, None)
-                np.passthrough = np.filtered = True
-                np.mode_op = P.PTRACE_CONT
-                self._adopt(np, child, t, None)
-            else:
-                self.awaiting[child] = (None, t)
-        else:
-            np = Proc(child, p.facs, p.file)
-            np.handlers = dict(p.handlers)
-            np.resethand = set(p.resethand)
-            np.filtered = p.filtered
-            np.mode_op = p.mode_op
-            self._adopt(np, child, t, t.comm)
-            if p.file is not None:
-                procctor(p.file, child, child, t.comm)
-                if p.facs & K.KTRFAC_SYSRET and t.nr >= 0:
-                    # The child's return from fork/clone, as FreeBSD logs it.
-                    p.file.record(K.KTR_SYSRET, child, child, t.comm, time.time_ns(),
-                                  SYSRET(t.nr, 0, 0, 0))  # fmt: skip
-                self.dirty = True
-        status = self.pending.pop(child, None)
-        if status is not None:
-            self._first_stop(child, status)
-
-    def _adopt(self, np: Proc, child: int, creator: Thread, comm: bytes | None) -> None:
-        self.procs[child] = np
-        nt = Thread(child, np, comm if comm is not None else creator.comm)
-        nt.started = False
-        np.threads[child] = nt
-        self.threads[child] = nt
-
-    def _first_stop(self, tid: int, status: int) -> None:
-        """A new task's first stop, once we know whether to keep it."""
-        entry = self.awaiting.pop(tid, None)
-        if entry is not None:
-            P._ptrace(P.PTRACE_DETACH, tid, 0, 0)  # not inherited: runs on untraced
-            return
-        t = self.threads.get(tid)
-        if t is not None:
-            self._other_stop(t, status)
-
     def _stray(self, pid: int, status: int) -> None:
         if pid in self.awaiting:
             if os.WIFSTOPPED(status):
-                self._first_stop(pid, status)
+                events.first_stop(self, pid, status)
             else:
                 self.awaiting.pop(pid, None)
             return
         if os.WIFSTOPPED(status):
             # A new task reported before its creator's fork event: hold it.
             self.pending[pid] = status
-
-    def _exec(self, t: Thread, p: Proc) -> None:
-        former = P.get_event_msg(t.tid, self.bufs)
-        if former > 0 and former != p.tgid:
-            # execve from a non-leader thread: it takes over the leader's tid,
-            # and the leader (already through its exit stop) is gone.
-            execer = p.threads.get(former)
-            if execer is not None:
-                for tid in (p.tgid, former):
-                    p.threads.pop(tid, None)
-                    self.threads.pop(tid, None)
-                execer.tid = p.tgid
-                p.threads[p.tgid] = execer
-                self.threads[p.tgid] = execer
-                t = execer
-        t.exiting = False
-        p.mem.reopen(p.tgid)
-        p.exec_reset()
-        t.comm = read_comm(p.tgid, t.tid)
-        if p.file is not None:
-            procctor(p.file, p.tgid, t.tid, t.comm)
-            self.dirty = True
-        P._ptrace(t.resume_op(), t.tid, 0, 0)
-
-    def _exiting(self, t: Thread, p: Proc) -> None:
-        """PTRACE_EVENT_EXIT: the thread is dying but its parent has not been told yet."""
-        t.exiting = True
-        code = P.get_event_msg(t.tid, self.bufs)
-        if code >= 0 and code & 0x7F == signal.SIGKILL:
-            self._killed(t, p)
-        if all(th.exiting for th in p.threads.values()):
-            self._dtor(p, t)
-            self._flush_all()  # records are on disk before the parent can wait for it
 
     def _dtor(self, p: Proc, t: Thread) -> None:
         if p.dtor_done or p.passthrough or p.file is None:
@@ -624,61 +536,14 @@ class Engine:
                 pass
 
     def attach(self, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool) -> int:
-        """Trace every thread of `pid` (PTRACE_SEIZE + INTERRUPT); 0 or an errno."""
-        p = Proc(pid, facs, tf)
-        p.want_seccomp = want_seccomp
-        p.load_dispositions()
-        seen: set[int] = set()
-        first_error = 0
-        while True:
-            tids = [x for x in list_tasks(pid) if x not in seen]
-            if not tids:
-                break
-            for tid in tids:
-                seen.add(tid)
-                err = P.seize(tid, OPTIONS)
-                if err:
-                    if not p.threads and tid == pid:
-                        first_error = err
-                    continue
-                P._ptrace(P.PTRACE_INTERRUPT, tid, 0, 0)
-                t = Thread(tid, p)
-                p.threads[tid] = t
-                self.threads[tid] = t
-            if first_error:
-                break
-        if not p.threads:
-            p.set_file(None)
-            p.mem.close()
-            return first_error or E.ESRCH
-        self.procs[pid] = p
-        if tf is not None:
-            self.files[tf.ident] = tf
-            leader = p.threads.get(pid) or next(iter(p.threads.values()))
-            procctor(tf, pid, leader.tid, leader.comm)
-            self.dirty = True
-        return 0
+        from ktrace_cli.trace import ops
+
+        return ops.attach(self, pid, facs, tf, want_seccomp)
 
     def _detach_proc(self, p: Proc, current: Thread | None = None) -> None:
-        """Stop tracing a process; a filtered one is only muted (detaching would ENOSYS it)."""
-        if p.filtered:
-            if p.threads:
-                self._dtor(p, current or next(iter(p.threads.values())))
-            p.passthrough = True
-            old = p.set_file(None)
-            if old is not None:
-                self.files.pop(old.ident, None)
-                old.flush()
-                old.close()
-            p.facs = 0
-            return
-        p.detaching = True
-        for th in list(p.threads.values()):
-            if th is current:
-                P._ptrace(P.PTRACE_DETACH, th.tid, 0, 0)
-                self._drop_thread(th)
-            else:
-                P._ptrace(P.PTRACE_INTERRUPT, th.tid, 0, 0)
+        from ktrace_cli.trace import ops
+
+        ops.detach(self, p, current)
 
     def _begin_shutdown(self) -> None:
         log.info("shutting down: detaching every tracee")

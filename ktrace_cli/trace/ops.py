@@ -8,10 +8,14 @@ import stat
 from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import TraceFile, procctor
+from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
 
 if TYPE_CHECKING:
     from ktrace_cli.trace.engine import Engine, Request
+
+OPTIONS = P.BASE_OPTIONS | P.PTRACE_O_TRACEEXIT | P.PTRACE_O_TRACESECCOMP
 
 
 def apply(engine: Engine, req: Request) -> dict[str, object]:
@@ -149,3 +153,61 @@ def _targets(pid: int, descend: bool) -> list[int]:
         out.append(pid)
         stack.extend(children.get(pid, ()))
     return out
+
+
+def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool) -> int:
+    """Trace every thread of `pid` (PTRACE_SEIZE + INTERRUPT); 0 or an errno."""
+    p = Proc(pid, facs, tf)
+    p.want_seccomp = want_seccomp
+    p.load_dispositions()
+    seen: set[int] = set()
+    first_error = 0
+    while True:
+        tids = [x for x in list_tasks(pid) if x not in seen]
+        if not tids:
+            break
+        for tid in tids:
+            seen.add(tid)
+            err = P.seize(tid, OPTIONS)
+            if err:
+                if not p.threads and tid == pid:
+                    first_error = err
+                continue
+            P._ptrace(P.PTRACE_INTERRUPT, tid, 0, 0)
+            t = Thread(tid, p)
+            p.threads[tid] = t
+            engine.threads[tid] = t
+        if first_error:
+            break
+    if not p.threads:
+        p.set_file(None)
+        p.mem.close()
+        return first_error or E.ESRCH
+    engine.procs[pid] = p
+    if tf is not None:
+        engine.files[tf.ident] = tf
+        leader = p.threads.get(pid) or next(iter(p.threads.values()))
+        procctor(tf, pid, leader.tid, leader.comm)
+        engine.dirty = True
+    return 0
+
+def detach(engine: Engine, p: Proc, current: Thread | None = None) -> None:
+    """Stop tracing a process; a filtered one is only muted (detaching would ENOSYS it)."""
+    if p.filtered:
+        if p.threads:
+            engine._dtor(p, current or next(iter(p.threads.values())))
+        p.passthrough = True
+        old = p.set_file(None)
+        if old is not None:
+            engine.files.pop(old.ident, None)
+            old.flush()
+            old.close()
+        p.facs = 0
+        return
+    p.detaching = True
+    for th in list(p.threads.values()):
+        if th is current:
+            P._ptrace(P.PTRACE_DETACH, th.tid, 0, 0)
+            engine._drop_thread(th)
+        else:
+            P._ptrace(P.PTRACE_INTERRUPT, th.tid, 0, 0)

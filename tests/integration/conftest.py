@@ -1,0 +1,136 @@
+"""Integration fixtures: a private engine per test session, C programs built with gcc, a trace runner."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Record, unpack_payload
+
+PROGS = Path(__file__).parent / "progs"
+TIMEOUT = 30
+
+
+def _ptrace_allowed() -> bool:
+    if sys.platform != "linux":
+        return False
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            return f.read().strip() != "3"
+    except OSError:
+        return True
+
+
+pytestmark = pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here")
+
+
+@pytest.fixture(scope="session")
+def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private XDG_RUNTIME_DIR, so the session's engine is its own; shut down at the end."""
+    rt = tmp_path_factory.mktemp("xdg")
+    rt.chmod(0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    yield env
+    _stop_engine(rt / "pyktrace")
+
+
+def _stop_engine(rtdir: Path) -> None:
+    """Ask the engine to shut down and wait (pidfd, no sleeping) until it is gone."""
+    pidfile = rtdir / "engine.pid"
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(rtdir / "engine.sock"))
+            s.sendall(b'{"op": "shutdown"}\n')
+            s.recv(4096)
+    except OSError:
+        pass
+    ready, _, _ = select.select([pidfd], [], [], 10)
+    if not ready:
+        os.kill(pid, 15)
+        select.select([pidfd], [], [], 10)
+    os.close(pidfd)
+
+
+@pytest.fixture(scope="session")
+def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test programs of progs/, compiled by gcc into a temporary directory."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    out = tmp_path_factory.mktemp("progs")
+    for src in PROGS.glob("*.c"):
+        subprocess.run(["gcc", "-O1", "-pthread", "-o", str(out / src.stem), str(src)],
+                       check=True)  # fmt: skip
+    return out
+
+
+@dataclass
+class Traced:
+    """A finished traced run: the process, its output and its decoded records."""
+
+    pid: int
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    records: list[Record]
+
+    def payloads(self, rtype: int) -> list[tuple[Record, object]]:
+        return [(r, unpack_payload(AMD64, r.type, r.payload)) for r in self.records
+                if r.type == rtype]  # fmt: skip
+
+    def after_exec(self) -> list[Record]:
+        """Records of the traced program, from its first record after pyktrace's execve."""
+        for i, r in enumerate(self.records):
+            if r.comm_name != b"pyktrace" and i > 0:
+                return self.records[i:]
+        return []
+
+
+PYKTRACE = [sys.executable, "-m", "ktrace_cli.cli.pyktrace"]
+
+
+@pytest.fixture
+def trace(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run `pyktrace [options] command` and decode the trace file."""
+
+    def run(command: list[str], options: list[str] = (), trfile: Path | None = None,  # type: ignore[assignment]
+            stdin: int | None = subprocess.DEVNULL) -> Traced:  # fmt: skip
+        path = trfile or tmp_path / "ktrace.out"
+        proc = subprocess.Popen(
+            [*PYKTRACE, *options, "-f", str(path), *command],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=runtime_env,
+        )  # fmt: skip
+        out, err = proc.communicate(timeout=TIMEOUT)
+        records = list(iter_records(str(path))) if path.exists() else []
+        return Traced(proc.pid, proc.returncode, out, err, records)
+
+    return run
+
+
+@pytest.fixture
+def pyktrace_cli(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run pyktrace with raw arguments (for diagnostics), in tmp_path."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
+                              env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    return run
