@@ -89,7 +89,7 @@ class Engine:
         self.shutdown_started = False
         self.timer_armed = False
         self.in_flush = False
-        self.spin = len(os.sched_getaffinity(0)) > 1
+        self.spin = len(os.sched_getaffinity(0)) > 1 and os.environ.get("PYKTRACE_SPIN") != "0"
         self.spin_misses = 0
         self.spin_skip = 0
 
@@ -131,12 +131,18 @@ class Engine:
                 self._forget_all()
                 continue
             t = self.threads.get(pid)
-            if t is None:
-                self._stray(pid, status)
-            elif status == P.STATUS_SYSCALL_STOP or status == P.STATUS_SECCOMP_STOP:
-                self._syscall_stop(t)
-            else:
-                self._other_stop(t, status)
+            try:
+                if t is None:
+                    self._stray(pid, status)
+                elif status == P.STATUS_SYSCALL_STOP or status == P.STATUS_SECCOMP_STOP:
+                    self._syscall_stop(t)
+                else:
+                    self._other_stop(t, status)
+            except Exception:
+                # A bug must not leave a tracee stopped or take the others down.
+                log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
+                if t is not None and os.WIFSTOPPED(status):
+                    P._ptrace(t.resume_op(), pid, 0, 0)
         self._flush_all()
 
     def _attend(self) -> None:
