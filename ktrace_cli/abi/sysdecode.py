@@ -262,3 +262,13 @@ def sockopt_name(level: int, optname: int) -> str | None:
 def socket_protocol(domain: int, protocol: int) -> str | None:
     """sysdecode_ipproto() as kdump uses it for socket(PF_INET/PF_INET6, ...)."""
     return table("sockipproto").lookup(protocol & _U32)
+
+
+def int_name(table_name: str, value: int, decimal: bool) -> str:
+    """print_integer_arg(): the name from `table_name`, else <invalid=%#x> (%d with -d)."""
+    value &= _U32
+    signed = value - (1 << 32) if value & 0x80000000 else value
+    name = table(table_name).lookup(signed) if table_name in table_names() else None
+    if name is not None:
+        return name
+    return f"<invalid={signed}>" if decimal else f"<invalid={value:#x}>" if value else "<invalid=0>"

@@ -211,8 +211,14 @@ def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: b
             write(render(event).encode(encoding))
             stdout.flush()
     else:
+        # Whole batches per write(2): a line per write would dominate the cost.
+        batch: list[str] = []
         for event in events:
-            write(render(event).encode(encoding))
+            batch.append(render(event))
+            if len(batch) >= 4096:
+                write("".join(batch).encode(encoding))
+                batch.clear()
+        write("".join(batch).encode(encoding))
     stdout.flush()
     return ExitStatus.OK
 

@@ -322,9 +322,9 @@ def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
 
             bare = A.syscall_name(abi, code)
             if bare == "sysarch":
-                text += ", op: " + sysdecode.int_name("sysarch_number", cap_int, syscalls.o.decimal)
+                text += ", op: " + sysdecode.int_name("sysarchnum", cap_int, syscalls.o.decimal)
             elif bare == "fcntl":
-                text += ", cmd: " + sysdecode.int_name("fcntl_cmd", cap_int, syscalls.o.decimal)
+                text += ", cmd: " + sysdecode.int_name("fcntlcmd", cap_int, syscalls.o.decimal)
     elif cap_type == CAPFAIL_SIGNAL:
         sig = freebsd.signal_name(cap_int)
         text = f"{name}: signal delivery not allowed: " + (
@@ -334,7 +334,7 @@ def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
         from ktrace_cli.abi import sysdecode
 
         text = f"{name}: protocol not allowed: " + sysdecode.int_name(
-            "ipproto", cap_int, syscalls.o.decimal
+            "sockipproto", cap_int, syscalls.o.decimal
         )
     elif cap_type == CAPFAIL_SOCKADDR:
         from ktrace_cli.decode.structs import format_sockaddr

@@ -13,7 +13,7 @@ import re
 _TEXT_BYTES = bytes([0, 9, 10, 13, *range(32, 127)])
 _PLAIN_BYTES = bytes(b for b in range(32, 127) if b != 0x5C)
 _NOT_TEXT = re.compile(b"[^" + re.escape(_TEXT_BYTES) + b"]")
-_NOT_PLAIN = re.compile(b"[^" + re.escape(_PLAIN_BYTES) + b"]")
+_NOT_PLAIN_OR_NL = re.compile(b"[^\n" + re.escape(_PLAIN_BYTES) + b"]")
 
 _ENCODING = {b: chr(b) for b in range(32, 127)}
 _ENCODING[0x5C] = "\\\\"
@@ -31,13 +31,13 @@ def is_text(data: bytes) -> bool:
 def visdump(data: bytes, lookahead: int, screenwidth: int) -> str:
     """Escaped text; `lookahead` is the byte after `data` in the record (0 at its end)."""
     limit = screenwidth - 2
-    if _NOT_PLAIN.search(data) is None and limit > 8:
-        # Only one-column characters: cut into lines of equal capacity.
-        span = limit - 8
-        text = data.decode("latin-1")
-        if len(text) <= span:
-            return '       "' + text + '"\n'
-        return '       "' + "\\\n\t".join(text[i : i + span] for i in range(0, len(text), span)) + '"\n'
+    if limit > 8 and _NOT_PLAIN_OR_NL.search(data) is None:
+        return _visdump_lines(data.decode("latin-1"), limit - 8)
+    return visdump_bytewise(data, lookahead, limit)
+
+
+def visdump_bytewise(data: bytes, lookahead: int, limit: int) -> str:
+    """kdump's visdump loop, one byte at a time (any text, any width)."""
     out = ['       "']
     col = 8
     last = len(data) - 1
@@ -64,6 +64,24 @@ def visdump(data: bytes, lookahead: int, screenwidth: int) -> str:
         out.append("       ")
     out.append('"\n')
     return "".join(out)
+
+
+def _wrap(text: str, span: int) -> str:
+    if len(text) <= span:
+        return text
+    return "\\\n\t".join(text[i : i + span] for i in range(0, len(text), span))
+
+
+def _visdump_lines(text: str, span: int) -> str:
+    """visdump of one-column characters and newlines: every line starts at column 8."""
+    pieces = text.split("\n")
+    last = pieces.pop()
+    out = '       "' + "\n\t".join(_wrap(p, span) for p in pieces) if pieces else '       "'
+    if not pieces:
+        return out + _wrap(last, span) + '"\n'
+    if last:
+        return out + "\n\t" + _wrap(last, span) + '"\n'
+    return out + '\n       "\n'
 
 
 def hexdump_width(screenwidth: int) -> int:

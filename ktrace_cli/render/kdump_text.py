@@ -98,6 +98,11 @@ class KdumpText:
             K.KTR_EXTERR: self._exterr,
         }
         self.syscall_text = bodies.SyscallText(options, arch)
+        o = options
+        # Without per-record columns a header depends only on pid, comm and type.
+        self._plain_header = not (o.tid or o.timestamps or o.elapsed or o.relative or o.cpu or o.abi_column)
+        self._head_cache: dict[tuple[int, bytes, int], str] = {}
+        self._abi_cache: dict[int, A.Abi] = {}
 
     # -- header -----------------------------------------------------------
 
@@ -162,20 +167,34 @@ class KdumpText:
     def render(self, event: Shown | Dropped) -> str:
         if isinstance(event, Dropped):
             return self.dropped(event.record)
-        head, body = self.parts(event)
-        return head + body
+        record, sv_flags = event
+        if self._plain_header:
+            key = (record.pid, record.comm, record.type)
+            head = self._head_cache.get(key)
+            if head is None:
+                if len(self._head_cache) > 65536:
+                    self._head_cache.clear()  # memory stays flat with any number of pids
+                head = self._head_cache[key] = self.header(record, sv_flags)
+        else:
+            head = self.header(record, sv_flags)
+        return head + self.body(record, sv_flags)
 
     def parts(self, event: Shown) -> tuple[str, str]:
         """(header with its type tag, body) of a shown record."""
         record, sv_flags = event
-        head = self.header(record, sv_flags)
-        body = self._renderers.get(record.type)
-        if body is None:
-            return head, "\n"
+        return self.header(record, sv_flags), self.body(record, sv_flags)
+
+    def body(self, record: Record, sv_flags: int) -> str:
+        renderer = self._renderers.get(record.type)
+        if renderer is None:
+            return "\n"
+        abi = self._abi_cache.get(sv_flags)
+        if abi is None:
+            abi = self._abi_cache[sv_flags] = A.syscall_abi(sv_flags)
         try:
-            return head, body(record, A.syscall_abi(sv_flags), sv_flags)
+            return renderer(record, abi, sv_flags)
         except (PayloadError, struct.error):
-            return head, "invalid record\n"
+            return "invalid record\n"
 
     def _call(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
         return self.syscall_text.call(r.payload, abi, sv_flags)
