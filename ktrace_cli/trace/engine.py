@@ -384,6 +384,8 @@ class Engine:
         sig = (status >> 8) & 0xFF
         event = status >> 16
         p = t.proc
+        if event and t.nvcsw >= 0:
+            t.nvcsw += 1  # this ptrace stop is a switch too; it is not the call sleeping
         if event == 0:
             self._signal_stop(t, p, sig)
         elif event == P.PTRACE_EVENT_STOP:

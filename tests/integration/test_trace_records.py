@@ -187,3 +187,14 @@ def test_python_snippet(trace) -> None:  # type: ignore[no-untyped-def]
     ret = next(Sysret.unpack(AMD64, r.payload) for r in t.records[i:] if r.type == K.KTR_SYSRET)
     assert ret.code == NR("openat") and ret.error == 2
     assert rets and any(isinstance(p, Syscall) for _, p in t.payloads(K.KTR_SYSCALL))
+
+
+def test_csw_around_a_sleeping_call_and_sysctl_names(trace) -> None:  # type: ignore[no-untyped-def]
+    code = "import time\nopen('/proc/sys/kernel/hostname').read()\ntime.sleep(0.02)"
+    t = trace([sys.executable, "-c", code], ["-t", "wy"])
+    assert t.returncode == 0
+    sysctl = [r.payload for r in t.records if r.type == K.KTR_SYSCTL]
+    assert sysctl == [b"kernel.hostname\0"]
+    csw = [(p.out, p.wmesg) for _, p in t.payloads(K.KTR_CSW)]
+    assert (1, b"clock_n") in csw and (0, b"clock_n") in csw
+    assert not any(w in (b"execve", b"clone") for _, w in csw)  # ptrace stops are not sleeps
