@@ -299,7 +299,9 @@ class Engine:
                 if rule.special == R.SPECIAL_EXEC:
                     error = K.EJUSTRETURN
                     rval = 0
-            if p.file is not None and len(t.args) == 6:
+            if (rule.gio or rule.stru or p.facs & K.KTRFAC_CSW) and p.file is not None and len(
+                t.args
+            ) == 6:
                 capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
         tf = p.file
         if tf is not None and p.facs & K.KTRFAC_SYSRET:

@@ -1,4 +1,5 @@
 /* open and read argv[1], write it to stdout, fail an open, a nonblocking read and exit 3 */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
