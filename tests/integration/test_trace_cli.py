@@ -93,7 +93,7 @@ _STRACE_LINE = re.compile(rb"^(\d+) +([a-z0-9_]+)\(")
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-@pytest.mark.parametrize("prog", ["forker", "io", "sig", "stopcont"])
+@pytest.mark.parametrize("prog", ["forker", "io", "sig"])
 def test_same_syscalls_as_strace(trace, progs, tmp_path: Path, prog: str) -> None:  # type: ignore[no-untyped-def]
     """The multiset of syscalls of a deterministic program equals what strace -f sees."""
     out = tmp_path / "strace.txt"
