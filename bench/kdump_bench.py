@@ -103,7 +103,7 @@ def _group(i: int, sec: int, nsec: int) -> list[Record]:
 def build_trace(path: Path, count: int) -> None:
     """Write `count` records to `path` (atomically: a partial file never has the name)."""
     tmp = path.with_suffix(".partial")
-    writer = TraceWriter.create(str(tmp))
+    writer = TraceWriter(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600))
     try:
         sec, nsec = 1_760_000_000, 0
         batch = [

@@ -99,29 +99,6 @@ class TraceWriter:
         self.fd = fd
         self.arch = arch
 
-    @classmethod
-    def create(cls, path: str, append: bool = False, arch: Arch = AMD64) -> TraceWriter:
-        """Open `path` as ktrace(1) does: 0600, never through a symlink, append only.
-
-        Without `append` an existing file is replaced.  Raises OSError.
-        """
-        old = os.umask(0o077)
-        try:
-            if not append:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-                flags = os.O_CREAT | os.O_EXCL
-            else:
-                flags = os.O_CREAT
-            fd = os.open(
-                path, flags | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666
-            )
-        finally:
-            os.umask(old)
-        return cls(fd, arch)
-
     def write(self, data: bytes) -> None:
         """Append whole records (already encoded) with a single write(2)."""
         if not data:

@@ -13,26 +13,11 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import CSW_NEW, CSW_OLD, FAULTEND, Arch
 from ktrace_cli.format.records import PayloadError, Record
 from ktrace_cli.render import bodies
+from ktrace_cli.render.kdump_text import TYPE_TAGS
 from ktrace_cli.render.options import KdumpOptions
 
-JSON_TYPES = {
-    K.KTR_SYSCALL: "CALL",
-    K.KTR_SYSRET: "RET",
-    K.KTR_NAMEI: "NAMI",
-    K.KTR_GENIO: "GIO",
-    K.KTR_PSIG: "PSIG",
-    K.KTR_CSW: "CSW",
-    K.KTR_USER: "USER",
-    K.KTR_STRUCT: "STRU",
-    K.KTR_SYSCTL: "SCTL",
-    K.KTR_CAPFAIL: "CAP",
-    K.KTR_FAULT: "PFLT",
-    K.KTR_FAULTEND: "PRET",
-    K.KTR_STRUCT_ARRAY: "STRU",
-    K.KTR_ARGS: "ARGS",
-    K.KTR_ENVS: "ENVS",
-    K.KTR_EXTERR: "EERR",
-}
+# The kdump tags without their padding ("RET ", "GIO " ...).
+JSON_TYPES = {rtype: tag.rstrip() for rtype, tag in TYPE_TAGS.items()}
 
 
 def _text(raw: bytes) -> str:
