@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import errno
-import getopt
 import os
 import stat
 import sys
 from dataclasses import dataclass, field
+from typing import Any
+
+import click
 
 from ktrace_cli.format import constants as K
 
@@ -15,7 +16,6 @@ USAGE = (
     "usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]\n"
     "       pyktrace [-adi] [-f trfile] [-t trstr] command\n"
 )
-LONG_OPTIONS = ["genio-size=", "header-version=", "seccomp=", "help"]
 UNOBSERVABLE = "fp"  # trace points ptrace cannot see on Linux
 PR_SET_NAME = 15
 PR_SET_PTRACER = 0x59616D61
@@ -48,75 +48,163 @@ class Options:
 
 
 def _parse_id(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        value = 0
-    if value < 1 or value > 0x7FFFFFFF or not text.strip().lstrip("+").isdigit():
+    """strtoimax(3) base 10 as ktrace(1) checks it: digits only, 1 to INT_MAX."""
+    body = text.strip().lstrip("+")
+    if not body.isdigit() or not body.isascii() or not 1 <= int(body) <= 0x7FFFFFFF:
         raise Fatal("invalid process or group id", usage=True)
+    return int(body)
+
+
+class _State:
+    """What the option callbacks saw, in command-line order (getopt's loop in ktrace.c)."""
+
+    def __init__(self) -> None:
+        self.clear = ""
+        self.pid = 0
+
+
+def _state(ctx: click.Context) -> _State:
+    state = ctx.meta.get("pyktrace")
+    if state is None:
+        state = ctx.meta["pyktrace"] = _State()
+    return state
+
+
+def _on_clear(ctx: click.Context, param: click.Parameter, count: int) -> int:
+    # click calls these in the order the options first appear, so the
+    # messages come out in ktrace(1)'s order for the same command line.
+    st = _state(ctx)
+    for _ in range(count):
+        if st.clear:
+            raise Fatal("only one -c or -C flag is permitted", usage=True)
+        st.clear = str(param.name)
+    return count
+
+
+def _on_id(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    st = _state(ctx)
+    for text in values:
+        if st.pid:
+            raise Fatal("only one -g or -p flag is permitted", usage=True)
+        st.pid = _parse_id(text) * (-1 if param.name == "g" else 1)
+    return values
+
+
+def _on_points(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for text in values:
+        if K.parse_trace_points(text) is None:
+            raise Fatal(f"unknown facility in {text}", usage=True)
+    return values
+
+
+def _on_genio(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not (value.isascii() and value.isdigit()):
+        raise Fatal(f"invalid --genio-size: {value}")
     return value
 
 
-def parse(argv: list[str]) -> Options:
-    """ktrace(1)'s option rules and messages (getopt "aCcdf:g:ip:t:", stop at the command)."""
-    try:
-        opts, rest = getopt.getopt(argv, "aCcdf:g:ip:t:", LONG_OPTIONS)
-    except getopt.GetoptError as e:
-        if e.opt and len(e.opt) == 1:
-            what = "option requires an argument" if "requires" in e.msg else "illegal option"
-            raise Fatal(f"{what} -- {e.opt}", usage=True) from None
-        raise Fatal(e.msg, usage=True) from None
-    o: dict[str, object] = {}
-    clear = ""
-    pid = 0
-    facs = K.DEF_POINTS
-    letters = ""
-    for opt, arg in opts:
-        if opt == "-a":
-            o["append"] = True
-        elif opt in ("-C", "-c"):
-            if clear:
-                raise Fatal("only one -c or -C flag is permitted", usage=True)
-            clear = opt[1]
-        elif opt == "-d":
-            o["descend"] = True
-        elif opt == "-i":
-            o["inherit"] = True
-        elif opt == "-f":
-            o["trfile"] = arg
-        elif opt in ("-g", "-p"):
-            if pid:
-                raise Fatal("only one -g or -p flag is permitted", usage=True)
-            pid = _parse_id(arg) * (-1 if opt == "-g" else 1)
-        elif opt == "-t":
-            parsed = K.parse_trace_points(arg)
-            if parsed is None:
-                raise Fatal(f"unknown facility in {arg}", usage=True)
-            facs, letters = parsed, arg
-        elif opt == "--help":
-            raise Fatal("", usage=True)
-        elif opt == "--genio-size":
-            if not arg.isdigit():
-                raise Fatal(f"invalid --genio-size: {arg}")
-            o["genio_size"] = int(arg)
-        elif opt == "--header-version":
-            if arg not in ("0", "1"):
-                raise Fatal(f"invalid --header-version: {arg} (0 or 1)")
-            o["version"] = int(arg)
-        elif opt == "--seccomp":
-            if arg not in ("auto", "on", "off"):
-                raise Fatal(f"invalid --seccomp: {arg} (auto, on or off)")
-            o["seccomp"] = arg
+EPILOG = """\b
+Examples:
+  pyktrace ls -l                trace a command into ktrace.out
+  pyktrace -p 1234              trace a running process (returns at once)
+  pyktrace -di -p 1234          ... with its descendants and future children
+  pyktrace -t n -g 77           path lookups of every process of group 77
+  pyktrace -c -p 1234           stop tracing it (it runs on, untraced)
+  pyktrace -c -f trace.out      stop everything tracing to trace.out
+  pyktrace -C                   stop all your tracing
+"""
+
+
+@click.command(
+    context_settings={"help_option_names": ["--help"], "allow_interspersed_args": False},
+    epilog=EPILOG,
+    options_metavar="[-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]",
+)
+@click.option("-a", "append", is_flag=True, help="Append to the trace file.")
+@click.option("-C", "C", count=True, callback=_on_clear, help="Clear all your tracing.")
+@click.option("-c", "c", count=True, callback=_on_clear,
+              help="Clear the trace points of -p/-g, or all tracing to trfile.")  # fmt: skip
+@click.option("-d", "descend", is_flag=True, help="Also every current descendant.")
+@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile",
+              help="Trace file (default ktrace.out).")  # fmt: skip
+@click.option("-g", "g", multiple=True, metavar="pgrp", callback=_on_id, help="A process group.")
+@click.option("-i", "inherit", is_flag=True, help="Future children inherit the tracing.")
+@click.option("-p", "p", multiple=True, metavar="pid", callback=_on_id, help="A process.")
+@click.option("-t", "t", multiple=True, metavar="trstr", callback=_on_points,
+              help="Trace points: c i n s t u w y (default +).")  # fmt: skip
+@click.option("--genio-size", "genio_size", metavar="BYTES", callback=_on_genio,
+              help="Bytes of data per GIO record (default 4096).")  # fmt: skip
+@click.option("--header-version", "header_version", metavar="0|1",
+              help="Record header version (default 1).")  # fmt: skip
+@click.option("--seccomp", "seccomp", metavar="auto|on|off",
+              help="Command mode: stop only at syscalls that can make a record.")  # fmt: skip
+@click.argument("command_args", nargs=-1, type=click.UNPROCESSED, metavar="[command [args]]")
+@click.pass_context
+def command(ctx: click.Context, **kw: Any) -> Options:
+    """Trace processes into a FreeBSD ktrace file, as ktrace(1) does."""
+    return _options(_state(ctx), **kw)
+
+
+def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: bool,
+             t: tuple[str, ...], genio_size: str | None, header_version: str | None,
+             seccomp: str | None, command_args: tuple[str, ...], **_: object) -> Options:  # fmt: skip
+    o: dict[str, object] = {"append": append, "descend": descend, "trfile": trfile,
+                            "inherit": inherit}  # fmt: skip
+    facs, letters = K.DEF_POINTS, ""
+    if t:
+        letters = t[-1]
+        facs = K.parse_trace_points(letters) or 0
+    if genio_size is not None:
+        o["genio_size"] = int(genio_size)
+    if header_version is not None:
+        if header_version not in ("0", "1"):
+            raise Fatal(f"invalid --header-version: {header_version} (0 or 1)")
+        o["version"] = int(header_version)
+    if seccomp is not None:
+        if seccomp not in ("auto", "on", "off"):
+            raise Fatal(f"invalid --seccomp: {seccomp} (auto, on or off)")
+        o["seccomp"] = seccomp
+    clear, pid, rest = st.clear, st.pid, list(command_args)
     if clear == "C" and pid:
         raise Fatal("the -C flag may not be combined with -g or -p", usage=True)
     if not clear and not pid and not rest:
         raise Fatal("", usage=True)
-    if pid and rest:
-        raise Fatal("", usage=True)
-    if clear and rest:
+    if (pid or clear) and rest:
         raise Fatal("", usage=True)
     return Options(clear=clear, pid=pid, facs=facs, letters=letters, command=rest,
                    **o)  # type: ignore[arg-type]  # fmt: skip
+
+
+def parse(argv: list[str]) -> Options:
+    """ktrace(1)'s option rules and messages; Fatal on any error (--help prints and exits 0)."""
+    try:
+        result = command.main(args=list(argv), prog_name="pyktrace", standalone_mode=False)
+    except click.NoSuchOption as e:
+        name = e.option_name
+        if name.startswith("--"):
+            raise Fatal(f"unrecognized option '{name}'", usage=True) from None
+        raise Fatal(f"illegal option -- {name[1:]}", usage=True) from None
+    except click.BadOptionUsage as e:
+        name = e.option_name or ""
+        if name.startswith("--"):
+            raise Fatal(f"option '{name}' requires an argument", usage=True) from None
+        raise Fatal(f"option requires an argument -- {name[1:]}", usage=True) from None
+    except click.exceptions.Exit as e:
+        raise HelpShown(int(e.exit_code or 0)) from None
+    except click.ClickException as e:
+        raise Fatal(e.format_message(), usage=True) from None
+    if isinstance(result, int):  # --help under standalone_mode=False
+        raise HelpShown(result)
+    assert isinstance(result, Options)
+    return result
+
+
+class HelpShown(Exception):
+    """--help printed click's help; exit with this status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def open_trace_file(path: str, append: bool) -> int:
@@ -170,15 +258,23 @@ def _allow_engine(engine_pid: int) -> None:
 
 
 def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
-            command: bool) -> dict[str, object]:  # fmt: skip
+            command: bool) -> dict[str, object] | None:  # fmt: skip
+    """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
+    import resource
+
     from ktrace_cli.trace import control
 
     message: dict[str, object] = {
         "op": "ktrace", "ops": ops, "facs": facs, "pid": pid, "command": command,
         "seccomp": opts.seccomp, "genio_size": opts.genio_size, "version": opts.version,
+        "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
     }  # fmt: skip
+    # Clearing everything, or a file, with no engine running has nothing to
+    # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
+    start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
     try:
-        return control.call(message, fd, before_send=_allow_engine if command else None)
+        return control.call(message, fd, before_send=_allow_engine if command else None,
+                            start=start)  # fmt: skip
     except OSError as e:
         raise Fatal(f"trace engine: {e.strerror or e}") from None
 
@@ -221,10 +317,15 @@ def run(opts: Options) -> int:
     reply = _ktrace(opts, ops, facs, pid, fd, command)
     if fd is not None:
         os.close(fd)
-    err = int(reply.get("error", 0))  # type: ignore[call-overload]
-    if err and not (opts.clear == "C" and err == errno.EPERM):
+    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
+    if err:
+        why = reply.get("why") if reply is not None else None
+        if why:
+            # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
+            sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
+            raise Fatal(str(why))
         raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
-    if not command:
+    if not command or reply is None:
         return 0
     nrs = reply.get("filter")
     if isinstance(nrs, list):
@@ -249,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         return run(parse(args))
+    except HelpShown as e:
+        return e.status
     except Fatal as e:
         if str(e):
             sys.stderr.write(f"pyktrace: {e}\n")

@@ -83,6 +83,21 @@ def _connect(rt: Runtime) -> socket.socket | None:
     return sock
 
 
+def _engine_alive(rt: Runtime) -> bool:
+    """Whether an engine holds the lock (running, starting or exiting)."""
+    try:
+        lockfd = os.open(rt.lock, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(lockfd)
+    return False
+
+
 def _start_engine(rt: Runtime) -> bool:
     """Start an engine if none holds the lock; False if another one is starting or stopping."""
     lockfd = os.open(rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -100,13 +115,18 @@ def _start_engine(rt: Runtime) -> bool:
 
 
 def call(message: dict[str, object], fd: int | None = None,
-         before_send: object = None) -> dict[str, object]:  # fmt: skip
-    """Send one request to the engine (starting it on demand) and return its reply."""
+         before_send: object = None, start: bool = True) -> dict[str, object] | None:  # fmt: skip
+    """Send one request to the engine (starting it on demand) and return its reply.
+
+    With start=False, None when no engine is running (so nothing is traced).
+    """
     rt = ensure_runtime()
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         sock = _connect(rt)
         if sock is None:
+            if not start and not _engine_alive(rt):
+                return None
             if not _start_engine(rt):
                 if time.monotonic() > deadline:
                     raise EngineUnavailable(E.ETIMEDOUT, "the trace engine did not start")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from ktrace_cli.trace.engine import Request
 
 log = logging.getLogger("pyktrace.engine")
+_ENGINE_NAME = ctypes.create_string_buffer(b"pyktrace-engine")
+_ENGINE_COMM = ctypes.addressof(_ENGINE_NAME)
 
 
 def spawn(rt: Runtime, lockfd: int) -> None:
@@ -64,8 +68,22 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     os.close(devnull)
     os.umask(0o077)
     os.chdir("/")
-    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+    # SIGXFSZ ignored: a trace file over a limit must fail the write
+    # (EFBIG, handled like FreeBSD's write failure), not kill the engine.
+    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                signal.SIGXFSZ):  # fmt: skip
         signal.signal(sig, signal.SIG_IGN)
+    try:
+        # The client that started us may have a low limit; each request
+        # brings its own (TraceFile.fsize_limit), so ours is only the hard one.
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (OSError, ValueError):
+        pass
+    # A name other users' tools can recognise (diagnose.is_foreign_engine).
+    from ktrace_cli.trace.ptrace import prctl
+
+    prctl(15, _ENGINE_COMM)  # PR_SET_NAME
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     handler = logging.FileHandler(rt.log)
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s"))
@@ -176,6 +194,7 @@ def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket
             seccomp=str(msg.get("seccomp", "auto")),
             genio_size=max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT))),  # type: ignore[call-overload]
             version=int(msg.get("version", K.KTR_VERSION1)),  # type: ignore[call-overload]
+            fsize_limit=int(msg.get("fsize_limit", -1)),  # type: ignore[call-overload]
             reply=lambda r: _answer(conn, r),
         )
     except (KeyError, TypeError, ValueError):

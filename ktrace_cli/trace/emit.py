@@ -29,7 +29,7 @@ CPU_UNKNOWN = -1
 class TraceFile:
     """One open trace file shared by every process tracing to it."""
 
-    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident")
+    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit")
 
     def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
         self.fd = fd
@@ -38,6 +38,9 @@ class TraceFile:
         self.genio_size = genio_size
         self.users = 0
         self.failed = 0  # errno of the write that failed, 0 while healthy
+        # The tracer's RLIMIT_FSIZE captured at ktrace(2) time (-1: none), as
+        # FreeBSD keeps it in ktr_io_params: the engine's own limit is not the user's.
+        self.fsize_limit = -1
         st = os.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
 
@@ -51,25 +54,53 @@ class TraceFile:
             self.buf += H0(len(payload), rtype, pid, comm, sec, nsec // 1000, tid) + payload
 
     def flush(self) -> int:
-        """Write the buffer with one write(2) per call; 0 or the errno of a failure."""
+        """Write the buffer with one write(2) per call; 0 or the errno of a failure.
+
+        On failure the file keeps only whole records (kern_ktrace.c writes
+        record by record, so a failed write never leaves a torn one).
+        """
         if not self.buf or self.failed:
             self.buf.clear()
             return self.failed
         data = bytes(self.buf)
         self.buf.clear()
+        limit_err = 0
+        if self.fsize_limit >= 0:
+            try:
+                room = self.fsize_limit - os.fstat(self.fd).st_size
+            except OSError:
+                room = len(data)
+            if room < len(data):
+                data = data[: self._whole(data, max(room, 0))]
+                limit_err = 27  # EFBIG, as the kernel's vn_rlimit_fsize() check fails it
+        n = 0
         try:
-            n = os.write(self.fd, data)
+            if data:
+                n = os.write(self.fd, data)
         except OSError as e:
             self.failed = e.errno or 5
             return self.failed
         if n != len(data):
-            # Cut the torn tail so every record in the file stays whole.
+            whole = self._whole(data, n)
             try:
-                os.ftruncate(self.fd, os.fstat(self.fd).st_size - n)
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - (n - whole))
             except OSError:
                 pass
-            self.failed = 28  # ENOSPC
+            self.failed = 28  # ENOSPC: write(2) stops short only when the disk is full
+        elif limit_err:
+            self.failed = limit_err
         return self.failed
+
+    def _whole(self, data: bytes, n: int) -> int:
+        """The length of the longest run of whole records in data[:n]."""
+        head = 64 if self.version else 56
+        off = 0
+        while off + head <= len(data):
+            end = off + head + int.from_bytes(data[off : off + 4], "little", signed=True)
+            if end > n:
+                break
+            off = end
+        return off
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno as E
 import logging
 import os
 import signal
@@ -59,6 +58,7 @@ class Request:
     seccomp: str = "auto"  # auto, on, off
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
+    fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
     reply: Callable[[dict[str, object]], None] = field(default=lambda r: None)
 
 
@@ -76,6 +76,8 @@ class Engine:
         self.pending: dict[int, int] = {}  # tid -> first stop status of a task not yet known
         self.awaiting: dict[int, tuple[Proc | None, Thread]] = {}  # new task -> (proc, creator)
         self.requests: deque[Request] = deque()
+        # Replies to clears, sent once their processes are fully detached.
+        self.held_replies: list[tuple[list[Proc], object, dict[str, object]]] = []
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.closing = False
@@ -144,6 +146,10 @@ class Engine:
                 if t is not None and os.WIFSTOPPED(status):
                     P._ptrace(t.resume_op(), pid, 0, 0)
         self._flush_all()
+        for _procs, reply_fn, reply in self.held_replies:
+            from ktrace_cli.trace import ops
+
+            ops.send(reply_fn, reply)
 
     def _attend(self) -> None:
         """Work the signal handlers and the control thread left for the engine thread."""
@@ -391,6 +397,7 @@ class Engine:
         if event == 0:
             self._signal_stop(t, p, sig)
         elif event == P.PTRACE_EVENT_STOP:
+            t.descend_pending = False  # the attach stop: later forks are only inherited
             if p.detaching and sig not in S.STOP_SIGNALS:
                 P._ptrace(P.PTRACE_DETACH, tid, 0, 0)
                 self._drop_thread(t)
@@ -513,8 +520,13 @@ class Engine:
         old = p.set_file(None)
         if old is not None:
             old.flush()
-            self.files.pop(old.ident, None)
+            if self.files.get(old.ident) is old:
+                del self.files[old.ident]
             old.close()
+        if self.held_replies or self.requests:
+            from ktrace_cli.trace import ops
+
+            ops.released(self)
 
     def _forget_all(self) -> None:
         for t in list(self.threads.values()):
@@ -527,28 +539,7 @@ class Engine:
     def _serve(self) -> None:
         from ktrace_cli.trace import ops
 
-        while True:
-            with self.lock:
-                if not self.requests:
-                    return
-                req = self.requests.popleft()
-            try:
-                reply = ops.apply(self, req)
-            except Exception as e:  # a bad request must never take the engine down
-                log.exception("request failed")
-                reply = {"error": E.EIO, "message": str(e)}
-            finally:
-                if req.fd is not None:
-                    os.close(req.fd)
-            try:
-                req.reply(reply)
-            except OSError:
-                pass
-
-    def attach(self, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool) -> int:
-        from ktrace_cli.trace import ops
-
-        return ops.attach(self, pid, facs, tf, want_seccomp)
+        ops.serve(self)
 
     def _detach_proc(self, p: Proc, current: Thread | None = None) -> None:
         from ktrace_cli.trace import ops
@@ -563,7 +554,9 @@ class Engine:
 
     def _write_failed(self, tf: TraceFile, err: int) -> None:
         for p in list(self.procs.values()):
-            if p.file is tf:
+            if p.file is tf and not p.detaching:
+                # FreeBSD stops the process whose record failed; here every
+                # process sharing the buffer lost records in the same write.
                 log.error("ktrace write failed, errno %d, tracing stopped for pid %d", err, p.tgid)
                 self._detach_proc(p)
 

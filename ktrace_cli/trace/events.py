@@ -24,7 +24,7 @@ def new_task(engine: Engine, t: Thread, p: Proc, event: int) -> None:
         nt.started = False
         p.threads[child] = nt
         engine.threads[child] = nt
-    elif p.passthrough or not (p.inherit and p.file is not None):
+    elif p.passthrough or not ((p.inherit or t.descend_pending) and p.file is not None):
         if p.filtered:
             np = Proc(child, 0, None)
             np.passthrough = np.filtered = True

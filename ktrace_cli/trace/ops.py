@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno as E
+import logging
 import os
 import stat
 from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import TraceFile, procctor
 from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
@@ -16,6 +18,59 @@ if TYPE_CHECKING:
     from ktrace_cli.trace.engine import Engine, Request
 
 OPTIONS = P.BASE_OPTIONS | P.PTRACE_O_TRACEEXIT | P.PTRACE_O_TRACESECCOMP
+# On Linux the letterless creation/exit points alone would keep a process
+# stopped at every exit and fork for nothing: they count as "no trace points".
+LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
+log = logging.getLogger("pyktrace.engine")
+
+
+def serve(engine: Engine) -> None:
+    """Answer queued requests in order; a clear is answered once its processes are detached.
+
+    While a process is being detached no further request is taken, so a
+    request never meets a half-detached process (FreeBSD's ktrace(2) is
+    atomic under the proctree lock; this is the engine's equivalent).
+    """
+    while True:
+        if any(p.detaching for p in engine.procs.values()):
+            return
+        with engine.lock:
+            if not engine.requests:
+                return
+            req = engine.requests.popleft()
+        try:
+            reply = apply(engine, req)
+        except Exception as e:  # a bad request must never take the engine down
+            log.exception("request failed")
+            reply = {"error": E.EIO, "message": str(e)}
+        finally:
+            if req.fd is not None:
+                os.close(req.fd)
+        waiting = [p for p in engine.procs.values() if p.detaching]
+        if waiting:
+            engine.held_replies.append((waiting, req.reply, reply))
+        else:
+            send(req.reply, reply)
+
+
+def send(reply_fn: object, reply: dict[str, object]) -> None:
+    try:
+        reply_fn(reply)  # type: ignore[operator]
+    except OSError:
+        pass
+
+
+def released(engine: Engine) -> None:
+    """A process left the engine: answer the clears that waited for it, take new requests."""
+    still = []
+    for procs, reply_fn, reply in engine.held_replies:
+        if any(engine.procs.get(p.tgid) is p for p in procs):
+            still.append((procs, reply_fn, reply))
+        else:
+            send(reply_fn, reply)
+    engine.held_replies = still
+    if engine.requests:
+        engine.attention = True
 
 
 def apply(engine: Engine, req: Request) -> dict[str, object]:
@@ -37,14 +92,15 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
         if not stat.S_ISREG(st.st_mode):
             return {"error": E.EACCES}
         tf = engine.files.get((st.st_dev, st.st_ino))
-        if tf is None:
+        if tf is None or tf.failed:
             tf = TraceFile(os.dup(req.fd), req.version, req.genio_size)
+        tf.fsize_limit = req.fsize_limit
     if op == K.KTROP_CLEARFILE:
         return _clear_file(engine, tf)
     if req.command and req.pid != req.peer_pid:
         return {"error": E.EPERM, "message": "command mode traces only the caller"}
-    pids = _targets(req.pid, bool(req.ops & K.KTRFLAG_DESCEND))
-    if not pids:
+    roots = _roots(req.pid)
+    if not roots:
         _discard(engine, tf)
         return {"error": E.ESRCH}
     reply: dict[str, object] = {"error": 0}
@@ -52,37 +108,75 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
     if req.command and op == K.KTROP_SET and req.seccomp != "off":
         if req.seccomp == "on" or os.geteuid() == 0:
             want_filter = engine.rules.filter_syscalls(facs, setid_check=os.geteuid() != 0)
-    affected = 0
-    last_error = 0
-    for pid in pids:
-        if op == K.KTROP_SET:
-            err = _set(engine, pid, facs, tf, want_filter is not None)
-        else:
-            err = _clear(engine, pid, facs)
-        if err:
-            last_error = err
-        else:
-            affected += 1
-    if not affected:
+    walk = _Walk(engine, op, facs, tf, want_filter is not None, bool(req.ops & K.KTRFLAG_DESCEND))
+    for root in roots:
+        walk.visit(root)
+    if not walk.affected:
         _discard(engine, tf)
-        return {"error": last_error or E.EPERM}
+        err = walk.error or E.EPERM
+        out: dict[str, object] = {"error": err}
+        if err == E.EPERM and walk.refused:
+            out["why"] = diagnose.why_eperm(walk.refused, os.getpid())
+        return out
     if want_filter is not None:
         reply["filter"] = want_filter
     engine._flush_all()
     return reply
 
 
-def _set(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool) -> int:
+class _Walk:
+    """ktrops() on each process, and ktrsetchildren()'s walk of the tree when descending.
+
+    A process is attached before its children are listed, so a child forked
+    meanwhile is either listed or reported to the engine by a fork event that
+    precedes the parent's attach stop (Thread.descend_pending adopts those).
+    """
+
+    def __init__(self, engine: Engine, op: int, facs: int, tf: TraceFile | None,
+                 want_seccomp: bool, descend: bool) -> None:  # fmt: skip
+        self.engine, self.op, self.facs, self.tf = engine, op, facs, tf
+        self.want_seccomp, self.descend = want_seccomp, descend
+        self.seen: set[int] = {os.getpid()}  # never the engine itself (a subreaper's tree)
+        self.affected = 0
+        self.error = 0
+        self.refused = 0
+
+    def visit(self, root: int) -> None:
+        stack = [root]
+        while stack:
+            pid = stack.pop()
+            if pid in self.seen:
+                continue
+            self.seen.add(pid)
+            if self.op == K.KTROP_SET:
+                err = _set(self.engine, pid, self.facs, self.tf, self.want_seccomp, self.descend)
+            else:
+                err = _clear(self.engine, pid, self.facs)
+            if err == 0:
+                self.affected += 1
+            elif err != E.ESRCH or not self.error:
+                self.error = err
+                if err == E.EPERM and not self.refused:
+                    self.refused = pid
+            if self.descend:
+                stack.extend(children(pid))
+
+
+def _set(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool,
+         descend: bool) -> int:  # fmt: skip
     p = engine.procs.get(pid)
     if p is None:
-        return engine.attach(pid, facs, tf, want_seccomp)
+        if _state(pid) == "Z":
+            return 0  # exiting: ktrops() counts it, changes nothing
+        return attach(engine, pid, facs, tf, want_seccomp, descend)
     # ktrops(): add the facilities, switch the file, announce with a PROCCTOR.
     p.facs |= facs
     if tf is not None:
         engine.files[tf.ident] = tf
         old = p.set_file(tf)
         if old is not None:
-            engine.files.pop(old.ident, None)
+            if engine.files.get(old.ident) is old:
+                del engine.files[old.ident]
             old.flush()
             old.close()
     if p.passthrough:
@@ -97,9 +191,18 @@ def _set(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp
 def _clear(engine: Engine, pid: int, facs: int) -> int:
     p = engine.procs.get(pid)
     if p is None:
-        return E.EPERM
+        # Not traced by us: FreeBSD's ktrops() succeeds on any process the
+        # caller may debug; one traced by another user's engine (root's
+        # KTRFAC_ROOT) or that we may not debug is refused.
+        if _state(pid) is None:
+            return E.ESRCH
+        tracer = diagnose.tracer_of(pid)
+        if tracer and diagnose.is_foreign_engine(tracer):
+            return E.EPERM
+        return 0 if diagnose.can_debug(pid) else E.EPERM
     p.facs &= ~facs
-    if not p.facs & K.KTRFAC_MASK:
+    if not p.facs & LIVE_POINTS:
+        p.facs = 0
         engine._detach_proc(p)
     return 0
 
@@ -119,44 +222,50 @@ def _discard(engine: Engine, tf: TraceFile | None) -> None:
         tf.close()
 
 
-def _targets(pid: int, descend: bool) -> list[int]:
-    """The processes a request names: one pid or a group (-pgid), plus descendants."""
+def _state(pid: int) -> str | None:
+    """The process's state letter from /proc/PID/stat, None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _roots(pid: int) -> list[int]:
+    """The processes a request names: one pid, or every member of group -pid."""
     if pid > 0:
-        roots = [pid] if os.path.exists(f"/proc/{pid}") else []
-    else:
-        roots = []
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                try:
-                    if os.getpgid(int(name)) == -pid:
-                        roots.append(int(name))
-                except OSError:
-                    pass
-    if not descend:
-        return roots
-    children: dict[int, list[int]] = {}
+        return [pid] if _state(pid) is not None else []
+    roots = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
+        if name.isdigit():
+            try:
+                if os.getpgid(int(name)) == -pid:
+                    roots.append(int(name))
+            except OSError:
+                pass
+    return sorted(roots)
+
+
+def children(pid: int) -> list[int]:
+    """The current children of every thread of `pid` (/proc/PID/task/TID/children)."""
     out: list[int] = []
-    stack = list(roots)
-    while stack:
-        pid = stack.pop()
-        if pid in out:
+    for tid in list_tasks(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
             continue
-        out.append(pid)
-        stack.extend(children.get(pid, ()))
     return out
 
 
-def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool) -> int:
-    """Trace every thread of `pid` (PTRACE_SEIZE + INTERRUPT); 0 or an errno."""
+def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool,
+           descend: bool = False) -> int:  # fmt: skip
+    """Trace every thread of `pid` (PTRACE_SEIZE + INTERRUPT); 0 or an errno.
+
+    Tasks are listed again until no new one appears; a thread cloned by one
+    already seized is attached by the kernel (its seize fails) and arrives
+    through the clone event, so none is missed.
+    """
     p = Proc(pid, facs, tf)
     p.want_seccomp = want_seccomp
     p.load_dispositions()
@@ -175,6 +284,7 @@ def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_secco
                 continue
             P._ptrace(P.PTRACE_INTERRUPT, tid, 0, 0)
             t = Thread(tid, p)
+            t.descend_pending = descend
             p.threads[tid] = t
             engine.threads[tid] = t
         if first_error:
@@ -182,6 +292,8 @@ def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_secco
     if not p.threads:
         p.set_file(None)
         p.mem.close()
+        if first_error == E.EPERM and diagnose.tracer_of(pid) == os.getpid():
+            return 0  # a child its traced parent forked while we walked: adopted at the fork event
         return first_error or E.ESRCH
     engine.procs[pid] = p
     if tf is not None:
@@ -191,15 +303,22 @@ def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_secco
         engine.dirty = True
     return 0
 
+
 def detach(engine: Engine, p: Proc, current: Thread | None = None) -> None:
-    """Stop tracing a process; a filtered one is only muted (detaching would ENOSYS it)."""
+    """Stop tracing a process; a filtered one is only muted (detaching would ENOSYS it).
+
+    Each thread is interrupted and let go at its next stop (engine.py): a
+    signal being delivered goes with the detach, a group-stop stays in force,
+    a system call in progress is restarted by the kernel.
+    """
     if p.filtered:
         if p.threads:
             engine._dtor(p, current or next(iter(p.threads.values())))
         p.passthrough = True
         old = p.set_file(None)
         if old is not None:
-            engine.files.pop(old.ident, None)
+            if engine.files.get(old.ident) is old:
+                del engine.files[old.ident]
             old.flush()
             old.close()
         p.facs = 0

@@ -89,7 +89,7 @@ class Thread:
 
     __slots__ = (
         "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
-        "exiting", "sigaction", "stepping",
+        "exiting", "sigaction", "stepping", "descend_pending",
     )  # fmt: skip
 
     def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
@@ -105,6 +105,9 @@ class Thread:
         self.exiting = False
         self.sigaction: tuple[int, int, int] | None = None
         self.stepping = 0  # signal whose handler address a single-step is finding
+        # Attached by a descending request and not yet at its attach stop: a
+        # child it forks now was forked during the walk and is traced too.
+        self.descend_pending = False
 
     def resume_op(self) -> int:
         return PTRACE_SYSCALL if self.insys else self.proc.mode_op
