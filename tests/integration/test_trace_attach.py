@@ -1,0 +1,303 @@
+"""pyktrace on live processes: -p, -g, -d, -i, re-tracing, -c, -C, and the errors of attaching.
+
+Every traced process is a `looper` (progs/looper.c) driven through pipes:
+each byte sent makes it look up a known path and echo the byte back, so
+the echo proves it is running and the NAMI records prove what was traced,
+with no sleeps anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Namei, Record
+
+from .conftest import PYKTRACE, TIMEOUT
+
+
+class Looper:
+    """A looper process tree: process 0 is the main one, 1.. its children."""
+
+    def __init__(self, progs: Path, n: int = 1, **popen: object) -> None:
+        self.to: list[int] = []
+        self.back: list[int] = []
+        pairs, theirs = [], []
+        for _ in range(n):
+            r1, w1 = os.pipe()
+            r2, w2 = os.pipe()
+            pairs.append(f"{r1},{w2}")
+            theirs += [r1, w2]
+            self.to.append(w1)
+            self.back.append(r2)
+        self.proc = subprocess.Popen([str(progs / "looper"), *pairs], pass_fds=theirs,
+                                     **popen)  # type: ignore[call-overload]  # fmt: skip
+        for fd in theirs:
+            os.close(fd)
+        self.pids = [int(self._read(k, 8)) for k in range(n)]
+
+    @property
+    def pid(self) -> int:
+        return self.pids[0]
+
+    def _read(self, k: int, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = os.read(self.back[k], n - len(data))
+            assert chunk, f"looper {k} died"
+            data += chunk
+        return data
+
+    def ping(self, k: int = 0, what: bytes = b"x") -> None:
+        """One round trip: process k did its work and is still running."""
+        os.write(self.to[k], what)
+        assert self._read(k, 1) == what
+
+    def close(self) -> int:
+        for fd in self.to:
+            os.close(fd)
+        for fd in self.back:
+            os.close(fd)
+        return self.proc.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def looper(progs: Path) -> Iterator[object]:
+    made: list[Looper] = []
+
+    def make(n: int = 1, **popen: object) -> Looper:
+        lp = Looper(progs, n, **popen)
+        made.append(lp)
+        return lp
+
+    yield make
+    for lp in made:
+        if lp.proc.returncode is None:
+            try:
+                os.kill(lp.pid, signal.SIGCONT)
+            except OSError:
+                pass
+            assert lp.close() == 0  # never killed, hung or left stopped
+
+
+def tracer(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    raise AssertionError("no TracerPid")
+
+
+def names(path: Path) -> list[tuple[int, bytes]]:
+    """(pid, path) of every looper NAMI record, in file order."""
+    out = []
+    for r in iter_records(str(path)):
+        if r.type == K.KTR_NAMEI:
+            p = Namei.unpack(AMD64, r.payload).path
+            if p.startswith(b"/nonexistent/looper"):
+                out.append((r.pid, p.removeprefix(b"/nonexistent/")))
+    return out
+
+
+def records(path: Path) -> list[Record]:
+    return list(iter_records(str(path)))
+
+
+def ctors(path: Path) -> list[int]:
+    return [r.pid for r in records(path) if r.type == K.KTR_PROCCTOR]
+
+
+@pytest.fixture
+def kt(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run pyktrace in tmp_path; assert it succeeded quietly unless told otherwise."""
+
+    def run(*args: object, ok: bool = True, env: dict[str, str] | None = None,
+            prefix: tuple[str, ...] = (), cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        r = subprocess.run([*prefix, *PYKTRACE, *map(str, args)], capture_output=True, text=True,
+                           cwd=cwd or tmp_path, env=env or runtime_env, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+        if ok:
+            assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+        return r
+
+    return run
+
+
+def test_attach_to_a_running_loop_then_clear(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    lp.ping()  # before tracing: not recorded
+    kt("-t", "n", "-p", lp.pid)
+    assert tracer(lp.pid) != 0
+    lp.ping()
+    lp.ping(0, b"t")  # a thread created after the attach is traced too
+    lp.ping(0, b"f")  # a child is not traced without -i
+    kt("-c", "-p", lp.pid)
+    # The clear returned once the process was detached, and it runs on.
+    assert tracer(lp.pid) == 0
+    lp.ping()
+    f = tmp_path / "ktrace.out"
+    assert names(f) == [(lp.pid, b"looper-0"), (lp.pid, b"looper-0-thread"),
+                        (lp.pid, b"looper-0"), (lp.pid, b"looper-0")]  # fmt: skip
+    recs = records(f)
+    assert recs[0].type == K.KTR_PROCCTOR and recs[0].pid == lp.pid
+    thread = [r for r in recs if r.type == K.KTR_NAMEI and r.tid != lp.pid]
+    assert len(thread) == 1 and thread[0].pid == lp.pid
+    assert K.KTR_PROCDTOR not in {r.type for r in recs}  # cleared, not exited
+    assert lp.close() == 0
+
+
+def test_inherit_traces_children_forked_later(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    kt("-i", "-t", "n", "-p", lp.pid)
+    lp.ping(0, b"f")
+    lp.ping(0, b"f")
+    kt("-C")
+    assert tracer(lp.pid) == 0
+    lp.ping()
+    f = tmp_path / "ktrace.out"
+    got = names(f)
+    kids = [pid for pid, name in got if name == b"looper-0-child"]
+    assert len(kids) == 2 and lp.pid not in kids
+    assert got == [(kids[0], b"looper-0-child"), (lp.pid, b"looper-0"),
+                   (kids[1], b"looper-0-child"), (lp.pid, b"looper-0")]  # fmt: skip
+    recs = records(f)
+    for kid in kids:  # each child starts with its PROCCTOR and ends with its PROCDTOR
+        mine = [r.type for r in recs if r.pid == kid]
+        assert mine[0] == K.KTR_PROCCTOR and mine[-1] == K.KTR_PROCDTOR
+
+
+def test_descend_traces_the_whole_tree(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(3)
+    kt("-d", "-t", "n", "-p", lp.pid)
+    assert all(tracer(pid) != 0 for pid in lp.pids)
+    for k in range(3):
+        lp.ping(k)
+    kt("-C")
+    assert [tracer(pid) for pid in lp.pids] == [0, 0, 0]
+    for k in range(3):
+        lp.ping(k)
+    f = tmp_path / "ktrace.out"
+    assert sorted(names(f)) == sorted((pid, b"looper-%d" % k) for k, pid in enumerate(lp.pids))
+    assert sorted(ctors(f)) == sorted(lp.pids)
+
+
+def test_group_traces_its_members_only(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    group = looper(2, start_new_session=True)
+    other = looper()
+    kt("-t", "n", "-g", group.pid)
+    for k in range(2):
+        group.ping(k)
+    other.ping()
+    assert tracer(other.pid) == 0
+    kt("-c", "-g", group.pid)
+    assert [tracer(pid) for pid in group.pids] == [0, 0]
+    group.ping(1)
+    assert sorted(names(tmp_path / "ktrace.out")) == sorted(
+        (pid, b"looper-%d" % k) for k, pid in enumerate(group.pids)
+    )
+
+
+def test_retrace_adds_points_switches_file_and_clears_subsets(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    a, b = tmp_path / "a.out", tmp_path / "b.out"
+    kt("-t", "n", "-f", a, "-p", lp.pid)
+    lp.ping()
+    kt("-t", "c", "-f", b, "-p", lp.pid)  # ktrops(): OR the points, switch the file
+    lp.ping()
+    kt("-c", "-t", "n", "-f", b, "-p", lp.pid)  # clear a subset: stays traced
+    assert tracer(lp.pid) != 0
+    lp.ping()
+    size = b.stat().st_size
+    kt("-c", "-f", b)  # KTROP_CLEARFILE: everything tracing to b.out
+    assert tracer(lp.pid) == 0
+    assert b.stat().st_size >= size  # clearing never truncates
+    lp.ping()
+    assert names(a) == [(lp.pid, b"looper-0")]
+    assert names(b) == [(lp.pid, b"looper-0")]  # only while n and c were both set
+    calls = [r for r in records(b) if r.type == K.KTR_SYSCALL]
+    opens = [r for r in calls if int.from_bytes(r.payload[:2], "little") == 257]  # openat
+    assert len(opens) == 2  # the c points outlived the n clear
+
+
+def test_clear_with_nothing_traced(kt, tmp_path: Path, looper) -> None:  # type: ignore[no-untyped-def]
+    kt("-C")
+    assert not (tmp_path / "ktrace.out").exists()  # clearing never creates the file
+    lp = looper()
+    kt("-c", "-p", lp.pid)  # an untraced process: FreeBSD's ktrops() succeeds
+    lp.ping()
+    keep = tmp_path / "keep.out"
+    keep.write_bytes(b"data")
+    kt("-c", "-f", keep)
+    assert keep.read_bytes() == b"data"
+    r = kt("-c", "-f", "missing.out", ok=False)
+    assert (r.returncode, r.stderr) == (1, "pyktrace: missing.out: No such file or directory\n")
+
+
+def test_no_such_process(kt) -> None:  # type: ignore[no-untyped-def]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for args in (("-p", gone.pid), ("-c", "-p", gone.pid), ("-g", gone.pid)):
+        r = kt(*args, ok=False)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", "pyktrace: ktrace.out: No such process\n")
+
+
+def test_detach_keeps_a_group_stop(looper, kt) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    kt("-t", "n", "-p", lp.pid)
+    os.kill(lp.pid, signal.SIGSTOP)
+    _, status = os.waitpid(lp.pid, os.WUNTRACED)  # the real parent still hears of the stop
+    assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGSTOP
+    kt("-c", "-p", lp.pid)
+    assert tracer(lp.pid) == 0
+    state = Path(f"/proc/{lp.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    assert state == "T"  # still stopped, now by job control and not by a tracer
+    os.kill(lp.pid, signal.SIGCONT)
+    lp.ping()
+
+
+def test_a_killed_engine_leaves_attached_processes_running(looper, kt, runtime_env) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    kt("-t", "n", "-p", lp.pid)
+    engine = int((Path(runtime_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "engine.pid").read_text())
+    assert tracer(lp.pid) == engine
+    pidfd = os.pidfd_open(engine)
+    os.kill(engine, signal.SIGKILL)
+    import select
+
+    assert select.select([pidfd], [], [], TIMEOUT)[0]
+    os.close(pidfd)
+    lp.ping()
+    assert tracer(lp.pid) == 0
+    kt("-t", "n", "-p", lp.pid)  # a fresh engine over the stale socket
+    assert tracer(lp.pid) not in (0, engine)
+    kt("-c", "-p", lp.pid)
+
+
+def test_already_traced_by_strace(looper, kt) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    lp = looper()
+    st = subprocess.Popen(["strace", "-p", str(lp.pid), "-o", "/dev/null"],
+                          stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert st.stderr is not None
+    assert "attached" in st.stderr.readline()
+    try:
+        r = kt("-p", lp.pid, ok=False)
+        assert (r.returncode, r.stderr) == (1, (
+            "pyktrace: ktrace.out: Operation not permitted\n"
+            f"pyktrace: pid {lp.pid} is already traced by pid {st.pid} (strace); "
+            "a process can have only one tracer\n"))  # fmt: skip
+    finally:
+        st.terminate()
+        st.wait(timeout=TIMEOUT)
+    lp.ping()
