@@ -212,13 +212,17 @@ def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: b
             stdout.flush()
     else:
         # Whole batches per write(2): a line per write would dominate the cost.
+        # The batch is written even when the file turns out damaged: kdump
+        # prints every record before its "data too short".
         batch: list[str] = []
-        for event in events:
-            batch.append(render(event))
-            if len(batch) >= 4096:
-                write("".join(batch).encode(encoding))
-                batch.clear()
-        write("".join(batch).encode(encoding))
+        try:
+            for event in events:
+                batch.append(render(event))
+                if len(batch) >= 4096:
+                    write("".join(batch).encode(encoding))
+                    batch.clear()
+        finally:
+            write("".join(batch).encode(encoding))
     stdout.flush()
     return ExitStatus.OK
 
