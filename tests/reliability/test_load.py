@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import _ptrace_allowed
-from tests.reliability import loads
+from tests.reliability import figures, loads
 
 pytestmark = [
     pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here"),
@@ -43,9 +43,12 @@ def test_load_is_traced_whole(name: str, rel_progs: Path, runtime_env: dict[str,
     assert theirs.outputs == plain.outputs
     assert ours.stdout == plain.stdout
 
-    assert loads.comparable(ours.counts, w) == loads.comparable(theirs.counts, w)
-    assert loads.losses(ours.records) == []
+    lost = loads.losses(ours.records)
     pids = {r.pid for r in loads.after_pyktrace(ours.records)}
+    figures.record("load", workload=w.name, records=len(ours.records), lost=len(lost),
+                   processes=len(pids), syscalls=sum(ours.counts.values()))  # fmt: skip
+    assert loads.comparable(ours.counts, w) == loads.comparable(theirs.counts, w)
+    assert lost == []
     assert len(pids) == processes
     if threads is not None:
         tids = collections.Counter(r.pid for r in {(r.pid, r.tid): r for r in ours.records}.values())

@@ -28,7 +28,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Record
 from tests.integration.conftest import _ptrace_allowed
-from tests.reliability import loads
+from tests.reliability import figures, loads
 
 pytestmark = pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here")
 
@@ -111,6 +111,13 @@ def psigs(records: list[Record]) -> dict[int, list[int]]:
     return dict(out)
 
 
+def nothing_lost(case: str, records: list[Record]) -> list[str]:
+    """The trace's losses (see loads.losses), recorded as a survived fault for the soak table."""
+    lost = loads.losses(records)
+    figures.record("fault", case=case, records=len(records), lost=len(lost))
+    return lost
+
+
 def fb(*sigs: int) -> list[int]:
     return [abi.freebsd_signal_from_linux(s) for s in sigs]
 
@@ -179,7 +186,7 @@ def test_hup_int_term_to_the_command_and_its_children(rel_progs: Path, runtime_e
     # Every caught signal once, in order, then the children's fatal SIGTERM;
     # the parent's SIGCHLDs (default action: nothing) are not logged, as on FreeBSD.
     assert psigs(records) == {pid: fb(1, 2, 1, 15) for pid in pids.values()}
-    assert loads.losses(records) == []
+    assert nothing_lost("hup-int-term", records) == []
 
 
 # ---------------------------------------------------------------------------
@@ -223,7 +230,7 @@ def test_stop_cont_storm(rel_progs: Path, runtime_env: dict[str, str], tmp_path:
     assert storms >= STEPS * 5 // 2
     # Stop and continue with their default actions never reach postsig(): no PSIG.
     assert psigs(records) == {}
-    assert loads.losses(records) == []
+    assert nothing_lost("stop-cont-storm", records) == []
     # Every line the program wrote is in the trace, once, in order.
     writes = [r.payload[8:] for r in records if r.type == K.KTR_GENIO
               and AMD64.genio_fixed.unpack_from(r.payload) == (3, K.UIO_WRITE)]  # fmt: skip
@@ -264,7 +271,7 @@ def test_a_command_that_ignores_everything(rel_progs: Path, runtime_env: dict[st
     assert plain == (0, b"ignore: 0 pending\n")
     assert traced == plain
     assert psigs(records) == {}  # ignored signals are discarded before postsig()
-    assert loads.losses(records) == []
+    assert nothing_lost("ignore-all", records) == []
 
 
 def test_a_command_that_blocks_everything(rel_progs: Path, runtime_env: dict[str, str],
@@ -281,7 +288,7 @@ def test_a_command_that_blocks_everything(rel_progs: Path, runtime_env: dict[str
     assert "34 code -1 value 3400" in lines and "64 code -1 value 6402" in lines
     assert traced == plain
     assert psigs(records) == {}  # taken by sigtimedwait, never delivered
-    assert loads.losses(records) == []
+    assert nothing_lost("block-all", records) == []
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +325,7 @@ def test_real_time_flood(rel_progs: Path, runtime_env: dict[str, str], tmp_path:
     assert traced == plain
     ((pid, sigs),) = psigs(records).items()
     assert sigs == fb(*(rtmin + i % nsigs for i in order))
-    assert loads.losses(records) == []
+    assert nothing_lost(f"rt-flood-{mode}", records) == []
 
 
 # ---------------------------------------------------------------------------
