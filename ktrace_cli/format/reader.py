@@ -47,7 +47,11 @@ class DataTooShort(TraceFormatError):
         super().__init__("data too short", header)
 
 
-class NotFreeBSD(TraceFormatError):
+class NotATrace(TraceFormatError):
+    """The input is refused before any record: it is not a FreeBSD trace at all."""
+
+
+class NotFreeBSD(NotATrace):
     def __init__(self, flavour: str) -> None:
         super().__init__(f"not a FreeBSD trace file: looks like {flavour} ktrace")
         self.flavour = flavour
@@ -207,6 +211,10 @@ class TraceReader:
         v1 = arch.header_v1
         shortfall = arch.v0_shortfall
         prefix = _PREFIX.unpack_from
+        if self._fill(hsize) and not prefix(self._buf, self._pos)[1] & ~K.KTR_TYPE & 0xFFFF:
+            # No kernel writes type 0, and kdump would skip such records
+            # forever: /dev/zero, a sparse or zero-filled file.
+            raise NotATrace("not a ktrace file: first record has type 0")
         while True:
             if len(self._buf) - self._pos < hsize and not self._fill(hsize):
                 return  # fewer than a v1 header's bytes left: kdump stops silently
