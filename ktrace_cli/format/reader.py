@@ -143,6 +143,9 @@ def detect_arch(sample: bytes, complete: bool = False) -> Arch:
         raise NotFreeBSD(flavour)
     amd64 = _walk_score(sample, AMD64, complete)
     i386 = _walk_score(sample, I386, complete)
+    if amd64 == i386 == 0 and sample[:3] == b"\x1f\x8b\x08":
+        # A first record that long never starts a trace; this is gzip's magic.
+        raise NotATrace("not a ktrace file: looks like gzip data (gunzip it first)")
     if i386 > 0 and i386 > amd64:
         return I386
     return AMD64
