@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -132,5 +133,94 @@ def pyktrace_cli(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[n
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
                               env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    return run
+
+
+class Looper:
+    """A looper process tree: process 0 is the main one, 1.. its children."""
+
+    def __init__(self, progs: Path, n: int = 1, prefix: tuple[str, ...] = (),
+                 **popen: object) -> None:  # fmt: skip
+        self.to: list[int] = []
+        self.back: list[int] = []
+        pairs, theirs = [], []
+        for _ in range(n):
+            r1, w1 = os.pipe()
+            r2, w2 = os.pipe()
+            pairs.append(f"{r1},{w2}")
+            theirs += [r1, w2]
+            self.to.append(w1)
+            self.back.append(r2)
+        self.proc = subprocess.Popen([*prefix, str(progs / "looper"), *pairs], pass_fds=theirs,
+                                     **popen)  # type: ignore[call-overload]  # fmt: skip
+        for fd in theirs:
+            os.close(fd)
+        self.pids = [int(self._read(k, 8)) for k in range(n)]
+
+    @property
+    def pid(self) -> int:
+        return self.pids[0]
+
+    def _read(self, k: int, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = os.read(self.back[k], n - len(data))
+            assert chunk, f"looper {k} died"
+            data += chunk
+        return data
+
+    def ping(self, k: int = 0, what: bytes = b"x") -> None:
+        """One round trip: process k did its work and is still running."""
+        os.write(self.to[k], what)
+        assert self._read(k, 1) == what
+
+    def close(self) -> int:
+        for fd in self.to:
+            os.close(fd)
+        for fd in self.back:
+            os.close(fd)
+        return self.proc.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def looper(progs: Path) -> Iterator[object]:
+    """Start Looper trees; each must end cleanly (exit 0) at teardown."""
+    made: list[Looper] = []
+
+    def make(n: int = 1, **popen: object) -> Looper:
+        lp = Looper(progs, n, **popen)
+        made.append(lp)
+        return lp
+
+    yield make
+    for lp in made:
+        if lp.proc.returncode is None:
+            try:
+                os.kill(lp.pid, signal.SIGCONT)
+            except OSError:
+                pass
+            assert lp.close() == 0  # never killed, hung or left stopped
+
+
+def tracer(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    raise AssertionError("no TracerPid")
+
+
+@pytest.fixture
+def kt(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run pyktrace in tmp_path; assert it succeeded quietly unless told otherwise."""
+
+    def run(*args: object, ok: bool = True, env: dict[str, str] | None = None,
+            prefix: tuple[str, ...] = (), cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        r = subprocess.run([*prefix, *PYKTRACE, *map(str, args)], capture_output=True, text=True,
+                           cwd=cwd or tmp_path, env=env or runtime_env, timeout=TIMEOUT,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+        if ok:
+            assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+        return r
 
     return run

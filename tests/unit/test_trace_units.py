@@ -121,7 +121,41 @@ def test_proc_mem_reads_paths_and_iovecs() -> None:
         (["-g", "7", "-c"], lambda o: o.pid == -7 and o.clear == "c"),
         (["--genio-size=16", "x"], lambda o: o.genio_size == 16),
         (["--header-version=0", "x"], lambda o: o.version == 0),
+        (["-di", "-tcn", "-p5", "-fk.out"],
+         lambda o: o.descend and o.inherit and o.facs == K.parse_trace_points("cn")
+         and o.pid == 5 and o.trfile == "k.out"),
+        (["-ci", "-g", "9"], lambda o: o.clear == "c" and o.inherit and o.pid == -9),
+        (["-C"], lambda o: o.clear == "C" and not o.pid),
+        (["-c"], lambda o: o.clear == "c" and not o.pid),
+        (["--genio-size", "0", "--seccomp", "off", "cmd", "--genio-size"],
+         lambda o: o.genio_size == 0 and o.seccomp == "off" and o.command == ["cmd", "--genio-size"]),
     ],
 )
 def test_cli_parse(argv: list[str], check) -> None:  # type: ignore[no-untyped-def]
     assert check(cli.parse(argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-dx"], "illegal option -- x"),
+        (["-t"], "option requires an argument -- t"),
+        (["--nope"], "unrecognized option '--nope'"),
+        (["--genio-size=x", "cmd"], "invalid --genio-size: x"),
+        (["--header-version=2", "cmd"], "invalid --header-version: 2 (0 or 1)"),
+        (["-p", "2147483648"], "invalid process or group id"),
+        (["-p", "-3"], "invalid process or group id"),
+        (["-c", "-p", "1", "cmd"], ""),
+    ],
+)
+def test_cli_parse_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(cli.Fatal) as e:
+        cli.parse(argv)
+    assert str(e.value) == message
+
+
+def test_cli_help_is_clicks_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]")
+    assert "-g pgrp" in out and "Examples:" in out

@@ -1,0 +1,174 @@
+"""pyktrace's permission rules and write failures, on real processes and real limits.
+
+The EPERM cases run pyktrace as `nobody` (setpriv, from util-linux) with a
+runtime directory of its own, so a second, unprivileged engine is involved,
+as it would be on a shared machine. They need root to switch users.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Namei
+
+from .conftest import PYKTRACE, TIMEOUT, Looper, tracer
+
+NOBODY = 65534
+AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to nobody")
+
+
+@dataclass
+class Nobody:
+    env: dict[str, str]
+    work: Path  # nobody's writable working directory
+    shared: Path  # root-owned, world-readable: programs nobody may run
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def nobody(progs: Path) -> Iterator[Nobody]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to nobody")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    top = Path(tempfile.mkdtemp(prefix="pyktrace-nobody-"))
+    top.chmod(0o755)
+    xdg, work, shared = top / "xdg", top / "work", top / "shared"
+    for d, mode in ((xdg, 0o700), (work, 0o755), (shared, 0o755)):
+        d.mkdir()
+        d.chmod(mode)
+    os.chown(xdg, NOBODY, NOBODY)
+    os.chown(work, NOBODY, NOBODY)
+    for prog in ("looper", "euid"):
+        shutil.copy(progs / prog, shared / prog)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(xdg), HOME=str(work))
+    yield Nobody(env, work, shared, xdg / "pyktrace" / "engine.log")
+    try:
+        pid = int((xdg / "pyktrace" / "engine.pid").read_text())
+        pidfd = os.pidfd_open(pid)
+        os.kill(pid, signal.SIGTERM)
+        select.select([pidfd], [], [], TIMEOUT)
+        os.close(pidfd)
+    except (OSError, ValueError):
+        pass
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@needs_root
+def test_eperm_names_another_user(nobody: Nobody, looper, kt) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()  # root's
+    for args in (("-p", lp.pid), ("-c", "-p", lp.pid)):
+        r = kt(*args, ok=False, env=nobody.env, prefix=AS_NOBODY, cwd=nobody.work)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", (
+            "pyktrace: ktrace.out: Operation not permitted\n"
+            f"pyktrace: pid {lp.pid} belongs to uid 0, not to you (uid {NOBODY}); "
+            "only root may trace it\n"))  # fmt: skip
+    assert tracer(lp.pid) == 0
+    lp.ping()
+
+
+@needs_root
+def test_a_user_cannot_change_what_roots_engine_traces(nobody: Nobody, progs: Path, kt,
+                                                       runtime_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    lp = Looper(nobody.shared, prefix=AS_NOBODY)
+    try:
+        kt("-t", "n", "-p", lp.pid)  # root's engine
+        engine = tracer(lp.pid)
+        why = (f"pyktrace: pid {lp.pid} is traced by the trace engine of uid 0 (pid {engine}); "
+               "only that user can change its tracing\n")  # fmt: skip
+        for args in (("-c", "-p", lp.pid), ("-t", "c", "-p", lp.pid)):
+            r = kt(*args, ok=False, env=nobody.env, prefix=AS_NOBODY, cwd=nobody.work)
+            assert (r.returncode, r.stderr) == (
+                1, "pyktrace: ktrace.out: Operation not permitted\n" + why)  # fmt: skip
+        kt("-C", env=nobody.env, prefix=AS_NOBODY, cwd=nobody.work)  # quietly, changing nothing
+        assert tracer(lp.pid) == engine
+        lp.ping()
+        kt("-c", "-p", lp.pid)  # root can
+        assert tracer(lp.pid) == 0
+        lp.ping()
+        got = [Namei.unpack(AMD64, r.payload).path for r in iter_records(str(tmp_path / "ktrace.out"))
+               if r.type == K.KTR_NAMEI]  # fmt: skip
+        assert got == [b"/nonexistent/looper-0"]
+    finally:
+        assert lp.close() == 0
+
+
+@needs_root
+def test_set_uid_exec_runs_untraced_with_its_privileges(nobody: Nobody) -> None:
+    prog = nobody.shared / "euid-setuid"
+    shutil.copy(nobody.shared / "euid", prog)
+    os.chown(prog, 0, 0)
+    prog.chmod(0o4755)
+    r = subprocess.run([*AS_NOBODY, *PYKTRACE, "-t", "cn", "-f", "s.out", str(prog)],
+                       capture_output=True, text=True, cwd=nobody.work, env=nobody.env,
+                       timeout=TIMEOUT)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, "euid=0\n", "")
+    recs = list(iter_records(str(nobody.work / "s.out")))
+    assert recs and {r.comm_name for r in recs} == {b"pyktrace"}  # nothing of the program
+    assert f"set-id exec of {str(prog).encode()!r}" in nobody.log.read_text()
+
+
+def _dd(env: dict[str, str], trfile: Path, preexec: object = None) -> tuple[int, int, bytes]:
+    """dd under pyktrace -t ci: 128 GIO records of 4 KiB, far more than the file may take."""
+    p = subprocess.Popen([*PYKTRACE, "-t", "ci", "-f", str(trfile), "dd", "if=/dev/zero",
+                          "of=/dev/null", "bs=4096", "count=64", "status=none"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         preexec_fn=preexec)  # type: ignore[arg-type]  # fmt: skip
+    out, _ = p.communicate(timeout=TIMEOUT)
+    return p.pid, p.returncode, out
+
+
+def _check_failed_trace(run: tuple[int, int, bytes], trfile: Path, runtime_env, errno: int,
+                        limit: int) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    pid, status, out = run
+    # The program was never hurt: it ran to the end, untraced after the failure.
+    assert (status, out) == (0, b"")
+    log = (Path(runtime_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "engine.log").read_text()
+    assert f"ktrace write failed, errno {errno}, tracing stopped for pid {pid}\n" in log
+    size = trfile.stat().st_size
+    assert 0 < size <= limit
+    recs = list(iter_records(str(trfile)))  # every record whole and decodable
+    assert sum(64 + len(x.payload) for x in recs) == size
+    assert recs[0].pid == pid and any(x.type == K.KTR_GENIO for x in recs)
+    dump = subprocess.run([*PYKTRACE[:-1], "ktrace_cli.cli.pykdump", "-f", str(trfile)],
+                          capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    assert dump.returncode == 0 and dump.stderr == b""
+
+
+def test_file_size_limit_stops_tracing_cleanly(runtime_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    limit = 65536
+    f = tmp_path / "limited.out"
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    r = _dd(runtime_env, f, low_limit)
+    _check_failed_trace(r, f, runtime_env, 27, limit)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_full_filesystem_stops_tracing_cleanly(runtime_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
+    try:
+        f = mnt / "full.out"
+        r = _dd(runtime_env, f)
+        _check_failed_trace(r, f, runtime_env, 28, 65536)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
