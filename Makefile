@@ -40,6 +40,11 @@ lint-man:
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/kdump_bench.py
 	$(BIN)/python bench/trace_bench.py
+	$(BIN)/python bench/load_bench.py
+
+# The reliability suite, larger loads and a 10-minute traced shell loop (MINUTES=...), then the figures table.
+soak: $(DEVSTAMP)
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
 install:
 	$(PYTHON) -m pip install .

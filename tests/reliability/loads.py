@@ -184,6 +184,7 @@ class Run:
     wall: float
     counts: Counts = field(default_factory=collections.Counter)
     records: list[Record] = field(default_factory=list)
+    nrecords: int = 0
 
 
 def _env(base: dict[str, str], w: Workload) -> dict[str, str]:
@@ -239,6 +240,7 @@ def run_pyktrace(w: Workload, root: Path, env: dict[str, str], trfile: Path | No
     wall = time.perf_counter() - t0
     records = list(iter_records(str(tf)))
     r = Run(p.returncode, p.stdout, _outputs(w, root), wall, trace_counts(records))
+    r.nrecords = len(records)
     if keep_records:
         r.records = records
     return r

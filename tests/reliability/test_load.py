@@ -45,8 +45,10 @@ def test_load_is_traced_whole(name: str, rel_progs: Path, runtime_env: dict[str,
 
     lost = loads.losses(ours.records)
     pids = {r.pid for r in loads.after_pyktrace(ours.records)}
+    held = (ours.outputs == plain.outputs
+            and loads.comparable(ours.counts, w) == loads.comparable(theirs.counts, w))  # fmt: skip
     figures.record("load", workload=w.name, records=len(ours.records), lost=len(lost),
-                   processes=len(pids), syscalls=sum(ours.counts.values()))  # fmt: skip
+                   processes=len(pids), syscalls=sum(ours.counts.values()), held=int(held))  # fmt: skip
     assert loads.comparable(ours.counts, w) == loads.comparable(theirs.counts, w)
     assert lost == []
     assert len(pids) == processes
