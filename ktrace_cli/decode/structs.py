@@ -180,8 +180,17 @@ _POLLFD = struct.Struct("<ihh")
 _U64 = 0xFFFFFFFFFFFFFFFF
 
 
+def _c_text(raw: bytes) -> str:
+    """A C string field for kdump text: up to the first NUL, one latin-1 character per byte.
+
+    Text lines are latin-1 `str` that encode back to the recorded bytes; a
+    UTF-8 decoding here made any path outside latin-1 (or not UTF-8) unprintable.
+    """
+    return raw.split(b"\0", 1)[0].decode("latin-1")
+
+
 def _c_str(raw: bytes) -> str:
-    """A C string field as printf %s shows it: up to the first NUL, bytes kept as-is."""
+    """A C string field for JSON: up to the first NUL, undecodable bytes as surrogate escapes."""
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
@@ -307,7 +316,7 @@ def _sockaddr_body(family: int, sa: bytes) -> str:
             text += f"%{scope}"
         return f"[{text}]:{port}"
     if family == AF_UNIX:
-        return _c_str(sa[2:106])
+        return _c_text(sa[2:106])
     if family == AF_NETLINK:
         pid, groups = _SNL.unpack_from(sa.ljust(12, b"\0"), 2)
         return f"netlink[pid={pid}, groups={groups:#x}]"
@@ -409,7 +418,7 @@ def format_struct(payload: bytes, *, word: int, resolve: bool, linux: bool) -> s
         wd, mask, cookie, length = _INOTIFY.unpack_from(data)
         return (
             f"inotify {{ .wd = {wd}, .mask = {hex_alt(mask)}, .cookie = {cookie}, "
-            f".len = {length}, .name = {_c_str(data[_INOTIFY.size :])} }}"
+            f".len = {length}, .name = {_c_text(data[_INOTIFY.size :])} }}"
         )
     if name == "itimerval":
         layout = _ITIMERVAL.get(word)
