@@ -242,20 +242,34 @@ def _print_color(first: Any, events: Any, text: Any) -> int:
 
 def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
     from ktrace_cli.format.layouts import AMD64
+    from ktrace_cli.format.reader import NotATrace, TraceFormatError
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
 
-    first = next(events, None)
+    # A damaged or torn trace still gets the table of the records before the
+    # damage, then the error, as kdump prints those records then the error.
+    error: TraceFormatError | None = None
+    try:
+        first = next(events, None)
+    except NotATrace:
+        raise  # not a trace at all: no table
+    except TraceFormatError as e:
+        first, error = None, e
     stats = Summary(reader.arch or AMD64)
     if first is not None:
-        stats.add([first])
-        stats.add(events)
+        try:
+            stats.add([first])
+            stats.add(events)
+        except TraceFormatError as e:
+            error = e
     if _use_color(color, stdout):
         from rich.console import Console
 
         print_rich(stats, Console(highlight=False, force_terminal=True))
-        return ExitStatus.OK
-    stdout.write(plain_text(stats).encode("utf-8"))
-    stdout.flush()
+    else:
+        stdout.write(plain_text(stats).encode("utf-8"))
+        stdout.flush()
+    if error is not None:
+        raise error
     return ExitStatus.OK
 
 
