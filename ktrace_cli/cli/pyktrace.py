@@ -332,6 +332,12 @@ def run(opts: Options) -> int:
         from ktrace_cli.trace import seccomp
 
         seccomp.install([int(n) for n in nrs], no_new_privs=os.geteuid() != 0)
+    import signal
+
+    # Python ignores SIGPIPE and SIGXFSZ at start-up; an ignored signal stays
+    # ignored across exec, so give the command the defaults a shell would.
+    for signo in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signo, signal.SIG_DFL)
     try:
         os.execvp(opts.command[0], opts.command)
     except OSError as e:

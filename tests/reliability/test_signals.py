@@ -332,11 +332,6 @@ def test_real_time_flood(rel_progs: Path, runtime_env: dict[str, str], tmp_path:
 # The signal dispositions the command starts with.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pyktrace execs the command from Python, which ignores SIGPIPE and SIGXFSZ at start-up; "
-    "the command inherits SIG_IGN for both (SigIgn 0x1001000) instead of the dispositions "
-    "pyktrace was started with, so e.g. a traced `yes | head -1` gets EPIPE instead of dying "
-    "of SIGPIPE (ktrace_cli/cli/pyktrace.py: reset them to SIG_DFL before execvp)"))  # fmt: skip
 def test_the_command_keeps_the_signal_dispositions_it_was_given(runtime_env: dict[str, str],
                                                                 tmp_path: Path) -> None:  # fmt: skip
     assert loads.command_sigign(runtime_env, tmp_path) == frozenset()
