@@ -15,6 +15,7 @@ from ktrace_cli.trace.runtime import Runtime, ensure_runtime
 
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 MAX_MESSAGE = 1 << 16
+REPLY_TIMEOUT = 60.0  # seconds a client waits for the engine's answer
 START_TIMEOUT = 10.0
 
 
@@ -136,9 +137,16 @@ def call(message: dict[str, object], fd: int | None = None,
             if callable(before_send):
                 pid, _uid, _gid = peer_credentials(sock)
                 before_send(pid)
+            # A thread stuck in uninterruptible sleep can hold a clear's reply
+            # back; the user gets a message instead of a hang.
+            sock.settimeout(REPLY_TIMEOUT)
             try:
                 send_message(sock, message, fd)
                 reply, extra = recv_message(sock)
+            except TimeoutError:
+                raise EngineUnavailable(
+                    E.ETIMEDOUT, f"the trace engine did not answer in {REPLY_TIMEOUT:.0f} s (see {rt.log})"
+                ) from None
             except OSError:
                 reply, extra = None, None
             if extra is not None:
