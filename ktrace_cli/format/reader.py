@@ -10,6 +10,7 @@ recognised and refused with a message that names them.
 from __future__ import annotations
 
 import os
+import select
 import struct
 import time
 from collections.abc import Iterator
@@ -194,9 +195,18 @@ class TraceReader:
             self._pos = 0
         return True
 
+    def _ready(self) -> bool:
+        """Whether a read would return at once (always so for a regular file)."""
+        try:
+            return bool(select.select([self.stream], [], [], 0)[0])
+        except (OSError, TypeError, ValueError):
+            return True
+
     def _detect(self) -> Arch:
         # Read up to SAMPLE bytes (or to end of input) before deciding.
         while len(self._buf) < SAMPLE:
+            if self.follow and self._buf and not self._ready():
+                break  # a pipe being followed: decide on what has come, not wait for 64 KiB
             chunk = self.stream.read(SAMPLE - len(self._buf))
             if not chunk:
                 break
