@@ -100,7 +100,11 @@ Examples:
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def command(**kw: Any) -> int:
     """Print a ktrace trace file as FreeBSD's kdump(1) does."""
-    return run(**kw)
+    try:
+        return run(**kw)
+    except KeyboardInterrupt:
+        # Caught before click, whose Abort handling writes a blank line to stderr.
+        return ExitStatus.INTERRUPTED
 
 
 def run(
