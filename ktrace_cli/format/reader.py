@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import struct
 import time
 from collections.abc import Iterator
@@ -46,6 +47,13 @@ class BogusLength(TraceFormatError):
 class DataTooShort(TraceFormatError):
     def __init__(self, header: Record | None = None) -> None:
         super().__init__("data too short", header)
+
+
+class FileTruncated(OSError):
+    """A followed file shrank below what was already read: what comes next is not a record boundary."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "file truncated")
 
 
 class NotATrace(TraceFormatError):
@@ -189,11 +197,21 @@ class TraceReader:
                 if not self.follow:
                     self._eof = True
                     return False
+                if self._shrunk():
+                    raise FileTruncated()
                 time.sleep(self.poll_interval)
                 continue
             self._buf = self._buf[self._pos :] + chunk
             self._pos = 0
         return True
+
+    def _shrunk(self) -> bool:
+        """Whether a regular file is now shorter than the offset read up to (truncated)."""
+        try:
+            st = os.fstat(self.stream.fileno())
+            return stat.S_ISREG(st.st_mode) and st.st_size < self.stream.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
 
     def _ready(self) -> bool:
         """Whether a read would return at once (always so for a regular file)."""
