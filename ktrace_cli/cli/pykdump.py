@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import io
 import os
 import signal
 import sys
@@ -186,6 +187,18 @@ def run(
         return ExitStatus.ERROR
 
 
+def _console_file() -> IO[str]:
+    """sys.stdout for rich, replacing what its encoding cannot show.
+
+    Colour output decodes recorded bytes as UTF-8 (U+FFFD for the rest); on a
+    latin-1 or ASCII terminal those characters must not end in a traceback.
+    """
+    out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(errors="replace")
+    return out
+
+
 def _use_color(color: str, stdout: IO[bytes]) -> bool:
     return color == "always" or (color == "auto" and stdout.isatty())
 
@@ -236,7 +249,7 @@ def _print_color(first: Any, events: Any, text: Any) -> int:
 
     from ktrace_cli.render.color import ColorKdump
 
-    console = Console(highlight=False, soft_wrap=True, force_terminal=True)
+    console = Console(file=_console_file(), highlight=False, soft_wrap=True, force_terminal=True)
     printer = ColorKdump(text, console)
     printer.print(first)
     for event in events:
@@ -268,7 +281,7 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
     if _use_color(color, stdout):
         from rich.console import Console
 
-        print_rich(stats, Console(highlight=False, force_terminal=True))
+        print_rich(stats, Console(file=_console_file(), highlight=False, force_terminal=True))
     else:
         stdout.write(plain_text(stats).encode("utf-8"))
         stdout.flush()
