@@ -189,21 +189,43 @@ class TraceReader:
 
     def _fill(self, need: int) -> bool:
         """Make `need` bytes available at the read position; False at end of input."""
-        while len(self._buf) - self._pos < need:
+        have = len(self._buf) - self._pos
+        if have >= need:
+            return True
+        if not self.follow and have + self._left_in_file() < need:
+            self._eof = True  # a lying ktr_len: what reading to the end would find, at once
+            return False
+        # Chunks are joined once: appending each to the buffer copied it
+        # again and again (quadratic time for a long record).
+        chunks = [self._buf[self._pos :]]
+        while have < need:
             # Never read(need): a lying ktr_len (0x7fffffff) would make
             # FileIO allocate that much before finding the file is short.
             chunk = self.stream.read(CHUNK)
             if not chunk:
                 if not self.follow:
                     self._eof = True
+                    self._buf, self._pos = b"", 0  # nothing is read after the end
                     return False
                 if self._shrunk():
                     raise FileTruncated()
                 time.sleep(self.poll_interval)
                 continue
-            self._buf = self._buf[self._pos :] + chunk
-            self._pos = 0
+            chunks.append(chunk)
+            have += len(chunk)
+        self._buf = b"".join(chunks)
+        self._pos = 0
         return True
+
+    def _left_in_file(self) -> int:
+        """Bytes between the read offset and the end of a regular file; unbounded otherwise."""
+        try:
+            st = os.fstat(self.stream.fileno())
+            if stat.S_ISREG(st.st_mode):
+                return max(st.st_size - self.stream.tell(), 0)
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 1 << 62
 
     def _shrunk(self) -> bool:
         """Whether a regular file is now shorter than the offset read up to (truncated)."""
