@@ -517,6 +517,29 @@ def test_lying_length_does_not_grow_memory(workdir: Path, trace: Trace, data: st
         assert peak < 8 << 20, f"peak {peak} bytes for a lying length with {options}"
 
 
+def test_lying_length_before_a_long_tail(workdir: Path) -> None:
+    # Regression: the reader appended 1 MiB chunks to its buffer until the
+    # lying length was reached, copying the tail again each time: 41 s and
+    # 430 MB for a 200 MB tail.  A regular file now knows it is short at once.
+    bad = bytearray(encode_record(make_record(Genio(1, 0, b"x" * 32), pid=1, comm="sh", sec=1, frac=0)))
+    struct.pack_into("<i", bad, 0, 0x7FFFFFFF)
+    path = workdir / "long-tail.out"
+    with open(path, "wb") as f:
+        f.write(_trace((Namei(b"/a"), None)) + bytes(bad))
+        f.write(b"\1" * (48 << 20))
+    FIGURES["inputs"] += 1
+    tracemalloc.start()
+    try:
+        result = run("-f", str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.status, result.out, result.err) == (
+        1, b'     1 sh       NAMI  "/a"\n', "pykdump: data too short\n",
+    )  # fmt: skip
+    assert peak < 8 << 20, f"peak {peak} bytes"
+
+
 # ---------------------------------------------------------------------------
 # Regressions: inputs that crashed pykdump before their fix.
 
