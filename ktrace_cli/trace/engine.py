@@ -232,6 +232,11 @@ class Engine:
             P._ptrace(t.resume_op(), tid, 0, 0)
             return
         op, nr, a0, a1, a2, a3, a4, a5 = _INFO.unpack_from(info)
+        if op == P.PTRACE_SYSCALL_INFO_NONE:
+            # A SIGKILL took the thread out of the stop we collected; it is in
+            # another (its exit event), reported on its own. The rest of the
+            # buffer is another call's: recording it would forge a CALL.
+            return
         p = t.proc
         if p.passthrough or p.detaching:
             self._quiet_stop(t, p)
