@@ -94,6 +94,8 @@ class Engine:
         self.spin = len(os.sched_getaffinity(0)) > 1 and os.environ.get("PYKTRACE_SPIN") != "0"
         self.spin_misses = 0
         self.spin_skip = 0
+        # Stops collected but not yet handled: see _wait.
+        self.ready: deque[tuple[int, int]] = deque()
 
     # ----- requests (called from the control thread) -----
 
@@ -177,6 +179,29 @@ class Engine:
             return False
 
     def _wait(self) -> tuple[int, int]:
+        """The next stop to handle, in rounds: every tracee stopped now is served once before any again.
+
+        waitpid(-1) scans the tracer's list of tracees from the head, so a
+        busy tracee near it, stopping again at once, would be reported
+        again and again while one further down waits (a traced process
+        starved for seconds). Each round collects every pending stop first.
+        """
+        if self.ready:
+            return self.ready.popleft()
+        pid, status = self._wait_one()
+        if len(self.threads) > 1:
+            ready, waitpid = self.ready, os.waitpid
+            while True:
+                try:
+                    more = waitpid(-1, P.WAIT_ALL_NOHANG)
+                except ChildProcessError:
+                    break
+                if not more[0]:
+                    break
+                ready.append(more)
+        return pid, status
+
+    def _wait_one(self) -> tuple[int, int]:
         waitpid = os.waitpid
         if self.dirty and not self.timer_armed:
             self.timer_armed = True
@@ -538,6 +563,7 @@ class Engine:
             self._drop_thread(t)
         self.awaiting.clear()
         self.pending.clear()
+        self.ready.clear()
 
     # ----- attach, detach, write failures -----
 
