@@ -178,10 +178,12 @@ def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket
     from ktrace_cli.trace.engine import Request
 
     try:
+        from ktrace_cli.trace.ops import SHUTDOWN, STATUS
+
         op = msg.get("op")
-        if op == "shutdown":
-            return Request(ops=-1, facs=0, pid=0, fd=fd, peer_pid=peer_pid,
-                           reply=lambda r: _answer(conn, r))  # fmt: skip
+        if op in ("shutdown", "status"):
+            return Request(ops=SHUTDOWN if op == "shutdown" else STATUS, facs=0, pid=0, fd=fd,
+                           peer_pid=peer_pid, reply=lambda r: _answer(conn, r))  # fmt: skip
         if op != "ktrace":
             return None
         return Request(

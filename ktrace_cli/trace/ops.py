@@ -22,6 +22,8 @@ OPTIONS = P.BASE_OPTIONS | P.PTRACE_O_TRACEEXIT | P.PTRACE_O_TRACESECCOMP
 # stopped at every exit and fork for nothing: they count as "no trace points".
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 log = logging.getLogger("pyktrace.engine")
+# Requests that are not ktrace(2) operations (Request.ops < 0).
+SHUTDOWN, STATUS = -1, -2
 
 
 def serve(engine: Engine) -> None:
@@ -75,7 +77,9 @@ def released(engine: Engine) -> None:
 
 def apply(engine: Engine, req: Request) -> dict[str, object]:
     """Carry out one request; the reply carries error 0 or an errno, as ktrace(2) returns."""
-    if req.ops < 0:  # "shutdown": detach everything and exit
+    if req.ops == STATUS:
+        return status(engine)
+    if req.ops < 0:  # SHUTDOWN: detach everything and exit
         with engine.lock:
             engine.closing = True
         engine.shutdown = engine.attention = True
@@ -122,6 +126,23 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
         reply["filter"] = want_filter
     engine._flush_all()
     return reply
+
+
+def status(engine: Engine) -> dict[str, object]:
+    """What the engine holds, for tests and for a user asking why it still runs.
+
+    Taken on the engine thread between events, so it is never half-updated.
+    """
+    return {
+        "error": 0,
+        "pid": os.getpid(),
+        "procs": sorted(engine.procs),
+        "threads": sorted(engine.threads),
+        "files": len(engine.files),
+        "awaiting": sorted(engine.awaiting),
+        "pending": sorted(engine.pending),
+        "held_replies": len(engine.held_replies),
+    }
 
 
 class _Walk:
