@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
+import logging.handlers
 import os
 import resource
+import select
 import signal
 import socket
+import stat
 import threading
 from typing import TYPE_CHECKING
 
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pyktrace.engine")
 _ENGINE_NAME = ctypes.create_string_buffer(b"pyktrace-engine")
 _ENGINE_COMM = ctypes.addressof(_ENGINE_NAME)
+# How often the control thread checks that clients can still find the
+# engine; a client finding no socket but the lock held retries for
+# control.START_TIMEOUT, far longer.
+GUARD_PERIOD = 0.25
 
 
 def spawn(rt: Runtime, lockfd: int) -> None:
@@ -85,7 +93,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
 
     prctl(15, _ENGINE_COMM)  # PR_SET_NAME
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    handler = logging.FileHandler(rt.log)
+    handler = logging.handlers.WatchedFileHandler(rt.log)  # reopened if removed
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
     root.addHandler(handler)
@@ -98,12 +106,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
             os.unlink(rt.socket)
         except FileNotFoundError:
             pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        listener.bind(rt.socket)
-        os.chmod(rt.socket, 0o600)
-        listener.listen(64)
-        with open(rt.pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        endpoint = Endpoint(rt, lockfd)
     except Exception as e:
         log.exception("engine start failed")
         os.write(ready, f"the trace engine failed to start: {e}".encode())
@@ -111,28 +114,126 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     log.info("engine started (uid %d)", os.getuid())
     os.write(ready, b"ok")
     os.close(ready)
-    threading.Thread(target=_serve_control, args=(engine, listener), daemon=True).start()
+    threading.Thread(target=_serve_control, args=(engine, endpoint), daemon=True).start()
     try:
         engine.run()
     except BaseException:
         log.exception("engine failed; the kernel detaches its tracees")
-    for path in (rt.socket, rt.pidfile):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    with engine.lock:  # the control thread must not put them back now
+        engine.closing = True
+        endpoint.remove()
     log.info("engine exiting: nothing traced")
     logging.shutdown()
     return 0
 
 
-def _serve_control(engine: object, listener: socket.socket) -> None:
+class Endpoint:
+    """The engine's names in the runtime directory (socket, pid file, lock), put back if removed.
+
+    A user or a tmp cleaner removing the socket would otherwise leave the
+    engine unreachable while it holds the lock: the next pyktrace could
+    neither reach it nor start another, and its traces could not be
+    cleared. So the control thread checks every GUARD_PERIOD and binds the
+    socket again, unless another engine has taken the directory over.
+    """
+
+    def __init__(self, rt: Runtime, lockfd: int) -> None:
+        self.rt = rt
+        self.lockfd = lockfd
+        self.listener: socket.socket | None = None
+        self.ident: tuple[int, int] | None = None
+        self.owner = True
+        self._bind()
+
+    def _bind(self) -> None:
+        try:
+            os.unlink(self.rt.socket)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(self.rt.socket)
+            os.chmod(self.rt.socket, 0o600)
+            listener.listen(64)
+            st = os.stat(self.rt.socket)
+        except OSError:
+            listener.close()
+            raise
+        if self.listener is not None:
+            self.listener.close()
+        self.listener, self.ident = listener, (st.st_dev, st.st_ino)
+        with open(self.rt.pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def _ours(self, path: str, ident: tuple[int, int] | None) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == ident
+
+    def check(self) -> None:
+        """Put back what was removed; give up if another engine owns the directory now."""
+        if not self.owner or self._ours(self.rt.socket, self.ident):
+            return
+        try:
+            os.mkdir(self.rt.dir, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            return
+        st = os.lstat(self.rt.dir)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return
+        lock = os.fstat(self.lockfd)
+        if not self._ours(self.rt.lock, (lock.st_dev, lock.st_ino)):
+            fd = os.open(self.rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.owner = False
+                log.warning("another engine has taken over %s; this one (pid %d) runs on "
+                            "unreachable until its tracees exit or it gets SIGTERM",
+                            self.rt.dir, os.getpid())  # fmt: skip
+                return
+            os.close(self.lockfd)
+            self.lockfd = fd
+        try:
+            self._bind()
+        except OSError as e:
+            log.warning("cannot put back %s: %s", self.rt.socket, e)
+            return
+        log.info("%s was removed: bound again", self.rt.socket)
+
+    def remove(self) -> None:
+        if not self.owner:
+            return
+        for path, ident in ((self.rt.socket, self.ident), (self.rt.pidfile, None)):
+            if ident is None or self._ours(path, ident):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def _serve_control(engine: object, endpoint: Endpoint) -> None:
     from ktrace_cli.trace.engine import Engine
 
     assert isinstance(engine, Engine)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
     uid = os.getuid()
     while True:
+        listener = endpoint.listener
+        assert listener is not None
+        if not select.select([listener], [], [], GUARD_PERIOD)[0]:
+            with engine.lock:
+                if not engine.closing:
+                    try:
+                        endpoint.check()
+                    except OSError as e:  # never lose the control thread over it
+                        log.warning("checking %s: %s", endpoint.rt.dir, e)
+            continue
         try:
             conn, _ = listener.accept()
         except OSError:
