@@ -22,6 +22,32 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
+class OutputError(OSError):
+    """Writing the output failed (disk full, closed pipe...): not the trace file's fault."""
+
+
+class _Output:
+    """Standard output that reports its own write errors as OutputError."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as e:
+            raise OutputError(e.errno, e.strerror) from None
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except OSError as e:
+            raise OutputError(e.errno, e.strerror) from None
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+
 class UsageFailure(Exception):
     """Bad command line: kdump prints its usage line and exits 1."""
 
@@ -151,7 +177,7 @@ def run(
     except OSError as e:
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
-    stdout = sys.stdout.buffer
+    stdout: Any = _Output(sys.stdout.buffer)
     options = KdumpOptions(
         abi_column=abi_column,
         cpu=cpu,
@@ -181,8 +207,14 @@ def run(
         stdout.flush()
         fail(e.message)
         return ExitStatus.ERROR
+    except OutputError as e:
+        fail(f"stdout: {e.strerror}")
+        return ExitStatus.ERROR
     except OSError as e:
-        stdout.flush()
+        try:
+            stdout.flush()
+        except OutputError:
+            pass
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
 

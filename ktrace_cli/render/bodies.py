@@ -421,7 +421,8 @@ def _printf(fmt: str, args: Sequence[int]) -> str:
             text = "0" + kind + text
         if kind == "p":
             text = "0x" + text
-        return text.rjust(int(width)) if width and "-" not in flags else text.ljust(int(width or 0))
+        pad = min(int(width or 0), 1024)  # a hostile width must not build a huge string
+        return text.ljust(pad) if "-" in flags else text.rjust(pad)
 
     return _PRINTF.sub(conv, fmt)
 

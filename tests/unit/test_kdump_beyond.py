@@ -122,3 +122,18 @@ def test_follow_prints_records_appended_later(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_output_errors_name_stdout_not_the_trace(tmp_path: Path) -> None:
+    path = tmp_path / "t.out"
+    path.write_bytes(trace_bytes([rec(Namei(b"/x")) for _ in range(3)]))
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run(PYKDUMP + ["-f", str(path)], stdout=full, stderr=subprocess.PIPE)
+    assert (out.returncode, out.stderr) == (1, b"pykdump: stdout: No space left on device\n")
+
+
+def test_exterr_message_widths_are_bounded() -> None:
+    from ktrace_cli.render.bodies import _printf
+
+    assert _printf("%5d|%-4x|%s", (42, 255)) == "   42|ff  |0"
+    assert len(_printf("%999999999d", (1,))) == 1024
