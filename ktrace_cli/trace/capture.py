@@ -8,7 +8,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.trace import convert
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.emit import GENIO_FIXED, csw
-from ktrace_cli.trace.tracee import Thread, read_nvcsw
+from ktrace_cli.trace.tracee import Thread
 
 # The `u` convention: prctl(UTRACE_PRCTL, addr, len, 0, 0) is a harmless
 # EINVAL for the kernel; the engine records the bytes as a KTR_USER record.
@@ -65,7 +65,7 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
             if len(data) == length:
                 tf.record(K.KTR_USER, pid, tid, comm, ns, data)
     if facs & K.KTRFAC_CSW:
-        t.nvcsw = read_nvcsw(pid, tid)
+        t.nvcsw = t.read_nvcsw()
 
 
 def exit_records(
@@ -81,7 +81,7 @@ def exit_records(
     if facs & K.KTRFAC_CSW and t.nvcsw >= 0:
         # The entry stop was already counted when we read it; the exit stop
         # adds one more; anything beyond means the thread slept in the call.
-        now = read_nvcsw(pid, tid)
+        now = t.read_nvcsw()
         if now - t.nvcsw >= 2:
             wmesg = rule.name.encode()[:7]
             tf.record(K.KTR_CSW, pid, tid, comm, t.entry_ns, csw(1, wmesg))

@@ -111,6 +111,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         log.exception("engine start failed")
         os.write(ready, f"the trace engine failed to start: {e}".encode())
         return 1
+    _raise_fd_limit()
     log.info("engine started (uid %d)", os.getuid())
     os.write(ready, b"ok")
     os.close(ready)
@@ -125,6 +126,20 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     log.info("engine exiting: nothing traced")
     logging.shutdown()
     return 0
+
+
+def _raise_fd_limit() -> None:
+    """Use the whole hard limit of descriptors: the engine keeps one per traced
+    process (/proc/PID/mem) and, with `w`, one per thread; running out would
+    silently cost records."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the descriptor limit from %d", soft)
 
 
 class Endpoint:

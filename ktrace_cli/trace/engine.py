@@ -535,6 +535,7 @@ class Engine:
         self.dirty = True
 
     def _drop_thread(self, t: Thread) -> None:
+        t.close()
         p = t.proc
         if self.threads.get(t.tid) is t:
             del self.threads[t.tid]

@@ -76,8 +76,10 @@ def exec_(engine: Engine, t: Thread, p: Proc) -> None:
         execer = p.threads.get(former)
         if execer is not None:
             for tid in (p.tgid, former):
-                p.threads.pop(tid, None)
+                gone = p.threads.pop(tid, None)
                 engine.threads.pop(tid, None)
+                if gone is not None:
+                    gone.close()
             execer.tid = p.tgid
             p.threads[p.tgid] = execer
             engine.threads[p.tgid] = execer

@@ -89,7 +89,7 @@ class Thread:
 
     __slots__ = (
         "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
-        "exiting", "sigaction", "stepping", "descend_pending",
+        "exiting", "sigaction", "stepping", "descend_pending", "status_fd",
     )  # fmt: skip
 
     def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
@@ -108,6 +108,40 @@ class Thread:
         # Attached by a descending request and not yet at its attach stop: a
         # child it forks now was forked during the walk and is traced too.
         self.descend_pending = False
+        self.status_fd = -1  # /proc/TGID/task/TID/status, opened once `w` needs it
+
+    def read_nvcsw(self) -> int:
+        """The voluntary context switch count (for CSW records), -1 if unreadable.
+
+        The status file is opened once per thread and re-read with pread: a
+        seq_file regenerates its text at offset 0, and open/close on every
+        syscall stop cost more than the read itself.
+        """
+        for _ in range(2):
+            if self.status_fd < 0:
+                try:
+                    self.status_fd = os.open(
+                        f"/proc/{self.proc.tgid}/task/{self.tid}/status", os.O_RDONLY | os.O_CLOEXEC
+                    )
+                except OSError:
+                    return -1
+            try:
+                data = os.pread(self.status_fd, 4096, 0)
+            except OSError:
+                data = b""
+            at = data.find(b"voluntary_ctxt_switches:")
+            if at >= 0:
+                try:
+                    return int(data[at + 24 : data.index(b"\n", at)])
+                except ValueError:
+                    return -1
+            self.close()  # the task changed (exec by another thread): open it again
+        return -1
+
+    def close(self) -> None:
+        if self.status_fd >= 0:
+            os.close(self.status_fd)
+            self.status_fd = -1
 
     def resume_op(self) -> int:
         return PTRACE_SYSCALL if self.insys else self.proc.mode_op
@@ -137,18 +171,6 @@ def read_tgid(tid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def read_nvcsw(tgid: int, tid: int) -> int:
-    """The thread's voluntary context switch count (for CSW records)."""
-    try:
-        with open(f"/proc/{tgid}/task/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"voluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return -1
 
 
 def list_tasks(pid: int) -> list[int]:
