@@ -376,14 +376,29 @@ def losses(records: list[Record], allow_open: Callable[[int, str], bool] | None 
     except a call the thread never returns from (exit, exit_group, or what
     `allow_open(tid, name)` accepts, e.g. a call a signal killed it in).
     pyktrace's own first records may begin with the RET of the call it was
-    in when the engine attached.
+    in when the engine attached. A PROCDTOR ends a process's life: a long
+    trace outlives pid_max, and a pid (and its tids) may then be reused by a
+    new process, whose records are a new life, checked on their own.
     """
     found: list[str] = []
-    per_pid: dict[int, list[Record]] = collections.defaultdict(list)
+    life: dict[int, list[Record]] = collections.defaultdict(list)  # pid -> its current life
+    tids_of: dict[int, set[int]] = collections.defaultdict(set)
     open_call: dict[int, int | None] = {}
     seen_call: set[int] = set()
+
+    def close_calls(tids: set[int]) -> None:
+        for tid in tids:
+            code = open_call.pop(tid, None)
+            seen_call.discard(tid)
+            if code is None:
+                continue
+            name = _name(code)
+            if name not in _NO_RETURN and not (allow_open and allow_open(tid, name)):
+                found.append(f"tid {tid}: last CALL {name} has no RET")
+
     for r in records:
-        per_pid[r.pid].append(r)
+        life[r.pid].append(r)
+        tids_of[r.pid].add(r.tid)
         if r.type == K.KTR_SYSCALL:
             prev = open_call.get(r.tid)
             if prev is not None and _name(prev) not in _NO_RETURN:
@@ -399,24 +414,26 @@ def losses(records: list[Record], allow_open: Callable[[int, str], bool] | None 
                              f"{_name(_code(r))}")  # fmt: skip
             open_call[r.tid] = None
             seen_call.add(r.tid)
-    for tid, code in open_call.items():
-        if code is None:
-            continue
-        name = _name(code)
-        if name not in _NO_RETURN and not (allow_open and allow_open(tid, name)):
-            found.append(f"tid {tid}: last CALL {name} has no RET")
-    for pid, recs in per_pid.items():
-        # A successful exec starts a new image, announced by one more PROCCTOR
-        # (written at the exec event, before the execve's EJUSTRETURN RET).
-        execs = sum(r.type == K.KTR_SYSRET and _error(r) == K.EJUSTRETURN for r in recs)
-        ctors = sum(r.type == K.KTR_PROCCTOR for r in recs)
-        dtors = sum(r.type == K.KTR_PROCDTOR for r in recs)
-        if ctors != 1 + execs or recs[0].type != K.KTR_PROCCTOR:
-            found.append(f"pid {pid}: {ctors} PROCCTOR for {execs} exec(s), "
-                         f"first record type {recs[0].type}")  # fmt: skip
-        if dtors != 1 or recs[-1].type != K.KTR_PROCDTOR:
-            found.append(f"pid {pid}: {dtors} PROCDTOR, last record type {recs[-1].type}")
+        elif r.type == K.KTR_PROCDTOR:
+            _check_life(r.pid, life.pop(r.pid), found)
+            close_calls(tids_of.pop(r.pid))
+    close_calls(set(open_call))
+    for pid, recs in life.items():
+        _check_life(pid, recs, found)
     return found
+
+
+def _check_life(pid: int, recs: list[Record], found: list[str]) -> None:
+    # A successful exec starts a new image, announced by one more PROCCTOR
+    # (written at the exec event, before the execve's EJUSTRETURN RET).
+    execs = sum(r.type == K.KTR_SYSRET and _error(r) == K.EJUSTRETURN for r in recs)
+    ctors = sum(r.type == K.KTR_PROCCTOR for r in recs)
+    dtors = sum(r.type == K.KTR_PROCDTOR for r in recs)
+    if ctors != 1 + execs or recs[0].type != K.KTR_PROCCTOR:
+        found.append(f"pid {pid}: {ctors} PROCCTOR for {execs} exec(s), "
+                     f"first record type {recs[0].type}")  # fmt: skip
+    if dtors != 1 or recs[-1].type != K.KTR_PROCDTOR:
+        found.append(f"pid {pid}: {dtors} PROCDTOR, last record type {recs[-1].type}")
 
 
 def process_count(records: list[Record]) -> int:
