@@ -14,7 +14,6 @@ import pytest
 from ktrace_cli.trace import diagnose as D
 
 
-
 def fake(monkeypatch: pytest.MonkeyPatch, *, euid: int = 1000, cap: bool = False, scope: int = 0,
          uid: int = 1000, gid: int = 1000, owner_of_proc: int = 1000, tracer: int = 0) -> None:  # fmt: skip
     fields = {"Uid": f"{uid} {uid} {uid} {uid}", "Gid": f"{gid} {gid} {gid} {gid}", "TracerPid": str(tracer)}
