@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from ktrace_cli.format import constants as K  # noqa: E402
 from ktrace_cli.format.reader import iter_records  # noqa: E402
+from tests.integration.conftest import _stop_engine  # noqa: E402
 
 
 def build(out: Path) -> None:
@@ -150,18 +151,6 @@ def main() -> int:
             run_mode(pinned, args.quick, runs, bin_, tmp)
             _stop_engine(tmp / ("rt-pinned" if pinned else "rt-unpinned") / "pyktrace")
     return 0
-
-
-def _stop_engine(rtdir: Path) -> None:
-    import socket
-
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(str(rtdir / "engine.sock"))
-            s.sendall(b'{"op": "shutdown"}\n')
-            s.recv(4096)
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":
