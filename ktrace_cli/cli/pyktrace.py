@@ -6,11 +6,14 @@ import os
 import stat
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ktrace_cli.format import constants as K
+
+if TYPE_CHECKING:
+    from ktrace_cli.trace.protocol import Reply
 
 USAGE = (
     "usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]\n"
@@ -258,17 +261,17 @@ def _allow_engine(engine_pid: int) -> None:
 
 
 def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
-            command: bool) -> dict[str, object] | None:  # fmt: skip
+            command: bool) -> Reply | None:  # fmt: skip
     """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
     import resource
 
     from ktrace_cli.trace import control
+    from ktrace_cli.trace.protocol import KtraceArgs, Request
 
-    message: dict[str, object] = {
-        "op": "ktrace", "ops": ops, "facs": facs, "pid": pid, "command": command,
-        "seccomp": opts.seccomp, "genio_size": opts.genio_size, "version": opts.version,
-        "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
-    }  # fmt: skip
+    message = Request("ktrace", KtraceArgs(
+        ops=ops, facs=facs, pid=pid, command=command, seccomp=opts.seccomp,
+        genio_size=opts.genio_size, header_version=opts.version,
+        fsize_limit=resource.getrlimit(resource.RLIMIT_FSIZE)[0]))  # fmt: skip
     # Clearing everything, or a file, with no engine running has nothing to
     # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
@@ -317,9 +320,9 @@ def run(opts: Options) -> int:
     reply = _ktrace(opts, ops, facs, pid, fd, command)
     if fd is not None:
         os.close(fd)
-    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
+    err = reply.error if reply is not None else 0
     if err:
-        why = reply.get("why") if reply is not None else None
+        why = reply.why if reply is not None else None
         if why:
             # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
             sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
@@ -327,8 +330,8 @@ def run(opts: Options) -> int:
         raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
     if not command or reply is None:
         return 0
-    nrs = reply.get("filter")
-    if isinstance(nrs, list):
+    nrs = reply.filter
+    if nrs is not None:
         from ktrace_cli.trace import seccomp
 
         seccomp.install([int(n) for n in nrs], no_new_privs=os.geteuid() != 0)

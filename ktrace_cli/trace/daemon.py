@@ -1,11 +1,19 @@
-"""Starting the engine as a daemon and serving its control socket."""
+"""Starting the engine as a daemon and serving its control socket.
+
+The control thread must survive whatever a client or the system throws at
+it: it reads every connection from one poll loop (a silent client delays
+nobody and is dropped after CONN_TIMEOUT), keeps a spare descriptor to
+answer a client even when the engine is out of descriptors, wakes the
+engine without forking, and logs any exception, closes that connection
+and goes on.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import errno as E
 import fcntl
 import logging
-import logging.handlers
 import os
 import resource
 import select
@@ -13,22 +21,43 @@ import signal
 import socket
 import stat
 import threading
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
-from ktrace_cli.format import constants as K
-from ktrace_cli.trace import control
-from ktrace_cli.trace.runtime import Runtime
+from ktrace_cli.trace import protocol
+from ktrace_cli.trace.protocol import (
+    ANY_VERSION_OPS,
+    MAX_MESSAGE,
+    MISMATCH,
+    EngineUnavailable,
+    Identity,
+    ProtocolError,
+    Reply,
+    Request,
+    peer_credentials,
+    received_fd,
+)  # fmt: skip
+from ktrace_cli.trace.runtime import LOCK, LOG, PIDFILE, SOCKET, Runtime, open_runtime
 
 if TYPE_CHECKING:
-    from ktrace_cli.trace.engine import Request
+    from ktrace_cli.trace.engine import Engine
+    from ktrace_cli.trace.engine import Request as EngineRequest
 
 log = logging.getLogger("pyktrace.engine")
-_ENGINE_NAME = ctypes.create_string_buffer(b"pyktrace-engine")
-_ENGINE_COMM = ctypes.addressof(_ENGINE_NAME)
+ENGINE_NAME = b"pyktrace-engine"
+WAKER_NAME = b"pyktrace-waker"
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
 # How often the control thread checks that clients can still find the
 # engine; a client finding no socket but the lock held retries for
 # control.START_TIMEOUT, far longer.
 GUARD_PERIOD = 0.25
+CONN_TIMEOUT = 2.0  # seconds a client has, once connected, to send its whole request
+REPLY_SEND_TIMEOUT = 1.0  # the engine thread never waits longer on a client that does not read
+MAX_CONNS = 128  # connections read at once; more wait in the listen backlog
+BACKLOG = 64
+STAT_ARG_START = 47  # /proc/PID/stat fields (0-based) of argv's bounds, after the comm
 
 
 def spawn(rt: Runtime, lockfd: int) -> None:
@@ -53,8 +82,8 @@ def spawn(rt: Runtime, lockfd: int) -> None:
     finally:
         os.close(r)
     if msg != b"ok":
-        raise control.EngineUnavailable(
-            5, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
+        raise EngineUnavailable(
+            E.EIO, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
         )
 
 
@@ -68,8 +97,84 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
+def set_title(name: bytes) -> None:
+    """Show as `name` in ps: comm (PR_SET_NAME) and argv, rewritten in place.
+
+    The engine is forked from its first client, so argv would otherwise
+    read like a stale pyktrace command. The argument area is overwritten
+    and its last byte left non-zero, which tells Linux to report the
+    command line only up to the first NUL (the setproctitle convention).
+    Exec'ing a fresh interpreter would do the same at the cost of a second
+    start-up on every cold start.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[STAT_ARG_START - 2]), int(fields[STAT_ARG_START - 1])
+    except (OSError, ValueError, IndexError):
+        return
+    size = end - start
+    if size < 2:
+        return
+    title = name[: size - 2] + b"\0"
+    ctypes.memmove(start, title + b"\0" * (size - len(title)), size)
+    ctypes.memset(end - 1, 0x20, 1)
+
+
+class Waker:
+    """Wakes the engine thread out of waitpid() without forking.
+
+    One child, made at start-up, does nothing but sleep. Stopping it with
+    SIGSTOP (through a pidfd, so a recycled pid is never hit) makes the
+    engine's waitpid(WUNTRACED) report it; the engine sends SIGCONT. The
+    stop is level-triggered: a wake-up sent before the engine blocks is
+    not lost, and no zombie is left per wake-up (the fork-per-wake-up this
+    replaces failed under RLIMIT_NPROC and left one while idle).
+    """
+
+    def __init__(self, keep: set[int]) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(0)
+                _close_other_fds(set())
+                set_title(WAKER_NAME)
+                while True:
+                    select.select([], [], [])
+            finally:
+                os._exit(0)
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+        keep.add(self.pidfd)
+
+    def ring(self) -> None:
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGSTOP)
+        except OSError as e:
+            log.warning("cannot wake the engine through pid %d: %s", self.pid, e)
+
+    def stopped(self, pid: int, status: int) -> bool:
+        """Whether this waitpid() report is the waker's; it is resumed."""
+        if pid != self.pid:
+            return False
+        if os.WIFSTOPPED(status):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGCONT)
+        return True
+
+    def close(self) -> None:
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
-    _close_other_fds({lockfd, ready})
+    _close_other_fds({lockfd, ready, rt.fd})
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -88,12 +193,10 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     except (OSError, ValueError):
         pass
-    # A name other users' tools can recognise (diagnose.is_foreign_engine).
-    from ktrace_cli.trace.ptrace import prctl
-
-    prctl(15, _ENGINE_COMM)  # PR_SET_NAME
+    # A name people and other users' tools recognise (diagnose.is_foreign_engine).
+    set_title(ENGINE_NAME)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    handler = logging.handlers.WatchedFileHandler(rt.log)  # reopened if removed
+    handler = RuntimeLogHandler(rt)
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
     root.addHandler(handler)
@@ -102,17 +205,15 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         from ktrace_cli.trace.engine import Engine
 
         engine = Engine()
-        try:
-            os.unlink(rt.socket)
-        except FileNotFoundError:
-            pass
-        endpoint = Endpoint(rt, lockfd)
+        engine.waker = Waker(set())
+        rt.unlink(SOCKET)
+        endpoint = Endpoint(rt, lockfd, handler)
     except Exception as e:
         log.exception("engine start failed")
         os.write(ready, f"the trace engine failed to start: {e}".encode())
         return 1
     _raise_fd_limit()
-    log.info("engine started (uid %d)", os.getuid())
+    log.info("engine started (uid %d, %s)", os.getuid(), Identity.ours().describe())
     os.write(ready, b"ok")
     os.close(ready)
     threading.Thread(target=_serve_control, args=(engine, endpoint), daemon=True).start()
@@ -123,6 +224,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     with engine.lock:  # the control thread must not put them back now
         engine.closing = True
         endpoint.remove()
+    engine.waker.close()
     log.info("engine exiting: nothing traced")
     logging.shutdown()
     return 0
@@ -130,16 +232,53 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
 
 def _raise_fd_limit() -> None:
     """Use the whole hard limit of descriptors: the engine keeps one per traced
-    process (/proc/PID/mem) and, with `w`, one per thread; running out would
-    silently cost records."""
-    import resource
-
+    process (/proc/PID/mem) and, with `w`, one per thread; running out costs
+    records (marked KTR_DROP)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             log.warning("could not raise the descriptor limit from %d", soft)
+
+
+class RuntimeLogHandler(logging.StreamHandler):
+    """Appends to engine.log, opened relative to the runtime directory; reopened if removed."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.ident: tuple[int, int] | None = None
+        super().__init__(self._open())
+
+    def _open(self) -> TextIO:
+        fd = self.rt.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(E.EINVAL, f"{self.rt.log}: not a regular file")
+        self.ident = (st.st_dev, st.st_ino)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="replace")
+
+    def moved(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.ident = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            st = self.rt.stat(LOG)
+            current: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            current = None
+        if current != self.ident:
+            try:
+                stream = self._open()
+            except OSError:
+                stream = None
+            if stream is not None:
+                old = self.setStream(stream)
+                if old is not None:
+                    old.close()
+        super().emit(record)
 
 
 class Endpoint:
@@ -150,59 +289,67 @@ class Endpoint:
     neither reach it nor start another, and its traces could not be
     cleared. So the control thread checks every GUARD_PERIOD and binds the
     socket again, unless another engine has taken the directory over.
+    Everything is done relative to the open directory; if the directory
+    itself was removed, the runtime rules choose one again.
     """
 
-    def __init__(self, rt: Runtime, lockfd: int) -> None:
+    def __init__(self, rt: Runtime, lockfd: int, handler: RuntimeLogHandler | None = None) -> None:
         self.rt = rt
         self.lockfd = lockfd
+        self.handler = handler
         self.listener: socket.socket | None = None
         self.ident: tuple[int, int] | None = None
         self.owner = True
         self._bind()
 
     def _bind(self) -> None:
-        try:
-            os.unlink(self.rt.socket)
-        except FileNotFoundError:
-            pass
+        self.rt.unlink(SOCKET)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            listener.bind(self.rt.socket)
-            os.chmod(self.rt.socket, 0o600)
-            listener.listen(64)
-            st = os.stat(self.rt.socket)
+            old = os.umask(0o077)  # created 0600 at once: no chmod by name afterwards
+            try:
+                listener.bind(self.rt.name(SOCKET))
+            finally:
+                os.umask(old)
+            listener.listen(BACKLOG)
+            listener.setblocking(False)
+            st = self.rt.stat(SOCKET)
         except OSError:
             listener.close()
             raise
         if self.listener is not None:
             self.listener.close()
         self.listener, self.ident = listener, (st.st_dev, st.st_ino)
-        with open(self.rt.pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
-
-    def _ours(self, path: str, ident: tuple[int, int] | None) -> bool:
+        fd = self.rt.open(PIDFILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            st = os.stat(path)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+    def _ours(self, leaf: str, ident: tuple[int, int] | None) -> bool:
+        try:
+            st = self.rt.stat(leaf)
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == ident
 
     def check(self) -> None:
         """Put back what was removed; give up if another engine owns the directory now."""
-        if not self.owner or self._ours(self.rt.socket, self.ident):
+        if not self.owner or (not self.rt.removed() and self._ours(SOCKET, self.ident)):
             return
-        try:
-            os.mkdir(self.rt.dir, 0o700)
-        except FileExistsError:
-            pass
-        except OSError:
-            return
-        st = os.lstat(self.rt.dir)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            return
+        if self.rt.removed():
+            try:
+                rt = open_runtime()
+            except OSError as e:
+                log.warning("%s was removed and no other runtime directory is usable: %s", self.rt.dir, e)
+                return
+            self.rt.close()
+            self.rt = rt
+            if self.handler is not None:
+                self.handler.moved(rt)
         lock = os.fstat(self.lockfd)
-        if not self._ours(self.rt.lock, (lock.st_dev, lock.st_ino)):
-            fd = os.open(self.rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if not self._ours(LOCK, (lock.st_dev, lock.st_ino)):
+            fd = self.rt.open(LOCK, os.O_RDWR | os.O_CREAT)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -224,96 +371,235 @@ class Endpoint:
     def remove(self) -> None:
         if not self.owner:
             return
-        for path, ident in ((self.rt.socket, self.ident), (self.rt.pidfile, None)):
-            if ident is None or self._ours(path, ident):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+        if self._ours(SOCKET, self.ident):
+            self.rt.unlink(SOCKET)
+        self.rt.unlink(PIDFILE)
 
 
-def _serve_control(engine: object, endpoint: Endpoint) -> None:
-    from ktrace_cli.trace.engine import Engine
+class _Conn:
+    """A connected client whose request has not fully arrived."""
 
-    assert isinstance(engine, Engine)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
-    uid = os.getuid()
-    while True:
-        listener = endpoint.listener
-        assert listener is not None
-        if not select.select([listener], [], [], GUARD_PERIOD)[0]:
-            with engine.lock:
-                if not engine.closing:
-                    try:
-                        endpoint.check()
-                    except OSError as e:  # never lose the control thread over it
-                        log.warning("checking %s: %s", endpoint.rt.dir, e)
-            continue
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        try:
-            peer_pid, peer_uid, _gid = control.peer_credentials(conn)
-            if peer_uid != uid:
-                log.warning("refused a request from uid %d", peer_uid)
-                conn.close()
-                continue
-            msg, fd = control.recv_message(conn)
-        except OSError:
-            conn.close()
-            continue
-        if msg is None:
-            if fd is not None:
-                os.close(fd)
-            conn.close()
-            continue
-        req = _request(msg, fd, peer_pid, conn)
-        if req is None:
-            _answer(conn, {"error": 22, "message": "malformed request"})
-            if fd is not None:
-                os.close(fd)
-            continue
-        if not engine.submit(req):
-            if fd is not None:
-                os.close(fd)
-            conn.close()  # closing: the client starts a fresh engine
+    __slots__ = ("sock", "peer_pid", "buf", "fd", "deadline")
+
+    def __init__(self, sock: socket.socket, peer_pid: int) -> None:
+        self.sock = sock
+        self.peer_pid = peer_pid
+        self.buf = b""
+        self.fd: int | None = None
+        self.deadline = time.monotonic() + CONN_TIMEOUT
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.sock.close()
 
 
-def _answer(conn: socket.socket, reply: dict[str, object]) -> None:
+def _answer(sock: socket.socket, reply: Reply, legacy: bool = False) -> None:
+    """Send one reply and close; a client that went away or does not read is not an error."""
     try:
-        control.send_message(conn, reply)
+        sock.settimeout(REPLY_SEND_TIMEOUT)
+        sock.sendall(reply.to_wire(legacy))
     except OSError:
         pass
+    except Exception:
+        log.exception("could not encode a reply")
     finally:
-        conn.close()
+        sock.close()
 
 
-def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket.socket) -> Request | None:
+class ControlServer:
+    """The control thread's state: the listener, connections being read, the spare descriptor."""
 
-    from ktrace_cli.trace.engine import Request
+    def __init__(self, engine: Engine, endpoint: Endpoint) -> None:
+        self.engine = engine
+        self.endpoint = endpoint
+        self.conns: dict[int, _Conn] = {}
+        self.uid = os.getuid()
+        self.ours = Identity.ours()
+        self.spare = self._spare()
+        self.short_of_fds = False
+        self.listen_after = 0.0
+        self.next_guard = time.monotonic() + GUARD_PERIOD
 
-    try:
-        from ktrace_cli.trace.ops import SHUTDOWN, STATUS
-
-        op = msg.get("op")
-        if op in ("shutdown", "status"):
-            return Request(ops=SHUTDOWN if op == "shutdown" else STATUS, facs=0, pid=0, fd=fd,
-                           peer_pid=peer_pid, reply=lambda r: _answer(conn, r))  # fmt: skip
-        if op != "ktrace":
+    @staticmethod
+    def _spare() -> int | None:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
             return None
-        return Request(
-            ops=int(msg["ops"]),  # type: ignore[call-overload]
-            facs=int(msg["facs"]),  # type: ignore[call-overload]
-            pid=int(msg["pid"]),  # type: ignore[call-overload]
-            fd=fd,
-            peer_pid=peer_pid,
-            command=bool(msg.get("command", False)),
-            seccomp=str(msg.get("seccomp", "auto")),
-            genio_size=max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT))),  # type: ignore[call-overload]
-            version=int(msg.get("version", K.KTR_VERSION1)),  # type: ignore[call-overload]
-            fsize_limit=int(msg.get("fsize_limit", -1)),  # type: ignore[call-overload]
-            reply=lambda r: _answer(conn, r),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+
+    def step(self) -> None:
+        """One round: wait for activity (at most GUARD_PERIOD), serve it, do the periodic checks."""
+        now = time.monotonic()
+        poller = select.poll()
+        listener = self.endpoint.listener
+        assert listener is not None
+        if len(self.conns) < MAX_CONNS and now >= self.listen_after:
+            poller.register(listener, select.POLLIN)
+        for fd in self.conns:
+            poller.register(fd, select.POLLIN)
+        wait = min([self.next_guard] + [c.deadline for c in self.conns.values()]) - now
+        for fd, _events in poller.poll(max(0, int(wait * 1000) + 1)):
+            if fd == listener.fileno():
+                self._accept(listener)
+            elif fd in self.conns:
+                self._read(self.conns[fd])
+        now = time.monotonic()
+        for fd, conn in list(self.conns.items()):
+            if now >= conn.deadline:
+                log.info("pid %d sent no whole request in %.0f s: connection closed", conn.peer_pid,
+                         CONN_TIMEOUT)  # fmt: skip
+                self._drop(fd)
+        if now >= self.next_guard:
+            self.next_guard = now + GUARD_PERIOD
+            self._guard(now)
+
+    def _guard(self, now: float) -> None:
+        engine = self.engine
+        with engine.lock:
+            if not engine.closing:
+                try:
+                    self.endpoint.check()
+                except OSError as e:  # never lose the control thread over it
+                    log.warning("checking %s: %s", self.endpoint.rt.dir, e)
+        if 0 < engine.detach_deadline <= now:
+            engine.ring()  # the engine thread reports the detach that does not finish
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError as e:
+            if e.errno in (E.EMFILE, E.ENFILE):
+                self._accept_without_fds(listener, e.errno)
+            elif e.errno not in (E.EAGAIN, E.ECONNABORTED, E.EINTR):
+                log.warning("accept: %s", e.strerror)
+                self.listen_after = time.monotonic() + GUARD_PERIOD
+            return
+        if self.short_of_fds:
+            self.short_of_fds = False
+            log.info("descriptors available again")
+        try:
+            peer_pid, peer_uid, _gid = peer_credentials(sock)
+            if peer_uid != self.uid:
+                log.warning("refused a request from uid %d", peer_uid)
+                sock.close()
+                return
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            return
+        self.conns[sock.fileno()] = _Conn(sock, peer_pid)
+
+    def _accept_without_fds(self, listener: socket.socket, err: int) -> None:
+        """Out of descriptors: use the spare one to tell the client so, rather than leave it waiting."""
+        if not self.short_of_fds:
+            self.short_of_fds = True
+            log.warning("out of descriptors (%s): refusing requests until some are free", os.strerror(err))
+        if self.spare is not None:
+            os.close(self.spare)
+            self.spare = None
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            self.listen_after = time.monotonic() + GUARD_PERIOD  # not even one: do not spin
+        else:
+            _answer(sock, Reply(error=err, message="the trace engine is out of descriptors"))
+        self.spare = self._spare()
+
+    def _read(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        try:
+            data, anc, _flags, _addr = conn.sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(fd)
+            return
+        conn.fd = received_fd(anc, conn.fd)
+        if not data:
+            self._drop(fd)
+            return
+        conn.buf += data
+        end = conn.buf.find(b"\n")
+        if end < 0:
+            if len(conn.buf) > MAX_MESSAGE:
+                self._refuse(fd, "request too long")
+            return
+        del self.conns[fd]
+        try:
+            self._dispatch(conn, conn.buf[: end + 1])
+        except Exception:
+            log.exception("request from pid %d failed", conn.peer_pid)
+            conn.close()
+
+    def _refuse(self, fd: int, why: str) -> None:
+        conn = self.conns.pop(fd)
+        if conn.fd is not None:
+            os.close(conn.fd)
+            conn.fd = None
+        _answer(conn.sock, Reply(error=E.EINVAL, message=f"malformed request: {why}"))
+
+    def _drop(self, fd: int) -> None:
+        conn = self.conns.pop(fd, None)
+        if conn is not None:
+            conn.close()
+
+    def _dispatch(self, conn: _Conn, line: bytes) -> None:
+        try:
+            req = Request.from_wire(line)
+        except ProtocolError as e:
+            self.conns[conn.sock.fileno()] = conn
+            self._refuse(conn.sock.fileno(), str(e))
+            return
+        legacy = req.identity.protocol < protocol.PROTOCOL
+        if req.op not in ANY_VERSION_OPS and req.identity != self.ours:
+            self._mismatch(conn, req.identity)
+            return
+        sock, fd = conn.sock, conn.fd
+        conn.fd = None
+        engine_req = _engine_request(req, fd, conn.peer_pid,
+                                     lambda result: _answer(sock, Reply.from_result(result), legacy))  # fmt: skip
+        if not self.engine.submit(engine_req):
+            if fd is not None:
+                os.close(fd)
+            sock.close()  # closing: the client starts a fresh engine
+
+    def _mismatch(self, conn: _Conn, theirs: Identity) -> None:
+        """A client of another installation: tell it who we are; exit as soon as nothing is traced."""
+        engine = self.engine
+        busy = bool(engine.procs or engine.requests)
+        log.info("a client of %s asked for tracing: exiting once idle", theirs.describe())
+        why = (f"the trace engine (pid {os.getpid()}) is {self.ours.describe()}, not this client's "
+               "installation; it exits once it traces nothing")  # fmt: skip
+        _answer(conn.sock, Reply(error=MISMATCH, why=why, busy=busy))
+        conn.close()
+        with engine.lock:
+            engine.idle_grace = 0.0
+            engine.wake.notify()
+
+
+def _engine_request(req: Request, fd: int | None, peer_pid: int,
+                    reply: Callable[[dict[str, object]], None]) -> EngineRequest:  # fmt: skip
+    from ktrace_cli.trace import engine, ops
+
+    if req.args is None:
+        op = ops.SHUTDOWN if req.op == "shutdown" else ops.STATUS
+        return engine.Request(ops=op, facs=0, pid=0, fd=fd, peer_pid=peer_pid, reply=reply)
+    a = req.args
+    return engine.Request(ops=a.ops, facs=a.facs, pid=a.pid, fd=fd, peer_pid=peer_pid, command=a.command,
+                         seccomp=a.seccomp, genio_size=a.genio_size, version=a.header_version,
+                         fsize_limit=a.fsize_limit, reply=reply)  # fmt: skip
+
+
+def _serve_control(engine: Engine, endpoint: Endpoint) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
+    server = ControlServer(engine, endpoint)
+    while True:
+        try:
+            server.step()
+        except Exception:
+            # Whatever it was, the thread goes on: without it nothing could
+            # clear the engine's tracing.
+            log.exception("control thread: unexpected error")
+            time.sleep(GUARD_PERIOD)

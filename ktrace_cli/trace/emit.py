@@ -29,7 +29,8 @@ CPU_UNKNOWN = -1
 class TraceFile:
     """One open trace file shared by every process tracing to it."""
 
-    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit")
+    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit",
+                 "drop_at")  # fmt: skip
 
     def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
         self.fd = fd
@@ -41,6 +42,7 @@ class TraceFile:
         # The tracer's RLIMIT_FSIZE captured at ktrace(2) time (-1: none), as
         # FreeBSD keeps it in ktr_io_params: the engine's own limit is not the user's.
         self.fsize_limit = -1
+        self.drop_at = -1  # offset in buf of the record that gets KTR_DROP; -1: nothing lost
         st = os.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
 
@@ -61,7 +63,15 @@ class TraceFile:
         """
         if not self.buf or self.failed:
             self.buf.clear()
+            if self.drop_at > 0:
+                self.drop_at = 0
             return self.failed
+        if self.drop_at >= 0:
+            if self.drop_at < len(self.buf):
+                self.buf[self.drop_at + 5] |= K.KTR_DROP >> 8  # ktr_type's high byte
+                self.drop_at = -1
+            else:
+                self.drop_at = 0  # the next buffer's first record
         data = bytes(self.buf)
         self.buf.clear()
         limit_err = 0
@@ -90,6 +100,11 @@ class TraceFile:
         elif limit_err:
             self.failed = limit_err
         return self.failed
+
+    def mark_drop(self) -> None:
+        """Records were lost: the next one written carries KTR_DROP, as FreeBSD's ktr_drop does."""
+        if self.drop_at < 0:
+            self.drop_at = len(self.buf)
 
     def _whole(self, data: bytes, n: int) -> int:
         """The length of the longest run of whole records in data[:n]."""

@@ -6,7 +6,7 @@ import os
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace.emit import TraceFile
-from ktrace_cli.trace.memory import ProcMem
+from ktrace_cli.trace.memory import RESOURCE_ERRNOS, ProcMem
 from ktrace_cli.trace.ptrace import PTRACE_SYSCALL
 
 SIG_DFL = 0
@@ -30,7 +30,7 @@ class Proc:
         if file is not None:
             file.users += 1
         self.threads: dict[int, Thread] = {}
-        self.mem = ProcMem(tgid)
+        self.mem = ProcMem(tgid, self._lost)
         self.handlers: dict[int, int] = {}
         self.resethand: set[int] = set()
         self.mode_op = PTRACE_SYSCALL  # PTRACE_CONT once a seccomp filter selects the stops
@@ -40,6 +40,11 @@ class Proc:
         self.dtor_done = False
         self.kill_reported = False
         self.detaching = False
+
+    def _lost(self) -> None:
+        """Memory could not be read for lack of a descriptor: the next record says records were dropped."""
+        if self.file is not None:
+            self.file.mark_drop()
 
     @property
     def inherit(self) -> bool:
@@ -174,9 +179,12 @@ def read_tgid(tid: int) -> int:
 
 
 def list_tasks(pid: int) -> list[int]:
+    """The threads of `pid`; [] if it is gone (a shortage of descriptors is raised, not hidden)."""
     try:
         return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except OSError:
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise
         return []
 
 
