@@ -24,13 +24,15 @@ SV_FLAGS_LINUX64 = K.SV_ABI_LINUX | K.SV_LP64
 # The CPU a thread last ran on is only in /proc/TID/stat, far too dear to read
 # per record; FreeBSD's cpu field is therefore always -1 ("unknown").
 CPU_UNKNOWN = -1
+HEADER_V0_SIZE, HEADER_V1_SIZE = AMD64.header_v0.size, AMD64.header_v1.size
+TYPE_OFFSET, PID_OFFSET = 4, 8  # ktr_type and ktr_pid, in both header versions
 
 
 class TraceFile:
     """One open trace file shared by every process tracing to it."""
 
     __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit",
-                 "drop_at")  # fmt: skip
+                 "dropped")  # fmt: skip
 
     def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
         self.fd = fd
@@ -42,7 +44,7 @@ class TraceFile:
         # The tracer's RLIMIT_FSIZE captured at ktrace(2) time (-1: none), as
         # FreeBSD keeps it in ktr_io_params: the engine's own limit is not the user's.
         self.fsize_limit = -1
-        self.drop_at = -1  # offset in buf of the record that gets KTR_DROP; -1: nothing lost
+        self.dropped: set[int] = set()  # pids that lost records: their next one gets KTR_DROP
         st = os.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
 
@@ -63,15 +65,9 @@ class TraceFile:
         """
         if not self.buf or self.failed:
             self.buf.clear()
-            if self.drop_at > 0:
-                self.drop_at = 0
             return self.failed
-        if self.drop_at >= 0:
-            if self.drop_at < len(self.buf):
-                self.buf[self.drop_at + 5] |= K.KTR_DROP >> 8  # ktr_type's high byte
-                self.drop_at = -1
-            else:
-                self.drop_at = 0  # the next buffer's first record
+        if self.dropped:
+            self._flag_drops()
         data = bytes(self.buf)
         self.buf.clear()
         limit_err = 0
@@ -101,10 +97,24 @@ class TraceFile:
             self.failed = limit_err
         return self.failed
 
-    def mark_drop(self) -> None:
-        """Records were lost: the next one written carries KTR_DROP, as FreeBSD's ktr_drop does."""
-        if self.drop_at < 0:
-            self.drop_at = len(self.buf)
+    def mark_drop(self, pid: int) -> None:
+        """Process `pid` lost records: its next record carries KTR_DROP, as FreeBSD's KTRFAC_DROP does.
+
+        Only a set is touched here: the records are flagged when the buffer
+        is written, so the hot path that packs them pays nothing.
+        """
+        self.dropped.add(pid)
+
+    def _flag_drops(self) -> None:
+        """Set KTR_DROP on the first buffered record of each process in `dropped`."""
+        head = HEADER_V1_SIZE if self.version else HEADER_V0_SIZE
+        buf, off = self.buf, 0
+        while self.dropped and off + head <= len(buf):
+            pid = int.from_bytes(buf[off + PID_OFFSET : off + PID_OFFSET + 4], "little", signed=True)
+            if pid in self.dropped:
+                self.dropped.discard(pid)
+                buf[off + TYPE_OFFSET + 1] |= K.KTR_DROP >> 8  # ktr_type's high byte (little-endian)
+            off += head + int.from_bytes(buf[off : off + 4], "little", signed=True)
 
     def _whole(self, data: bytes, n: int) -> int:
         """The length of the longest run of whole records in data[:n]."""

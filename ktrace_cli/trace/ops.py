@@ -384,7 +384,12 @@ def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_secco
     seen: set[int] = set()
     first_error = 0
     while True:
-        tids = [x for x in list_tasks(pid) if x not in seen]
+        try:
+            tids = [x for x in list_tasks(pid) if x not in seen]
+        except OSError:
+            if not p.threads:
+                raise
+            break  # out of descriptors: keep the threads seized so far (clones come by event)
         if not tids:
             break
         for tid in tids:

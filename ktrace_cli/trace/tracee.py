@@ -44,7 +44,7 @@ class Proc:
     def _lost(self) -> None:
         """Memory could not be read for lack of a descriptor: the next record says records were dropped."""
         if self.file is not None:
-            self.file.mark_drop()
+            self.file.mark_drop(self.tgid)
 
     @property
     def inherit(self) -> bool:
