@@ -89,6 +89,13 @@ def _exchange(rt: Runtime, sock: socket.socket, request: Request, fd: int | None
     sock.settimeout(REPLY_TIMEOUT)
     try:
         send_bytes(sock, request.to_wire(), fd)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # answered unread (an engine out of descriptors says so): read the answer
+    except TimeoutError:
+        raise EngineUnavailable(E.ETIMEDOUT, f"the trace engine did not read the request (see {rt.log})") from None
+    except OSError:
+        return None
+    try:
         data, extra = recv_line(sock)
     except TimeoutError:
         raise EngineUnavailable(

@@ -306,7 +306,7 @@ class Endpoint:
         self.rt.unlink(SOCKET)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
-            old = os.umask(0o077)  # created 0600 at once: no chmod by name afterwards
+            old = os.umask(0o177)  # created 0600 at once: no chmod by name afterwards
             try:
                 listener.bind(self.rt.name(SOCKET))
             finally:
@@ -504,7 +504,7 @@ class ControlServer:
         except OSError:
             self.listen_after = time.monotonic() + GUARD_PERIOD  # not even one: do not spin
         else:
-            _answer(sock, Reply(error=err, message="the trace engine is out of descriptors"))
+            _answer(sock, Reply(error=err, why=f"the trace engine is out of descriptors (see {self.endpoint.rt.log})"))
         self.spare = self._spare()
 
     def _read(self, conn: _Conn) -> None:

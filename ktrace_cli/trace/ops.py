@@ -51,7 +51,7 @@ def serve(engine: Engine) -> None:
         if stuck is not None:
             if _overdue(engine, stuck, now):
                 _close_fd(req)
-                send(req.reply, _stuck_reply(engine, stuck, now))
+                send(req.reply, _stuck_reply(stuck))
             else:
                 blocked.append(req)
             continue
@@ -106,12 +106,11 @@ def _overdue(engine: Engine, p: Proc, now: float) -> bool:
     return now - engine.detach_started.get(p.tgid, now) >= DETACH_TIMEOUT
 
 
-def _stuck_reply(engine: Engine, p: Proc, now: float) -> dict[str, object]:
-    waited = now - engine.detach_started.get(p.tgid, now)
-    log.warning("pid %d has not stopped in %.0f s (frozen, or asleep in the kernel): "
-                "it is detached when it next stops", p.tgid, waited)  # fmt: skip
-    return {"error": E.EBUSY, "why": f"pid {p.tgid} has not stopped in {waited:.0f} s (frozen, or "
-            "asleep in the kernel); it is detached when it next stops"}  # fmt: skip
+def _stuck_reply(p: Proc) -> dict[str, object]:
+    why = (f"pid {p.tgid} did not stop within {DETACH_TIMEOUT:.0f} s (frozen, or asleep in the "
+           "kernel); it is detached when it next stops")  # fmt: skip
+    log.warning("%s", why)
+    return {"error": E.EBUSY, "why": why}
 
 
 def _expire(engine: Engine, now: float) -> None:
@@ -120,7 +119,7 @@ def _expire(engine: Engine, now: float) -> None:
     for procs, reply_fn, reply in engine.held_replies:
         late = [p for p in procs if engine.procs.get(p.tgid) is p and _overdue(engine, p, now)]
         if late:
-            send(reply_fn, _stuck_reply(engine, late[0], now))
+            send(reply_fn, _stuck_reply(late[0]))
         else:
             still.append((procs, reply_fn, reply))
     engine.held_replies = still
