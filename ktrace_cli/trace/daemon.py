@@ -134,7 +134,12 @@ class Waker:
     replaces failed under RLIMIT_NPROC and left one while idle).
     """
 
-    def __init__(self, keep: set[int]) -> None:
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pidfd = -1
+        self._start()
+
+    def _start(self) -> None:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -142,6 +147,11 @@ class Waker:
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
                 if os.getppid() != parent:
                     os._exit(0)
+                for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT}:
+                    try:  # a signal to the engine's process group must not take it away
+                        signal.signal(sig, signal.SIG_IGN)
+                    except (OSError, ValueError):
+                        pass
                 _close_other_fds(set())
                 set_title(WAKER_NAME)
                 while True:
@@ -150,7 +160,6 @@ class Waker:
                 os._exit(0)
         self.pid = pid
         self.pidfd = os.pidfd_open(pid)
-        keep.add(self.pidfd)
 
     def ring(self) -> None:
         try:
@@ -159,16 +168,25 @@ class Waker:
             log.warning("cannot wake the engine through pid %d: %s", self.pid, e)
 
     def stopped(self, pid: int, status: int) -> bool:
-        """Whether this waitpid() report is the waker's; it is resumed."""
+        """Whether this waitpid() report is the waker's: resumed if stopped, replaced if gone."""
         if pid != self.pid:
             return False
         if os.WIFSTOPPED(status):
             signal.pidfd_send_signal(self.pidfd, signal.SIGCONT)
+        elif os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            log.warning("the waker (pid %d) was killed: starting another", pid)
+            os.close(self.pidfd)
+            try:
+                self._start()
+            except OSError as e:
+                log.error("cannot start a waker: %s; requests wait for the next traced event", e)
         return True
 
     def close(self) -> None:
+        """Kill and reap it: the engine leaves no child behind."""
         try:
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
         except OSError:
             pass
 
@@ -205,7 +223,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         from ktrace_cli.trace.engine import Engine
 
         engine = Engine()
-        engine.waker = Waker(set())
+        engine.waker = Waker()
         rt.unlink(SOCKET)
         endpoint = Endpoint(rt, lockfd, handler)
     except Exception as e:
@@ -408,6 +426,16 @@ def _answer(sock: socket.socket, reply: Reply, legacy: bool = False) -> None:
         sock.close()
 
 
+def _reply(sock: socket.socket, result: dict[str, object], legacy: bool) -> None:
+    """The engine's answer to a request: never raises into the engine thread."""
+    try:
+        reply = Reply.from_result(result)
+    except Exception:
+        log.exception("unexpected result %r", result)
+        reply = Reply(error=E.EIO, message="the trace engine made an invalid reply")
+    _answer(sock, reply, legacy)
+
+
 class ControlServer:
     """The control thread's state: the listener, connections being read, the spare descriptor."""
 
@@ -558,8 +586,7 @@ class ControlServer:
             return
         sock, fd = conn.sock, conn.fd
         conn.fd = None
-        engine_req = _engine_request(req, fd, conn.peer_pid,
-                                     lambda result: _answer(sock, Reply.from_result(result), legacy))  # fmt: skip
+        engine_req = _engine_request(req, fd, conn.peer_pid, lambda result: _reply(sock, result, legacy))
         if not self.engine.submit(engine_req):
             if fd is not None:
                 os.close(fd)

@@ -17,6 +17,7 @@ import os
 import resource
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -186,6 +187,24 @@ def test_the_engine_shows_as_pyktrace_engine_in_ps(env, looper, tmp_path: Path) 
     (waker, _state, comm), = children_of(pid)
     assert comm == "pyktrace-waker"
     assert Path(f"/proc/{waker}/cmdline").read_bytes() == b"pyktrace-waker\0"
+
+
+def test_a_killed_waker_is_replaced(env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = traced_looper(env, looper, tmp_path)
+    engine = engine_pid(env)
+    (waker, _state, _comm), = children_of(engine)
+    os.kill(waker, signal.SIGHUP)  # ignored: a hang-up of the engine's session must not take it
+    assert status(env)["procs"] == [lp.pid]
+    lp.ping()
+    assert [c[0] for c in children_of(engine)] == [waker]
+    os.kill(waker, signal.SIGKILL)
+    lp.ping()  # a traced event: the engine reaps the waker and makes another
+    poll(lambda: [c for c in children_of(engine) if c[0] != waker], "a new waker")
+    assert status(env)["procs"] == [lp.pid]
+    r = pk(env, "-c", "-p", lp.pid, cwd=tmp_path)
+    assert (r.returncode, r.stderr, tracer(lp.pid)) == (0, "", 0)
+    log = (rundir(env) / "engine.log").read_text()
+    assert log.count(f"the waker (pid {waker}) was killed: starting another\n") == 1
 
 
 def stranger(release: str = "0.0.1", install: str = "/elsewhere/ktrace_cli") -> Identity:
