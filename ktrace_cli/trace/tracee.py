@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ktrace_cli.format import constants as K
@@ -13,6 +14,7 @@ SIG_DFL = 0
 SIG_IGN = 1
 SA_RESETHAND = 0x80000000
 HANDLER_UNKNOWN = -1  # caught, but installed before we attached
+log = logging.getLogger("pyktrace.engine")
 
 
 class Proc:
@@ -21,6 +23,7 @@ class Proc:
     __slots__ = (
         "tgid", "facs", "file", "threads", "mem", "handlers", "resethand", "mode_op",
         "want_seccomp", "filtered", "passthrough", "dtor_done", "kill_reported", "detaching",
+        "status_short",
     )  # fmt: skip
 
     def __init__(self, tgid: int, facs: int, file: TraceFile | None) -> None:
@@ -40,6 +43,15 @@ class Proc:
         self.dtor_done = False
         self.kill_reported = False
         self.detaching = False
+        self.status_short = False  # a thread's status file could not be opened (logged once)
+
+    def status_lost(self, path: str, err: OSError) -> None:
+        """A status file (for `w`) could not be opened for lack of resources: said once, marked each time."""
+        if not self.status_short:
+            self.status_short = True
+            log.warning("pid %d: cannot open %s: %s; its context-switch records are lost (marked "
+                        "KTR_DROP)", self.tgid, path, err.strerror)  # fmt: skip
+        self._lost()
 
     def _lost(self) -> None:
         """Memory could not be read for lack of a descriptor: the next record says records were dropped."""
@@ -124,11 +136,12 @@ class Thread:
         """
         for _ in range(2):
             if self.status_fd < 0:
+                path = f"/proc/{self.proc.tgid}/task/{self.tid}/status"
                 try:
-                    self.status_fd = os.open(
-                        f"/proc/{self.proc.tgid}/task/{self.tid}/status", os.O_RDONLY | os.O_CLOEXEC
-                    )
-                except OSError:
+                    self.status_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    if e.errno in RESOURCE_ERRNOS:
+                        self.proc.status_lost(path, e)
                     return -1
             try:
                 data = os.pread(self.status_fd, 4096, 0)

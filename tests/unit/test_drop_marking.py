@@ -80,3 +80,29 @@ def test_a_process_that_is_gone_is_not_a_loss() -> None:
     mem = ProcMem(0x7FFFFFF0, lambda: losses.append(1))
     assert mem.read(0x1000, 8) == b""
     assert losses == []
+
+
+def test_a_status_file_that_cannot_be_opened_marks_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    from ktrace_cli.trace import tracee
+
+    real_open = os.open
+
+    def fake_open(path: str, flags: int, *args: object, **kw: object) -> int:
+        if str(path).endswith("/status"):
+            raise OSError(errno.ENFILE, os.strerror(errno.ENFILE))
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    tf = TraceFile(os.open(tmp_path / "t.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+    pid = os.getpid()
+    p = tracee.Proc(pid, K.KTRFAC_CSW, tf)
+    t = tracee.Thread(pid, p)
+    monkeypatch.setattr(tracee.os, "open", fake_open)
+    with caplog.at_level(logging.WARNING, logger="pyktrace.engine"):
+        assert (t.read_nvcsw(), t.read_nvcsw()) == (-1, -1)
+    assert tf.dropped == {pid}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"pid {pid}: cannot open /proc/{pid}/task/{pid}/status: Too many open files in system; its "
+        "context-switch records are lost (marked KTR_DROP)"]  # fmt: skip
+    p.mem.close()
+    tf.close()
