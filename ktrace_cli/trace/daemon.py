@@ -220,6 +220,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
+        from ktrace_cli.trace import ops  # noqa: F401  (now: later, a descriptor may be short)
         from ktrace_cli.trace.engine import Engine
 
         engine = Engine()
@@ -228,7 +229,8 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         endpoint = Endpoint(rt, lockfd, handler)
     except Exception as e:
         log.exception("engine start failed")
-        os.write(ready, f"the trace engine failed to start: {e}".encode())
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        os.write(ready, f"the trace engine failed to start: {why}".encode())
         return 1
     _raise_fd_limit()
     log.info("engine started (uid %d, %s)", os.getuid(), Identity.ours().describe())
@@ -397,7 +399,7 @@ class Endpoint:
 class _Conn:
     """A connected client whose request has not fully arrived."""
 
-    __slots__ = ("sock", "peer_pid", "buf", "fd", "deadline")
+    __slots__ = ("sock", "peer_pid", "buf", "fd", "deadline", "fd_lost")
 
     def __init__(self, sock: socket.socket, peer_pid: int) -> None:
         self.sock = sock
@@ -405,6 +407,7 @@ class _Conn:
         self.buf = b""
         self.fd: int | None = None
         self.deadline = time.monotonic() + CONN_TIMEOUT
+        self.fd_lost = False  # a passed descriptor could not be received (MSG_CTRUNC)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -538,13 +541,15 @@ class ControlServer:
     def _read(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
         try:
-            data, anc, _flags, _addr = conn.sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4))
+            data, anc, flags, _addr = conn.sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self._drop(fd)
             return
         conn.fd = received_fd(anc, conn.fd)
+        if flags & socket.MSG_CTRUNC:
+            conn.fd_lost = True  # the kernel could not install it: we are out of descriptors
         if not data:
             self._drop(fd)
             return
@@ -557,9 +562,16 @@ class ControlServer:
         del self.conns[fd]
         try:
             self._dispatch(conn, conn.buf[: end + 1])
-        except Exception:
-            log.exception("request from pid %d failed", conn.peer_pid)
-            conn.close()
+        except Exception as e:
+            if conn.fd is not None:
+                os.close(conn.fd)
+                conn.fd = None
+            if isinstance(e, OSError) and e.errno in (E.EMFILE, E.ENFILE):
+                log.warning("request from pid %d: %s", conn.peer_pid, e.strerror)
+                _answer(conn.sock, Reply(error=e.errno, why=f"the trace engine is out of descriptors (see {self.endpoint.rt.log})"))
+            else:
+                log.exception("request from pid %d failed", conn.peer_pid)
+                _answer(conn.sock, Reply(error=E.EIO, why=f"the trace engine failed: {e} (see {self.endpoint.rt.log})"))
 
     def _refuse(self, fd: int, why: str) -> None:
         conn = self.conns.pop(fd)
@@ -580,6 +592,8 @@ class ControlServer:
             self.conns[conn.sock.fileno()] = conn
             self._refuse(conn.sock.fileno(), str(e))
             return
+        if conn.fd_lost:
+            raise OSError(E.EMFILE, "the trace file's descriptor could not be received")
         legacy = req.identity.protocol < protocol.PROTOCOL
         if req.op not in ANY_VERSION_OPS and req.identity != self.ours:
             self._mismatch(conn, req.identity)

@@ -522,6 +522,25 @@ def test_a_shortage_of_descriptors_is_answered_and_never_loses_records_silently(
     assert log.count("out of descriptors (Too many open files): refusing requests until some are free\n") == 1
 
 
+@pytest.mark.parametrize("limit", [9, 10, 11, 12, 13])
+def test_a_low_descriptor_limit_is_never_taken_for_a_missing_process(env, tmp_path: Path, limit: int) -> None:  # type: ignore[no-untyped-def]
+    """F5: under `ulimit -n` the engine inherits, the user hears of descriptors, never of ESRCH."""
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    r = pk(env, "-f", "tiny.out", "/bin/echo", "hi", cwd=tmp_path, preexec_fn=low_limit)
+    lines = r.stderr.splitlines()
+    if r.returncode == 0:
+        assert (r.stdout, r.stderr) == ("hi\n", "")
+        return
+    assert r.returncode == 1 and r.stdout == ""
+    assert lines[0] in ("pyktrace: tiny.out: Too many open files",
+                        "pyktrace: trace engine: the trace engine failed to start: Too many open files")  # fmt: skip
+    assert lines[1:] in ([], [f"pyktrace: the trace engine is out of descriptors (see {rundir(env)}/engine.log)"],
+                         ["pyktrace: the trace engine is short of resources: Too many open files"])  # fmt: skip
+
+
 # ---------------------------------------------------------------------------
 # One tracee that cannot be stopped (F6).
 
