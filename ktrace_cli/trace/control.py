@@ -144,7 +144,9 @@ def _legacy_busy(rt: Runtime) -> bool:
         return False
     with sock:
         reply = _exchange(rt, sock, Request("status", None, protocol.LEGACY), None)
-    return reply is None or reply.status is None or bool(reply.status.procs)
+    if reply is None:
+        return False  # gone meanwhile, or on its way out: the caller retries
+    return reply.status is None or bool(reply.status.procs)
 
 
 def call(request: Request, fd: int | None = None, before_send: Callable[[int], object] | None = None,
