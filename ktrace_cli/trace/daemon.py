@@ -281,7 +281,7 @@ class RuntimeLogHandler(logging.StreamHandler):
 
     def moved(self, rt: Runtime) -> None:
         self.rt = rt
-        self.ident = None
+        self.ident = (-1, -1)  # matches nothing: the next line opens the log in `rt`
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -595,7 +595,26 @@ def test_a_frozen_tracee_does_not_block_requests_about_others(env, looper, tmp_p
 
 
 # ---------------------------------------------------------------------------
-# The runtime directory (F1, F2): root's, in a private mount namespace.
+# The runtime directory (F1, F2).
+
+
+def test_a_removed_runtime_directory_is_made_again_by_the_same_rules(env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A tmp cleaner removes the whole directory: the engine, holding it open, makes a new one and moves in."""
+    a = traced_looper(env, looper, tmp_path, "a.out")
+    engine = engine_pid(env)
+    shutil.rmtree(rundir(env))
+    poll(lambda: (rundir(env) / "engine.sock").exists(), "the engine is reachable again")
+    b = traced_looper(env, looper, tmp_path, "b.out")
+    assert (tracer(a.pid), tracer(b.pid), engine_pid(env)) == (engine, engine, engine)
+    assert sorted(os.listdir(rundir(env))) == ["engine.lock", "engine.log", "engine.pid", "engine.sock"]
+    assert (rundir(env).stat().st_mode & 0o777, (rundir(env) / "engine.sock").stat().st_mode & 0o777) == (0o700, 0o600)
+    r = pk(env, "-C", cwd=tmp_path)
+    assert (r.returncode, r.stderr, tracer(a.pid), tracer(b.pid)) == (0, "", 0, 0)
+    assert f"{rundir(env)}/engine.sock was removed: bound again" in (rundir(env) / "engine.log").read_text()
+
+
+# ---------------------------------------------------------------------------
+# Root's runtime directory, in a private mount namespace.
 
 
 WORK = "/run/work"  # where the test's directory is seen inside the namespace
