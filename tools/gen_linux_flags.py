@@ -113,7 +113,7 @@ class Spec:
     defines_only: bool = False
     extra: tuple[str, ...] = ()
     # Keep values in this range (clone's flags vs clone3's 64-bit ones).
-    low: int = 0
+    low: int = -(1 << 63)
     high: int = (1 << 64) - 1
     # Move each multi-bit name before the first single name it covers, so a
     # mask walk prints O_SYNC rather than __O_SYNC|O_DSYNC.
@@ -158,6 +158,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("fcntl_fd_flags", _FCNTL, r"FD_CLOEXEC"),
     Spec("fcntl_seals", _FCNTL, r"F_SEAL_[A-Z]+"),
     Spec("flock_op", _FCNTL, r"LOCK_(SH|EX|NB|UN)"),
+    Spec("at_fdcwd", _FCNTL, r"AT_FDCWD"),
     Spec("at_flags", _FCNTL, r"AT_[A-Z_]+", r"^AT_FDCWD$",
          extra=("AT_EACCESS", "AT_STATX_FORCE_SYNC", "AT_STATX_DONT_SYNC", "AT_RECURSIVE")),
     Spec("ioctl_tty", ("include/uapi/asm-generic/ioctls.h",), r"(TC|TIO|FIO)[A-Z0-9_]+",
