@@ -33,9 +33,11 @@ def test_load_is_traced_whole(name: str, rel_progs: Path, runtime_env: dict[str,
     if name == "make" and shutil.which("make") is None:
         pytest.skip("make is not installed")
     w = make(rel_progs)
-    plain = loads.run_untraced(w, tmp_path / "plain", runtime_env)
-    theirs = loads.run_strace(w, tmp_path / "strace", runtime_env, command_sigign)
-    ours = loads.run_pyktrace(w, tmp_path / "pyktrace", runtime_env)
+    # Each run in the same directory, so the counts cannot differ by path (see at_one_path).
+    plain = loads.at_one_path(tmp_path, "plain", lambda root: loads.run_untraced(w, root, runtime_env))
+    theirs = loads.at_one_path(tmp_path, "strace",
+                               lambda root: loads.run_strace(w, root, runtime_env, command_sigign))  # fmt: skip
+    ours = loads.at_one_path(tmp_path, "pyktrace", lambda root: loads.run_pyktrace(w, root, runtime_env))
 
     assert (plain.returncode, theirs.returncode, ours.returncode) == (0, 0, 0)
     assert plain.outputs, "the workload wrote nothing to compare"
