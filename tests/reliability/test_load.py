@@ -74,3 +74,19 @@ def test_counts_see_a_missing_call() -> None:
     assert loads.trace_counts(trace)[("prog", "getpid")] == 2
     assert loads.losses(trace) == ["tid 7: last CALL getpid has no RET",
                                    "pid 7: 0 PROCDTOR, last record type 1"]  # fmt: skip
+
+
+def test_compared_runs_see_one_path(tmp_path: Path) -> None:
+    """Every run of a comparison happens at the same path, each tree is kept apart afterwards."""
+    roots: list[Path] = []
+
+    def run(root: Path) -> loads.Run:
+        root.mkdir()
+        (root / "out").write_text(root.name)
+        roots.append(root)
+        return loads.Run(0, b"", {}, 0.0)
+
+    for name in ("plain", "strace", "pyktrace"):
+        loads.at_one_path(tmp_path, name, run)
+    assert roots == [tmp_path / "run"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "pyktrace", "strace"]
