@@ -227,7 +227,8 @@ class _Args:
 
     def signed(self, value: int, kind: str) -> str:
         """A signed C value: pid_t in decimal; int or long negative as -N, else as N."""
-        n = _int64(value) if kind == "long" else _int32(value)
+        # off_t and long are 32 bits wide on an ILP32 ABI.
+        n = _int64(value) if kind == "long" and not self.ilp32 else _int32(value)
         if kind == "pid" or n < 0 or self.decimal:
             return str(n)
         return hex_alt(n)

@@ -250,6 +250,8 @@ def test_rows_decimal_and_short() -> None:
     )
     assert fmt("waitid", 1, 1234, 0, 4, 0, decimal=True) == "(P_PID,1234,0,0x4<WEXITED>,0)"
     assert fmt("fcntl", 3, 999, 0, decimal=True) == "(3,<invalid=999>,0)"
+    # On linux32 an off_t is 32 bits wide.
+    assert fmt("lseek", 3, 0xFFFFFFFF, 1, ilp32=True) == "(0x3,-1,SEEK_CUR)"
     # A row stops where the slots stop.
     assert fmt("socket", 2) == "(AF_INET)"
     assert fmt("setsockopt", 5) == "(0x5)"
