@@ -88,7 +88,9 @@ def _n(a: _Args, count: int = 1) -> None:
         a.number()
 
 
-PROT = flags(_mask("mmap_prot"))
+# prot and flags are unsigned long in the kernel: bits above 31 are kept (and
+# shown); for int arguments the kernel itself ignores them, and so do we.
+PROT = flags(_mask("mmap_prot"), bits=64)
 MAP_TYPES = lookup(F.table("mmap_type"))
 MAP_FLAGS = _mask("mmap_flags")
 MAP_TYPE_MASK = 0x0F  # MAP_TYPE in asm-generic/mman-common.h
@@ -96,7 +98,7 @@ MAP_TYPE_MASK = 0x0F  # MAP_TYPE in asm-generic/mman-common.h
 
 def mmap_flags(value: int) -> str:
     """The mapping type (low four bits) by name, then the flags: `0x22<MAP_PRIVATE|MAP_ANONYMOUS>`."""
-    value &= _U32
+    value &= _U64
     kind = MAP_TYPES.get(value & MAP_TYPE_MASK)
     parts = [] if kind is None else [kind]
     names, rest = MAP_FLAGS.names(value & ~MAP_TYPE_MASK if kind else value)
@@ -371,7 +373,7 @@ KDUMP_OVERRIDES: dict[str, tuple[Row, str]] = {
     "mmap": (_mmap, "kdump prints numbers: protection, map type and flags, and the fd signed"),
     "mprotect": (_mprotect, "kdump prints a number: the protection"),
     "pkey_mprotect": (_mprotect, "kdump prints a number: the protection"),
-    "mremap": (_after(3, lambda a: flags(_mask("mremap_flags"))), "kdump prints a number: MREMAP_* flags"),
+    "mremap": (_after(3, lambda a: flags(_mask("mremap_flags"), bits=64)), "kdump prints a number: MREMAP_* flags"),
     "madvise": (_after(2, lambda a: _value(a, MADVICE)), "kdump prints a number: the advice"),
     "msync": (_after(2, lambda a: flags(_mask("msync_flags"))), "kdump prints a number: MS_* flags"),
     "mlockall": (_first_flags("mlockall_flags"), "kdump prints a number: MCL_* flags"),
