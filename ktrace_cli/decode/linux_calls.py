@@ -192,7 +192,8 @@ def _sockopt(a: _Args) -> None:
         a.arg(_value(a, names))
 
 
-def _after_fd(count: int, decode: Callable[[int], str]) -> Row:
+def _then(count: int, decode: Callable[[int], str]) -> Row:
+    """count plain slots, then one slot through a fixed decoder."""
     return _after(count, lambda a: decode)
 
 
@@ -245,10 +246,13 @@ STATX_AT = MaskTable(F.pick("at_flags", "AT_SYMLINK_NOFOLLOW", "AT_NO_AUTOMOUNT"
 STATX_MASK = flags(_mask("statx_mask"))
 
 
+STATX_FLAGS = flags(STATX_AT)
+
+
 def _statx(a: _Args) -> None:
     a.arg(a.atfd)
     a.number()
-    a.arg(flags(STATX_AT))
+    a.arg(STATX_FLAGS)
     a.arg(STATX_MASK)
 
 
@@ -354,9 +358,13 @@ PIPE2 = flags(MaskTable(F.pick("open_flags", "O_NONBLOCK", "O_DIRECT", "O_CLOEXE
 DUP3 = flags(MaskTable(F.pick("open_flags", "O_CLOEXEC")))
 
 
+EPOLL_OPS = lookup(F.table("epoll_ctl_op"))
+TIMERFD_CREATE = flags(_mask("timerfd_create_flags"))
+
+
 def _timerfd_create(a: _Args) -> None:
     a.arg(clockid)
-    a.arg(flags(_mask("timerfd_create_flags")))
+    a.arg(TIMERFD_CREATE)
 
 
 # Syscall -> (row, why its text differs from kdump's).
@@ -367,33 +375,32 @@ KDUMP_OVERRIDES: dict[str, tuple[Row, str]] = {
     "tgkill": (_tgkill, "tgid and tid are C ints, printed as such"),
     "rt_tgsigqueueinfo": (_tgkill, "tgid and tid are C ints, printed as such"),
     "clone": (_clone, "the exit signal is printed last, as strace does, and no <invalid> follows it"),
-    "clone3": (lambda a: None, "kdump has no row; the arguments are a pointer and a size"),
-    "unshare": (_after(0, lambda a: CLONE3), "kdump prints a number: CLONE_NEW* names"),
-    "setns": (_after(1, lambda a: CLONE3), "kdump prints a number: the namespace type"),
+    "unshare": (_then(0, CLONE3), "kdump prints a number: CLONE_NEW* names"),
+    "setns": (_then(1, CLONE3), "kdump prints a number: the namespace type"),
     "mmap": (_mmap, "kdump prints numbers: protection, map type and flags, and the fd signed"),
     "mprotect": (_mprotect, "kdump prints a number: the protection"),
     "pkey_mprotect": (_mprotect, "kdump prints a number: the protection"),
-    "mremap": (_after(3, lambda a: flags(_mask("mremap_flags"), bits=64)), "kdump prints a number: MREMAP_* flags"),
+    "mremap": (_then(3, flags(_mask("mremap_flags"), bits=64)), "kdump prints a number: MREMAP_* flags"),
     "madvise": (_after(2, lambda a: _value(a, MADVICE)), "kdump prints a number: the advice"),
-    "msync": (_after(2, lambda a: flags(_mask("msync_flags"))), "kdump prints a number: MS_* flags"),
+    "msync": (_then(2, flags(_mask("msync_flags"))), "kdump prints a number: MS_* flags"),
     "mlockall": (_first_flags("mlockall_flags"), "kdump prints a number: MCL_* flags"),
     "socket": (_socket, "kdump prints numbers: domain, type with its flags, and the IP protocol"),
     "socketpair": (_socket, "kdump prints numbers: domain, type with its flags, and the IP protocol"),
     "setsockopt": (_sockopt, "kdump prints numbers: the level and the option name"),
     "getsockopt": (_sockopt, "kdump prints numbers: the level and the option name"),
-    "sendto": (_after_fd(3, MSG), "kdump prints a number: MSG_* flags"),
-    "recvfrom": (_after_fd(3, MSG), "kdump prints a number: MSG_* flags"),
-    "sendmsg": (_after_fd(2, MSG), "kdump prints a number: MSG_* flags"),
-    "recvmsg": (_after_fd(2, MSG), "kdump prints a number: MSG_* flags"),
-    "sendmmsg": (_after_fd(3, MSG), "kdump prints a number: MSG_* flags"),
-    "recvmmsg": (_after_fd(3, MSG), "kdump prints a number: MSG_* flags"),
-    "accept4": (_after_fd(3, flags(SOCK_FLAGS)), "kdump prints a number: SOCK_* flags"),
+    "sendto": (_then(3, MSG), "kdump prints a number: MSG_* flags"),
+    "recvfrom": (_then(3, MSG), "kdump prints a number: MSG_* flags"),
+    "sendmsg": (_then(2, MSG), "kdump prints a number: MSG_* flags"),
+    "recvmsg": (_then(2, MSG), "kdump prints a number: MSG_* flags"),
+    "sendmmsg": (_then(3, MSG), "kdump prints a number: MSG_* flags"),
+    "recvmmsg": (_then(3, MSG), "kdump prints a number: MSG_* flags"),
+    "accept4": (_then(3, flags(SOCK_FLAGS)), "kdump prints a number: SOCK_* flags"),
     "fcntl": (_fcntl, "kdump prints numbers: the command and, for the common ones, its argument"),
     "ioctl": (_ioctl, "kdump prints a number: the request's name"),
     "lseek": (_lseek, "kdump prints numbers: the offset signed and the whence"),
-    "statx": (_statx, "kdump has no row: the dirfd, AT_* flags and STATX_* mask"),
-    "pipe2": (_after_fd(1, PIPE2), "kdump prints a number: O_* flags"),
-    "dup3": (_after_fd(2, DUP3), "kdump prints a number: O_CLOEXEC"),
+    "statx": (_statx, "kdump prints numbers: the dirfd, AT_* flags and STATX_* mask"),
+    "pipe2": (_then(1, PIPE2), "kdump prints a number: O_* flags"),
+    "dup3": (_then(2, DUP3), "kdump prints a number: O_CLOEXEC"),
     "futex": (_futex, "kdump prints a number: the operation"),
     "prctl": (_prctl, "kdump prints numbers: the option (and PR_SET_PDEATHSIG's signal)"),
     "arch_prctl": (_first_value("arch_prctl_option"), "kdump prints a number: the option"),
@@ -402,16 +409,15 @@ KDUMP_OVERRIDES: dict[str, tuple[Row, str]] = {
     "setrlimit": (_first_value("rlimit_resource"), "kdump prints a number: the resource"),
     "wait4": (_wait4, "kdump prints numbers: the pid signed and W* options"),
     "waitid": (_waitid, "kdump prints numbers: the id type, the id signed and W* options"),
-    "getrandom": (_after(2, lambda a: flags(_mask("getrandom_flags"))), "kdump prints a number: GRND_* flags"),
+    "getrandom": (_then(2, flags(_mask("getrandom_flags"))), "kdump prints a number: GRND_* flags"),
     "epoll_create1": (_first_flags("epoll_create_flags"), "kdump prints a number: EPOLL_CLOEXEC"),
-    "epoll_ctl": (_after(1, lambda a: _value(a, lookup(F.table("epoll_ctl_op")))),
-                  "kdump prints a number: the operation"),
-    "memfd_create": (_after(1, lambda a: flags(_mask("memfd_flags"))), "kdump prints a number: MFD_* flags"),
-    "eventfd2": (_after(1, lambda a: flags(_mask("eventfd_flags"))), "kdump prints a number: EFD_* flags"),
+    "epoll_ctl": (_after(1, lambda a: _value(a, EPOLL_OPS)), "kdump prints a number: the operation"),
+    "memfd_create": (_then(1, flags(_mask("memfd_flags"))), "kdump prints a number: MFD_* flags"),
+    "eventfd2": (_then(1, flags(_mask("eventfd_flags"))), "kdump prints a number: EFD_* flags"),
     "timerfd_create": (_timerfd_create, "kdump prints numbers: the clock and TFD_* flags"),
-    "timerfd_settime": (_after(1, lambda a: flags(_mask("timerfd_settime_flags"))),
+    "timerfd_settime": (_then(1, flags(_mask("timerfd_settime_flags"))),
                         "kdump prints a number: TFD_TIMER_* flags"),
-    "signalfd4": (_after(3, lambda a: flags(_mask("signalfd_flags"))), "kdump prints a number: SFD_* flags"),
+    "signalfd4": (_then(3, flags(_mask("signalfd_flags"))), "kdump prints a number: SFD_* flags"),
     "inotify_init1": (_first_flags("inotify_init_flags"), "kdump prints a number: IN_* flags"),
 }
 
