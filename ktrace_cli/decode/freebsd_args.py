@@ -250,14 +250,35 @@ def SOCKOPT_NAME(st: _State) -> None:  # noqa: N802
         st.pos += 1
 
 
-def SHM_PATH(st: _State) -> None:  # noqa: N802
-    """shm_open: SHM_ANON for the magic path pointer 1, else the pointer."""
-    if st.slot() == 1:
-        st.emit(st.sep + "SHM_ANON")
-        st.pos += 1
-        st.sep = ","
-    else:
-        N(st)
+def SHM_OPEN(with_shmflags: bool) -> Op:  # noqa: N802
+    """shm_open2 / compat12.shm_open: path (SHM_ANON for the pointer 1), flags, mode
+    and, for shm_open2, the shm flags.
+
+    kdump's SHM_ANON branch prints "(SHM_ANON" and steps past the path slot without
+    counting it or setting the separator, so its trailing print_number loop starts
+    with '(' and prints one slot past the end of the record (0 here; stale bytes of
+    kdump's buffer there).
+    """
+    fixed = 3 if with_shmflags else 2
+
+    def op(st: _State) -> None:
+        anon = st.slot() == 1
+        if anon:
+            st.emit("(SHM_ANON")
+            st.pos += 1
+        else:
+            N(st)
+        st.emit(",")
+        MASK(sd.open_flags)(st)
+        st.emit(",")
+        FILEMODE(st)
+        if with_shmflags:
+            st.emit(",")
+            MASK(lambda value: sd.mask_0("shmflags", value))(st)
+        if anon:
+            for _ in range(len(st.args) - fixed):
+                st.number(st.decimal)
+    return op
 
 
 def QUOTACTL_CMD(st: _State) -> None:  # noqa: N802
@@ -379,9 +400,9 @@ PASS_B: dict[str, tuple[Op, ...]] = {
     "msgctl": (N, C, INT("shmctlops")),
     "shmat": (N, N, C, MASK(_table_mask("shmatflags"))),
     "shmctl": (N, C, INT("shmctlops")),
-    "freebsd12_shm_open": (SHM_PATH, C, MASK(sd.open_flags), C, FILEMODE),
-    "shm_open2": (SHM_PATH, C, MASK(sd.open_flags), C, FILEMODE, C,
-                  MASK(lambda value: sd.mask_0("shmflags", value))),
+    # SYS_freebsd12_shm_open, named compat12.shm_open in the syscall table.
+    "compat12.shm_open": (SHM_OPEN(False),),
+    "shm_open2": (SHM_OPEN(True),),
     "minherit": (N, N, C, INT("minheritflags")),
     "rfork": (P, MASK(_table_mask("rforkflags")), S),
     "lio_listio": (P, INT("lio_listiomodes"), S),

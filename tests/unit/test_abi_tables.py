@@ -441,3 +441,26 @@ def test_import_does_not_load_python_ptrace_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- libsysdecode tables regenerated with FreeBSD 15 headers -------------------
+
+def test_sysdecode_provenance_names_each_header() -> None:
+    head = [line for line in (DATA / "sysdecode_freebsd.tsv").read_text().splitlines()
+            if line.startswith("#")]
+    assert "#   sys/x86/include/sysarch.h: 5BSD/5BSD (a FreeBSD 15 tree) @ " \
+        "392999caf154e717986fc9e41698e9e194526408" in head
+    assert any(line.startswith("#   sys/sys/socket.h: charles-cowart/freebsd-src") for line in head)
+    assert "#   sockoptsctp" in head  # listed as not generated
+
+
+def test_sockaddr_family_names_follow_freebsd15_socket_h() -> None:
+    from ktrace_cli.decode.structs import format_sockaddr
+
+    # AF_HYPERV (43) left sys/socket.h and 43 is no vendor slot, so kdump says invalid.
+    assert format_sockaddr(bytes([16, 43]) + bytes(14)) == \
+        "struct sockaddr { <invalid=43>, unknown address family }"
+    assert format_sockaddr(bytes([16, 45]) + bytes(14)) == \
+        "struct sockaddr { AF_VENDOR03, unknown address family }"
+    assert format_sockaddr(bytes([16, 1]) + b"/tmp/s".ljust(14, b"\0")).startswith(
+        "struct sockaddr { AF_LOCAL, ")
