@@ -23,11 +23,15 @@ class _State:
     args: Sequence[int]
     decimal: bool
     ilp32: bool
+    register_bits: int
     pos: int = 0
     sep: str = "("
 
     def __post_init__(self) -> None:
-        self.bits = 32 if self.ilp32 else 64
+        # Slots are kdump's register_t: 64 bits in an amd64 file even for a freebsd32
+        # process (whose arguments the kernel zero-extends), so -d never sees them
+        # as negative there; ilp32 only decides how 64-bit arguments are split.
+        self.bits = self.register_bits
         self.mask = (1 << self.bits) - 1
         self.out: list[str] = []
 
@@ -456,12 +460,17 @@ ROWS: dict[str, tuple[Op, ...]] = {
 }
 
 
-def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool) -> str:
+def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool,
+                        register_bits: int = 0) -> str:
     """kdump's text after the syscall name for a CALL of a FreeBSD-ABI process, e.g.
-    '(AT_FDCWD,0x80104a00c,0x100000<O_RDONLY|O_CLOEXEC>)'; '' when there are no args."""
+    '(AT_FDCWD,0x80104a00c,0x100000<O_RDONLY|O_CLOEXEC>)'; '' when there are no args.
+
+    `register_bits` is the width of the file's argument slots (64 in an amd64 file);
+    0 means the process's own width (32 with `ilp32`).
+    """
     if not args:
         return ""
-    st = _State(args, decimal, ilp32)
+    st = _State(args, decimal, ilp32, register_bits or (32 if ilp32 else 64))
     for op in ROWS.get(name, ()):
         op(st)
     while st.pos < len(args):

@@ -359,14 +359,22 @@ def test_signal_names_agree_across_the_map() -> None:
     ("n", "name"),
     [
         (1, "SIGHUP"), (6, "SIGABRT"), (7, "SIGBUS"), (10, "SIGUSR1"), (16, "SIGSTKFLT"),
-        (29, "SIGIO"), (30, "SIGPWR"), (31, "SIGSYS"), (32, "SIGRTMIN"), (34, "SIGRTMIN+2"),
-        (63, "SIGRTMIN+31"), (64, "SIGRTMAX"), (0, None), (65, None),
+        (29, "SIGIO"), (30, "SIGPWR"), (31, "SIGSYS"),
+        # libsysdecode's linux_signames: FreeBSD's names for Linux realtime signals
+        (32, "SIGCANCEL"), (33, "SIGSETXID"), (34, "SIGRT2"), (63, "SIGRT31"), (64, "SIGRTMAX"),
+        (0, None), (65, None),
     ],
 )
 def test_linux_signal_name(n: int, name: str | None) -> None:
     assert linux.signal_name(n) == name
     if name is not None:
         assert linux.signal_number(name) == n
+
+
+def test_linux_signal_number_accepts_glibc_spellings() -> None:
+    assert linux.signal_number("SIGRTMIN") == 32
+    assert linux.signal_number("SIGRTMIN+2") == 34
+    assert linux.signal_number("SIGRT32") is None
 
 
 def test_sigmask_maps() -> None:
