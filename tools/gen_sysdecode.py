@@ -23,7 +23,7 @@ HEADER_SOURCES = {
 }
 MKTABLES = "freebsd/freebsd-src lib/libsysdecode/mktables @ 6e225b56e7bf2aa5f11faf893383e8c693785daa"
 FLAGS_C = "freebsd/freebsd-src lib/libsysdecode/flags.c @ 017690e509134422dbfa80316eab56d8d3f87065"
-MKIOCTLS = "freebsd/freebsd-src lib/libsysdecode/mkioctls @ 0a7776b36ce7405bf3a9a3b3bb74c424984e3db2"
+MKIOCTLS = "charles-cowart/freebsd-src lib/libsysdecode/mkioctls @ a42494b6110c1ae990be61e065c087e2463cf07f"
 
 # mktables' installed-header names -> their place in the source tree.
 HEADER_PATHS = {
@@ -152,21 +152,42 @@ HAND_TABLES: dict[str, list[str]] = {
     "fcntl_fd_arg": ["FD_CLOEXEC", "FD_CLOFORK", "0"],
 }
 
-# ioctl headers (mkioctls scans every header sorted by path; this is the subset fetched).
-IOCTL_HEADERS = ["sys/filio.h", "sys/sockio.h", "sys/ttycom.h"]
-IOCTL_PATHS = {"sys/filio.h": "sys/sys/filio.h", "sys/sockio.h": "sys/sys/sockio.h",
-               "sys/ttycom.h": "sys/sys/ttycom.h"}
-# sizeof() on amd64 (kdump runs there; sysdecode_ioctlname is compiled for the host).
-# ioctls whose argument type is not listed are left out of the table.
+# ioctl headers (mkioctls scans every header of the installed tree sorted by path;
+# these are the ones fetched, as installed-header name -> source path).
+IOCTL_PATHS = {
+    "net/bpf.h": "sys/net/bpf.h",
+    "sys/disk.h": "sys/sys/disk.h",
+    "sys/filio.h": "sys/sys/filio.h",
+    "sys/sockio.h": "sys/sys/sockio.h",
+    "sys/ttycom.h": "sys/sys/ttycom.h",
+}
+IOCTL_HEADERS = sorted(IOCTL_PATHS)
+# sizeof() of the ioctl argument types on amd64 (kdump runs there; sysdecode_ioctlname
+# is compiled for the host), worked out from the structure definitions in the
+# headers named; the values of SIOCGIFMEDIA, SIOCGDRVSPEC, SIOCAIFGROUP, SIOCGIFCONF,
+# SIOCIFGCLONERS, SIOCGETVIFCNT, SIOCGETSGCNT, BIOCSETF, BIOCGDLTLIST, BIOCROTZBUF and
+# TIOCTIMESTAMP cross-check them against golang.org/x/sys's FreeBSD amd64 constants.
+# An ioctl whose argument type is not listed is left out of the table.
 STRUCT_SIZES = {
-    "int": 4, "char": 1, "off_t": 8, "struct termios": 44, "struct winsize": 8,
-    "struct timeval": 16, "struct fiodgname_arg": 16, "struct fiobmap2_arg": 16,
-    "struct shm_largepage_conf": 48, "struct ifreq": 32, "struct ifconf": 16,
+    "int": 4, "u_int": 4, "char": 1, "off_t": 8, "size_t": 8, "off_t[2]": 16,
+    "char[DISK_IDENT_SIZE]": 256, "char[MAXPATHLEN]": 1024,
+    "struct termios": 44, "struct winsize": 8, "struct timeval": 16,  # sys/_termios.h ...
+    "struct fiodgname_arg": 16, "struct fiobmap2_arg": 16,  # sys/filio.h
+    "struct shm_largepage_conf": 48,  # sys/mman.h
+    "struct ifreq": 32, "struct ifconf": 16, "struct ifaliasreq": 68,  # net/if.h
+    "struct oifaliasreq": 64, "struct ifmediareq": 48, "struct ifdrv": 40,
+    "struct ifstat": 817, "struct if_clonereq": 16, "struct ifgroupreq": 40,
+    "struct ifrsskey": 148, "struct ifrsshash": 24, "struct ifdownreason": 88,
+    "struct sioc_vif_req": 40, "struct sioc_sg_req": 32,  # netinet/ip_mroute.h
+    "struct diocgattr_arg": 328,  # sys/disk.h
+    "struct bpf_program": 16, "struct bpf_stat": 8, "struct bpf_version": 4,  # net/bpf.h
+    "struct bpf_dltlist": 16, "struct bpf_zbuf": 24,
 }
 IOCTL_NOTE = [
-    "# ioctlname covers only the ioctl headers listed above, and only ioctls whose",
-    "#   argument size the generator's amd64 size table knows (mkioctls reads every",
-    "#   header of the installed tree and lets the compiler size the arguments).",
+    "# ioctlname covers only net/bpf.h, sys/disk.h, sys/filio.h, sys/sockio.h and",
+    "#   sys/ttycom.h, and only ioctls whose argument size the generator's amd64 size",
+    "#   table knows (DIOCZONECMD, DIOCSKERNELDUMP and DIOCGKERNELDUMP are not); mkioctls",
+    "#   reads every header of the installed tree and lets the compiler size them.",
 ]
 IOC_VOID, IOC_OUT, IOC_IN = 0x20000000, 0x40000000, 0x80000000
 IOCPARM_MASK = (1 << 13) - 1

@@ -472,3 +472,36 @@ def test_sockaddr_family_names_follow_freebsd15_socket_h() -> None:
         "struct sockaddr { AF_VENDOR03, unknown address family }"
     assert format_sockaddr(bytes([16, 1]) + b"/tmp/s".ljust(14, b"\0")).startswith(
         "struct sockaddr { AF_LOCAL, ")
+
+
+# ioctl numbers computed the way <sys/ioccom.h> encodes them (direction, amd64
+# argument size, group, number), checked against values a compiler produced for
+# FreeBSD amd64 (golang.org/x/sys's generated constants) and kdump's own output.
+COMPILED_IOCTLS = {
+    "BIOCGDLTLIST": 0xC0104279, "BIOCGRTIMEOUT": 0x4010426E, "BIOCROTZBUF": 0x40184280,
+    "BIOCSETF": 0x80104267, "BIOCSETFNR": 0x80104282, "BIOCSETWF": 0x8010427B,
+    "BIOCSETZBUF": 0x80184281, "BIOCSRTIMEOUT": 0x8010426D, "BIOCGETZMAX": 0x4008427F,
+    "SIOCAIFGROUP": 0x80286987, "SIOCDIFGROUP": 0x80286989, "SIOCGDRVSPEC": 0xC028697B,
+    "SIOCGETSGCNT": 0xC0207210, "SIOCGETVIFCNT": 0xC028720F, "SIOCGIFCONF": 0xC0106924,
+    "SIOCGIFGMEMB": 0xC028698A, "SIOCGIFGROUP": 0xC0286988, "SIOCGIFMEDIA": 0xC0306938,
+    "SIOCGIFXMEDIA": 0xC030698B, "SIOCIFGCLONERS": 0xC0106978, "SIOCSDRVSPEC": 0x8028697B,
+    "TIOCTIMESTAMP": 0x40107459,
+    # kdump-output-samples F6 (i386 and amd64 agree: struct termios has no pointer)
+    "TIOCGETA": 0x402C7413,
+    # the fidelity report's repro, named by FreeBSD's kdump
+    "DIOCGMEDIASIZE": 0x40086481,
+}
+
+
+def test_ioctl_numbers_match_compiled_values() -> None:
+    from ktrace_cli.abi import sysdecode
+
+    by_name = {name: value for value, name in sysdecode.table("ioctlname").rows}
+    assert {name: by_name.get(name) for name in COMPILED_IOCTLS} == COMPILED_IOCTLS
+
+
+def test_ioctl_table_has_no_duplicate_values() -> None:
+    from ktrace_cli.abi import sysdecode
+
+    values = [value for value, _ in sysdecode.table("ioctlname").rows]
+    assert len(values) == len(set(values)) == 183

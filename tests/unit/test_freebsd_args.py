@@ -318,3 +318,19 @@ def test_tables_follow_header_order_and_first_match() -> None:
     # the 0-valued MAP_FILE prints only when the whole value is 0
     assert sd.mask_int("mmapflags", 0) == ("MAP_FILE", True, 0)
     assert sd.mask_int("mmapflags", 2) == ("MAP_PRIVATE", True, 0)
+
+
+IOCTLS = [
+    ((3, 0x40086481, 0x7FFFFFFFE000), "(0x3,DIOCGMEDIASIZE,0x7fffffffe000)"),
+    ((3, 0xC0306938, 0x7FFFFFFFE000), "(0x3,SIOCGIFMEDIA,0x7fffffffe000)"),
+    ((3, 0x8044692B, 0x7FF0), "(0x3,SIOCAIFADDR,0x7ff0)"),
+    ((4, 0x8010426D, 0x7FF0), "(0x4,BIOCSRTIMEOUT,0x7ff0)"),
+    ((5, 0x20006601, 0), "(0x5,FIOCLEX,0)"),
+    ((0, 0x40087468, 0x7FF0), "(0,TIOCGWINSZ,0x7ff0)"),
+    ((3, 0x41006489, 0x7FF0), "(0x3,DIOCGIDENT,0x7ff0)"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), IOCTLS)
+def test_ioctl_names_from_more_headers(args: tuple[int, ...], expected: str) -> None:
+    assert amd64("ioctl", *args) == expected
