@@ -156,6 +156,9 @@ HAND_TABLES: dict[str, list[str]] = {
 # these are the ones fetched, as installed-header name -> source path).
 IOCTL_PATHS = {
     "net/bpf.h": "sys/net/bpf.h",
+    "net/if_tap.h": "sys/net/if_tap.h",
+    "net/if_tun.h": "sys/net/if_tun.h",
+    "netinet6/in6_var.h": "sys/netinet6/in6_var.h",
     "sys/disk.h": "sys/sys/disk.h",
     "sys/filio.h": "sys/sys/filio.h",
     "sys/sockio.h": "sys/sys/sockio.h",
@@ -182,12 +185,20 @@ STRUCT_SIZES = {
     "struct diocgattr_arg": 328,  # sys/disk.h
     "struct bpf_program": 16, "struct bpf_stat": 8, "struct bpf_version": 4,  # net/bpf.h
     "struct bpf_dltlist": 16, "struct bpf_zbuf": 24,
+    "struct tuninfo": 8,  # net/if_tun.h
+    # netinet6/in6_var.h (sockaddr_in6 28, in6_addrlifetime 24; in6_ifreq's union is
+    # led by struct icmp6_ifstat, 34 counters), in6_addrpolicy 72
+    "struct in6_ifreq": 288, "struct in6_aliasreq": 136, "struct oin6_aliasreq": 128,
+    "struct in6_prefixreq": 64, "struct in6_rrenumreq": 96, "struct in6_addrpolicy": 72,
 }
 IOCTL_NOTE = [
-    "# ioctlname covers only net/bpf.h, sys/disk.h, sys/filio.h, sys/sockio.h and",
-    "#   sys/ttycom.h, and only ioctls whose argument size the generator's amd64 size",
-    "#   table knows (DIOCZONECMD, DIOCSKERNELDUMP and DIOCGKERNELDUMP are not); mkioctls",
+    "# ioctlname covers only net/bpf.h, net/if_tap.h, net/if_tun.h, netinet6/in6_var.h,",
+    "#   sys/disk.h, sys/filio.h, sys/sockio.h and sys/ttycom.h, and only ioctls whose",
+    "#   argument size the generator's amd64 size table knows (not DIOCZONECMD, the",
+    "#   kernel-dump requests, and in6_var.h's ND and multicast-routing ones); mkioctls",
     "#   reads every header of the installed tree and lets the compiler size them.",
+    "# ioctlname rows are in macro-name order, as clang's cpp -dM lists them for",
+    "#   mkioctls: for a value two requests share, the first row is kdump's name.",
 ]
 IOC_VOID, IOC_OUT, IOC_IN = 0x20000000, 0x40000000, 0x80000000
 IOCPARM_MASK = (1 << 13) - 1
@@ -313,7 +324,7 @@ def mktables_entries(root: Path, symbols: Symbols, regex: str, header: str,
 
 
 def ioctl_entries(root: Path) -> list[tuple[str, int]] | None:
-    """mkioctls: every _IO/_IOR/_IOW/_IOWR/_IOWINT definition, headers sorted by path.
+    """mkioctls: every _IO/_IOR/_IOW/_IOWR/_IOWINT definition, in macro-name order.
 
     The value is computed as <sys/ioccom.h> does, with the argument's amd64 size from
     STRUCT_SIZES; an ioctl whose argument type is not listed there is left out.
@@ -323,7 +334,7 @@ def ioctl_entries(root: Path) -> list[tuple[str, int]] | None:
     if not present:
         return None
     entries = []
-    for header in sorted(present):
+    for header in present:
         for line in read_header(root, IOCTL_PATHS[header]):
             match = _IOCTL_RE.match(line)
             if not match:
@@ -339,7 +350,9 @@ def ioctl_entries(root: Path) -> list[tuple[str, int]] | None:
                 continue
             value = IOC_DIRS[macro] | ((size & IOCPARM_MASK) << 16) | (ord(group) << 8) | int(num)
             entries.append((name, value))
-    return entries
+    # mkioctls walks `cpp -dM` output, which clang prints sorted by macro name, into an
+    # if/else chain: where two requests share a value, the name first in byte order wins.
+    return sorted(entries, key=lambda entry: entry[0].encode())
 
 
 def read_previous(path: Path) -> dict[str, list[tuple[int, str]]]:

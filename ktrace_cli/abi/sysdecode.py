@@ -234,7 +234,8 @@ def quotactl_cmd(cmd: int) -> str | None:
 
 
 def ioctlname(value: int) -> str | None:
-    """sysdecode_ioctlname(): the ioctl's name, first header (sorted by path) wins."""
+    """sysdecode_ioctlname(): the ioctl's name; of two sharing a value, the one first
+    in macro-name order (the order mkioctls' if/else chain has)."""
     return table("ioctlname").lookup(value)
 
 

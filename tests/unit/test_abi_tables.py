@@ -500,8 +500,14 @@ def test_ioctl_numbers_match_compiled_values() -> None:
     assert {name: by_name.get(name) for name in COMPILED_IOCTLS} == COMPILED_IOCTLS
 
 
-def test_ioctl_table_has_no_duplicate_values() -> None:
+def test_shared_ioctl_values_name_the_first_macro_in_byte_order() -> None:
+    # clang's cpp -dM lists macros sorted by name, and mkioctls' if/else chain keeps
+    # that order: TAPSVNETHDR and TIOCMSDTRWAIT are both _IOW('t', 91, int).
     from ktrace_cli.abi import sysdecode
 
-    values = [value for value, _ in sysdecode.table("ioctlname").rows]
-    assert len(values) == len(set(values)) == 183
+    rows = sysdecode.table("ioctlname").rows
+    assert [name for _, name in rows] == sorted(name for _, name in rows)
+    assert len(rows) == 231
+    assert sysdecode.ioctlname(0x8004745B) == "TAPSVNETHDR"
+    assert sysdecode.ioctlname(0x80047460) == "TIOCEXT"
+    assert sysdecode.ioctlname(0x8088691B) == "SIOCAIFADDR_IN6"

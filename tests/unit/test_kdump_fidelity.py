@@ -95,3 +95,11 @@ def test_v0_headers_with_junk_padding(tmp_path: Path) -> None:
     result = run_pykdump_args("-f", str(path))
     assert (result.status, result.err) == (0, "")
     assert result.out == (GOLDEN / "freebsd-i386-v0-nfsp.default.txt").read_bytes()
+
+
+def test_real_in6_ioctl_is_named(tmp_path: Path) -> None:
+    # The i386 nfsp trace (FreeBSD 9) asks for SIOCGIFAFLAG_IN6; kdump names it from
+    # netinet6/in6_var.h, and the value in the file confirms the 288-byte in6_ifreq.
+    result = run_pykdump_args("-f", str(REAL / "freebsd-i386-v0-nfsp" / "ktrace.out"))
+    lines = [line for line in result.text.splitlines() if "CALL  ioctl(" in line]
+    assert " 17990 proxy.ganesha.nfsd CALL  ioctl(0x3,SIOCGIFAFLAG_IN6,0xbfbfe198)" in lines
