@@ -157,6 +157,7 @@ SOCKOPT_LEVELS = [
     ((3, 17, 1, 0x7FF0, 4), "(0x3,IPPROTO_UDP,UDP_ENCAP,0x7ff0,0x4)"),
     ((3, 136, 2, 0x7FF0, 4), "(0x3,IPPROTO_UDPLITE,UDPLITE_SEND_CSCOV,0x7ff0,0x4)"),
     ((3, 6, 0x401, 0x7FF0, 4), "(0x3,IPPROTO_TCP,TCP_FASTOPEN,0x7ff0,0x4)"),
+    ((3, 132, 4, 0x7FF0, 4), "(0x3,IPPROTO_SCTP,SCTP_NODELAY,0x7ff0,0x4)"),
     # Bluetooth levels come from the netgraph table before the IP protocols.
     ((3, 0x1609, 1, 0x7FF0, 2), "(0x3,SOL_L2CAP,0x1,0x7ff0,0x2)"),
 ]
@@ -172,7 +173,10 @@ def test_sockopt_names_mktables_filters_out() -> None:
     assert sd.sockopt_name(0, 66) is None
     assert sd.table("sockopttcp").lookup(0x10) == "TCP_MD5SIG"
     assert "TCP_FASTOPEN_MAX_COOKIE_LEN" not in {n for _, n in sd.table("sockopttcp").rows}
-    assert sd.sockopt_name(132, 1) is None  # netinet/sctp.h is not fetched
+    # sctp.h's table is every numeric SCTP_ define: the first of a value wins.
+    assert sd.sockopt_name(132, 1) == "SCTP_RTOINFO"
+    assert sd.sockopt_name(132, 0x2A) is None
+    assert sd.sockopt_name(132, 0x2000) == "SCTP_CC_OPT_RTCC_SETMODE"
 
 
 def test_at_syscalls_pass_a_b_c() -> None:
