@@ -12,6 +12,9 @@ from pathlib import Path
 
 # Where the headers came from.  The header text itself is never committed: it is
 # fetched into a scratch directory (laid out like FreeBSD's sys/ tree) and read here.
+# mktables greps one line at a time, so a scratch file may hold just a header's
+# #define lines (kept whole, comments included, as egrep -v sees them) and give
+# the same tables.
 # The stored copies of FreeBSD's tree are per file, so each header names its source.
 BASE_SOURCE = "fel1x-developer/freebsd-src @ 2d614aa2fe3e037bd11d351b0b5cfda776e65814"
 # Headers taken from a FreeBSD 15 tree because they carry names added in 15

@@ -511,3 +511,31 @@ def test_shared_ioctl_values_name_the_first_macro_in_byte_order() -> None:
     assert sysdecode.ioctlname(0x8004745B) == "TAPSVNETHDR"
     assert sysdecode.ioctlname(0x80047460) == "TIOCEXT"
     assert sysdecode.ioctlname(0x8088691B) == "SIOCAIFADDR_IN6"
+
+
+def test_generator_follows_mktables_and_keeps_unfetched_tables(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import gen_sysdecode as gen
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "sys/netinet").mkdir(parents=True)
+    (tmp_path / "sys/sys").mkdir(parents=True)
+    (tmp_path / "sys/netinet/tcp.h").write_text(
+        "#define TCP_NODELAY 1 /* x */\n"
+        "#define TCP_MAXSEG 2\n"
+        "#define TCP_MAXBURST 4\n"  # TCP_MAX[^S]
+        "#define TCP_FASTOPEN_MAX_COOKIE_LEN 16\n"  # TCP_[[:alnum:]_]+_MAX
+        "#define TCP_KEEPINIT 128 /* see TCP_MSS */\n"  # egrep -v reads comments too
+    )
+    (tmp_path / "sys/sys/ttycom.h").write_text(
+        "#define TIOCMSDTRWAIT _IOW('t', 91, int)\n#define TIOCGETA _IOR('t', 19, struct termios)\n")
+    text = gen.generate(tmp_path, {"umtxop": [(0, "UMTX_OP_RESERVED0")]})
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    assert [r for r in rows if r.startswith("sockopttcp")] == [
+        "sockopttcp\t0x1\tTCP_NODELAY", "sockopttcp\t0x2\tTCP_MAXSEG"]
+    assert "umtxop\t0x0\tUMTX_OP_RESERVED0" in rows
+    assert "#   umtxop" in text.splitlines()  # listed among the kept tables
+    # ioctl rows come in macro-name order, whatever the header order
+    assert [r for r in rows if r.startswith("ioctlname\t")] == [
+        "ioctlname\t0x402c7413\tTIOCGETA", "ioctlname\t0x8004745b\tTIOCMSDTRWAIT"]
