@@ -13,6 +13,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import TraceFile, procctor
+from ktrace_cli.trace.memory import RESOURCE_ERRNOS
 from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ log = logging.getLogger("pyktrace.engine")
 # Requests that are not ktrace(2) operations (Request.ops < 0).
 SHUTDOWN, STATUS = -1, -2
 DETACH_TIMEOUT = 10.0  # seconds a request waits for a process being detached to stop
-RESOURCE_ERRNOS = frozenset({E.EMFILE, E.ENFILE, E.ENOMEM})
 
 
 def serve(engine: Engine) -> None:
