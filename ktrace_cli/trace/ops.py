@@ -32,10 +32,10 @@ DETACH_TIMEOUT = 10.0  # seconds a request waits for a process being detached to
 def serve(engine: Engine) -> None:
     """Answer queued requests in order; a clear is answered once its processes are detached.
 
-    A request about a process being detached waits for it, so it never
-    meets a half-detached process (FreeBSD's ktrace(2) is atomic under the
-    proctree lock; this is the engine's equivalent). Requests about other
-    processes go on meanwhile, and a detach that does not finish within
+    A request that sets tracing on a process being detached waits for it,
+    so it never meets a half-detached process (FreeBSD's ktrace(2) is atomic
+    under the proctree lock; this is the engine's equivalent). Requests
+    about other processes go on meanwhile, and a detach that does not finish within
     DETACH_TIMEOUT (a frozen cgroup, a read stuck in a FUSE server) is
     reported to whoever waits for it.
     """
@@ -91,8 +91,12 @@ def _os_error(e: OSError) -> dict[str, object]:
 
 
 def _blocked_by(engine: Engine, req: Request) -> Proc | None:
-    """A process being detached that the request may reach, if any."""
-    if req.ops < 0:
+    """A process being detached that the request may set tracing on, if any.
+
+    Clearing a process that is being detached only asks again for what is
+    under way, so clears are never held back.
+    """
+    if req.ops < 0 or K.ktrop(req.ops) != K.KTROP_SET:
         return None
     detaching = [p for p in engine.procs.values() if p.detaching]
     if not detaching:
