@@ -165,7 +165,7 @@ def _answer(sock: socket.socket, reply: Reply, legacy: bool = False) -> None:
     """Send one reply and close; a client that went away or does not read is not an error."""
     try:
         sock.settimeout(REPLY_SEND_TIMEOUT)
-        sock.sendall(reply.to_wire(legacy))
+        sock.sendall(reply.to_wire(legacy), socket.MSG_NOSIGNAL)
     except OSError:
         pass
     except Exception:

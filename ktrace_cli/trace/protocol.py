@@ -296,13 +296,14 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 def send_bytes(sock: socket.socket, data: bytes, fd: int | None = None) -> None:
+    """Send a message (and a descriptor); a closed peer is EPIPE, never SIGPIPE, whoever calls."""
     if fd is None:
-        sock.sendall(data)
+        sock.sendall(data, socket.MSG_NOSIGNAL)
         return
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())]
-    sent = sock.sendmsg([data], anc)
+    sent = sock.sendmsg([data], anc, socket.MSG_NOSIGNAL)
     if sent < len(data):
-        sock.sendall(data[sent:])
+        sock.sendall(data[sent:], socket.MSG_NOSIGNAL)
 
 
 def received_fd(anc: list[tuple[int, int, bytes]], keep: int | None) -> int | None:

@@ -59,6 +59,17 @@ namespaces = pytest.mark.skipif(
 # Helpers.
 
 
+@pytest.fixture(autouse=True)
+def no_sigpipe() -> Iterator[None]:
+    """Writing to an engine that has just closed must fail with EPIPE, not kill the test run.
+
+    (An in-process pykdump run earlier in the session restores SIGPIPE's default.)
+    """
+    old = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGPIPE, old)
+
+
 @pytest.fixture
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A runtime directory of this test's own."""
