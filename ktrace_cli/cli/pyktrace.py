@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno as E
 import os
+import signal
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -10,6 +12,7 @@ from typing import Any
 
 import click
 
+from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
 
 USAGE = (
@@ -19,6 +22,8 @@ USAGE = (
 UNOBSERVABLE = "fp"  # trace points ptrace cannot see on Linux
 PR_SET_NAME = 15
 PR_SET_PTRACER = 0x59616D61
+TEMP_PREFIX = ".pyktrace-"  # a new trace file's name until the engine accepts the request
+TEMP_ATTEMPTS = 100
 
 
 class Fatal(Exception):
@@ -44,7 +49,7 @@ class Options:
     command: list[str] = field(default_factory=list)
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
-    seccomp: str = "auto"
+    seccomp: str = "off"
 
 
 def _parse_id(text: str) -> int:
@@ -100,6 +105,11 @@ def _on_points(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
 def _on_genio(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not (value.isascii() and value.isdigit()):
         raise Fatal(f"invalid --genio-size: {value}")
+    if value is not None:
+        from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+
+        if int(value) > GENIO_SIZE_MAX:
+            raise Fatal(f"invalid --genio-size: {value} (at most {GENIO_SIZE_MAX})", usage=True)
     return value
 
 
@@ -136,8 +146,11 @@ Examples:
               help="Bytes of data per GIO record (default 4096).")  # fmt: skip
 @click.option("--header-version", "header_version", metavar="0|1",
               help="Record header version (default 1).")  # fmt: skip
-@click.option("--seccomp", "seccomp", metavar="auto|on|off",
-              help="Command mode: stop only at syscalls that can make a record.")  # fmt: skip
+@click.option("--seccomp", "seccomp", metavar="on|off",
+              help="Command mode: stop only at syscalls that can make a record "
+                   "(default off; see CAVEATS in pyktrace(1)).")  # fmt: skip
+@click.version_option(__version__, "--version", prog_name="pyktrace",
+                      message="%(prog)s %(version)s", help="Print the version and exit.")  # fmt: skip
 @click.argument("command_args", nargs=-1, type=click.UNPROCESSED, metavar="[command [args]]")
 @click.pass_context
 def command(ctx: click.Context, **kw: Any) -> Options:
@@ -161,8 +174,8 @@ def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: b
             raise Fatal(f"invalid --header-version: {header_version} (0 or 1)")
         o["version"] = int(header_version)
     if seccomp is not None:
-        if seccomp not in ("auto", "on", "off"):
-            raise Fatal(f"invalid --seccomp: {seccomp} (auto, on or off)")
+        if seccomp not in ("on", "off"):
+            raise Fatal(f"invalid --seccomp: {seccomp} (on or off)")
         o["seccomp"] = seccomp
     clear, pid, rest = st.clear, st.pid, list(command_args)
     if clear == "C" and pid:
@@ -207,38 +220,174 @@ class HelpShown(Exception):
         self.status = status
 
 
-def open_trace_file(path: str, append: bool) -> int:
-    """Open the trace file as ktrace(1) does (spec §4.4); Fatal with its messages."""
-    old = os.umask(0o077)
-    try:
-        if not append:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise Fatal(f"unlink {path}: {os.strerror(e.errno or 0)}") from None
-            flags = os.O_CREAT | os.O_EXCL
-        else:
-            flags = os.O_CREAT | os.O_NONBLOCK
+class TraceTarget:
+    """The trace file of a set request, and how to undo it if the request fails.
+
+    A new file is created beside PATH under a temporary name; the engine
+    renames it over PATH once it has accepted the request (it does so while
+    this process waits for the answer, so a command's trace shows no rename).
+    A refused request removes the temporary file and leaves PATH as it was.
+    With -a the file itself is opened; one that -a created is removed again.
+    """
+
+    def __init__(self, path: str, fd: int, dirfd: int = -1, temp: str = "", base: str = "",
+                 created: bool = False) -> None:  # fmt: skip
+        self.path, self.fd, self.dirfd = path, fd, dirfd
+        self.temp, self.base, self.created = temp, base, created
+
+    def rename_request(self) -> list[object] | None:
+        """What the engine needs to rename the file: our directory descriptor and both names."""
+        return [self.dirfd, self.temp, self.base] if self.temp else None
+
+    def abandon(self) -> None:
+        """The request failed: remove what we created, nothing else."""
         try:
-            fd = os.open(path, flags | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o666)  # fmt: skip
-        except OSError as e:
-            raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
+            if self.temp:
+                os.unlink(self.temp, dir_fd=self.dirfd)
+            elif self.created:
+                st, now = os.fstat(self.fd), os.lstat(self.path)
+                if (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino):
+                    os.unlink(self.path)
+        except OSError:
+            pass
+        self.close()
+
+    def settle(self, reply: dict[str, object]) -> None:
+        """The request succeeded: make sure the file has its name (an older engine did not rename)."""
+        if not self.temp or reply.get("renamed"):
+            return
+        err = reply.get("rename_error")
+        if err is None:
+            try:
+                os.rename(self.temp, self.base, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd)
+                return
+            except OSError as e:
+                err = e.errno
+        code = err if isinstance(err, int) and err > 0 else E.EIO
+        where = os.path.join(os.path.dirname(self.path), self.temp)
+        sys.stderr.write(f"pyktrace: warning: {self.path}: {os.strerror(code)}; "
+                         f"the trace goes to {where}\n")  # fmt: skip
+
+    def close(self) -> None:
+        for fd in (self.fd, self.dirfd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.dirfd = -1
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
+
+
+def _plain(st: os.stat_result | None) -> bool:
+    """Absent, a regular file, or a symbolic link (replaced, never followed)."""
+    return st is None or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+
+
+def open_trace_file(path: str, append: bool) -> TraceTarget:
+    """Open the trace file for a set request with ktrace(1)'s rules; Fatal with its messages.
+
+    Unlike FreeBSD's ktrace(1), which unlinks PATH first whatever it is, an
+    existing PATH that is not a regular file or a symbolic link (a device,
+    a FIFO, a socket, a directory) is refused and left alone.
+    """
+    st = _lstat(path)
+    if append:
+        return _open_append(path, st)
+    if not _plain(st):
+        raise Fatal(f"{path} not regular file")
+    head, base = os.path.split(path)
+    if base in ("", ".", ".."):
+        raise Fatal(f"{path}: {os.strerror(E.EISDIR)}")
+    try:
+        dirfd = os.open(head or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
+    try:
+        if st is not None and os.geteuid() != 0 and st.st_uid != os.geteuid():
+            # A sticky directory (/tmp) lets only the owner replace a file,
+            # the case where FreeBSD's unlink fails: say so before tracing.
+            dst = os.fstat(dirfd)
+            if dst.st_mode & stat.S_ISVTX and dst.st_uid != os.geteuid():
+                raise Fatal(f"unlink {path}: {os.strerror(E.EPERM)}")
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        old = os.umask(0o077)
+        try:
+            for _ in range(TEMP_ATTEMPTS):
+                temp = TEMP_PREFIX + os.urandom(6).hex()
+                try:
+                    fd = os.open(temp, flags, 0o666, dir_fd=dirfd)
+                except FileExistsError:
+                    continue
+                except OSError as e:
+                    raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
+                return TraceTarget(path, fd, dirfd, temp, base)
+        finally:
+            os.umask(old)
+        raise Fatal(f"{path}: {os.strerror(E.EEXIST)}")
+    except BaseException:
+        os.close(dirfd)
+        raise
+
+
+def _open_append(path: str, st: os.stat_result | None) -> TraceTarget:
+    """-a: ktrace(1)'s owner and type checks, without opening a device or a FIFO to check it."""
+    if not _plain(st):
+        assert st is not None
+        if st.st_uid != os.getuid():
+            raise Fatal(f"refuse to append to {path} not owned by you")
+        raise Fatal(f"{path} not regular file")
+    base = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    old = os.umask(0o077)
+    created = False
+    try:
+        try:
+            if st is None:
+                fd = os.open(path, base | os.O_CREAT | os.O_EXCL, 0o666)
+                created = True
+            else:
+                fd = os.open(path, base)
+        except FileExistsError:
+            fd = os.open(path, base | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
     finally:
         os.umask(old)
-    if append:
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            st = None
-        if st is None or st.st_uid != os.getuid():
-            os.close(fd)
-            raise Fatal(f"refuse to append to {path} not owned by you")
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise Fatal(f"{path} not regular file")
+    target = TraceTarget(path, fd, created=created)
+    try:
+        fst = os.fstat(fd)
+    except OSError:
+        fst = None
+    if fst is None or fst.st_uid != os.getuid():
+        target.abandon()
+        raise Fatal(f"refuse to append to {path} not owned by you")
+    if not stat.S_ISREG(fst.st_mode):
+        target.abandon()
+        raise Fatal(f"{path} not regular file")
+    return target
+
+
+def open_clear_file(path: str) -> int:
+    """-c -f: a handle on the file to name it to the engine, never opening its contents.
+
+    O_PATH neither blocks on a FIFO nor has a device's open side effects;
+    anything but a regular file is refused with EACCES, as FreeBSD's
+    ktrace(2) refuses it.
+    """
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        err = E.ELOOP if stat.S_ISLNK(mode) else E.EACCES
+        raise Fatal(f"{path}: {os.strerror(err)}")
     return fd
 
 
@@ -257,8 +406,8 @@ def _allow_engine(engine_pid: int) -> None:
         prctl(PR_SET_PTRACER, engine_pid)
 
 
-def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
-            command: bool) -> dict[str, object] | None:  # fmt: skip
+def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None, command: bool,
+            rename: list[object] | None = None) -> dict[str, object] | None:  # fmt: skip
     """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
     import resource
 
@@ -269,6 +418,8 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
         "seccomp": opts.seccomp, "genio_size": opts.genio_size, "version": opts.version,
         "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
     }  # fmt: skip
+    if rename is not None:
+        message["rename"] = rename
     # Clearing everything, or a file, with no engine running has nothing to
     # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
@@ -277,6 +428,23 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
                             start=start)  # fmt: skip
     except OSError as e:
         raise Fatal(f"trace engine: {e.strerror or e}") from None
+
+
+def _refused(opts: Options, reply: dict[str, object] | None) -> Fatal | None:
+    """The error a reply carries, as ktrace(1) words it; None if the request succeeded."""
+    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
+    if not err:
+        return None
+    assert reply is not None
+    itself = reply.get("self")
+    if itself:
+        return Fatal(str(itself))
+    why = reply.get("why")
+    if why:
+        # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
+        sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
+        return Fatal(str(why))
+    return Fatal(f"{opts.trfile}: {os.strerror(err)}")
 
 
 def run(opts: Options) -> int:
@@ -290,6 +458,7 @@ def run(opts: Options) -> int:
         facs |= K.KTRFAC_INHERIT
     ops = K.KTRFLAG_DESCEND if opts.descend else 0
     fd: int | None = None
+    target: TraceTarget | None = None
     if opts.clear == "C":
         ops, facs, pid = K.KTROP_CLEAR | K.KTRFLAG_DESCEND, K.ALL_POINTS, 1
     elif opts.clear:
@@ -299,41 +468,44 @@ def run(opts: Options) -> int:
         else:
             ops = K.KTROP_CLEARFILE
             pid = 0
-            try:
-                fd = os.open(opts.trfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError as e:
-                raise Fatal(f"{opts.trfile}: {os.strerror(e.errno or 0)}") from None
+            fd = open_clear_file(opts.trfile)
     else:
         facs |= K.PROC_ABI_POINTS
-        fd = open_trace_file(opts.trfile, opts.append)
+        target = open_trace_file(opts.trfile, opts.append)
+        fd = target.fd
         pid = opts.pid or os.getpid()
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")
-        if opts.seccomp != "off":
-            # Imported before the engine attaches, so the trace starts with
-            # pyktrace's last syscalls, not with its module loading.
-            from ktrace_cli.trace import seccomp  # noqa: F401
-    reply = _ktrace(opts, ops, facs, pid, fd, command)
-    if fd is not None:
-        os.close(fd)
-    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
-    if err:
-        why = reply.get("why") if reply is not None else None
-        if why:
-            # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
-            sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
-            raise Fatal(str(why))
-        raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
+        if opts.seccomp == "on":
+            # Everything is imported before the engine attaches: from its
+            # answer to the exec the trace holds only what ktrace(1) does.
+            from ktrace_cli.trace import seccomp
+    try:
+        reply = _ktrace(opts, ops, facs, pid, fd, command,
+                        target.rename_request() if target is not None else None)  # fmt: skip
+        refused = _refused(opts, reply)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
+    if refused is not None:
+        if target is not None:
+            target.abandon()
+        raise refused
+    if target is not None and reply is not None:
+        target.settle(reply)
     if not command or reply is None:
+        if target is not None:
+            target.close()
+        elif fd is not None:
+            os.close(fd)
         return 0
+    # Command mode: the descriptors are close-on-exec; closing them here
+    # would put two more calls into the command's trace.
     nrs = reply.get("filter")
-    if isinstance(nrs, list):
-        from ktrace_cli.trace import seccomp
-
+    if isinstance(nrs, list) and opts.seccomp == "on":
         seccomp.install([int(n) for n in nrs], no_new_privs=os.geteuid() != 0)
-    import signal
-
     # Python ignores SIGPIPE and SIGXFSZ at start-up; an ignored signal stays
     # ignored across exec, so give the command the defaults a shell would.
     for signo in (signal.SIGPIPE, signal.SIGXFSZ):

@@ -55,10 +55,13 @@ class Request:
     fd: int | None
     peer_pid: int
     command: bool = False
-    seccomp: str = "auto"  # auto, on, off
+    seccomp: str = "off"  # "on": install the command-mode filter
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
     fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
+    # [dirfd in the client, temporary name, final name]: the new trace file to
+    # rename once the request is accepted (ops.rename_accepted).
+    rename: object = None
     reply: Callable[[dict[str, object]], None] = field(default=lambda r: None)
 
 
