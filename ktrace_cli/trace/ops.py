@@ -398,6 +398,10 @@ def detach(engine: Engine, p: Proc, current: Thread | None = None) -> None:
         p.facs = 0
         return
     p.detaching = True
+    if current is not None:
+        # Its records reach the file before it runs on (a set-id exec's
+        # program could otherwise finish before they are written).
+        engine._flush_all()
     for th in list(p.threads.values()):
         if th is current:
             P._ptrace(P.PTRACE_DETACH, th.tid, 0, 0)
