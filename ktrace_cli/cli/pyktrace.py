@@ -140,7 +140,7 @@ Examples:
 @click.option("-i", "inherit", is_flag=True, help="Future children inherit the tracing.")
 @click.option("-p", "p", multiple=True, metavar="pid", callback=_on_id, help="A process.")
 @click.option("-t", "t", multiple=True, metavar="trstr", callback=_on_points,
-              help="Trace points: c i n s t u w y (default +).")  # fmt: skip
+              help="Trace points: c i n s t u w y, a e (exec args, env) (default +).")  # fmt: skip
 @click.option("--genio-size", "genio_size", metavar="BYTES", callback=_on_genio,
               help="Bytes of data per GIO record (default 4096).")  # fmt: skip
 @click.option("--header-version", "header_version", metavar="0|1",
