@@ -105,7 +105,7 @@ Examples:
 @click.option("-c", "cpu", is_flag=True, help="Show the CPU of each record (v1 headers).")
 @click.option("-d", "decimal", is_flag=True, help="Print numbers in decimal.")
 @click.option("-E", "elapsed", is_flag=True, help="Show time elapsed since the first record.")
-@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile", help="Trace file ('-' = stdin).")
+@click.option("-f", "trfile", default=K.DEF_TRACEFILE, type=click.Path(), metavar="trfile", help="Trace file ('-' = stdin).")
 @click.option("-H", "tid", is_flag=True, help="Show the thread id of each record.")
 @click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
 @click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
