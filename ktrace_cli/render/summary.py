@@ -120,6 +120,13 @@ class Summary:
 
     def tables(self) -> list[tuple[str, list[tuple[str, SyscallStats]]]]:
         """(title, rows sorted by total time then calls) per process, the others, then for all."""
+        if len(self.procs) > MAX_PROCESS_TABLES:
+            self._fold_processes()
+        for rows in [*(p.syscalls for p in self.procs.values()), self.overall]:
+            if len(rows) > MAX_ROWS:
+                _fold_rows(rows)
+        if self.other is not None and len(self.other.syscalls) > MAX_ROWS:
+            _fold_rows(self.other.syscalls)
         out = [(f"process {pid} ({self.procs[pid].comm})", _sorted(self.procs[pid].syscalls)) for pid in sorted(self.procs)]
         if self.other is not None:
             out.append((OTHER_TITLE, _sorted(self.other.syscalls)))
