@@ -104,7 +104,7 @@ class KdumpText:
             K.KTR_EXTERR: self._exterr,
         }
         if options.terminal:
-            for rtype in (K.KTR_NAMEI, K.KTR_SYSCTL, K.KTR_ARGS, K.KTR_ENVS):
+            for rtype in (K.KTR_NAMEI, K.KTR_SYSCTL, K.KTR_ARGS, K.KTR_ENVS, K.KTR_STRUCT):
                 self._renderers[rtype] = _escaped(self._renderers[rtype])
         self.syscall_text = bodies.SyscallText(options, arch)
         o = options

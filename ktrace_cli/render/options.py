@@ -26,5 +26,5 @@ class KdumpOptions:
     points: int = K.ALL_POINTS  # -t
     screenwidth: int = 80
     # Output meant for a terminal (stdout is one, or colour is on): names a
-    # traced program chose (NAMI, SCTL, ARGS, ENVS, comm) are vis(3)-escaped.
+    # traced program chose (NAMI, SCTL, ARGS, ENVS, STRU, comm) are vis(3)-escaped.
     terminal: bool = False

@@ -15,7 +15,7 @@ import pytest
 from ktrace_cli.decode.events import select
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import TraceReader
-from ktrace_cli.format.records import Genio, Namei, Psig, Strings, Syscall, Sysctl, Sysret
+from ktrace_cli.format.records import Genio, Namei, Psig, Strings, Struct, Syscall, Sysctl, Sysret
 from ktrace_cli.render.color import ColorKdump
 from ktrace_cli.render.dump import vis
 from ktrace_cli.render.kdump_text import KdumpText
@@ -38,6 +38,7 @@ def hostile_records() -> list:
         rec(Namei(HOSTILE_PATH), comm=HOSTILE_COMM),
         rec(Sysctl(b"kern.\x1b[2J"), comm="sysctl"),
         rec(Strings([b"sh", b"-c", b"echo\nhi"]), rtype=K.KTR_ARGS, comm="sh"),
+        rec(Struct(b"sockaddr", bytes([106, 1]) + b"/tmp/\x1b[2Jsock".ljust(104, b"\0")), comm="nc"),
     ]
 
 
@@ -118,6 +119,7 @@ def test_names_are_escaped_when_the_output_is_for_a_terminal() -> None:
         f'  2035 {ESCAPED_COMM} NAMI  "{ESCAPED_PATH}"\n'
         '  2035 sysctl   SCTL  "kern.\\^[[2J"\n'
         '  2035 sh       ARGS  "sh", "-c", "echo\\^Jhi"\n'
+        "  2035 nc       STRU  struct sockaddr { AF_LOCAL, /tmp/\\^[[2Jsock }\n"
     )
 
 
@@ -125,6 +127,7 @@ def test_names_are_kdumps_raw_bytes_otherwise() -> None:
     assert render(hostile_records()) == (
         f'  2035 {HOSTILE_COMM} NAMI  "{HOSTILE_PATH.decode("latin-1")}"\n'
         '  2035 sysctl   SCTL  "kern.\x1b[2J"\n'
+        "  2035 nc       STRU  struct sockaddr { AF_LOCAL, /tmp/\x1b[2Jsock }\n"
     )
 
 
