@@ -21,7 +21,7 @@ Prototype = tuple[str, tuple[tuple[str, str], ...]]
 X32_FIRST = 512
 
 # Linux errnos the FreeBSD errno space has no value for travel as 0x10000 + errno
-# (DESIGN §3); the same offset marks Linux-only signals (SIGSTKFLT, SIGPWR).
+# (docs/FORMAT.md, Linux processes in FreeBSD records); the same offset marks Linux-only signals (SIGSTKFLT, SIGPWR).
 LINUX_ONLY_BASE = 0x10000
 # kdump prints this for an error that cannot be translated to the Linux ABI.
 UNTRANSLATABLE_ERRNO = 2147483647

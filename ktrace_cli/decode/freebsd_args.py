@@ -314,7 +314,7 @@ PASS_C = frozenset({
 _acl = (N, C, INT("acltype"))
 _mount = (N, N, C, MASK0(_table_mask("mountflags")))
 
-# Pass B, one row per syscall (kdump.c ktrsyscall_freebsd, spec §8.5.1).
+# Pass B, one row per syscall (kdump.c ktrsyscall_freebsd; docs/FORMAT.md, CALL text).
 PASS_B: dict[str, tuple[Op, ...]] = {
     "ioctl": (N, C, IOCTL, S),
     "ptrace": (P, INT("ptraceop"), S),

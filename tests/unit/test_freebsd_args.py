@@ -16,7 +16,8 @@ def i386(name: str, *args: int, decimal: bool = False) -> str:
     return format_freebsd_args(name, args, decimal=decimal, ilp32=True)
 
 
-# Lines printed by real FreeBSD kdump (research/kdump-output-samples.md F1-F6).
+# Argument text printed by real FreeBSD kdumps, as published with their output
+# (FreeBSD 8 to 14 on amd64 and i386, and the kdump(1) man page's writev line).
 REAL = [
     ("mmap", (0, 0x8000, 3, 0x1002, 0xFFFFFFFF, 0),
      "(0,0x8000,0x3<PROT_READ|PROT_WRITE>,0x1002<MAP_PRIVATE|MAP_ANON>,0xffffffff,0)"),
