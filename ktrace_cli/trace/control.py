@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
@@ -83,7 +84,7 @@ def _start_engine(rt: Runtime) -> bool:
         os.close(lockfd)
 
 
-def _exchange(rt: Runtime, sock: socket.socket, request: Request, fd: int | None) -> Reply | None:
+def _exchange(log: str, sock: socket.socket, request: Request, fd: int | None) -> Reply | None:
     # A thread stuck in uninterruptible sleep can hold a clear's reply
     # back; the user gets a message instead of a hang.
     sock.settimeout(REPLY_TIMEOUT)
@@ -92,14 +93,14 @@ def _exchange(rt: Runtime, sock: socket.socket, request: Request, fd: int | None
     except (BrokenPipeError, ConnectionResetError):
         pass  # answered unread (an engine out of descriptors says so): read the answer
     except TimeoutError:
-        raise EngineUnavailable(E.ETIMEDOUT, f"the trace engine did not read the request (see {rt.log})") from None
+        raise EngineUnavailable(E.ETIMEDOUT, f"the trace engine did not read the request (see {log})") from None
     except OSError:
         return None
     try:
         data, extra = recv_line(sock)
     except TimeoutError:
         raise EngineUnavailable(
-            E.ETIMEDOUT, f"the trace engine did not answer in {REPLY_TIMEOUT:.0f} s (see {rt.log})"
+            E.ETIMEDOUT, f"the trace engine did not answer in {REPLY_TIMEOUT:.0f} s (see {log})"
         ) from None
     except OSError:
         return None
@@ -113,7 +114,7 @@ def _exchange(rt: Runtime, sock: socket.socket, request: Request, fd: int | None
         return Reply(error=E.EPROTO, identity=None)
 
 
-def _foreign(rt: Runtime, reply: Reply) -> bool:
+def _foreign(reply: Reply) -> bool:
     """Whether another installation's engine answered; raises if it still traces something.
 
     An engine of protocol 2 answers a stranger's ktrace with MISMATCH and
@@ -125,7 +126,7 @@ def _foreign(rt: Runtime, reply: Reply) -> bool:
         return False
     busy = reply.busy
     if reply.identity is None:
-        busy = _legacy_busy(rt)
+        busy = _legacy_busy()
     if busy:
         who = reply.identity.describe() if reply.identity else protocol.LEGACY.describe()
         pid = f" (pid {reply.engine_pid})" if reply.engine_pid else ""
@@ -138,15 +139,42 @@ def _foreign(rt: Runtime, reply: Reply) -> bool:
     return True
 
 
-def _legacy_busy(rt: Runtime) -> bool:
-    sock = _connect(rt)
-    if sock is None:
+def _legacy_busy() -> bool:
+    reached = _reach(start=False)
+    if reached.sock is None:
         return False
-    with sock:
-        reply = _exchange(rt, sock, Request("status", None, protocol.LEGACY), None)
+    with reached.sock:
+        reply = _exchange(reached.log, reached.sock, Request("status", None, protocol.LEGACY), None)
     if reply is None:
         return False  # gone meanwhile, or on its way out: the caller retries
     return reply.status is None or bool(reply.status.procs)
+
+
+@dataclass(frozen=True)
+class _Reached:
+    """One attempt to reach the engine."""
+
+    sock: socket.socket | None
+    log: str  # the engine log's path, for messages
+    other: bool = False  # no socket, but an engine holds the lock (starting or exiting)
+
+
+def _reach(start: bool) -> _Reached:
+    """A connection to the engine, starting one if asked and none holds the lock.
+
+    The runtime directory is closed again before anything is sent: in
+    command mode the trace begins at the engine's answer, and nothing of
+    the client's own is left to close but the socket.
+    """
+    rt = open_runtime()
+    try:
+        sock = _connect(rt)
+        if sock is not None:
+            return _Reached(sock, rt.log)
+        other = not _start_engine(rt) if start else _engine_alive(rt)
+        return _Reached(None, rt.log, other)
+    finally:
+        rt.close()
 
 
 def call(request: Request, fd: int | None = None, before_send: Callable[[int], object] | None = None,
@@ -156,33 +184,26 @@ def call(request: Request, fd: int | None = None, before_send: Callable[[int], o
     With start=False, None when no engine of this installation is running
     (so nothing of ours is traced).
     """
-    rt = open_runtime()
-    try:
-        return _call(rt, request, fd, before_send, start)
-    finally:
-        rt.close()
-
-
-def _call(rt: Runtime, request: Request, fd: int | None, before_send: Callable[[int], object] | None,
-          start: bool) -> Reply | None:  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        sock = _connect(rt)
+        reached = _reach(start)
+        sock = reached.sock
         if sock is None:
-            if not start and not _engine_alive(rt):
-                return None
-            if not _start_engine(rt):
-                if time.monotonic() > deadline:
-                    raise EngineUnavailable(E.ETIMEDOUT, "the trace engine did not start")
-                time.sleep(RETRY_PAUSE)
+            if not reached.other:
+                if not start:
+                    return None
+                continue  # we started it: it listens now
+            if time.monotonic() > deadline:
+                raise EngineUnavailable(E.ETIMEDOUT, "the trace engine did not start")
+            time.sleep(RETRY_PAUSE)  # another client is starting it, or the old one is exiting
             continue
         with sock:
             if before_send is not None:
                 pid, _uid, _gid = peer_credentials(sock)
                 before_send(pid)
-            reply = _exchange(rt, sock, request, fd)
+            reply = _exchange(reached.log, sock, request, fd)
         if reply is not None:
-            if not _foreign(rt, reply):
+            if not _foreign(reply):
                 return reply
             if not start:
                 return None  # an idle stranger traces nothing of ours

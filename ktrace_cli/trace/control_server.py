@@ -373,7 +373,8 @@ def _engine_request(req: Request, fd: int | None, peer_pid: int,
     a = req.args
     return engine_mod.Request(ops=a.ops, facs=a.facs, pid=a.pid, fd=fd, peer_pid=peer_pid, command=a.command,
                          seccomp=a.seccomp, genio_size=a.genio_size, version=a.header_version,
-                         fsize_limit=a.fsize_limit, reply=reply)  # fmt: skip
+                         fsize_limit=a.fsize_limit, rename=list(a.rename) if a.rename else None,
+                         reply=reply)  # fmt: skip
 
 
 def serve_control(engine: Engine, endpoint: Endpoint) -> None:

@@ -81,6 +81,9 @@ class KtraceArgs:
     genio_size: int = K.GENIO_SIZE_DEFAULT
     header_version: int = K.KTR_VERSION1
     fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1)
+    # (dirfd in the client, temporary name, final name): the new trace file,
+    # renamed by the engine once the request is accepted (ops.rename_accepted).
+    rename: tuple[int, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,12 @@ class Request:
         msg: dict[str, object] = {"protocol": self.identity.protocol, "release": self.identity.release,
                                   "install": self.identity.install, "op": self.op}  # fmt: skip
         if self.args is not None:
-            msg["args"] = vars(self.args)
+            args = dict(vars(self.args))
+            if self.args.rename is None:
+                del args["rename"]
+            else:
+                args["rename"] = list(self.args.rename)
+            msg["args"] = args
         return _dump(msg)
 
     @classmethod
@@ -112,7 +120,7 @@ class Request:
             ops=_int(a, "ops"), facs=_int(a, "facs"), pid=_int(a, "pid", -0x7FFFFFFF, 0x7FFFFFFF),
             command=_bool(a, "command"), seccomp=_choice(a, "seccomp", SECCOMP_MODES),
             genio_size=_int(a, "genio_size", 0), header_version=_int(a, "header_version", 0, 1),
-            fsize_limit=_int(a, "fsize_limit", -1),
+            fsize_limit=_int(a, "fsize_limit", -1), rename=_rename(a),
         )  # fmt: skip
         return cls("ktrace", args, identity)
 
@@ -139,6 +147,9 @@ class Reply:
     message: str | None = None  # for the log and for developers
     filter: tuple[int, ...] | None = None  # command mode: the seccomp filter to install
     status: Status | None = None
+    itself: str | None = None  # the request named the engine itself: the whole message
+    rename_error: int | None = None  # the new trace file could not be given its name
+    renamed: bool = False  # the engine gave the new trace file its name
     identity: Identity | None = None  # None: an engine of protocol 1 answered
     engine_pid: int = 0
     busy: bool = False  # with MISMATCH: the engine still traces something
@@ -148,16 +159,23 @@ class Reply:
         """The engine's result dict (ops.apply) as a reply of this engine."""
         return cls._parse(result, Identity.ours())
 
-    def to_wire(self, legacy: bool = False) -> bytes:
+    def result(self) -> dict[str, object]:
+        """The engine's result as ops.apply made it (the reply without the identity)."""
         msg: dict[str, object] = {"error": self.error}
-        if self.why is not None:
-            msg["why"] = self.why
-        if self.message is not None:
-            msg["message"] = self.message
+        for key, value in (("why", self.why), ("message", self.message), ("self", self.itself),
+                           ("rename_error", self.rename_error)):  # fmt: skip
+            if value is not None:
+                msg[key] = value
+        if self.renamed:
+            msg["renamed"] = True
         if self.filter is not None:
             msg["filter"] = list(self.filter)
         if self.status is not None:
             msg.update({k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.status).items()})
+        return msg
+
+    def to_wire(self, legacy: bool = False) -> bytes:
+        msg = self.result()
         if not legacy:
             ident = self.identity or Identity.ours()
             msg.update(protocol=ident.protocol, release=ident.release, install=ident.install,
@@ -182,7 +200,9 @@ class Reply:
             error=_int(msg, "error", 0, 4095),
             why=_opt_str(msg, "why"), message=_opt_str(msg, "message"),
             filter=_ints(msg, "filter") if "filter" in msg else None,
-            status=status, identity=identity,
+            status=status, itself=_opt_str(msg, "self"),
+            rename_error=_int(msg, "rename_error", 0, 4095) if "rename_error" in msg else None,
+            renamed=_bool(msg, "renamed") if "renamed" in msg else False, identity=identity,
             engine_pid=_int(msg, "engine_pid", 0) if "engine_pid" in msg else 0,
             busy=_bool(msg, "busy") if "busy" in msg else False,
         )  # fmt: skip
@@ -277,6 +297,16 @@ def _str(msg: dict[str, object], key: str) -> str:
 
 def _opt_str(msg: dict[str, object], key: str) -> str | None:
     return _str(msg, key) if msg.get(key) is not None else None
+
+
+def _rename(msg: dict[str, object]) -> tuple[int, str, str] | None:
+    value = msg.get("rename")
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 3 or isinstance(value[0], bool)
+            or not isinstance(value[0], int) or not all(isinstance(v, str) for v in value[1:])):  # fmt: skip
+        raise ProtocolError("rename: not [dirfd, name, name]")
+    return value[0], value[1], value[2]
 
 
 def _choice(msg: dict[str, object], key: str, choices: tuple[str, ...]) -> str:
