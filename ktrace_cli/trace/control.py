@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
+    MAX_MESSAGE,
     EngineUnavailable,
     Identity,
     Reply,
@@ -88,6 +89,7 @@ def _exchange(log: str, sock: socket.socket, request: Request, fd: int | None) -
     # A thread stuck in uninterruptible sleep can hold a clear's reply
     # back; the user gets a message instead of a hang.
     sock.settimeout(REPLY_TIMEOUT)
+    space = bytearray(MAX_MESSAGE)  # before the request: see recv_line
     try:
         send_bytes(sock, request.to_wire(), fd)
     except (BrokenPipeError, ConnectionResetError):
@@ -97,7 +99,7 @@ def _exchange(log: str, sock: socket.socket, request: Request, fd: int | None) -
     except OSError:
         return None
     try:
-        data, extra = recv_line(sock)
+        data, extra = recv_line(sock, space)
     except TimeoutError:
         raise EngineUnavailable(
             E.ETIMEDOUT, f"the trace engine did not answer in {REPLY_TIMEOUT:.0f} s (see {log})"

@@ -350,16 +350,23 @@ def received_fd(anc: list[tuple[int, int, bytes]], keep: int | None) -> int | No
     return keep
 
 
-def recv_line(sock: socket.socket) -> tuple[bytes | None, int | None]:
-    """One newline-terminated message (blocking) and a passed descriptor, if any."""
-    buf = b""
+def recv_line(sock: socket.socket, space: bytearray | None = None) -> tuple[bytes | None, int | None]:
+    """One newline-terminated message (blocking) and a passed descriptor, if any.
+
+    `space`, allocated by the caller before it sent its request, receives
+    the data: in command mode the trace begins at the engine's answer, and
+    a fresh 64 KiB buffer then could cost the trace a brk() of pyktrace's.
+    """
+    if space is None:
+        space = bytearray(MAX_MESSAGE)
+    view = memoryview(space)
+    got = 0
     fd: int | None = None
-    while not buf.endswith(b"\n"):
-        data, anc, _flags, _addr = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4))
+    while got < len(space) and not (got and space[got - 1] == 0x0A):
+        n, anc, _flags, _addr = sock.recvmsg_into([view[got:]], socket.CMSG_SPACE(4))
         fd = received_fd(anc, fd)
-        if not data:
+        if not n:
             break
-        buf += data
-        if len(buf) > MAX_MESSAGE:
-            break
-    return (buf if buf.endswith(b"\n") else None), fd
+        got += n
+    view.release()
+    return (bytes(space[:got]) if got and space[got - 1] == 0x0A else None), fd
