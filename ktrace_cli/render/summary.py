@@ -9,6 +9,7 @@ from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import Syscall, Sysret
 
 
 @dataclass
@@ -45,26 +46,23 @@ class Summary:
         return stats
 
     def add(self, events: Iterable[Shown | Dropped]) -> None:
-        arch = self.arch
         for event in events:
             if isinstance(event, Dropped):
                 continue
-            r, sv_flags = event
-            if r.type == K.KTR_SYSCALL and len(r.payload) >= arch.syscall_fixed.size:
-                code = arch.syscall_fixed.unpack_from(r.payload)[0]
-                ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
-                self.pending[r.tid] = (code, ns)
-            elif r.type == K.KTR_SYSRET and len(r.payload) >= arch.sysret.size:
-                code, _eosys, error, _retval = arch.sysret.unpack_from(r.payload)
+            r, sv_flags, p = event
+            if isinstance(p, Syscall):
+                self.pending[r.tid] = (p.code, r.sec * 1_000_000_000 + r.nsec)
+            elif isinstance(p, Sysret):
+                code = p.code
                 abi = A.syscall_abi(sv_flags)
                 name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
                 stats = self._stats(r.pid, r.comm, name)
                 stats.calls += 1
-                if error not in (0, K.ERESTART, K.EJUSTRETURN):
+                if p.error not in (0, K.ERESTART, K.EJUSTRETURN):
                     stats.errors += 1
                 call = self.pending.pop(r.tid, None)
                 if call is not None and call[0] == code:
-                    ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
+                    ns = r.sec * 1_000_000_000 + r.nsec
                     stats.timed += 1
                     stats.total_ns += max(0, ns - call[1])
 
