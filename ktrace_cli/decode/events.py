@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.format import constants as K
@@ -107,11 +107,13 @@ def select(
     pid: int | None | frozenset[int],
     procs: ProcessTable | None = None,
     arch: Arch | None = None,
+    clock: Any = None,
 ) -> Iterator[Shown | Dropped]:
     """The records kdump would print for -t `points` and -p `pid`, in file order.
 
     `pid` may be a set of process or thread ids (several -p).  The payloads are
     unpacked with `arch`, or the reader's detected `arch` when not given.
+    `clock.first_ns`, when a clock is given, is set to the first record's time.
     """
     procs = procs if procs is not None else ProcessTable()
     pids: frozenset[int] | None
@@ -135,6 +137,8 @@ def select(
         if not table:
             # The reader knows the layout once it has framed the first record.
             table = unpackers(arch or getattr(records, "arch", None) or AMD64)
+            if clock is not None:
+                clock.first_ns = record.sec * 1_000_000_000 + record.nsec
         if record.drop and not drop_logged:
             drop_logged = True
             yield Dropped(record)

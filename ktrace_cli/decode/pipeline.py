@@ -1,0 +1,112 @@
+"""Call filters and descriptor tracking between `select` and the renderers.
+
+`filtered` keeps kdump's one-record-per-line order: the records of a call
+wait, per thread, until the call can be judged (at its RET when the filters
+look at the result, its paths or its descriptors), then pass or go together.
+The records of other threads queue behind them, so the output stays in file
+order; at most HOLD_LIMIT records wait, after which the oldest call still
+running is judged on what is known of it so far (it has no result yet, so
+`--failed`, `--successful` and `--errno` do not select it).
+
+`calls` gives one Call per system call, in the order the calls end, and the
+records that belong to no call (a signal delivered between calls, USER
+records...) as they come.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+from ktrace_cli.decode.calls import Call, CallJoiner
+from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.fdtable import FdTables
+from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.format import constants as K
+
+HOLD_LIMIT = 65536
+
+
+class Clock:
+    """The time of the first record of the trace, for `+S.s` bounds (set by select)."""
+
+    def __init__(self) -> None:
+        self.first_ns: int | None = None
+
+
+def _ns(shown: Shown) -> int:
+    r = shown.record
+    return r.sec * 1_000_000_000 + r.nsec
+
+
+def _judge(flt: CallFilter, call: Call) -> None:
+    if call.selected is None:
+        call.selected = flt.call_ok(call)
+
+
+def filtered(
+    events: Iterable[Shown | Dropped], flt: CallFilter, tables: FdTables, clock: Clock | None = None
+) -> Iterator[Shown | Dropped]:
+    """The records of the calls `flt` selects (and selected records outside calls), in file order."""
+    joiner = CallJoiner()
+    queue: deque[tuple[Shown | Dropped, Call | None]] = deque()
+    early = not flt.needs_end
+    for event in events:
+        if clock is not None and flt.first_ns is None:
+            flt.first_ns = clock.first_ns
+        if isinstance(event, Dropped):
+            queue.append((event, None))
+        else:
+            call, done = joiner.feed(event)
+            if event.record.type == K.KTR_SYSCALL and call is not None:
+                tables.begin(call)
+                if early:
+                    _judge(flt, call)
+            for c in done:
+                tables.end(c)
+                _judge(flt, c)
+            if call is None:
+                if flt.record_ok(event.record.comm_name, _ns(event)):
+                    queue.append((event, None))
+            elif call.selected is not False:
+                queue.append((event, call))
+        while queue:
+            head, owner = queue[0]
+            if owner is not None and owner.selected is None:
+                if len(queue) <= HOLD_LIMIT:
+                    break
+                _judge(flt, owner)  # held too long: judged on what is known now
+            queue.popleft()
+            if owner is None or owner.selected:
+                yield head
+    for c in joiner.flush():
+        _judge(flt, c)
+    for head, owner in queue:
+        if owner is None or owner.selected:
+            yield head
+
+
+def calls(
+    events: Iterable[Shown | Dropped], flt: CallFilter, tables: FdTables, clock: Clock | None = None
+) -> Iterator[Call | Shown | Dropped]:
+    """One Call per system call as it ends; records outside calls and drops as they come."""
+    joiner = CallJoiner()
+    active = flt.active
+    for event in events:
+        if isinstance(event, Dropped):
+            yield event
+            continue
+        if clock is not None and flt.first_ns is None:
+            flt.first_ns = clock.first_ns
+        call, done = joiner.feed(event)
+        if call is not None and event.record.type == K.KTR_SYSCALL:
+            tables.begin(call)
+        for c in done:
+            tables.end(c)
+            if not active or flt.call_ok(c):
+                yield c
+        if call is None and (not active or flt.record_ok(event.record.comm_name, _ns(event))):
+            yield event
+    for c in joiner.flush():
+        if not active or flt.call_ok(c):
+            yield c

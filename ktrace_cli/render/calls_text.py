@@ -1,0 +1,214 @@
+"""--calls: one line per system call, strace-like, built from a decoded Call.
+
+` 4564 cat      openat(AT_FDCWD,"/etc/hostname",0x80000<O_RDONLY|O_CLOEXEC>) = 3</etc/hostname> <0.000012>`
+
+The arguments are the ABI's decoded arguments (the same printers as kdump's
+CALL lines), with each path argument replaced by the NAMI string the call
+looked up, a buffer argument by the data its GIO records carry, and a
+descriptor argument shown in decimal with what it is (`3</etc/hostname>`)
+when the rebuilt descriptor table knows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.calls import Call, base_name
+from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import Genio, Psig
+from ktrace_cli.render.bodies import SyscallText
+from ktrace_cli.render.options import KdumpOptions
+
+STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
+_OPEN = "([{<"
+_CLOSE = ")]}>"
+_POINTERS = frozenset({"mmap", "mmap2", "mremap", "brk", "sbrk", "shmat"})  # results shown in hex
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+
+
+def split_args(text: str) -> list[str]:
+    """`(a,b<X|Y>,c)` -> ["a", "b<X|Y>", "c"]: commas inside brackets or quotes do not split."""
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    if not text:
+        return []
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    for i, ch in enumerate(text):
+        if quoted:
+            if ch == '"' and text[i - 1] != "\\":
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return out
+
+
+def c_quote(raw: bytes, limit: int | None = None) -> str:
+    """Bytes as a C string literal; `...` after it when cut at `limit` bytes."""
+    cut = limit is not None and len(raw) > limit
+    if cut:
+        raw = raw[:limit]
+    parts = []
+    for b in raw:
+        esc = _ESCAPES.get(b)
+        if esc is not None:
+            parts.append(esc)
+        elif 0x20 <= b < 0x7F:
+            parts.append(chr(b))
+        else:
+            parts.append(f"\\x{b:02x}")
+    return '"' + "".join(parts) + '"' + ("..." if cut else "")
+
+
+@cache
+def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
+    """(indexes of path arguments, index of the data buffer or -1), from the Linux prototypes."""
+    from ktrace_cli.abi import linux
+    from ktrace_cli.decode.filters import _FREEBSD_TWINS
+
+    name = base_name(name)
+    proto_name = _FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
+    paths = linux.path_arg_indexes(proto_name)
+    proto = linux.syscall_prototype(proto_name)
+    buf = -1
+    if proto is not None:
+        for i, (_t, argname) in enumerate(proto[1]):
+            if argname in ("buf", "ubuf", "buff"):
+                buf = i
+                break
+    return paths, buf
+
+
+def _fd_text(fd: int, path: str | None) -> str:
+    if path is None:
+        return str(fd)
+    # Text lines are latin-1 str holding the recorded bytes one per character.
+    return f"{fd}<{path.encode('utf-8', 'surrogateescape').decode('latin-1')}>"
+
+
+class CallText:
+    """The pieces of a --calls line, shared by the text and the JSON views."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        self.o = options
+        self.arch = arch
+        self.syscalls = SyscallText(options, arch)
+        self.mask = (1 << (8 * arch.word)) - 1
+
+    def name(self, call: Call) -> str:
+        code = call.code
+        return self.syscalls.name(call.abi, code)[0]
+
+    def raw_pieces(self, call: Call) -> list[str]:
+        return split_args(self.syscalls.raw_args(call.args)) if call.args else []
+
+    def arg_pieces(self, call: Call) -> list[str]:
+        """Each argument as text: decoded, strings inline, descriptors with their paths."""
+        p = call.syscall
+        if p is None or not p.args:
+            return []
+        args = p.args
+        body = self.syscalls.call(p, call.abi, call.sv_flags)
+        head = self.syscalls.name(call.abi, p.code)[0]
+        pieces = split_args(body[len(head) :].rstrip("\n"))
+        if len(pieces) != len(args):
+            pieces = self.raw_pieces(call)
+        name = call.name
+        if name is None or not self.o.fancy:
+            return pieces
+        path_i, buf_i = _arg_roles(call.abi, name)
+        paths = call.paths
+        for k, i in enumerate(path_i):
+            if k < len(paths) and i < len(pieces):
+                pieces[i] = c_quote(paths[k])
+        if 0 <= buf_i < len(pieces):
+            data = b"".join(s.payload.data for s in call.parts if isinstance(s.payload, Genio))
+            if any(isinstance(s.payload, Genio) for s in call.parts):
+                pieces[buf_i] = c_quote(data, STRING_LIMIT)
+        if call.fd is not None and 0 <= call.fd_index < len(pieces):
+            pieces[call.fd_index] = _fd_text(call.fd, call.fd_path)
+        return pieces
+
+    def ret_text(self, call: Call) -> str:
+        """`3`, `3</etc/hostname>`, `-1 ENOENT (No such file or directory)`, `?`."""
+        ret = call.ret
+        if ret is None:
+            return "?"
+        error = ret.error
+        if error == 0 or error == K.EJUSTRETURN:
+            value = ret.retval if error == 0 else 0
+            if call.ret_path is not None:
+                return _fd_text(value, call.ret_path)
+            if -4096 < value < 1 << 16 or (value < 1 << 32 and base_name(call.name or "") not in _POINTERS):
+                return str(value)
+            return f"{value & self.mask:#x}"
+        if error == K.ERESTART:
+            return "? ERESTART (To be restarted)"
+        info = A.error_info(call.abi, error)
+        name = info.name or f"E{info.number}"
+        return f"-1 {name} ({info.text})" if self.o.fancy else f"-1 errno {info.number}"
+
+    def head(self, pid: int, tid: int, comm: bytes, ns: int) -> str:
+        o = self.o
+        name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+        head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
+        head += f"{name:<8} "
+        if o.timestamps:
+            head += f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d} "
+        return head
+
+    def line(self, call: Call) -> str:
+        first = call.first.record
+        text = self.head(call.pid, call.tid, first.comm_name, call.ns)
+        if call.start is None:
+            text += f"<... {self.name(call)} resumed>"
+        else:
+            text += f"{self.name(call)}({','.join(self.arg_pieces(call))})"
+        for s in call.parts:
+            if isinstance(s.payload, Psig):
+                text += f" [{A.signal_name(call.abi, s.payload.signo)}]"
+        text += f" = {self.ret_text(call)}"
+        dur = call.dur_ns
+        if dur is not None:
+            text += f" <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>"
+        return text + "\n"
+
+
+class CallsText:
+    """Renders the items of `decode.pipeline.calls` as --calls lines (latin-1 text)."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        from ktrace_cli.render.kdump_text import KdumpText
+
+        self.text = CallText(options, arch)
+        self.kdump = KdumpText(options, arch)
+
+    def render(self, item: Call | Shown | Dropped) -> str:
+        if isinstance(item, Call):
+            return self.text.line(item)
+        if isinstance(item, Dropped):
+            return self.kdump.dropped(item.record)
+        # A record outside any call: its kdump body, marked off as strace marks signals.
+        r = item.record
+        body = self.kdump.body(r.type, item.payload, item.sv_flags).rstrip("\n")
+        tag = self.kdump_tag(r.type)
+        return self.text.head(r.pid, r.tid, r.comm_name, r.sec * 1_000_000_000 + r.nsec) + f"--- {tag} {body} ---\n"
+
+    @staticmethod
+    def kdump_tag(rtype: int) -> str:
+        from ktrace_cli.render.kdump_text import TYPE_TAGS
+
+        return TYPE_TAGS.get(rtype, f"UNKNOWN({rtype})").rstrip()
