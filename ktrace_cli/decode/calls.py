@@ -42,6 +42,7 @@ def _signed32(value: int) -> int:
 _COMPAT = re.compile(r"^(?:compat\d*\.|freebsd\d+_)")
 
 
+@cache
 def base_name(name: str) -> str:
     """A syscall name without FreeBSD's compatibility prefix (`compat11.fstat` -> `fstat`)."""
     return _COMPAT.sub("", name)
@@ -87,22 +88,21 @@ class Call:
     fd_path: str | None = None  # what that descriptor was, from the rebuilt table
     ret_path: str | None = None  # what a descriptor the call returned is
     selected: bool | None = None  # the filters' decision, once taken
+    code: int = -1
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        p = self.first.payload
+        if isinstance(p, (Syscall, Sysret)):
+            self.code = p.code
+            if p.code >= 0:
+                self.name = A.syscall_name(self.abi, p.code)
 
     @property
     def first(self) -> Shown:
         shown = self.start if self.start is not None else self.end
         assert shown is not None
         return shown
-
-    @property
-    def code(self) -> int:
-        p = self.first.payload
-        return p.code if isinstance(p, (Syscall, Sysret)) else -1
-
-    @property
-    def name(self) -> str | None:
-        code = self.code
-        return A.syscall_name(self.abi, code) if code >= 0 else None
 
     @property
     def syscall(self) -> Syscall | None:
@@ -170,6 +170,13 @@ class CallJoiner:
 
     def __init__(self) -> None:
         self.open: dict[int, Call] = {}
+        self._abis: dict[int, A.Abi] = {}
+
+    def _abi(self, sv_flags: int) -> A.Abi:
+        abi = self._abis.get(sv_flags)
+        if abi is None:
+            abi = self._abis[sv_flags] = A.syscall_abi(sv_flags)
+        return abi
 
     def feed(self, shown: Shown) -> tuple[Call | None, list[Call]]:
         """(the call `shown` belongs to or None, the calls it ended)."""
@@ -181,7 +188,7 @@ class CallJoiner:
             previous = self.open.pop(tid, None)
             if previous is not None:
                 done.append(previous)  # its RET never came (lost, or the thread was killed)
-            call = Call(record.pid, tid, shown.sv_flags, A.syscall_abi(shown.sv_flags), shown)
+            call = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), shown)
             if call.name in NO_RETURN:
                 done.append(call)
             else:
@@ -194,7 +201,7 @@ class CallJoiner:
                 pending.end = shown
                 return pending, [pending]
             done = [pending] if pending is not None else []
-            orphan = Call(record.pid, tid, shown.sv_flags, A.syscall_abi(shown.sv_flags), None, shown)
+            orphan = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), None, shown)
             done.append(orphan)
             return orphan, done
         current = self.open.get(tid)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.calls import AT_FDCWD, Call, _signed32, base_name
+from ktrace_cli.decode.calls import AT_FDCWD, Call, _signed32, base_name, fd_arg_index
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Struct
 
@@ -70,6 +70,12 @@ _FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3", "rfork", "pdfo
 _EXECS = frozenset({"execve", "execveat", "fexecve"})
 _AF_NAMES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
 _AF_NAMES_FREEBSD = {1: "AF_UNIX", 2: "AF_INET", 28: "AF_INET6", 17: "AF_ROUTE"}
+
+
+_EFFECTS = frozenset(
+    {"close", "close_range", "closefrom", "connect", "bind", "socket", "accept", "accept4", "paccept",
+     "dup", "dup2", "dup3", "fcntl"} | _EXECS | _FORKS | _OPENS.keys() | _ANON.keys()
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -153,8 +159,10 @@ class FdTables:
     def end(self, call: Call) -> None:
         """At the RET (or the end of a call that never returns): apply what it did."""
         name = base_name(call.name or "")
+        if name not in _EFFECTS:
+            return  # most calls (read, write, mmap...) change no descriptor
         ret = call.ret
-        if not name or call.start is None or ret is None:
+        if call.start is None or ret is None:
             return
         flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
         args = call.args
@@ -280,9 +288,7 @@ class FdTables:
 
 
 def fd_arg_index_for(call: Call) -> tuple[int, int]:
-    from ktrace_cli.decode.calls import fd_arg_index
-
-    name = base_name(call.name or "")
+    name = call.name
     if not name:
         return -1, -1
     if name == "mmap":

@@ -18,13 +18,13 @@ from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
-from ktrace_cli.format.records import Genio, Psig
+from ktrace_cli.format.records import Genio, Namei, Psig
 from ktrace_cli.render.bodies import SyscallText
 from ktrace_cli.render.options import KdumpOptions
 
 STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
-_OPEN = "([{<"
-_CLOSE = ")]}>"
+_OPEN = "([{"
+_CLOSE = ")]}"
 _POINTERS = frozenset({"mmap", "mmap2", "mremap", "brk", "sbrk", "shmat"})  # results shown in hex
 _ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
 
@@ -35,6 +35,26 @@ def split_args(text: str) -> list[str]:
         text = text[1:-1]
     if not text:
         return []
+    parts = text.split(",")
+    if '"' in text:
+        return _split_quoted(text)
+    if "(" not in text and "[" not in text and "{" not in text:
+        return parts  # the usual case: flags join with '|', never with ','
+    # Rejoin the pieces a comma inside brackets split.
+    out: list[str] = []
+    depth = 0
+    for part in parts:
+        if depth > 0:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+        depth += part.count("(") + part.count("[") + part.count("{")
+        depth -= part.count(")") + part.count("]") + part.count("}")
+        depth = max(depth, 0)
+    return out
+
+
+def _split_quoted(text: str) -> list[str]:
     out: list[str] = []
     depth = 0
     quoted = False
@@ -56,21 +76,18 @@ def split_args(text: str) -> list[str]:
     return out
 
 
+# Each byte as it appears inside a C string literal (latin-1 str in, text out).
+_QUOTE_TABLE = {
+    b: _ESCAPES.get(b, chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in range(256)
+}
+
+
 def c_quote(raw: bytes, limit: int | None = None) -> str:
     """Bytes as a C string literal; `...` after it when cut at `limit` bytes."""
     cut = limit is not None and len(raw) > limit
     if cut:
         raw = raw[:limit]
-    parts = []
-    for b in raw:
-        esc = _ESCAPES.get(b)
-        if esc is not None:
-            parts.append(esc)
-        elif 0x20 <= b < 0x7F:
-            parts.append(chr(b))
-        else:
-            parts.append(f"\\x{b:02x}")
-    return '"' + "".join(parts) + '"' + ("..." if cut else "")
+    return '"' + raw.decode("latin-1").translate(_QUOTE_TABLE) + '"' + ("..." if cut else "")
 
 
 @cache
@@ -124,20 +141,26 @@ class CallText:
         body = self.syscalls.call(p, call.abi, call.sv_flags)
         head = self.syscalls.name(call.abi, p.code)[0]
         pieces = split_args(body[len(head) :].rstrip("\n"))
-        if len(pieces) != len(args):
-            pieces = self.raw_pieces(call)
+        if len(pieces) > len(args):
+            pieces = self.raw_pieces(call)  # not one piece per slot: index by slot instead
         name = call.name
         if name is None or not self.o.fancy:
             return pieces
         path_i, buf_i = _arg_roles(call.abi, name)
-        paths = call.paths
-        for k, i in enumerate(path_i):
-            if k < len(paths) and i < len(pieces):
-                pieces[i] = c_quote(paths[k])
-        if 0 <= buf_i < len(pieces):
-            data = b"".join(s.payload.data for s in call.parts if isinstance(s.payload, Genio))
-            if any(isinstance(s.payload, Genio) for s in call.parts):
-                pieces[buf_i] = c_quote(data, STRING_LIMIT)
+        if call.parts and (path_i or buf_i >= 0):
+            paths = []
+            data = []
+            for shown in call.parts:
+                payload = shown.payload
+                if isinstance(payload, Namei):
+                    paths.append(payload.path.split(b"\0", 1)[0])
+                elif isinstance(payload, Genio):
+                    data.append(payload.data)
+            for k, i in enumerate(path_i):
+                if k < len(paths) and i < len(pieces):
+                    pieces[i] = c_quote(paths[k])
+            if data and 0 <= buf_i < len(pieces):
+                pieces[buf_i] = c_quote(b"".join(data), STRING_LIMIT)
         if call.fd is not None and 0 <= call.fd_index < len(pieces):
             pieces[call.fd_index] = _fd_text(call.fd, call.fd_path)
         return pieces
