@@ -307,15 +307,18 @@ def _pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_v
     from ktrace_cli.decode.pipeline import Clock
 
     clock = Clock()
-    events = select(reader, options.points, pids or None, clock=clock)
     if not calls_view and not flt.active:
-        return events
+        return select(reader, options.points, pids or None, clock=clock)
     from ktrace_cli.decode.fdtable import FdTables
-    from ktrace_cli.decode.pipeline import calls, filtered
+    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Shows, calls, filtered
 
+    # Descriptors and calls are tracked on every process and record type;
+    # -p and -t choose what is shown afterwards.
+    events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
+    shows = Shows(options.points, pids or None)
     if calls_view:
-        return calls(events, flt, FdTables(), clock)
-    return filtered(events, flt, FdTables(), clock)
+        return calls(events, flt, FdTables(), clock, shows)
+    return filtered(events, flt, FdTables(), clock, shows)
 
 
 def _console_file() -> IO[str]:

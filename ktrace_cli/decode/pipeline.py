@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from ktrace_cli.decode.calls import Call, CallJoiner
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.records import Record
 
 HOLD_LIMIT = 65536
 
@@ -44,10 +46,42 @@ def _judge(flt: CallFilter, call: Call) -> None:
         call.selected = flt.call_ok(call)
 
 
+# The record types descriptor tracking and call joining read, whatever -t shows.
+TRACKED_POINTS = (
+    1 << K.KTR_SYSCALL | 1 << K.KTR_SYSRET | 1 << K.KTR_NAMEI | 1 << K.KTR_GENIO | 1 << K.KTR_STRUCT
+    | 1 << K.KTR_PSIG
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shows:
+    """What -t and -p let through, applied after the calls were tracked and judged."""
+
+    points: int = K.ALL_POINTS
+    pids: frozenset[int] | None = None
+
+    def record(self, r: Record) -> bool:
+        if not self.points & (1 << (r.type & 31)):
+            return False
+        return self.pids is None or r.pid in self.pids or r.tid in self.pids
+
+    def call(self, c: Call) -> bool:
+        return self.pids is None or c.pid in self.pids or c.tid in self.pids
+
+
 def filtered(
-    events: Iterable[Shown | Dropped], flt: CallFilter, tables: FdTables, clock: Clock | None = None
+    events: Iterable[Shown | Dropped],
+    flt: CallFilter,
+    tables: FdTables,
+    clock: Clock | None = None,
+    shows: Shows | None = None,
 ) -> Iterator[Shown | Dropped]:
-    """The records of the calls `flt` selects (and selected records outside calls), in file order."""
+    """The records of the calls `flt` selects (and selected records outside calls), in file order.
+
+    `events` must hold every record the tracking reads (select with
+    TRACKED_POINTS added and no pid); `shows` then applies -t and -p.
+    """
+    shows = shows or Shows()
     joiner = CallJoiner()
     queue: deque[tuple[Shown | Dropped, Call | None]] = deque()
     early = not flt.needs_end
@@ -65,7 +99,9 @@ def filtered(
             for c in done:
                 tables.end(c)
                 _judge(flt, c)
-            if call is None:
+            if not shows.record(event.record):
+                pass  # tracked, not shown
+            elif call is None:
                 if flt.record_ok(event.record.comm_name, _ns(event)):
                     queue.append((event, None))
             elif call.selected is not False:
@@ -87,9 +123,14 @@ def filtered(
 
 
 def calls(
-    events: Iterable[Shown | Dropped], flt: CallFilter, tables: FdTables, clock: Clock | None = None
+    events: Iterable[Shown | Dropped],
+    flt: CallFilter,
+    tables: FdTables,
+    clock: Clock | None = None,
+    shows: Shows | None = None,
 ) -> Iterator[Call | Shown | Dropped]:
     """One Call per system call as it ends; records outside calls and drops as they come."""
+    shows = shows or Shows()
     joiner = CallJoiner()
     active = flt.active
     for event in events:
@@ -103,10 +144,14 @@ def calls(
             tables.begin(call)
         for c in done:
             tables.end(c)
-            if not active or flt.call_ok(c):
+            if shows.call(c) and (not active or flt.call_ok(c)):
                 yield c
-        if call is None and (not active or flt.record_ok(event.record.comm_name, _ns(event))):
+        if (
+            call is None
+            and shows.record(event.record)
+            and (not active or flt.record_ok(event.record.comm_name, _ns(event)))
+        ):
             yield event
     for c in joiner.flush():
-        if not active or flt.call_ok(c):
+        if shows.call(c) and (not active or flt.call_ok(c)):
             yield c
