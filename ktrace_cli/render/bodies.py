@@ -9,7 +9,6 @@ from typing import Any
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.structs import struct_array_text, struct_text
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -54,6 +53,7 @@ class SyscallText:
         self.bits = arch.word * 8
         self.mask = (1 << self.bits) - 1
         self._formatters: dict[A.Abi, ArgsFormatter] | None = None
+        self._names: dict[tuple[A.Abi, int], tuple[str, str | None]] = {}
 
     def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
         # Still one printer per ABI: folding both into one cursor and one set
@@ -72,6 +72,15 @@ class SyscallText:
 
     def name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         """(what kdump prints for the syscall, the bare name or None)."""
+        key = (abi, code)
+        names = self._names.get(key)
+        if names is None:
+            if len(self._names) > 65536:
+                self._names.clear()  # hostile files: any number of distinct codes
+            names = self._names[key] = self._name(abi, code)
+        return names
+
+    def _name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         name = A.syscall_name(abi, code) if code >= 0 else None
         if name is None:
             return f"[{code}]", None
@@ -137,6 +146,10 @@ def namei(p: Namei | Sysctl) -> str:
     """NAMI and SCTL: the bytes up to the first NUL, in double quotes."""
     raw = p.path if isinstance(p, Namei) else p.name
     return '"' + raw.split(b"\0", 1)[0].decode("latin-1") + '"\n'
+
+
+def _namei_body(p: Namei, abi: A.Abi, sv_flags: int) -> str:
+    return '"' + p.path.split(b"\0", 1)[0].decode("latin-1") + '"\n'
 
 
 def genio(p: Genio, o: KdumpOptions) -> str:
@@ -276,11 +289,15 @@ def user(p: User, decimal: bool, arch: Arch) -> str:
 
 
 def stru(p: Struct, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_text  # its tables load only when a STRU comes
+
     # kdump built with Linux support decodes l_sigset_t whatever the ABI.
     return struct_text(p.name, p.data, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
 def stru_array(p: StructArray, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_array_text
+
     return struct_array_text(p.struct_size, p.name, p.data, word=arch.word, decimal=o.decimal) + "\n"
 
 
@@ -434,7 +451,7 @@ def body_table(o: KdumpOptions, arch: Arch, syscalls: SyscallText) -> dict[int, 
     return {
         K.KTR_SYSCALL: syscalls.call,
         K.KTR_SYSRET: syscalls.ret,
-        K.KTR_NAMEI: lambda p, abi, sv: namei(p),
+        K.KTR_NAMEI: _namei_body,
         K.KTR_SYSCTL: lambda p, abi, sv: namei(p),
         K.KTR_GENIO: lambda p, abi, sv: genio(p, o),
         K.KTR_PSIG: lambda p, abi, sv: psig(p, abi),

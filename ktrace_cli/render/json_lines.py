@@ -10,7 +10,6 @@ from typing import Any
 
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.events import Dropped, Shown
-from ktrace_cli.decode.structs import struct_fields_of
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -122,6 +121,8 @@ class JsonLines:
         out["data"] = _b64(data)
 
     def _struct(self, out: dict[str, Any], p: Struct, abi: A.Abi) -> None:
+        from ktrace_cli.decode.structs import struct_fields_of  # loaded when a STRU comes
+
         name, fields = struct_fields_of(p.name, p.data, word=self.arch.word)
         out["name"] = name
         out["data"] = _b64(p.data)
