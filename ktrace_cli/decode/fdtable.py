@@ -141,6 +141,18 @@ class FdTables:
         e = t.fds.get(fd)
         return e.path if e is not None else None
 
+    def snapshot(self, pid: int, data: bytes) -> None:
+        """A STRU `fdtable` record: the descriptors `pid` had when tracing began.
+
+        One line per descriptor, `N` TAB `target` (docs/FORMAT.md); lines that
+        do not parse are skipped.
+        """
+        t = self.table(pid)
+        for line in data.split(b"\n"):
+            number, tab, target = line.partition(b"\t")
+            if tab and number.isdigit():
+                t.set(int(number), target.decode("utf-8", "surrogateescape"), False)
+
     def begin(self, call: Call) -> None:
         """At the CALL: note the descriptor argument and what it is now."""
         name = call.name

@@ -24,7 +24,7 @@ from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Record
+from ktrace_cli.format.records import Record, Struct
 
 HOLD_LIMIT = 65536
 
@@ -39,6 +39,14 @@ class Clock:
 def _ns(shown: Shown) -> int:
     r = shown.record
     return r.sec * 1_000_000_000 + r.nsec
+
+
+def _snapshot(shown: Shown, tables: FdTables) -> None:
+    """Feed a STRU `fdtable` record (a process's descriptors at attach) to the tables."""
+    if shown.record.type == K.KTR_STRUCT:
+        p = shown.payload
+        if isinstance(p, Struct) and p.name == b"fdtable":
+            tables.snapshot(shown.record.pid, p.data)
 
 
 def _judge(flt: CallFilter, call: Call) -> None:
@@ -91,6 +99,7 @@ def filtered(
         if isinstance(event, Dropped):
             queue.append((event, None))
         else:
+            _snapshot(event, tables)
             call, done = joiner.feed(event)
             if event.record.type == K.KTR_SYSCALL and call is not None:
                 tables.begin(call)
@@ -139,6 +148,7 @@ def calls(
             continue
         if clock is not None and flt.first_ns is None:
             flt.first_ns = clock.first_ns
+        _snapshot(event, tables)
         call, done = joiner.feed(event)
         if call is not None and event.record.type == K.KTR_SYSCALL:
             tables.begin(call)

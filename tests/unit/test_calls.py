@@ -261,3 +261,20 @@ def test_linux_errno_names_and_classes(tmp_path: Path) -> None:
     ]
     assert [line.split()[2] for line in lines(tmp_path, records, "--calls", "-e", "%process,getpid")] == ["getpid()"]
     assert lines(tmp_path, records, "--calls", "-e", "%file", "--successful") == []
+
+
+def test_fdtable_record_names_descriptors_opened_before_the_trace(tmp_path: Path) -> None:
+    snapshot = b"0\t/dev/pts/3\n1\tpipe:[4711]\n5\t/var/log/app.log\nbad line\n"
+    records = [
+        ctor(LINUX64, comm="app"),
+        rec(Struct(b"fdtable", snapshot), comm="app", tid=A, **at(0)),
+        call(1, 5, 0x1000, 3, comm="app"), rec(Genio(5, K.UIO_WRITE, b"ok\n"), comm="app", tid=A, **at(0)),
+        ret(1, 3, comm="app"),
+        call(1, 1, 0x1000, 3, comm="app"), ret(1, 3, comm="app"),
+    ]  # fmt: skip
+    assert [nodur(x) for x in lines(tmp_path, records, "--calls")] == [
+        "  2035 app      --- STRU unknown structure ---",
+        '  2035 app      write(5</var/log/app.log>,"ok\\n",0x3) = 3',
+        "  2035 app      write(1<pipe:[4711]>,0x1000,0x3) = 3",
+    ]
+    assert lines(tmp_path, records, "-t", "t") == ["  2035 app      STRU  unknown structure"]
