@@ -24,6 +24,7 @@ from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.reader import TraceFormatError
 from ktrace_cli.format.records import Record, Struct
 
 HOLD_LIMIT = 65536
@@ -93,37 +94,48 @@ def filtered(
     joiner = CallJoiner()
     queue: deque[tuple[Shown | Dropped, Call | None]] = deque()
     early = not flt.needs_end
-    for event in events:
-        if clock is not None and flt.first_ns is None:
-            flt.first_ns = clock.first_ns
-        if isinstance(event, Dropped):
-            queue.append((event, None))
-        else:
-            _snapshot(event, tables)
-            call, done = joiner.feed(event)
-            if event.record.type == K.KTR_SYSCALL and call is not None:
-                tables.begin(call)
-                if early:
-                    _judge(flt, call)
-            for c in done:
-                tables.end(c)
-                _judge(flt, c)
-            if not shows.record(event.record):
-                pass  # tracked, not shown
-            elif call is None:
-                if flt.record_ok(event.record.comm_name, _ns(event)):
-                    queue.append((event, None))
-            elif call.selected is not False:
-                queue.append((event, call))
-        while queue:
-            head, owner = queue[0]
-            if owner is not None and owner.selected is None:
-                if len(queue) <= HOLD_LIMIT:
-                    break
-                _judge(flt, owner)  # held too long: judged on what is known now
-            queue.popleft()
-            if owner is None or owner.selected:
-                yield head
+    try:
+        for event in events:
+            if clock is not None and flt.first_ns is None:
+                flt.first_ns = clock.first_ns
+            if isinstance(event, Dropped):
+                queue.append((event, None))
+            else:
+                _snapshot(event, tables)
+                call, done = joiner.feed(event)
+                if event.record.type == K.KTR_SYSCALL and call is not None:
+                    tables.begin(call)
+                    if early:
+                        _judge(flt, call)
+                for c in done:
+                    tables.end(c)
+                    _judge(flt, c)
+                if not shows.record(event.record):
+                    pass  # tracked, not shown
+                elif call is None:
+                    if flt.record_ok(event.record.comm_name, _ns(event)):
+                        queue.append((event, None))
+                elif call.selected is not False:
+                    queue.append((event, call))
+            while queue:
+                head, owner = queue[0]
+                if owner is not None and owner.selected is None:
+                    if len(queue) <= HOLD_LIMIT:
+                        break
+                    _judge(flt, owner)  # held too long: judged on what is known now
+                queue.popleft()
+                if owner is None or owner.selected:
+                    yield head
+    except TraceFormatError:
+        # kdump prints every record before the damage: so do the held ones.
+        yield from _drain_filtered(joiner, queue, flt)
+        raise
+    yield from _drain_filtered(joiner, queue, flt)
+
+
+def _drain_filtered(
+    joiner: CallJoiner, queue: deque[tuple[Shown | Dropped, Call | None]], flt: CallFilter
+) -> Iterator[Shown | Dropped]:
     for c in joiner.flush():
         _judge(flt, c)
     for head, owner in queue:
@@ -142,26 +154,35 @@ def calls(
     shows = shows or Shows()
     joiner = CallJoiner()
     active = flt.active
-    for event in events:
-        if isinstance(event, Dropped):
-            yield event
-            continue
-        if clock is not None and flt.first_ns is None:
-            flt.first_ns = clock.first_ns
-        _snapshot(event, tables)
-        call, done = joiner.feed(event)
-        if call is not None and event.record.type == K.KTR_SYSCALL:
-            tables.begin(call)
-        for c in done:
-            tables.end(c)
-            if shows.call(c) and (not active or flt.call_ok(c)):
-                yield c
-        if (
-            call is None
-            and shows.record(event.record)
-            and (not active or flt.record_ok(event.record.comm_name, _ns(event)))
-        ):
-            yield event
+    try:
+        for event in events:
+            if isinstance(event, Dropped):
+                yield event
+                continue
+            if clock is not None and flt.first_ns is None:
+                flt.first_ns = clock.first_ns
+            _snapshot(event, tables)
+            call, done = joiner.feed(event)
+            if call is not None and event.record.type == K.KTR_SYSCALL:
+                tables.begin(call)
+            for c in done:
+                tables.end(c)
+                if shows.call(c) and (not active or flt.call_ok(c)):
+                    yield c
+            if (
+                call is None
+                and shows.record(event.record)
+                and (not active or flt.record_ok(event.record.comm_name, _ns(event)))
+            ):
+                yield event
+    except TraceFormatError:
+        yield from _drain_calls(joiner, flt, shows)
+        raise
+    yield from _drain_calls(joiner, flt, shows)
+
+
+def _drain_calls(joiner: CallJoiner, flt: CallFilter, shows: Shows) -> Iterator[Call]:
+    active = flt.active
     for c in joiner.flush():
         if shows.call(c) and (not active or flt.call_ok(c)):
             yield c

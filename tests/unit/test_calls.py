@@ -278,3 +278,18 @@ def test_fdtable_record_names_descriptors_opened_before_the_trace(tmp_path: Path
         "  2035 app      write(1<pipe:[4711]>,0x1000,0x3) = 3",
     ]
     assert lines(tmp_path, records, "-t", "t") == ["  2035 app      STRU  unknown structure"]
+
+
+def test_damaged_file_still_prints_the_held_records_first(tmp_path: Path) -> None:
+    from tests.kdump_helpers import trace_bytes
+
+    good = trace_bytes([ctor(FREEBSD64), call(OPENAT, AT_FDCWD, 0x1000, 0), nami(b"/etc/passwd")])
+    torn = trace_bytes([ret(OPENAT, 3)])[:-4]  # the RET is cut short
+    result = run_pykdump(tmp_path, good + torn, "--path=/etc/*")
+    assert (result.status, result.err) == (1, "pykdump: data too short\n")
+    assert result.text.splitlines() == [
+        "  2035 cat      CALL  openat(AT_FDCWD,0x1000,0<O_RDONLY>)",
+        '  2035 cat      NAMI  "/etc/passwd"',
+    ]
+    result = run_pykdump(tmp_path, good + torn, "--calls")
+    assert (result.status, result.text) == (1, '  2035 cat      openat(AT_FDCWD,"/etc/passwd",0<O_RDONLY>) = ?\n')
