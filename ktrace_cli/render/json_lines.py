@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -55,6 +55,7 @@ class JsonLines:
         self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
         self._comm_cache: dict[bytes, str] = {}
         self._text_body = bodies.SyscallText(options, arch)
+        self._unpack = Unpack(arch)
         self._fields: dict[int, Fields] = {
             K.KTR_SYSCALL: _syscall,
             K.KTR_SYSRET: _sysret,
@@ -79,7 +80,8 @@ class JsonLines:
     def render(self, event: Shown | Dropped) -> str:
         if isinstance(event, Dropped):
             return ""
-        return self._encode(self.as_dict(event.record, event.sv_flags, event.payload)) + "\n"
+        payload = event.payload if event.payload is not None else self._unpack(event.record)
+        return self._encode(self.as_dict(event.record, event.sv_flags, payload)) + "\n"
 
     def comm(self, r: Record) -> str:
         comm = self._comm_cache.get(r.comm)
