@@ -134,6 +134,7 @@ def select(
         pids = frozenset((pid,))
     table: dict[int, Unpacker] = {}
     drop_logged = False
+    sv_flags_of = procs.sv_flags.get
     iterator = iter(records)
     while True:
         try:
@@ -175,4 +176,4 @@ def select(
                 payload = fn(record.payload)
             except (PayloadError, struct.error):
                 payload = None
-        yield Shown(record, procs.get(record.pid), payload)
+        yield Shown(record, sv_flags_of(record.pid, 0), payload)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
@@ -54,6 +55,7 @@ class SyscallText:
         self.mask = (1 << self.bits) - 1
         self._formatters: dict[A.Abi, ArgsFormatter] | None = None
         self._names: dict[tuple[A.Abi, int], tuple[str, str | None]] = {}
+        self._decoders: dict[int, Callable[[str, Sequence[int]], str] | Literal[False]] = {}
 
     def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
         # Still one printer per ABI: folding both into one cursor and one set
@@ -88,6 +90,19 @@ class SyscallText:
             return f"{name}[{code}]", name
         return name, name
 
+    def _decoder(self, abi: A.Abi, sv_flags: int) -> Callable[[str, Sequence[int]], str] | Literal[False]:
+        """The argument printer for a process's sv_flags, False for raw numbers."""
+        if not self.o.fancy or sv_flags & K.SV_ABI_MASK not in (K.SV_ABI_FREEBSD, K.SV_ABI_LINUX):
+            return False
+        formatter = self._args_formatters().get(abi)
+        if formatter is None:
+            return False
+        decimal = self.o.decimal
+        ilp32 = bool(sv_flags & K.SV_ILP32) or self.arch.word == 4
+        if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
+            return functools.partial(formatter, decimal=decimal, ilp32=ilp32, register_bits=self.bits)
+        return functools.partial(formatter, decimal=decimal, ilp32=ilp32)
+
     def raw_args(self, args: Sequence[int], start: str = "(") -> str:
         if self.o.decimal:
             bits = self.bits
@@ -99,18 +114,12 @@ class SyscallText:
         args = p.args
         if not args:
             return shown + "\n"
-        if self.o.fancy and name is not None and sv_flags & K.SV_ABI_MASK in (
-            K.SV_ABI_FREEBSD,
-            K.SV_ABI_LINUX,
-        ):
-            formatter = self._args_formatters().get(abi)
-            if formatter is not None:
-                ilp32 = bool(sv_flags & K.SV_ILP32) or self.arch.word == 4
-                if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
-                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32, register_bits=self.bits)
-                else:
-                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32)
-                return shown + text + "\n"
+        if name is not None:
+            decode = self._decoders.get(sv_flags)
+            if decode is None:
+                decode = self._decoders[sv_flags] = self._decoder(abi, sv_flags)
+            if decode is not False:
+                return shown + decode(name, args) + "\n"
         return shown + self.raw_args(args) + "\n"
 
     def ret(self, p: Sysret, abi: A.Abi, sv_flags: int = 0) -> str:
