@@ -94,10 +94,10 @@ def c_quote(raw: bytes, limit: int | None = None) -> str:
 def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
     """(indexes of path arguments, index of the data buffer or -1), from the Linux prototypes."""
     from ktrace_cli.abi import linux
-    from ktrace_cli.decode.filters import _FREEBSD_TWINS
+    from ktrace_cli.decode.filters import FREEBSD_TWINS
 
     name = base_name(name)
-    proto_name = _FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
+    proto_name = FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
     paths = linux.path_arg_indexes(proto_name)
     proto = linux.syscall_prototype(proto_name)
     buf = -1
