@@ -125,6 +125,7 @@ class CallText:
         self.syscalls = SyscallText(options, arch)
         self.mask = (1 << (8 * arch.word)) - 1
         self._heads: dict[tuple[int, int, bytes], str] = {}
+        self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
 
     def name(self, call: Call) -> str:
         code = call.code
@@ -139,11 +140,19 @@ class CallText:
         if p is None or not p.args:
             return []
         args = p.args
-        body = self.syscalls.call(p, call.abi, call.sv_flags)
-        head = self.syscalls.name(call.abi, p.code)[0]
-        pieces = split_args(body[len(head) :].rstrip("\n"))
-        if len(pieces) > len(args):
-            pieces = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+        key = (call.sv_flags, p.code, args)
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
+            if len(self._decoded) > 4096:
+                self._decoded.clear()
+            body = self.syscalls.call(p, call.abi, call.sv_flags)
+            head = self.syscalls.name(call.abi, p.code)[0]
+            decoded = split_args(body[len(head) :].rstrip("\n"))
+            if len(decoded) > len(args):
+                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+            self._decoded[key] = decoded
+        pieces = decoded.copy()
         name = call.name
         if name is None or not self.o.fancy:
             return pieces
