@@ -20,6 +20,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Genio, Namei
 from ktrace_cli.render.bodies import SyscallText
+from ktrace_cli.render.dump import vis
 from ktrace_cli.render.options import KdumpOptions
 
 STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
@@ -112,8 +113,9 @@ def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
 def _fd_text(fd: int, path: str | None) -> str:
     if path is None:
         return str(fd)
-    # Text lines are latin-1 str holding the recorded bytes one per character.
-    return f"{fd}<{path.encode('utf-8', 'surrogateescape').decode('latin-1')}>"
+    # Text lines are latin-1 str holding the recorded bytes one per character;
+    # a path chose by the traced program must not carry control characters.
+    return f"{fd}<{vis(path.encode('utf-8', 'surrogateescape').decode('latin-1'))}>"
 
 
 class CallText:
@@ -202,6 +204,8 @@ class CallText:
             if len(self._heads) > 65536:
                 self._heads.clear()  # memory stays flat with any number of threads
             name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            if o.terminal:
+                name = vis(name)
             head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
             head = self._heads[key] = head + f"{name:<8} "
         if o.timestamps:
