@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Syscall, Sysret
@@ -56,6 +56,7 @@ class Summary:
     def __init__(self, arch: Arch, *, terminal: bool = False) -> None:
         self.arch = arch
         self.terminal = terminal
+        self._unpack = Unpack(arch)
         self.procs: dict[int, ProcessStats] = {}
         self.other: ProcessStats | None = None  # processes folded out of `procs`
         self.overall: dict[str, SyscallStats] = {}
@@ -92,6 +93,8 @@ class Summary:
             if isinstance(event, Dropped):
                 continue
             r, sv_flags, p = event
+            if p is None:
+                p = self._unpack(r)  # an event built by hand, without its payload
             if isinstance(p, Syscall):
                 pending[r.tid] = (p.code, r.sec * 1_000_000_000 + r.nsec)
                 pending.move_to_end(r.tid)
