@@ -166,7 +166,29 @@ class KdumpText:
         record, sv_flags, payload = event
         if payload is None:
             payload = self._unpack(record)
-        return self.head(record, sv_flags) + self.body(record.type, payload, sv_flags)
+        rtype = record.type
+        if self._plain_header:
+            # head(), inlined: this runs once per record.
+            key = (record.pid, record.comm, rtype)
+            head = self._head_cache.get(key)
+            if head is None:
+                if len(self._head_cache) > 65536:
+                    self._head_cache.clear()
+                head = self._head_cache[key] = self.header(record, sv_flags)
+        else:
+            head = self.header(record, sv_flags)
+        fn = self._bodies.get(rtype)
+        if fn is None:
+            return head + "\n"
+        if payload is None:
+            return head + "invalid record\n"
+        abi = self._abi_cache.get(sv_flags)
+        if abi is None:
+            abi = self._abi_cache[sv_flags] = A.syscall_abi(sv_flags)
+        try:
+            return head + fn(payload, abi, sv_flags)
+        except (PayloadError, struct.error):
+            return head + "invalid record\n"
 
     def head(self, record: Record, sv_flags: int) -> str:
         """header(), from a cache when it depends only on pid, comm and type."""
