@@ -61,10 +61,7 @@ namespaces = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def no_sigpipe() -> Iterator[None]:
-    """Writing to an engine that has just closed must fail with EPIPE, not kill the test run.
-
-    (An in-process pykdump run earlier in the session restores SIGPIPE's default.)
-    """
+    """Writing to an engine that has just closed must fail with EPIPE, not kill the test run."""
     old = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     yield
     signal.signal(signal.SIGPIPE, old)
