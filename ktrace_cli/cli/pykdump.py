@@ -101,6 +101,12 @@ Examples:
                                 failed file calls, one line each
   pykdump --calls --json --path '/etc/*'
                                 calls on /etc files as JSON objects
+  pykdump --tree                which processes ran, how they ended
+  pykdump --errors              why it failed: unexpected failures first
+  pykdump --timeline run.json   open run.json in ui.perfetto.dev
+  pykdump --diff good.out bad.out
+                                where two runs of a program part ways
+  pykdump --summary --histogram --sort=errors
 """,
 )
 @click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
@@ -132,6 +138,13 @@ Examples:
 @click.option("--comm", "comms", multiple=True, metavar="NAME", help="Only records of processes with this name.")
 @click.option("--since", default=None, metavar="TIME", help="Only from TIME (epoch seconds, or +S.s after the first record).")
 @click.option("--until", default=None, metavar="TIME", help="Only up to TIME (epoch seconds, or +S.s).")
+@click.option("--tree", is_flag=True, help="The process tree: argv, exit status, times, calls.")
+@click.option("--errors", "errors_view", is_flag=True, help="A digest of failed calls per process, noise collapsed.")
+@click.option("--timeline", default=None, metavar="OUT.json", help="Write a Chrome/Perfetto trace-event timeline.")
+@click.option("--diff", "diff_files", nargs=2, default=None, metavar="A B", help="Compare two traces of one program.")
+@click.option("--histogram", is_flag=True, help="With --summary: a log2 histogram of call times.")
+@click.option("--sort", "sort_key", type=click.Choice(["time", "count", "errors", "name"]), default=None,
+              help="With --summary: order of the rows (default time).")
 @click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
@@ -181,8 +194,20 @@ def run(
     comms: tuple[str, ...] = (),
     since: str | None = None,
     until: str | None = None,
+    tree: bool = False,
+    errors_view: bool = False,
+    timeline: str | None = None,
+    diff_files: tuple[str, str] | None = None,
+    histogram: bool = False,
+    sort_key: str | None = None,
 ) -> int:
-    if extra or (as_json and summary) or (calls_view and summary):
+    views = [v for v, on in (("tree", tree), ("errors", errors_view), ("timeline", timeline is not None),
+                             ("diff", bool(diff_files))) if on]  # fmt: skip
+    if extra or (as_json and summary) or (calls_view and summary) or len(views) > 1:
+        raise UsageFailure()
+    if views and (summary or calls_view or follow or (as_json and views[0] == "timeline")):
+        raise UsageFailure()
+    if (histogram or sort_key) and not summary:
         raise UsageFailure()
     from ktrace_cli.decode.filters import FilterError
 
@@ -199,6 +224,12 @@ def run(
             return ExitStatus.ERROR
         points = parsed
     pid_values = frozenset(v for v in (atoi(p) for p in pid) if v)
+    if views:
+        from ktrace_cli.cli.kdump_views import ViewRequest, run_view
+
+        request = ViewRequest(views[0], trfile, flt, pid_values, as_json, _use_color(color, sys.stdout.buffer),
+                              timeline_out=timeline, diff_files=diff_files or None)  # fmt: skip
+        return run_view(request, _Output(sys.stdout.buffer))
 
     from ktrace_cli.format.reader import TraceFormatError, TraceReader, open_trace
     from ktrace_cli.render.options import KdumpOptions
@@ -227,7 +258,11 @@ def run(
         points=points,
         screenwidth=_screenwidth(not plain, stdout),
     )
-    reader = TraceReader(stream, follow=follow)
+    reader: Any = TraceReader(stream, follow=follow)
+    if not follow:
+        from ktrace_cli.views.progress import with_progress
+
+        reader = with_progress(reader, stream, trfile)
     events: Any = _pipeline(reader, options, pid_values, flt, calls_view)
     try:
         with stream:

@@ -1,0 +1,164 @@
+"""pykdump's whole-trace views (--tree, --errors, --timeline, --diff): opening, running, errors.
+
+Each view reads the whole file before it prints; a damaged file still gets
+the view of the records before the damage, then the one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ktrace_cli.decode.filters import CallFilter
+
+
+@dataclass
+class ViewRequest:
+    kind: str  # "tree", "errors", "timeline", "diff"
+    trfile: str
+    flt: CallFilter
+    pids: frozenset[int]
+    as_json: bool
+    color: bool
+    timeline_out: str | None = None
+    diff_files: tuple[str, str] | None = None
+
+
+class ViewFailure(Exception):
+    """A one-line message for stderr, exit status 1."""
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"pykdump: {message}\n")
+    sys.stderr.flush()
+
+
+def _console() -> Any:
+    import io
+
+    from rich.console import Console
+
+    out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(errors="replace")
+    return Console(file=out, highlight=False, soft_wrap=True, force_terminal=True)
+
+
+def _reader(path: str, stack: Any) -> Any:
+    from ktrace_cli.format.reader import TraceReader, open_trace
+    from ktrace_cli.views.progress import with_progress
+
+    try:
+        stream = stack.enter_context(open_trace(path))
+    except OSError as e:
+        raise ViewFailure(f"{path}: {e.strerror}") from None
+    return with_progress(TraceReader(stream), stream, path, stack)
+
+
+def run_view(req: ViewRequest, stdout: Any) -> int:
+    """Run one view; 0, or 1 after a one-line message."""
+    from contextlib import ExitStack
+
+    from ktrace_cli.format.reader import TraceFormatError
+
+    error: TraceFormatError | None = None
+    current = req.trfile
+    try:
+        with ExitStack() as stack:
+            if req.kind == "diff":
+                assert req.diff_files is not None
+                from ktrace_cli.views import diff
+
+                sides = []
+                for path in req.diff_files:
+                    current = path
+                    sides.append(diff.collect(_reader(path, stack), req.flt, req.pids))
+                result = diff.compare(sides[0], sides[1])
+                out = diff.as_json(result) if req.as_json else diff.plain_text(result, req.diff_files)
+                stdout.write(out.encode("utf-8"))
+                stdout.flush()
+                return 0
+            reader = _reader(req.trfile, stack)
+            builder = _builder(req)
+            try:
+                builder.run(reader, req.pids)
+            except TraceFormatError as e:
+                if type(e).__name__ == "NotATrace":
+                    raise
+                error = e
+            _emit(req, builder, stdout)
+    except TraceFormatError as e:
+        _fail(f"{current}: {e.message}" if req.kind == "diff" else e.message)
+        return 1
+    except ViewFailure as e:
+        _fail(str(e))
+        return 1
+    except OSError as e:
+        _fail(f"{getattr(e, 'filename', None) or current}: {e.strerror}")
+        return 1
+    if error is not None:
+        _fail(error.message)
+        return 1
+    return 0
+
+
+def _builder(req: ViewRequest) -> Any:
+    filtered = req.flt.active or bool(req.pids)
+    if req.kind == "tree":
+        from ktrace_cli.views.tree import TreeView
+
+        return TreeView(req.flt, filtered)
+    if req.kind == "errors":
+        from ktrace_cli.views.errors import ErrorsView
+
+        return ErrorsView(req.flt)
+    if req.kind == "timeline":
+        from ktrace_cli.views.timeline import TimelineView
+
+        assert req.timeline_out is not None
+        return TimelineView(req.flt)
+    raise AssertionError(req.kind)
+
+
+def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
+    if req.kind == "timeline":
+        assert req.timeline_out is not None
+        _write_file(req.timeline_out, builder.as_json())
+        return
+    if req.kind == "tree":
+        from ktrace_cli.views import tree as mod
+    else:
+        from ktrace_cli.views import errors as mod  # type: ignore[no-redef]
+    if req.as_json:
+        text = mod.as_json(builder)
+    elif req.color:
+        mod.print_rich(builder, _console())
+        return
+    else:
+        text = mod.plain_text(builder)
+    try:
+        stdout.write(text.encode("utf-8", "surrogateescape"))
+        stdout.flush()
+    except OSError as e:
+        raise ViewFailure(f"stdout: {e.strerror}") from None
+
+
+def _write_file(path: str, data: str) -> None:
+    """Write `path` whole: a temporary file renamed over it, so a failure leaves no half file."""
+    if path == "-":
+        sys.stdout.write(data)
+        sys.stdout.flush()
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ViewFailure(f"{path}: {e.strerror}") from None

@@ -1,0 +1,155 @@
+"""pykdump's whole-trace views (--tree, --errors, --timeline, --diff) on real traces of progs/spawn.c."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Record
+from tests.integration.conftest import PYKTRACE, TIMEOUT
+from tests.kdump_helpers import run_pykdump_args
+
+
+@dataclass
+class Run:
+    path: Path
+    prog: str
+    returncode: int
+    records: list[Record]
+
+    def ns(self, r: Record) -> int:
+        return r.sec * 1_000_000_000 + r.nsec
+
+    @property
+    def first_ns(self) -> int:
+        return self.ns(self.records[0])
+
+    def pids(self) -> list[int]:
+        """Processes in PROCCTOR order (each pid once)."""
+        out: list[int] = []
+        for r in self.records:
+            if r.type == K.KTR_PROCCTOR and r.pid not in out:
+                out.append(r.pid)
+        return out
+
+    def life(self, pid: int) -> tuple[int, int]:
+        """(ns of its first PROCCTOR, ns of its PROCDTOR)."""
+        start = next(self.ns(r) for r in self.records if r.pid == pid and r.type == K.KTR_PROCCTOR)
+        end = next(self.ns(r) for r in self.records if r.pid == pid and r.type == K.KTR_PROCDTOR)
+        return start, end
+
+    def calls(self, pid: int) -> int:
+        """CALL records, plus RETs whose CALL is not in the trace (a child's return from fork)."""
+        n = 0
+        pending: dict[int, int] = {}
+        for r in self.records:
+            if r.pid != pid:
+                continue
+            if r.type == K.KTR_SYSCALL:
+                n += 1
+                pending[r.tid] = int.from_bytes(r.payload[:2], "little", signed=True)
+            elif r.type == K.KTR_SYSRET:
+                code = int.from_bytes(r.payload[:2], "little", signed=True)
+                if pending.pop(r.tid, None) != code:
+                    n += 1
+        return n
+
+
+def _trace(runtime_env: dict[str, str], out: Path, prog: Path, arg: str) -> Run:
+    proc = subprocess.run([*PYKTRACE, "-i", "-f", str(out), str(prog), arg], env=runtime_env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    return Run(out, str(prog), proc.returncode, list(iter_records(str(out))))
+
+
+@pytest.fixture(scope="module")
+def runs(runtime_env: dict[str, str], progs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """spawn traced twice: its child fails to open a missing file, then opens one that exists."""
+    d = tmp_path_factory.mktemp("views")
+    target = d / "present.txt"
+    target.write_text("present\n")
+    return {
+        "missing": _trace(runtime_env, d / "missing.out", progs / "spawn", str(d / "absent.txt")),
+        "present": _trace(runtime_env, d / "present.out", progs / "spawn", str(target)),
+    }
+
+
+def _row(run: Run, depth: int, pid: int, argv: str, status: str) -> str:
+    start, end = run.life(pid)
+    return (f"{'  ' * depth}{pid} {argv}  [{status}]  +{(start - run.first_ns) / 1e9:.6f}s"
+            f"  wall {(end - start) / 1e9:.6f}s  {run.calls(pid)} calls")  # fmt: skip
+
+
+def test_tree_lines(runs: dict[str, Run]) -> None:
+    run = runs["missing"]
+    assert run.returncode == 3
+    parent, opener, killed = run.pids()
+    absent = str(run.path.parent / "absent.txt")
+    res = run_pykdump_args("-f", str(run.path), "--tree")
+    assert res.status == 0, res.err
+    # No ARGS records: argv is the exec's path; a child that did not exec runs its parent's.
+    assert res.text.splitlines() == [
+        _row(run, 0, parent, run.prog, "exit 3"),
+        _row(run, 1, opener, run.prog, "exit 3"),
+        _row(run, 1, killed, run.prog, "killed by SIGTERM"),
+    ]
+    assert absent  # the opener's argument is not in the tree without ARGS records
+
+
+def test_tree_json_and_filters(runs: dict[str, Run]) -> None:
+    run = runs["missing"]
+    parent, opener, killed = run.pids()
+    doc = json.loads(run_pykdump_args("-f", str(run.path), "--tree", "--json").out)
+    assert doc["schema"] == 1 and doc["first_ns"] == run.first_ns
+    [root] = doc["processes"]
+    assert (root["pid"], root["ppid"], root["status"], root["exit_status"]) == (parent, None, "exit 3", 3)
+    assert [(c["pid"], c["ppid"], c["status"], c["signal"]) for c in root["children"]] == [
+        (opener, parent, "exit 3", None), (killed, parent, "killed by SIGTERM", "SIGTERM")]  # fmt: skip
+    assert root["children"][0]["execs"][0]["path"] == run.prog
+    assert root["wall_ns"] == run.life(parent)[1] - run.life(parent)[0]
+    # A filter counts only the calls it selects and keeps the ancestors of what it shows.
+    res = run_pykdump_args("-f", str(run.path), "--tree", "-e", "trace=openat", "--failed",
+                           "--path", "*/absent.txt")  # fmt: skip
+    lines = res.text.splitlines()
+    assert [line.split()[0] for line in lines] == [str(parent), str(opener)]
+    assert lines[1].endswith("  1 calls")
+    assert lines[0].endswith("  0 calls")
+
+
+def test_errors_digest(runs: dict[str, Run]) -> None:
+    run = runs["missing"]
+    parent, opener, killed = run.pids()
+    absent = str(run.path.parent / "absent.txt")
+    failed = next(r for r in run.records if r.pid == opener and r.type == K.KTR_NAMEI
+                  and r.payload.rstrip(b"\0") == absent.encode())  # fmt: skip
+    res = run_pykdump_args("-f", str(run.path), "--errors", "-p", str(opener), "-p", str(killed))
+    assert res.status == 0, res.err
+    assert res.text.splitlines() == [
+        f"process {opener} {run.prog}  [exit 3]",
+        "  last unexpected failures before its end:",
+        f"    +{(run.ns(failed) - run.first_ns) / 1e9:.6f}s  openat ENOENT  {absent}",
+        "  failed calls:",
+        f"         1  openat ENOENT  {absent}",
+        "  expected: 1 (dynamic loader search 1)",
+        "",
+        f"process {killed} {run.prog}  [killed by SIGTERM]",
+    ]
+    doc = json.loads(run_pykdump_args("-f", str(run.path), "--errors", "--json").out)
+    by_pid = {p["pid"]: p for p in doc["processes"]}
+    assert by_pid[opener]["groups"][0] == {"syscall": "openat", "errno": "ENOENT", "path": absent, "count": 1,
+                                           "noise": None}  # fmt: skip
+    assert by_pid[opener]["noise"] == {"dynamic loader search": 1}
+    # The run that can open its file has nothing unexpected left but the SIGTERM.
+    good = runs["present"]
+    lines = run_pykdump_args("-f", str(good.path), "--errors").text.splitlines()
+    assert [line for line in lines if line.startswith("process ")] == [
+        f"process {good.pids()[0]} {good.prog}  [exit 0]",
+        f"process {good.pids()[1]} {good.prog}  [exit 0]",
+        f"process {good.pids()[2]} {good.prog}  [killed by SIGTERM]",
+    ]
+    assert not [line for line in lines if line.startswith("  failed calls:")]
