@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Namei, ProcCtor, ProcDtor, Psig, Strings, Struct, Syscall, Sysret
+from ktrace_cli.format.records import (
+    Namei,
+    ProcCtor,
+    ProcDtor,
+    Psig,
+    Strings,
+    Struct,
+    Syscall,
+    Sysret,
+)
 from ktrace_cli.views import noise
 from tests.kdump_helpers import LINUX64, rec, run_pykdump, run_pykdump_args
 
