@@ -6,7 +6,6 @@ the view of the records before the damage, then the one-line error.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +60,7 @@ def run_view(req: ViewRequest, stdout: Any) -> int:
     """Run one view; 0, or 1 after a one-line message."""
     from contextlib import ExitStack
 
-    from ktrace_cli.format.reader import TraceFormatError
+    from ktrace_cli.format.reader import NotATrace, TraceFormatError
 
     error: TraceFormatError | None = None
     current = req.trfile
@@ -81,12 +80,14 @@ def run_view(req: ViewRequest, stdout: Any) -> int:
                 stdout.flush()
                 return 0
             reader = _reader(req.trfile, stack)
+            if req.kind == "timeline":
+                return _timeline(req, reader)
             builder = _builder(req)
             try:
                 builder.run(reader, req.pids)
+            except NotATrace:
+                raise
             except TraceFormatError as e:
-                if type(e).__name__ == "NotATrace":
-                    raise
                 error = e
             _emit(req, builder, stdout)
     except TraceFormatError as e:
@@ -114,19 +115,43 @@ def _builder(req: ViewRequest) -> Any:
         from ktrace_cli.views.errors import ErrorsView
 
         return ErrorsView(req.flt)
-    if req.kind == "timeline":
-        from ktrace_cli.views.timeline import TimelineView
-
-        assert req.timeline_out is not None
-        return TimelineView(req.flt)
     raise AssertionError(req.kind)
 
 
+def _timeline(req: ViewRequest, reader: Any) -> int:
+    """Write the timeline file (whole, even before a damaged record), then report any damage."""
+    from ktrace_cli.format.reader import NotATrace, TraceFormatError
+    from ktrace_cli.views.timeline import TimelineView, write_timeline
+
+    error: list[TraceFormatError] = []
+
+    def build(out: Any) -> None:
+        view = TimelineView(req.flt, out)
+        try:
+            view.run(reader, req.pids)
+        except NotATrace:
+            raise
+        except TraceFormatError as e:
+            error.append(e)
+        view.finish()
+
+    path = req.timeline_out
+    assert path is not None
+    if path == "-":
+        build(sys.stdout)
+        sys.stdout.flush()
+    else:
+        try:
+            write_timeline(path, build)
+        except OSError as e:
+            raise ViewFailure(f"{path}: {e.strerror}") from None
+    if error:
+        _fail(error[0].message)
+        return 1
+    return 0
+
+
 def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
-    if req.kind == "timeline":
-        assert req.timeline_out is not None
-        _write_file(req.timeline_out, builder.as_json())
-        return
     if req.kind == "tree":
         from ktrace_cli.views import tree as mod
     else:
@@ -143,22 +168,3 @@ def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
         stdout.flush()
     except OSError as e:
         raise ViewFailure(f"stdout: {e.strerror}") from None
-
-
-def _write_file(path: str, data: str) -> None:
-    """Write `path` whole: a temporary file renamed over it, so a failure leaves no half file."""
-    if path == "-":
-        sys.stdout.write(data)
-        sys.stdout.flush()
-        return
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ViewFailure(f"{path}: {e.strerror}") from None

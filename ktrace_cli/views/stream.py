@@ -41,6 +41,8 @@ def view_items(
     feed = life.feed if life is not None else None
     for item in stream:
         if feed is not None:
+            if life.first_ns is None:  # type: ignore[union-attr]
+                life.first_ns = clock.first_ns  # type: ignore[union-attr]  # a drop can come before the first call
             feed(item)
         if not active and not pids:
             yield item, True

@@ -14,6 +14,7 @@ from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Record
 from tests.integration.conftest import PYKTRACE, TIMEOUT
 from tests.kdump_helpers import run_pykdump_args
+from tests.trace_events import check
 
 
 @dataclass
@@ -153,3 +154,47 @@ def test_errors_digest(runs: dict[str, Run]) -> None:
         f"process {good.pids()[2]} {good.prog}  [killed by SIGTERM]",
     ]
     assert not [line for line in lines if line.startswith("  failed calls:")]
+
+
+def test_timeline_follows_the_format(runs: dict[str, Run], tmp_path: Path) -> None:
+    run = runs["missing"]
+    parent, opener, killed = run.pids()
+    out = tmp_path / "timeline.json"
+    res = run_pykdump_args("-f", str(run.path), "--timeline", str(out))
+    assert (res.status, res.out, res.err) == (0, b"", "")
+    doc = json.loads(out.read_text())
+    assert check(doc) == []
+    assert doc["displayTimeUnit"] == "ns" and doc["otherData"]["first_ns"] == run.first_ns
+    events = doc["traceEvents"]
+    # A slice per call, on its process's track, starting at its CALL to the nanosecond.
+    for pid in (parent, opener, killed):
+        assert len([e for e in events if e["ph"] == "X" and e["pid"] == pid]) == run.calls(pid)
+    calls = [r for r in run.records if r.type == K.KTR_SYSCALL and r.pid == opener]
+    slices = [e for e in events if e["ph"] == "X" and e["pid"] == opener and not e["args"].get("resumed")]
+    assert [round(e["ts"] * 1000) for e in slices] == [run.ns(r) - run.first_ns for r in calls]
+    absent = str(run.path.parent / "absent.txt")
+    failed = [e for e in events if e["ph"] == "i" and e["cat"] == "failed" and e["pid"] == opener]
+    assert [(e["name"], e["args"]["paths"]) for e in failed][-1] == ("openat ENOENT", [absent])
+    [sig] = [e for e in events if e["ph"] == "i" and e["cat"] == "signal"]
+    assert (sig["name"], sig["pid"]) == ("SIGTERM", killed)
+    # fork: a flow from the parent's clone to each child; exec: from execve to the new image.
+    forks = {e["id"]: e for e in events if e.get("cat") == "fork"}
+    pairs = sorted((e["pid"], f["pid"]) for e in events if e.get("cat") == "fork" and e["ph"] == "s"
+                   for f in [next(g for g in events if g.get("cat") == "fork" and g["ph"] == "f" and g["id"] == e["id"])])  # fmt: skip
+    assert pairs == [(parent, opener), (parent, killed)] and forks
+    execs = [e for e in events if e.get("cat") == "exec"]
+    assert sorted((e["ph"], e["pid"]) for e in execs) == [("f", parent), ("f", opener), ("s", parent), ("s", opener)]
+    names = {(e["name"], e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert names[("process_name", opener, 0)] == f"spawn {opener}"
+    assert names[("thread_name", killed, killed)] == f"spawn {killed}"
+
+
+def test_timeline_user_markers(runtime_env: dict[str, str], progs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "u.out"
+    subprocess.run([*PYKTRACE, "-f", str(out), str(progs / "utrace")], env=runtime_env, check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    res = run_pykdump_args("-f", str(out), "--timeline", "-")
+    doc = json.loads(res.out)
+    assert check(doc) == []
+    [user] = [e for e in doc["traceEvents"] if e.get("cat") == "user"]
+    assert (user["name"], user["s"], user["args"]) == ("USER", "t", {"len": 12, "data": "hello utrace"})
