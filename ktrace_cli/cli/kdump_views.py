@@ -68,16 +68,15 @@ def run_view(req: ViewRequest, stdout: Any) -> int:
         with ExitStack() as stack:
             if req.kind == "diff":
                 assert req.diff_files is not None
-                from ktrace_cli.views import diff
+                from ktrace_cli.views import diff as diff_view
 
                 sides = []
                 for path in req.diff_files:
                     current = path
-                    sides.append(diff.collect(_reader(path, stack), req.flt, req.pids))
-                result = diff.compare(sides[0], sides[1])
-                out = diff.as_json(result) if req.as_json else diff.plain_text(result, req.diff_files)
-                stdout.write(out.encode("utf-8"))
-                stdout.flush()
+                    sides.append(diff_view.collect(_reader(path, stack), req.flt, req.pids))
+                result = diff_view.compare(sides[0], sides[1])
+                out = diff_view.as_json(result) if req.as_json else diff_view.plain_text(result, req.diff_files)
+                _write(stdout, out)
                 return 0
             reader = _reader(req.trfile, stack)
             if req.kind == "timeline":
@@ -163,6 +162,10 @@ def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
         return
     else:
         text = mod.plain_text(builder)
+    _write(stdout, text)
+
+
+def _write(stdout: Any, text: str) -> None:
     try:
         stdout.write(text.encode("utf-8", "surrogateescape"))
         stdout.flush()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ktrace_cli.abi import linux
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Record
@@ -198,3 +199,52 @@ def test_timeline_user_markers(runtime_env: dict[str, str], progs: Path, tmp_pat
     assert check(doc) == []
     [user] = [e for e in doc["traceEvents"] if e.get("cat") == "user"]
     assert (user["name"], user["s"], user["args"]) == ("USER", "t", {"len": 12, "data": "hello utrace"})
+
+
+def test_diff_two_runs(runs: dict[str, Run]) -> None:
+    good, bad = runs["present"], runs["missing"]
+    present, absent = str(good.path.parent / "present.txt"), str(bad.path.parent / "absent.txt")
+    res = run_pykdump_args("--diff", str(good.path), str(bad.path))
+    assert res.status == 0, res.err
+    lines = res.text.splitlines()
+    g, b = good.pids(), bad.pids()
+    cut = lines.index("syscalls (calls A -> B, errors A -> B, time A -> B):")
+    # The opener's calls before its open are the same (same program, same loader), so the
+    # first divergence is its open; the call numbers count its calls from the fork's return.
+    codes = [int.from_bytes(r.payload[:2], "little") for r in good.records
+             if r.pid == g[1] and r.type == K.KTR_SYSCALL]  # fmt: skip
+    last_open = len(codes) - 1 - codes[::-1].index(257)
+    index = last_open + 2  # one for the RET of its fork, one for counting from 1
+    before = [linux.syscall_name(c) for c in codes[last_open - 2 : last_open]]
+    assert [line.split()[0] for line in lines[5:7]] == before
+    del lines[5:7]
+    assert lines[:cut - 2] == [
+        f"--- A {good.path}",
+        f"+++ B {bad.path}",
+        f"process spawn (A {g[0]}, B {b[0]}): [exit 0] -> [exit 3]",
+        f"process spawn/spawn (A {g[1]}, B {b[1]}): [exit 0] -> [exit 3]",
+        f"  first divergence at call {index} of A, {index} of B:",
+        f"  - openat {present} ok",
+        f"  - read {present} ok",
+        f"  - close {present} ok",
+        f"  + openat {absent} ENOENT",
+        "  3 calls only in A, 1 only in B",
+        f"process spawn/spawn#2 (A {g[2]}, B {b[2]}): same calls [killed by SIGTERM]",
+        "failures (A -> B):",
+        f"       0 -> 1      openat ENOENT  {absent}",
+        "paths only in A:",
+        f"  {present}",
+        "paths only in B:",
+        f"  {absent}",
+    ]
+    doc = json.loads(run_pykdump_args("--diff", str(good.path), str(bad.path), "--json").out)
+    rows = {s["name"]: s for s in doc["syscalls"]}
+    assert (rows["read"]["calls_a"] - rows["read"]["calls_b"], rows["close"]["calls_a"] - rows["close"]["calls_b"],
+            rows["openat"]["errors_b"] - rows["openat"]["errors_a"]) == (1, 1, 1)  # fmt: skip
+    assert [(p["key"], p["only_a"], p["only_b"]) for p in doc["processes"]] == [
+        ("spawn", 0, 0), ("spawn/spawn", 3, 1), ("spawn/spawn#2", 0, 0)]  # fmt: skip
+    same = run_pykdump_args("--diff", str(bad.path), str(bad.path)).text.splitlines()
+    assert same == [f"--- A {bad.path}", f"+++ B {bad.path}",
+                    f"process spawn (A {b[0]}, B {b[0]}): same calls [exit 3]",
+                    f"process spawn/spawn (A {b[1]}, B {b[1]}): same calls [exit 3]",
+                    f"process spawn/spawn#2 (A {b[2]}, B {b[2]}): same calls [killed by SIGTERM]"]  # fmt: skip
