@@ -106,7 +106,8 @@ Examples:
   pykdump --timeline run.json   open run.json in ui.perfetto.dev
   pykdump --diff good.out bad.out
                                 where two runs of a program part ways
-  pykdump --summary --histogram --sort=errors
+  pykdump --summary --detail --sort=errors
+                                percentiles, errnos, threads, files
 """,
 )
 @click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
@@ -142,7 +143,9 @@ Examples:
 @click.option("--errors", "errors_view", is_flag=True, help="A digest of failed calls per process, noise collapsed.")
 @click.option("--timeline", default=None, metavar="OUT.json", help="Write a Chrome/Perfetto trace-event timeline.")
 @click.option("--diff", "diff_files", nargs=2, default=None, metavar="A B", help="Compare two traces of one program.")
-@click.option("--histogram", is_flag=True, help="With --summary: a log2 histogram of call times.")
+@click.option("--detail", is_flag=True,
+              help="With --summary: call-time percentiles, errors by errno, threads and files.")
+@click.option("--histogram", is_flag=True, help="With --summary: log2 histograms of call times.")
 @click.option("--sort", "sort_key", type=click.Choice(["time", "count", "errors", "name"]), default=None,
               help="With --summary: order of the rows (default time).")
 @click.option(
@@ -200,6 +203,7 @@ def run(
     diff_files: tuple[str, str] | None = None,
     histogram: bool = False,
     sort_key: str | None = None,
+    detail: bool = False,
 ) -> int:
     views = [v for v, on in (("tree", tree), ("errors", errors_view), ("timeline", timeline is not None),
                              ("diff", bool(diff_files))) if on]  # fmt: skip
@@ -207,7 +211,7 @@ def run(
         raise UsageFailure()
     if views and (summary or calls_view or follow or (as_json and views[0] == "timeline")):
         raise UsageFailure()
-    if (histogram or sort_key) and not summary:
+    if (histogram or sort_key or detail) and not summary:
         raise UsageFailure()
     from ktrace_cli.decode.filters import FilterError
 
@@ -263,11 +267,11 @@ def run(
         from ktrace_cli.views.progress import with_progress
 
         reader = with_progress(reader, stream, trfile)
-    events: Any = _pipeline(reader, options, pid_values, flt, calls_view)
+    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or summary)
     try:
         with stream:
             if summary:
-                return _summary(events, reader, stdout, color)
+                return _summary(events, reader, stdout, color, histogram, sort_key, detail)
             return _print(events, reader, options, stdout, as_json, color, calls_view)
     except TraceFormatError as e:
         stdout.flush()
@@ -430,10 +434,23 @@ def _print_color(first: Any, events: Any, text: Any) -> int:
     return ExitStatus.OK
 
 
-def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
+def _summary(
+    items: Any,
+    reader: Any,
+    stdout: IO[bytes],
+    color: str,
+    histogram: bool = False,
+    sort_key: str | None = None,
+    detail: bool = False,
+) -> int:
     from ktrace_cli.format.layouts import AMD64
     from ktrace_cli.format.reader import NotATrace, TraceFormatError
+    from ktrace_cli.render import summary_more
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
+
+    # The calls feed the added tables; their CALL and RET records, the per-process ones.
+    more = summary_more.CallStats()
+    events = summary_more.feed(items, more)
 
     # A damaged or torn trace still gets the table of the records before the
     # damage, then the error, as kdump prints those records then the error.
@@ -444,7 +461,7 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
         raise  # not a trace at all: no table
     except TraceFormatError as e:
         first, error = None, e
-    stats = Summary(reader.arch or AMD64)
+    stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64)
     if first is not None:
         try:
             stats.add([first])
@@ -454,9 +471,12 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
     if _use_color(color, stdout):
         from rich.console import Console
 
-        print_rich(stats, Console(file=_console_file(), highlight=False, force_terminal=True))
+        console = Console(file=_console_file(), highlight=False, force_terminal=True)
+        print_rich(stats, console)
+        summary_more.print_rich(more, sort_key, detail, histogram, console)
     else:
         stdout.write(plain_text(stats).encode("utf-8"))
+        stdout.write(summary_more.plain_text(more, sort_key, detail, histogram).encode("utf-8", "surrogateescape"))
         stdout.flush()
     if error is not None:
         raise error

@@ -248,3 +248,40 @@ def test_diff_two_runs(runs: dict[str, Run]) -> None:
                     f"process spawn (A {b[0]}, B {b[0]}): same calls [exit 3]",
                     f"process spawn/spawn (A {b[1]}, B {b[1]}): same calls [exit 3]",
                     f"process spawn/spawn#2 (A {b[2]}, B {b[2]}): same calls [killed by SIGTERM]"]  # fmt: skip
+
+
+def test_summary_detail_threads_and_files(runtime_env: dict[str, str], progs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t.out"
+    subprocess.run([*PYKTRACE, "-f", str(out), str(progs / "threads"), "3"], env=runtime_env, check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    run = Run(out, str(progs / "threads"), 0, list(iter_records(str(out))))
+    # Per thread: calls, errors and time, from the CALL/RET pairs of the records.
+    per: dict[int, list[int]] = {}
+    pending: dict[int, int] = {}
+    for r in run.records:
+        if r.type == K.KTR_SYSCALL:
+            pending[r.tid] = run.ns(r)
+            row = per.setdefault(r.tid, [0, 0, 0])
+            row[0] += 1
+        elif r.type == K.KTR_SYSRET:
+            row = per.setdefault(r.tid, [0, 0, 0])
+            start = pending.pop(r.tid, None)
+            if start is None:
+                row[0] += 1
+            else:
+                row[2] += run.ns(r) - start
+            if int.from_bytes(r.payload[4:8], "little", signed=True) not in (0, -1, -2):  # not ERESTART, EJUSTRETURN
+                row[1] += 1
+    pid = run.records[0].pid
+    text = run_pykdump_args("-f", str(out), "--summary", "--detail", "--sort=name").text
+    threads = text[text.index("threads\n"):text.index("files\n")].splitlines()[3:-1]
+    expected = []
+    for tid in sorted(per, key=str):
+        label = f"{tid}" if tid == pid else f"{tid} (pid {pid})"
+        calls, errors, ns = per[tid]
+        comm = "threads"
+        expected.append((f"{label} {comm}", str(calls), str(errors), f"{ns / 1e9:.6f}"))
+    assert [tuple(line.rsplit(None, 3)) for line in threads] == expected
+    files = text[text.index("files\n"):].splitlines()
+    assert [line.split()[:3] for line in files if line.startswith("/nonexistent/")] == [
+        [f"/nonexistent/thread{i}", "1", "1"] for i in range(3)]  # fmt: skip
