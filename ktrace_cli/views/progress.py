@@ -75,4 +75,4 @@ def with_progress(reader: Any, stream: Any, label: str, stack: Any = None) -> An
     size = wants_progress(stream)
     if not size:
         return reader
-    return ProgressReader(reader, stream, size, label)
+    return ProgressReader(reader, stream, size, os.path.basename(label) or label)
