@@ -267,7 +267,8 @@ def run(
         from ktrace_cli.views.progress import with_progress
 
         reader = with_progress(reader, stream, trfile)
-    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or summary)
+    # The summary's added tables need the calls joined; its plain tables, the records.
+    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
     try:
         with stream:
             if summary:

@@ -136,8 +136,11 @@ class CallStats:
             self._row(self.files, path).add(call)
 
 
-def feed(items: Iterable[Call | Shown | Dropped], stats: CallStats) -> Iterator[Shown]:
-    """Each call into `stats`, and its CALL and RET on, for the per-process tables of render/summary."""
+def feed(items: Iterable[Call | Shown | Dropped], stats: CallStats) -> Iterator[Shown | Dropped]:
+    """Each call into `stats`, and its CALL and RET on, for the per-process tables of render/summary.
+
+    Records (when the summary needs no joined calls) pass on unchanged.
+    """
     for item in items:
         if isinstance(item, Call):
             stats.add(item)
@@ -145,6 +148,8 @@ def feed(items: Iterable[Call | Shown | Dropped], stats: CallStats) -> Iterator[
                 yield item.start
             if item.end is not None:
                 yield item.end
+        else:
+            yield item
 
 
 def sorted_tables(tables: list[tuple[str, list[tuple[str, SyscallStats]]]], key: str | None) -> list[Any]:

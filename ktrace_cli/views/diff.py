@@ -46,7 +46,7 @@ _PROC_PID = re.compile(r"^/proc/\d+(?=/|$)")
 
 
 def normal_path(path: str) -> str:
-    return _PROC_PID.sub("/proc/PID", path)
+    return _PROC_PID.sub("/proc/PID", path) if path.startswith("/proc/") else path
 
 
 @dataclass
@@ -110,8 +110,8 @@ def _add(side: Side, call: Call, word: int) -> None:
         fkey = (name, result, subj)
         if fkey in side.failures or len(side.failures) < SET_LIMIT:
             side.failures[fkey] = side.failures.get(fkey, 0) + 1
-    for p in call.paths:
-        if len(side.paths) < SET_LIMIT:
+    if subj != "-" and len(side.paths) < SET_LIMIT and call.paths:
+        for p in call.paths:
             side.paths.add(normal_path(p.decode("utf-8", "surrogateescape")))
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.calls import Call, base_name
+from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Psig, Record, Strings
+from ktrace_cli.format.records import Psig, Record, Strings, Sysret
 
 FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3", "rfork", "pdfork"})
 EXECS = frozenset({"execve", "execveat", "fexecve"})
@@ -35,6 +35,8 @@ HARMLESS_SIGNALS = frozenset({
     "SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU",
     "SIGINFO", "SIGTHR", "SIGLIBRT",
 })  # fmt: skip
+_LIFE_NAMES = FORKS | EXECS | EXITS
+_NOT_FAILURES = (0, K.ERESTART, K.EJUSTRETURN)
 ARGS_POINTS = K.ALL_POINTS | K.KTRFAC_ARGS  # the views read argv from ARGS records
 
 
@@ -61,6 +63,7 @@ class Process:
     start_ns: int
     seq: int  # creation order, to tell apart processes that share a reused pid
     comm: str = ""
+    comm_raw: bytes = b""  # the record's comm field, to decode it only when it changes
     ppid: int | None = None
     parent: Process | None = None
     children: list[Process] = field(default_factory=list)
@@ -179,33 +182,45 @@ class Lifecycle:
             proc.pending_args = [text(s) for s in p.strings]
 
     def _call(self, call: Call) -> None:
-        first = call.first.record
-        ns = call.ns
-        end = call.end.record if call.end is not None else first
-        self._seen(ns)
-        self._seen(record_ns(end))
-        proc = self.process(call.pid, ns, first.comm_name)
+        # Runs once per call of the trace: plain attribute reads, no properties on the way.
+        start, end = call.start, call.end
+        first = (start if start is not None else end).record  # type: ignore[union-attr]
+        last = end.record if end is not None else first
+        ns = first.sec * 1_000_000_000 + first.nsec
+        end_ns = last.sec * 1_000_000_000 + last.nsec
+        if self.first_ns is None:
+            self.first_ns = ns
+        if end_ns > self.last_ns:
+            self.last_ns = end_ns
+        proc = self.by_pid.get(call.pid)
+        if proc is None:
+            proc = self._new(call.pid, ns, first.comm_name)
         proc.own = True
         proc.calls += 1
         proc.threads.add(call.tid)
-        proc.comm = text(end.comm_name)
-        proc.last_ns = max(proc.last_ns, record_ns(end))
-        if call.failed:
+        if last.comm != proc.comm_raw:
+            proc.comm_raw = last.comm
+            proc.comm = text(last.comm_name)
+        if end_ns > proc.last_ns:
+            proc.last_ns = end_ns
+        ret = end.payload if end is not None else None
+        if isinstance(ret, Sysret) and ret.error not in _NOT_FAILURES:
             proc.failed += 1
-        name = base_name(call.name or "")
+        name = call.name
+        if name not in _LIFE_NAMES:
+            return
         if name in FORKS:
             self._fork(call, proc, name)
         elif name in EXECS:
-            ret = call.ret
-            if ret is not None and ret.error in (0, K.EJUSTRETURN):
+            if isinstance(ret, Sysret) and ret.error in (0, K.EJUSTRETURN):
                 args = [p.payload for p in call.parts if p.record.type == K.KTR_ARGS]
                 argv = [text(s) for s in args[-1].strings] if args and isinstance(args[-1], Strings) else None
                 if argv is None and proc.pending_args is not None:
                     argv = proc.pending_args
                 paths = call.paths
-                proc.execs.append(Exec(record_ns(end), text(paths[0]) if paths else None, argv))
+                proc.execs.append(Exec(end_ns, text(paths[0]) if paths else None, argv))
             proc.pending_args = None
-        elif name in EXITS and call.start is not None:
+        elif start is not None:
             # exit(2) of one Linux thread leaves its process running.
             if name == "exit_group" or call.tid == call.pid or call.abi is A.Abi.FREEBSD:
                 proc.exit_status = (call.args[0] & 0xFF) if call.args else None
