@@ -213,13 +213,16 @@ def run(
         raise UsageFailure()
     if (histogram or sort_key or detail) and not summary:
         raise UsageFailure()
-    from ktrace_cli.decode.filters import FilterError
+    flt = None
+    if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
+        # Imported only when asked for: plain kdump output starts faster.
+        from ktrace_cli.decode.filters import FilterError
 
-    try:
-        flt = _call_filter(trace_sets, failed, successful, errnos, paths, fds, comms, since, until)
-    except FilterError as e:
-        fail(str(e))
-        return ExitStatus.ERROR
+        try:
+            flt = _call_filter(trace_sets, failed, successful, errnos, paths, fds, comms, since, until)
+        except FilterError as e:
+            fail(str(e))
+            return ExitStatus.ERROR
     points = K.ALL_POINTS
     if trstr is not None:
         parsed = K.parse_trace_points(trstr)
@@ -230,8 +233,9 @@ def run(
     pid_values = frozenset(v for v in (atoi(p) for p in pid) if v)
     if views:
         from ktrace_cli.cli.kdump_views import ViewRequest, run_view
+        from ktrace_cli.decode.filters import CallFilter
 
-        request = ViewRequest(views[0], trfile, flt, pid_values, as_json, _use_color(color, sys.stdout.buffer),
+        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
                               timeline_out=timeline, diff_files=diff_files or None)  # fmt: skip
         return run_view(request, _Output(sys.stdout.buffer))
 
@@ -344,18 +348,24 @@ def _call_filter(
 def _pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
     """select, then the call filters and the per-call view when asked for."""
     from ktrace_cli.decode.events import select
-    from ktrace_cli.decode.pipeline import Clock
+
+    if not calls_view and flt is None:
+        return select(reader, options.points, pids or None)
+    from ktrace_cli.decode.fdtable import FdTables
+    from ktrace_cli.decode.filters import CallFilter
+    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls, filtered
 
     clock = Clock()
-    events = select(reader, options.points, pids or None, clock=clock)
-    if not calls_view and not flt.active:
-        return events
-    from ktrace_cli.decode.fdtable import FdTables
-    from ktrace_cli.decode.pipeline import calls, filtered
 
+    # Descriptors and calls are tracked on every process and record type;
+    # -p and -t choose what is shown afterwards.
+    events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
+    shows = Shows(options.points, pids or None)
+    if flt is None:
+        flt = CallFilter()
     if calls_view:
-        return calls(events, flt, FdTables(), clock)
-    return filtered(events, flt, FdTables(), clock)
+        return calls(events, flt, FdTables(), clock, shows)
+    return filtered(events, flt, FdTables(), clock, shows)
 
 
 def _console_file() -> IO[str]:

@@ -90,15 +90,26 @@ def unpackers(arch: Arch) -> dict[int, Unpacker]:
     return table
 
 
-def unpack(arch: Arch, record: Record) -> Payload | None:
-    """The typed payload of one record, None when its bytes do not fit its type."""
-    fn = unpackers(arch).get(record.type)
-    if fn is None:
-        return None
-    try:
-        return fn(record.payload)
-    except (PayloadError, struct.error):
-        return None
+class Unpack:
+    """The typed payload of one record, None when its bytes do not fit its type.
+
+    For events built by hand with no payload (select always gives one).
+    """
+
+    def __init__(self, arch: Arch) -> None:
+        self.arch = arch
+        self.table: dict[int, Unpacker] | None = None
+
+    def __call__(self, record: Record) -> Payload | None:
+        if self.table is None:
+            self.table = unpackers(self.arch)
+        fn = self.table.get(record.type)
+        if fn is None:
+            return None
+        try:
+            return fn(record.payload)
+        except (PayloadError, struct.error):
+            return None
 
 
 def select(
@@ -123,6 +134,7 @@ def select(
         pids = frozenset((pid,))
     table: dict[int, Unpacker] = {}
     drop_logged = False
+    sv_flags_of = procs.sv_flags.get
     iterator = iter(records)
     while True:
         try:
@@ -164,4 +176,4 @@ def select(
                 payload = fn(record.payload)
             except (PayloadError, struct.error):
                 payload = None
-        yield Shown(record, procs.get(record.pid), payload)
+        yield Shown(record, sv_flags_of(record.pid, 0), payload)

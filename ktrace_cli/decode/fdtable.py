@@ -108,6 +108,8 @@ def sockaddr_text(data: bytes, word: int) -> str | None:
     if fields is None:
         return None
     family = fields.get("family_name") or f"AF_{fields.get('family')}"
+    if family == "AF_LOCAL":
+        family = "AF_UNIX"  # one name for both systems, the one socket(2) lines use
     if "path" in fields:
         return f"{family}:{fields['path']}"
     if "address" in fields:
@@ -124,6 +126,7 @@ class FdTables:
     def __init__(self, word: int = 8) -> None:
         self.tables: dict[int, FdTable] = {}
         self.word = word
+        self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -138,11 +141,25 @@ class FdTables:
         e = t.fds.get(fd)
         return e.path if e is not None else None
 
+    def snapshot(self, pid: int, data: bytes) -> None:
+        """A STRU `fdtable` record: the descriptors `pid` had when tracing began.
+
+        One line per descriptor, `N` TAB `target` (docs/FORMAT.md); lines that
+        do not parse are skipped.
+        """
+        t = self.table(pid)
+        for line in data.split(b"\n"):
+            number, tab, target = line.partition(b"\t")
+            if tab and number.isdigit():
+                t.set(int(number), target.decode("utf-8", "surrogateescape"), False)
+
     def begin(self, call: Call) -> None:
         """At the CALL: note the descriptor argument and what it is now."""
         name = call.name
         if name is None or call.start is None:
             return
+        if base_name(name) in _FORKS:
+            self.forking[call.tid] = call
         fd_i, dir_i = fd_arg_index_for(call)
         args = call.args
         index = -1
@@ -162,6 +179,11 @@ class FdTables:
         if name not in _EFFECTS:
             return  # most calls (read, write, mmap...) change no descriptor
         ret = call.ret
+        if name in _FORKS:
+            if call.start is not None:
+                self.forking.pop(call.tid, None)
+            elif ret is not None and ret.error == 0 and ret.retval == 0:
+                self._child_first(call)
         if call.start is None or ret is None:
             return
         flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
@@ -267,6 +289,20 @@ class FdTables:
                     t.set(fd, f"socket:[{family}{':' if rest and not arrow else ''}{arrow}{rest}]",
                           entry.cloexec if entry is not None else False)  # fmt: skip
                 return
+
+    def _child_first(self, child: Call) -> None:
+        """A child's own return from fork came before its parent's: inherit now.
+
+        The parent is the process whose fork-like call is in flight (the most
+        recent one when several are).
+        """
+        if child.pid in self.tables:
+            return
+        parents = [c for c in self.forking.values() if c.pid != child.pid]
+        if parents:
+            parent = max(parents, key=lambda c: c.ns)
+            flags = FREEBSD_FLAGS if parent.abi is A.Abi.FREEBSD else LINUX_FLAGS
+            self._fork(parent, flags, child.pid)
 
     def _fork(self, call: Call, flags: FdFlags, child: int) -> None:
         name = call.name

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.structs import struct_array_text, struct_text
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -54,6 +54,8 @@ class SyscallText:
         self.bits = arch.word * 8
         self.mask = (1 << self.bits) - 1
         self._formatters: dict[A.Abi, ArgsFormatter] | None = None
+        self._names: dict[tuple[A.Abi, int], tuple[str, str | None]] = {}
+        self._decoders: dict[int, Callable[[str, Sequence[int]], str] | Literal[False]] = {}
 
     def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
         # Still one printer per ABI: folding both into one cursor and one set
@@ -72,12 +74,34 @@ class SyscallText:
 
     def name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         """(what kdump prints for the syscall, the bare name or None)."""
+        key = (abi, code)
+        names = self._names.get(key)
+        if names is None:
+            if len(self._names) > 65536:
+                self._names.clear()  # hostile files: any number of distinct codes
+            names = self._names[key] = self._name(abi, code)
+        return names
+
+    def _name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         name = A.syscall_name(abi, code) if code >= 0 else None
         if name is None:
             return f"[{code}]", None
         if self.o.syscall_numbers:
             return f"{name}[{code}]", name
         return name, name
+
+    def _decoder(self, abi: A.Abi, sv_flags: int) -> Callable[[str, Sequence[int]], str] | Literal[False]:
+        """The argument printer for a process's sv_flags, False for raw numbers."""
+        if not self.o.fancy or sv_flags & K.SV_ABI_MASK not in (K.SV_ABI_FREEBSD, K.SV_ABI_LINUX):
+            return False
+        formatter = self._args_formatters().get(abi)
+        if formatter is None:
+            return False
+        decimal = self.o.decimal
+        ilp32 = bool(sv_flags & K.SV_ILP32) or self.arch.word == 4
+        if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
+            return functools.partial(formatter, decimal=decimal, ilp32=ilp32, register_bits=self.bits)
+        return functools.partial(formatter, decimal=decimal, ilp32=ilp32)
 
     def raw_args(self, args: Sequence[int], start: str = "(") -> str:
         if self.o.decimal:
@@ -90,17 +114,12 @@ class SyscallText:
         args = p.args
         if not args:
             return shown + "\n"
-        if self.o.fancy and name is not None and sv_flags & K.SV_ABI_MASK in (
-            K.SV_ABI_FREEBSD,
-            K.SV_ABI_LINUX,
-        ):
-            formatter = self._args_formatters().get(abi)
-            if formatter is not None:
-                return (
-                    shown
-                    + formatter(name, args, decimal=self.o.decimal, ilp32=bool(sv_flags & K.SV_ILP32) or self.arch.word == 4)
-                    + "\n"
-                )
+        if name is not None:
+            decode = self._decoders.get(sv_flags)
+            if decode is None:
+                decode = self._decoders[sv_flags] = self._decoder(abi, sv_flags)
+            if decode is not False:
+                return shown + decode(name, args) + "\n"
         return shown + self.raw_args(args) + "\n"
 
     def ret(self, p: Sysret, abi: A.Abi, sv_flags: int = 0) -> str:
@@ -137,6 +156,10 @@ def namei(p: Namei | Sysctl) -> str:
     """NAMI and SCTL: the bytes up to the first NUL, in double quotes."""
     raw = p.path if isinstance(p, Namei) else p.name
     return '"' + raw.split(b"\0", 1)[0].decode("latin-1") + '"\n'
+
+
+def _namei_body(p: Namei, abi: A.Abi, sv_flags: int) -> str:
+    return '"' + p.path.split(b"\0", 1)[0].decode("latin-1") + '"\n'
 
 
 def genio(p: Genio, o: KdumpOptions) -> str:
@@ -229,6 +252,8 @@ def _utrace_rtld(fields: tuple[int | bytes, ...], word_mask: int) -> str | None:
         10: lambda: f"RTLD: fini {_ptr(mapbase)} for {_ptr(handle)} ({name})",
         11: lambda: f"RTLD: dlsym({_ptr(handle)}, {name})",
         12: lambda: f"RTLD: {_ptr(mapbase)} = dlsym({_ptr(handle)}, {name})",
+        # UTRACE_RTLD_ERROR: libsysdecode's format ends in a newline of its own.
+        13: lambda: f"RTLD: error: {name}\n",
     }
     fmt = formats.get(event)
     return fmt() if fmt is not None else None
@@ -276,11 +301,15 @@ def user(p: User, decimal: bool, arch: Arch) -> str:
 
 
 def stru(p: Struct, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_text  # its tables load only when a STRU comes
+
     # kdump built with Linux support decodes l_sigset_t whatever the ABI.
     return struct_text(p.name, p.data, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
 def stru_array(p: StructArray, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_array_text
+
     return struct_array_text(p.struct_size, p.name, p.data, word=arch.word, decimal=o.decimal) + "\n"
 
 
@@ -434,7 +463,7 @@ def body_table(o: KdumpOptions, arch: Arch, syscalls: SyscallText) -> dict[int, 
     return {
         K.KTR_SYSCALL: syscalls.call,
         K.KTR_SYSRET: syscalls.ret,
-        K.KTR_NAMEI: lambda p, abi, sv: namei(p),
+        K.KTR_NAMEI: _namei_body,
         K.KTR_SYSCTL: lambda p, abi, sv: namei(p),
         K.KTR_GENIO: lambda p, abi, sv: genio(p, o),
         K.KTR_PSIG: lambda p, abi, sv: psig(p, abi),

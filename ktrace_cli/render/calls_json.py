@@ -10,6 +10,7 @@ from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.structs import struct_fields_of
+from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Genio, Psig, Struct
 from ktrace_cli.render.calls_text import CallText
@@ -21,6 +22,16 @@ SCHEMA = 1  # bump when a member changes meaning or goes away
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _ret(call: Call) -> int | None:
+    """What the call returned to the program: -1 on an error, null while it is unfinished."""
+    ret = call.ret
+    if ret is None or ret.error == K.ERESTART:
+        return None
+    if ret.error == K.EJUSTRETURN:
+        return 0  # a successful exec, as pyktrace records it
+    return ret.retval if ret.error == 0 else -1
 
 
 class CallsJson:
@@ -56,7 +67,7 @@ class CallsJson:
             "code": call.code,
             "args": args,
             "paths": [_text(p) for p in call.paths],
-            "ret": None if ret is None else ret.retval,
+            "ret": _ret(call),
             "errno": errno_name,
             "errno_number": errno_number,
             "strerror": None,

@@ -18,7 +18,7 @@ from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
-from ktrace_cli.format.records import Genio, Namei, Psig
+from ktrace_cli.format.records import Genio, Namei
 from ktrace_cli.render.bodies import SyscallText
 from ktrace_cli.render.options import KdumpOptions
 
@@ -124,6 +124,7 @@ class CallText:
         self.arch = arch
         self.syscalls = SyscallText(options, arch)
         self.mask = (1 << (8 * arch.word)) - 1
+        self._heads: dict[tuple[int, int, bytes], str] = {}
 
     def name(self, call: Call) -> str:
         code = call.code
@@ -186,26 +187,34 @@ class CallText:
 
     def head(self, pid: int, tid: int, comm: bytes, ns: int) -> str:
         o = self.o
-        name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
-        head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
-        head += f"{name:<8} "
+        key = (pid, tid, comm)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) > 65536:
+                self._heads.clear()  # memory stays flat with any number of threads
+            name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
+            head = self._heads[key] = head + f"{name:<8} "
         if o.timestamps:
             head += f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d} "
         return head
 
     def line(self, call: Call) -> str:
-        first = call.first.record
-        text = self.head(call.pid, call.tid, first.comm_name, call.ns)
-        if call.start is None:
+        start = call.start
+        first = start.record if start is not None else call.first.record
+        text = self.head(call.pid, call.tid, first.comm, call.ns)
+        if start is None:
             text += f"<... {self.name(call)} resumed>"
         else:
             text += f"{self.name(call)}({','.join(self.arg_pieces(call))})"
         for s in call.parts:
-            if isinstance(s.payload, Psig):
-                text += f" [{A.signal_name(call.abi, s.payload.signo)}]"
+            if s.record.type == K.KTR_PSIG:
+                text += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
         text += f" = {self.ret_text(call)}"
-        dur = call.dur_ns
-        if dur is not None:
+        end = call.end
+        if start is not None and end is not None:
+            r, q = start.record, end.record
+            dur = max(0, (q.sec - r.sec) * 1_000_000_000 + q.nsec - r.nsec)
             text += f" <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>"
         return text + "\n"
 
@@ -228,7 +237,7 @@ class CallsText:
         r = item.record
         body = self.kdump.body(r.type, item.payload, item.sv_flags).rstrip("\n")
         tag = self.kdump_tag(r.type)
-        return self.text.head(r.pid, r.tid, r.comm_name, r.sec * 1_000_000_000 + r.nsec) + f"--- {tag} {body} ---\n"
+        return self.text.head(r.pid, r.tid, r.comm, r.sec * 1_000_000_000 + r.nsec) + f"--- {tag} {body} ---\n"
 
     @staticmethod
     def kdump_tag(rtype: int) -> str:

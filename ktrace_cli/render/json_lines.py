@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
-from ktrace_cli.decode.structs import struct_fields_of
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -56,6 +55,7 @@ class JsonLines:
         self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
         self._comm_cache: dict[bytes, str] = {}
         self._text_body = bodies.SyscallText(options, arch)
+        self._unpack = Unpack(arch)
         self._fields: dict[int, Fields] = {
             K.KTR_SYSCALL: _syscall,
             K.KTR_SYSRET: _sysret,
@@ -80,7 +80,8 @@ class JsonLines:
     def render(self, event: Shown | Dropped) -> str:
         if isinstance(event, Dropped):
             return ""
-        return self._encode(self.as_dict(event.record, event.sv_flags, event.payload)) + "\n"
+        payload = event.payload if event.payload is not None else self._unpack(event.record)
+        return self._encode(self.as_dict(event.record, event.sv_flags, payload)) + "\n"
 
     def comm(self, r: Record) -> str:
         comm = self._comm_cache.get(r.comm)
@@ -122,6 +123,8 @@ class JsonLines:
         out["data"] = _b64(data)
 
     def _struct(self, out: dict[str, Any], p: Struct, abi: A.Abi) -> None:
+        from ktrace_cli.decode.structs import struct_fields_of  # loaded when a STRU comes
+
         name, fields = struct_fields_of(p.name, p.data, word=self.arch.word)
         out["name"] = name
         out["data"] = _b64(p.data)

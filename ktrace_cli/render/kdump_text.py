@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Payload, PayloadError, Record
@@ -80,6 +80,7 @@ class KdumpText:
         self._comm_cache: dict[bytes, str] = {}
         self.syscall_text = bodies.SyscallText(options, arch)
         self._bodies = bodies.body_table(options, arch, self.syscall_text)
+        self._unpack = Unpack(arch)
         o = options
         # Without per-record columns a header depends only on pid, comm and type.
         self._plain_header = not (o.tid or o.timestamps or o.elapsed or o.relative or o.cpu or o.abi_column)
@@ -150,6 +151,8 @@ class KdumpText:
         if isinstance(event, Dropped):
             return self.dropped(event.record)
         record, sv_flags, payload = event
+        if payload is None:
+            payload = self._unpack(record)
         if self._plain_header:
             key = (record.pid, record.comm, record.type)
             head = self._head_cache.get(key)
@@ -164,6 +167,8 @@ class KdumpText:
     def parts(self, event: Shown) -> tuple[str, str]:
         """(header with its type tag, body) of a shown record."""
         record, sv_flags, payload = event
+        if payload is None:
+            payload = self._unpack(record)
         return self.header(record, sv_flags), self.body(record.type, payload, sv_flags)
 
     def body(self, rtype: int, payload: Payload | None, sv_flags: int) -> str:
