@@ -42,7 +42,8 @@ def _console() -> Any:
     out = sys.stdout
     if isinstance(out, io.TextIOWrapper):
         out.reconfigure(errors="replace")
-    return Console(file=out, highlight=False, soft_wrap=True, force_terminal=True)
+    # No soft_wrap: a tree line longer than the terminal wraps instead of being cut.
+    return Console(file=out, highlight=False, force_terminal=True, no_color=False)
 
 
 def _reader(path: str, stack: Any) -> Any:

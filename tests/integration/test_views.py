@@ -285,3 +285,21 @@ def test_summary_detail_threads_and_files(runtime_env: dict[str, str], progs: Pa
     files = text[text.index("files\n"):].splitlines()
     assert [line.split()[:3] for line in files if line.startswith("/nonexistent/")] == [
         [f"/nonexistent/thread{i}", "1", "1"] for i in range(3)]  # fmt: skip
+
+
+def test_tree_argv_from_args_records(runtime_env: dict[str, str], progs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a.out"
+    target = tmp_path / "x.txt"
+    target.write_text("x\n")
+    subprocess.run([*PYKTRACE, "-i", "-t", "+a", "-f", str(out), str(progs / "spawn"), str(target)],
+                   env=runtime_env, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)  # fmt: skip
+    run = Run(out, str(progs / "spawn"), 0, list(iter_records(str(out))))
+    if not any(r.type == K.KTR_ARGS for r in run.records):
+        pytest.skip("this pyktrace writes no ARGS records for -t a")
+    parent, opener, killed = run.pids()
+    prog = run.prog
+    assert run_pykdump_args("-f", str(out), "--tree").text.splitlines() == [
+        _row(run, 0, parent, f"{prog} {target}", "exit 0"),
+        _row(run, 1, opener, f"{prog} open {target}", "exit 0"),
+        _row(run, 1, killed, f"{prog} {target}", "killed by SIGTERM"),  # a fork runs its parent's argv
+    ]

@@ -160,3 +160,24 @@ def test_damaged_file_gets_the_view_then_the_error(tmp_path: Path) -> None:
     assert res.err.count("\n") == 1 and res.err.startswith("pykdump: ")
     missing = run_pykdump_args("-f", str(tmp_path / "nope.out"), "--errors")
     assert (missing.status, missing.err) == (1, f"pykdump: {tmp_path / 'nope.out'}: No such file or directory\n")
+
+
+def test_colour_on_request_and_other_systems_refused(tmp_path: Path) -> None:
+    import re
+
+    tree = run_pykdump(tmp_path, family(Clock()), "--tree", "--color=always").text  # type: ignore[arg-type]
+    assert "\x1b[31m[killed by SIGSEGV]" in tree
+    # rich draws ASCII guides on this latin-1 test stdout (box characters on a UTF-8 terminal).
+    # Lines longer than the console (80 columns off a terminal) wrap.
+    assert [line.rstrip() for line in re.sub(r"\x1b\[[0-9;]*m", "", tree).splitlines()] == [
+        "processes",
+        "`-- 100 make all  [exit 2]  +0.000000s  wall 0.044000s  4 calls",
+        "    `-- 101 sh -c 'cc x.c'  [exit 1]  +0.006000s  wall 0.034000s  10 calls",
+        "        `-- 102 sh -c 'cc x.c'  [killed by SIGSEGV]  +0.032000s  wall 0.006000s",
+        "            2 calls",
+    ]
+    errors = run_pykdump(tmp_path, family(Clock()), "--errors", "--color=always").text  # type: ignore[arg-type]
+    assert "\x1b[" in errors and "write EPIPE" in errors
+    openbsd = run_pykdump_args("-f", str(REAL / "openbsd-amd64-pg" / "ktrace.out"), "--tree")
+    assert (openbsd.status, openbsd.out) == (1, b"")
+    assert openbsd.err == "pykdump: not a FreeBSD trace file: looks like OpenBSD ktrace\n"
