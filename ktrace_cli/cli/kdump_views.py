@@ -138,8 +138,9 @@ def _timeline(req: ViewRequest, reader: Any) -> int:
     path = req.timeline_out
     assert path is not None
     if path == "-":
-        build(sys.stdout)
-        sys.stdout.flush()
+        out = _TextOut(sys.stdout)
+        build(out)
+        out.flush()
     else:
         try:
             write_timeline(path, build)
@@ -164,6 +165,25 @@ def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
     else:
         text = mod.plain_text(builder)
     _write(stdout, text)
+
+
+class _TextOut:
+    """Standard output for the timeline, its write errors blamed on stdout, not on the trace."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> None:
+        try:
+            self.raw.write(text)
+        except OSError as e:
+            raise ViewFailure(f"stdout: {e.strerror}") from None
+
+    def flush(self) -> None:
+        try:
+            self.raw.flush()
+        except OSError as e:
+            raise ViewFailure(f"stdout: {e.strerror}") from None
 
 
 def _write(stdout: Any, text: str) -> None:

@@ -181,3 +181,19 @@ def test_colour_on_request_and_other_systems_refused(tmp_path: Path) -> None:
     openbsd = run_pykdump_args("-f", str(REAL / "openbsd-amd64-pg" / "ktrace.out"), "--tree")
     assert (openbsd.status, openbsd.out) == (1, b"")
     assert openbsd.err == "pykdump: not a FreeBSD trace file: looks like OpenBSD ktrace\n"
+
+
+def test_output_errors_name_stdout(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.kdump_helpers import trace_bytes
+
+    path = tmp_path / "t.out"
+    path.write_bytes(trace_bytes(family(Clock())))  # type: ignore[arg-type]
+    pykdump = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+    for args in (["--tree", "-f", str(path)], ["--errors", "--json", "-f", str(path)],
+                 ["--timeline", "-", "-f", str(path)], ["--diff", str(path), str(path)]):  # fmt: skip
+        with open("/dev/full", "wb") as full:
+            out = subprocess.run(pykdump + args, stdout=full, stderr=subprocess.PIPE, timeout=60)
+        assert (out.returncode, out.stderr) == (1, b"pykdump: stdout: No space left on device\n"), args
