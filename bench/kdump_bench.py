@@ -45,6 +45,7 @@ FORMAT_VERSION = 1  # bump when the generated trace changes, so old files are no
 GOAL_TEXT_RPS = 200_000
 GOAL_RSS_GROWTH = 0.10
 GOAL_VIEW_RPS = 100_000  # each whole-trace view (issue 11)
+GOAL_COLOR_RATIO = 1.5  # --color=always against default text, same run
 
 PID, COMM = 48213, "cat"
 TIDS = (100387, 100388)
@@ -73,6 +74,7 @@ MODES = {
     "errors": ("pykdump --errors", ["--errors"]),
     "timeline": ("pykdump --timeline", ["--timeline", "{out}"]),
     "diff": ("pykdump --diff (file vs itself)", ["--diff", "{file}", "{file}"]),
+    "color": ("pykdump --color=always", ["--color=always"]),
 }
 VIEWS = ("summary", "detail", "tree", "errors", "timeline", "diff")
 
@@ -276,6 +278,9 @@ def main() -> int:
         rps = count / results[mode]["seconds"] * (2 if mode == "diff" else 1)
         verdict = "met" if rps >= GOAL_VIEW_RPS else "NOT met"
         print(f"goal: {MODES[mode][0]} >= {GOAL_VIEW_RPS:,} records/s: {verdict} ({rps:,.0f})")
+    color_ratio = results["color"]["seconds"] / results["text"]["seconds"]
+    verdict = "met" if color_ratio <= GOAL_COLOR_RATIO else "NOT met"
+    print(f"goal: colour costs <= {GOAL_COLOR_RATIO}x default text: {verdict} ({color_ratio:.2f}x)")
 
     big_count = 4 * count
     big = trace_for(big_count)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.views.safe import terminal_text
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ViewRequest:
     color: bool
     timeline_out: str | None = None
     diff_files: tuple[str, str] | None = None
+    terminal: bool = False  # stdout is a terminal: escape what the traced programs chose
 
 
 class ViewFailure(Exception):
@@ -77,7 +79,7 @@ def run_view(req: ViewRequest, stdout: Any) -> int:
                     sides.append(diff_view.collect(_reader(path, stack), req.flt, req.pids))
                 result = diff_view.compare(sides[0], sides[1])
                 out = diff_view.as_json(result) if req.as_json else diff_view.plain_text(result, req.diff_files)
-                _write(stdout, out)
+                _write(stdout, terminal_text(out) if req.terminal and not req.as_json else out)
                 return 0
             reader = _reader(req.trfile, stack)
             if req.kind == "timeline":
@@ -164,6 +166,8 @@ def _emit(req: ViewRequest, builder: Any, stdout: Any) -> None:
         return
     else:
         text = mod.plain_text(builder)
+        if req.terminal:
+            text = terminal_text(text)
     _write(stdout, text)
 
 

@@ -7,10 +7,12 @@ import io
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
 
+from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
@@ -49,7 +51,7 @@ class _Output:
 
 
 class UsageFailure(Exception):
-    """Bad command line: kdump prints its usage line and exits 1."""
+    """Bad command line: kdump's usage line, after a line that says what is wrong."""
 
 
 def atoi(text: str) -> int:
@@ -114,7 +116,7 @@ Examples:
 @click.option("-c", "cpu", is_flag=True, help="Show the CPU of each record (v1 headers).")
 @click.option("-d", "decimal", is_flag=True, help="Print numbers in decimal.")
 @click.option("-E", "elapsed", is_flag=True, help="Show time elapsed since the first record.")
-@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile", help="Trace file ('-' = stdin).")
+@click.option("-f", "trfile", default=K.DEF_TRACEFILE, type=click.Path(), metavar="trfile", help="Trace file ('-' = stdin).")
 @click.option("-H", "tid", is_flag=True, help="Show the thread id of each record.")
 @click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
 @click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
@@ -155,7 +157,8 @@ Examples:
     show_default=True,
     help="Colour the text output (auto: only on a terminal).",
 )
-@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+@click.version_option(__version__, "--version", prog_name="pykdump", message="%(prog)s %(version)s")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED, metavar="")
 def command(**kw: Any) -> int:
     """Print a ktrace trace file as FreeBSD's kdump(1) does."""
     try:
@@ -207,12 +210,21 @@ def run(
 ) -> int:
     views = [v for v, on in (("tree", tree), ("errors", errors_view), ("timeline", timeline is not None),
                              ("diff", bool(diff_files))) if on]  # fmt: skip
-    if extra or (as_json and summary) or (calls_view and summary) or len(views) > 1:
-        raise UsageFailure()
-    if views and (summary or calls_view or follow or (as_json and views[0] == "timeline")):
-        raise UsageFailure()
+    if extra:
+        raise UsageFailure(f"unexpected operand: {extra[0]}")
+    if as_json and summary:
+        raise UsageFailure("--json and --summary cannot be combined")
+    if calls_view and summary:
+        raise UsageFailure("--calls and --summary cannot be combined")
+    if len(views) > 1:
+        raise UsageFailure(f"--{views[0]} and --{views[1]} cannot be combined")
+    for other, on in (("summary", summary), ("calls", calls_view), ("-l", follow)):
+        if views and on:
+            raise UsageFailure(f"--{views[0]} and {'-l' if other == '-l' else '--' + other} cannot be combined")
+    if views and as_json and views[0] == "timeline":
+        raise UsageFailure("--timeline writes JSON itself: --json does not apply")
     if (histogram or sort_key or detail) and not summary:
-        raise UsageFailure()
+        raise UsageFailure("--detail, --histogram and --sort go with --summary")
     flt = None
     if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
         # Imported only when asked for: plain kdump output starts faster.
@@ -236,7 +248,8 @@ def run(
         from ktrace_cli.decode.filters import CallFilter
 
         request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
-                              timeline_out=timeline, diff_files=diff_files or None)  # fmt: skip
+                              timeline_out=timeline, diff_files=diff_files or None,
+                              terminal=sys.stdout.isatty())  # fmt: skip
         return run_view(request, _Output(sys.stdout.buffer))
 
     from ktrace_cli.format.reader import TraceFormatError, TraceReader, open_trace
@@ -248,6 +261,7 @@ def run(
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
     stdout: Any = _Output(sys.stdout.buffer)
+    coloured = _use_color(color, stdout)
     options = KdumpOptions(
         abi_column=abi_column,
         cpu=cpu,
@@ -265,6 +279,7 @@ def run(
         timestamps=timestamps,
         points=points,
         screenwidth=_screenwidth(not plain, stdout),
+        terminal=coloured or stdout.isatty(),
     )
     reader: Any = TraceReader(stream, follow=follow)
     if not follow:
@@ -276,8 +291,8 @@ def run(
     try:
         with stream:
             if summary:
-                return _summary(events, reader, stdout, color, histogram, sort_key, detail)
-            return _print(events, reader, options, stdout, as_json, color, calls_view)
+                return _summary(events, reader, stdout, color, options.terminal, histogram, sort_key, detail)
+            return _print(events, reader, options, stdout, as_json, coloured, calls_view)
     except TraceFormatError as e:
         stdout.flush()
         fail(e.message)
@@ -381,39 +396,48 @@ def _console_file() -> IO[str]:
 
 
 def _use_color(color: str, stdout: IO[bytes]) -> bool:
-    return color == "always" or (color == "auto" and stdout.isatty())
+    """--color=always, or auto on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    if color == "auto":
+        return stdout.isatty() and not os.environ.get("NO_COLOR")
+    return color == "always"
 
 
 def _print(
-    events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, color: str, calls_view: bool = False
+    events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool, calls_view: bool = False
 ) -> int:
     first = next(events, None)  # detects the layout before renderers need it
     if first is None:
         return ExitStatus.OK
+    encode: Callable[[str], bytes]
+    render: Callable[[Any], str]
     if calls_view:
         from ktrace_cli.render.calls_json import CallsJson
         from ktrace_cli.render.calls_text import CallsText
 
-        renderer: Any = CallsJson(options, reader.arch) if as_json else CallsText(options, reader.arch)
+        render = (CallsJson if as_json else CallsText)(options, reader.arch).render
+        encode = _ascii if as_json else _latin1
     elif as_json:
         from ktrace_cli.render.json_lines import JsonLines
 
-        renderer = JsonLines(options, reader.arch)
+        render = JsonLines(options, reader.arch).render
+        encode = _ascii
     else:
         from ktrace_cli.render.kdump_text import KdumpText
 
-        renderer = KdumpText(options, reader.arch)
-        if _use_color(color, stdout):
-            return _print_color(first, events, renderer)
-    render = renderer.render
+        text = KdumpText(options, reader.arch)
+        render = text.render
+        encode = _latin1
+        if coloured:
+            from ktrace_cli.render.color import ColorKdump
+
+            render = ColorKdump(text).render
+            encode = _terminal_encoder()
     write = stdout.write
-    follow = options.follow
-    write(render(first).encode("latin-1" if not as_json else "ascii"))
-    encoding = "ascii" if as_json else "latin-1"
-    if follow:
+    write(encode(render(first)))
+    if options.follow:
         stdout.flush()
         for event in events:
-            write(render(event).encode(encoding))
+            write(encode(render(event)))
             stdout.flush()
     else:
         # Whole batches per write(2): a line per write would dominate the cost.
@@ -424,25 +448,34 @@ def _print(
             for event in events:
                 batch.append(render(event))
                 if len(batch) >= 4096:
-                    write("".join(batch).encode(encoding))
+                    write(encode("".join(batch)))
                     batch.clear()
         finally:
-            write("".join(batch).encode(encoding))
+            write(encode("".join(batch)))
     stdout.flush()
     return ExitStatus.OK
 
 
-def _print_color(first: Any, events: Any, text: Any) -> int:
-    from rich.console import Console
+def _ascii(text: str) -> bytes:
+    return text.encode("ascii")
 
-    from ktrace_cli.render.color import ColorKdump
 
-    console = Console(file=_console_file(), highlight=False, soft_wrap=True, force_terminal=True)
-    printer = ColorKdump(text, console)
-    printer.print(first)
-    for event in events:
-        printer.print(event)
-    return ExitStatus.OK
+def _latin1(text: str) -> bytes:
+    return text.encode("latin-1")
+
+
+def _terminal_encoder() -> Callable[[str], bytes]:
+    """Recorded bytes shown as the UTF-8 they most likely are, in the terminal's encoding.
+
+    Bytes that are not UTF-8 become U+FFFD, and what the terminal's encoding
+    cannot show becomes '?': a latin-1 or ASCII terminal gets no traceback.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+
+    def encode(text: str) -> bytes:
+        return text.encode("latin-1").decode("utf-8", "replace").encode(encoding, "replace")
+
+    return encode
 
 
 def _summary(
@@ -450,6 +483,7 @@ def _summary(
     reader: Any,
     stdout: IO[bytes],
     color: str,
+    terminal: bool,
     histogram: bool = False,
     sort_key: str | None = None,
     detail: bool = False,
@@ -472,7 +506,7 @@ def _summary(
         raise  # not a trace at all: no table
     except TraceFormatError as e:
         first, error = None, e
-    stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64)
+    stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64, terminal=terminal)
     if first is not None:
         try:
             stats.add([first])
@@ -482,7 +516,8 @@ def _summary(
     if _use_color(color, stdout):
         from rich.console import Console
 
-        console = Console(file=_console_file(), highlight=False, force_terminal=True)
+        # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.
+        console = Console(file=_console_file(), highlight=False, force_terminal=True, no_color=False)
         print_rich(stats, console)
         summary_more.print_rich(more, sort_key, detail, histogram, console)
     else:
@@ -500,16 +535,33 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         status = command.main(args=args, prog_name="pykdump", standalone_mode=False)
-    except (click.UsageError, UsageFailure):
-        sys.stderr.write(USAGE)
-        return ExitStatus.ERROR
+    except click.UsageError as e:
+        return _usage(_sentence(e.format_message()))
+    except UsageFailure as e:
+        return _usage(str(e))
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.exceptions.Abort:
         return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except MemoryError:
+        # A record too large for the memory left: kdump's malloc fails the same way.
+        fail("out of memory")
+        return ExitStatus.ERROR
     return int(status or 0)
+
+
+def _usage(problem: str) -> int:
+    fail(problem)
+    sys.stderr.write(USAGE)
+    return ExitStatus.ERROR
+
+
+def _sentence(message: str) -> str:
+    """click's "No such option: -x." in the lower-case, unpunctuated style of kdump's messages."""
+    message = message.strip().rstrip(".")
+    return message[:1].lower() + message[1:]
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ _FD_ARG_NAMES = frozenset({"fd", "sockfd", "oldfd", "epfd", "ufd", "fildes", "s"
 _DIRFD_ARG_NAMES = frozenset({"dirfd", "dfd", "olddfd", "olddirfd"})
 # FreeBSD calls whose names Linux does not share, or shares with another layout.
 _FREEBSD_FD_ARG = {
-    "fstatat": -1, "getdirentries": 0, "kevent": 0, "pread": 0, "pwrite": 0, "preadv": 0,
+    "getdirentries": 0, "kevent": 0, "pread": 0, "pwrite": 0, "preadv": 0,
     "pwritev": 0, "fstat": 0, "fstatfs": 0, "fchflags": 0, "fpathconf": 0, "futimes": 0,
     "futimens": 0, "posix_fallocate": 0, "posix_fadvise": 0, "sendfile": 0, "cap_rights_limit": 0,
-    "cap_ioctls_limit": 0, "cap_fcntls_limit": 0, "closefrom": -1, "funlinkat": 2, "fexecve": 0,
-    "mmap": 4, "__acl_get_fd": 0, "extattr_get_fd": 0, "fhopen": -1, "sctp_generic_sendmsg": 0,
+    "cap_ioctls_limit": 0, "cap_fcntls_limit": 0, "funlinkat": 2, "fexecve": 0,
+    "mmap": 4, "__acl_get_fd": 0, "extattr_get_fd": 0, "sctp_generic_sendmsg": 0,
 }  # fmt: skip
 AT_FDCWD = -100
 
@@ -55,7 +55,10 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     if abi is A.Abi.FREEBSD and name in _FREEBSD_FD_ARG:
         return _FREEBSD_FD_ARG[name], -1
     from ktrace_cli.abi import linux
+    from ktrace_cli.decode.filters import FREEBSD_TWINS
 
+    if abi is A.Abi.FREEBSD:
+        name = FREEBSD_TWINS.get(name, name)
     proto = linux.syscall_prototype(name)
     if proto is None:
         return -1, -1

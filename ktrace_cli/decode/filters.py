@@ -23,7 +23,7 @@ CLASS_FLAGS = {
     "memory": "TM", "ipc": "TI", "creds": "TC", "clock": "TCL",
 }  # fmt: skip
 # FreeBSD calls that have a Linux twin under another name, for the classes.
-_FREEBSD_TWINS = {
+FREEBSD_TWINS = {
     "fstatat": "newfstatat", "getdirentries": "getdents64", "sigprocmask": "rt_sigprocmask",
     "sigaction": "rt_sigaction", "sigreturn": "rt_sigreturn", "sigsuspend": "rt_sigsuspend",
     "sigpending": "rt_sigpending", "sigtimedwait": "rt_sigtimedwait", "sigwaitinfo": "rt_sigtimedwait",
@@ -57,7 +57,7 @@ def in_class(cls: str, name: str) -> bool:
     """Whether syscall `name` (Linux or FreeBSD) is in class `cls` (file, desc, ...)."""
     members = _classes().get(CLASS_FLAGS[cls], frozenset())
     name = base_name(name)
-    return name in members or _FREEBSD_TWINS.get(name, "") in members
+    return name in members or FREEBSD_TWINS.get(name, "") in members
 
 
 @cache

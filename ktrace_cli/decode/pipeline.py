@@ -161,9 +161,11 @@ def calls(
                 continue
             if clock is not None and flt.first_ns is None:
                 flt.first_ns = clock.first_ns
-            _snapshot(event, tables)
+            rtype = event.record.type
+            if rtype == K.KTR_STRUCT:
+                _snapshot(event, tables)
             call, done = joiner.feed(event)
-            if call is not None and event.record.type == K.KTR_SYSCALL:
+            if call is not None and rtype == K.KTR_SYSCALL:
                 tables.begin(call)
             for c in done:
                 tables.end(c)

@@ -20,6 +20,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Genio, Namei
 from ktrace_cli.render.bodies import SyscallText
+from ktrace_cli.render.dump import vis
 from ktrace_cli.render.options import KdumpOptions
 
 STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
@@ -94,10 +95,10 @@ def c_quote(raw: bytes, limit: int | None = None) -> str:
 def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
     """(indexes of path arguments, index of the data buffer or -1), from the Linux prototypes."""
     from ktrace_cli.abi import linux
-    from ktrace_cli.decode.filters import _FREEBSD_TWINS
+    from ktrace_cli.decode.filters import FREEBSD_TWINS
 
     name = base_name(name)
-    proto_name = _FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
+    proto_name = FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
     paths = linux.path_arg_indexes(proto_name)
     proto = linux.syscall_prototype(proto_name)
     buf = -1
@@ -112,8 +113,9 @@ def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
 def _fd_text(fd: int, path: str | None) -> str:
     if path is None:
         return str(fd)
-    # Text lines are latin-1 str holding the recorded bytes one per character.
-    return f"{fd}<{path.encode('utf-8', 'surrogateescape').decode('latin-1')}>"
+    # Text lines are latin-1 str holding the recorded bytes one per character;
+    # a path chose by the traced program must not carry control characters.
+    return f"{fd}<{vis(path.encode('utf-8', 'surrogateescape').decode('latin-1'))}>"
 
 
 class CallText:
@@ -125,6 +127,7 @@ class CallText:
         self.syscalls = SyscallText(options, arch)
         self.mask = (1 << (8 * arch.word)) - 1
         self._heads: dict[tuple[int, int, bytes], str] = {}
+        self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
 
     def name(self, call: Call) -> str:
         code = call.code
@@ -139,11 +142,19 @@ class CallText:
         if p is None or not p.args:
             return []
         args = p.args
-        body = self.syscalls.call(p, call.abi, call.sv_flags)
-        head = self.syscalls.name(call.abi, p.code)[0]
-        pieces = split_args(body[len(head) :].rstrip("\n"))
-        if len(pieces) > len(args):
-            pieces = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+        key = (call.sv_flags, p.code, args)
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
+            if len(self._decoded) > 4096:
+                self._decoded.clear()
+            body = self.syscalls.call(p, call.abi, call.sv_flags)
+            head = self.syscalls.name(call.abi, p.code)[0]
+            decoded = split_args(body[len(head) :].rstrip("\n"))
+            if len(decoded) > len(args):
+                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+            self._decoded[key] = decoded
+        pieces = decoded.copy()
         name = call.name
         if name is None or not self.o.fancy:
             return pieces
@@ -193,6 +204,8 @@ class CallText:
             if len(self._heads) > 65536:
                 self._heads.clear()  # memory stays flat with any number of threads
             name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            if o.terminal:
+                name = vis(name)
             head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
             head = self._heads[key] = head + f"{name:<8} "
         if o.timestamps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import struct
 from collections.abc import Callable
@@ -56,6 +57,8 @@ class JsonLines:
         self._comm_cache: dict[bytes, str] = {}
         self._text_body = bodies.SyscallText(options, arch)
         self._unpack = Unpack(arch)
+        self._abis: dict[int, A.Abi] = {}
+        self._json_abi = functools.cache(A.json_abi)
         self._fields: dict[int, Fields] = {
             K.KTR_SYSCALL: _syscall,
             K.KTR_SYSRET: _sysret,
@@ -99,7 +102,7 @@ class JsonLines:
             "nsec": r.frac if r.version else r.frac * 1000,
             "cpu": r.cpu if r.version else None,
             "drop": r.drop,
-            "abi": A.json_abi(sv_flags),
+            "abi": self._json_abi(sv_flags),
         }
         fields = self._fields.get(r.type)
         if fields is None:
@@ -107,8 +110,11 @@ class JsonLines:
         if payload is None:
             out["invalid"] = True
             return out
+        abi = self._abis.get(sv_flags)
+        if abi is None:
+            abi = self._abis[sv_flags] = A.syscall_abi(sv_flags)
         try:
-            fields(out, payload, A.syscall_abi(sv_flags))
+            fields(out, payload, abi)
         except (PayloadError, struct.error):
             out["invalid"] = True
         return out

@@ -14,6 +14,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Payload, PayloadError, Record
 from ktrace_cli.render import bodies
+from ktrace_cli.render.dump import vis, vis_line
 from ktrace_cli.render.options import KdumpOptions
 
 TYPE_TAGS = {
@@ -52,6 +53,11 @@ def _c_int(value: int) -> int:
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
+def _escaped(body: bodies.Body) -> bodies.Body:
+    """`body` with its one-line text made safe for a terminal."""
+    return lambda payload, abi, sv_flags: vis_line(body(payload, abi, sv_flags))
+
+
 class _Clock:
     """The -E and -R state for one header version (kdump keeps v0 and v1 apart)."""
 
@@ -80,6 +86,9 @@ class KdumpText:
         self._comm_cache: dict[bytes, str] = {}
         self.syscall_text = bodies.SyscallText(options, arch)
         self._bodies = bodies.body_table(options, arch, self.syscall_text)
+        if options.terminal:
+            for rtype in (K.KTR_NAMEI, K.KTR_SYSCTL, K.KTR_ARGS, K.KTR_ENVS, K.KTR_STRUCT):
+                self._bodies[rtype] = _escaped(self._bodies[rtype])
         self._unpack = Unpack(arch)
         o = options
         # Without per-record columns a header depends only on pid, comm and type.
@@ -93,6 +102,10 @@ class KdumpText:
         text = self._comm_cache.get(comm)
         if text is None:
             name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            if self.o.terminal:
+                name = vis(name)
+            if len(self._comm_cache) > 65536:
+                self._comm_cache.clear()  # memory stays flat with any number of names
             text = self._comm_cache[comm] = f"{name:<8} "
         return text
 
@@ -153,23 +166,48 @@ class KdumpText:
         record, sv_flags, payload = event
         if payload is None:
             payload = self._unpack(record)
+        rtype = record.type
         if self._plain_header:
-            key = (record.pid, record.comm, record.type)
+            # head(), inlined: this runs once per record.
+            key = (record.pid, record.comm, rtype)
             head = self._head_cache.get(key)
             if head is None:
                 if len(self._head_cache) > 65536:
-                    self._head_cache.clear()  # memory stays flat with any number of pids
+                    self._head_cache.clear()
                 head = self._head_cache[key] = self.header(record, sv_flags)
         else:
             head = self.header(record, sv_flags)
-        return head + self.body(record.type, payload, sv_flags)
+        fn = self._bodies.get(rtype)
+        if fn is None:
+            return head + "\n"
+        if payload is None:
+            return head + "invalid record\n"
+        abi = self._abi_cache.get(sv_flags)
+        if abi is None:
+            abi = self._abi_cache[sv_flags] = A.syscall_abi(sv_flags)
+        try:
+            return head + fn(payload, abi, sv_flags)
+        except (PayloadError, struct.error):
+            return head + "invalid record\n"
+
+    def head(self, record: Record, sv_flags: int) -> str:
+        """header(), from a cache when it depends only on pid, comm and type."""
+        if not self._plain_header:
+            return self.header(record, sv_flags)
+        key = (record.pid, record.comm, record.type)
+        head = self._head_cache.get(key)
+        if head is None:
+            if len(self._head_cache) > 65536:
+                self._head_cache.clear()  # memory stays flat with any number of pids
+            head = self._head_cache[key] = self.header(record, sv_flags)
+        return head
 
     def parts(self, event: Shown) -> tuple[str, str]:
         """(header with its type tag, body) of a shown record."""
         record, sv_flags, payload = event
         if payload is None:
             payload = self._unpack(record)
-        return self.header(record, sv_flags), self.body(record.type, payload, sv_flags)
+        return self.head(record, sv_flags), self.body(record.type, payload, sv_flags)
 
     def body(self, rtype: int, payload: Payload | None, sv_flags: int) -> str:
         """The text after the tag: from the typed payload, "invalid record" without one."""

@@ -24,6 +24,7 @@ from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format.records import Struct
 from ktrace_cli.views import noise
 from ktrace_cli.views.lifecycle import EXECS, Lifecycle, Process
+from ktrace_cli.views.safe import terminal_line
 from ktrace_cli.views.stream import view_items
 from ktrace_cli.views.tree import argv_text
 
@@ -216,7 +217,7 @@ def print_rich(view: ErrorsView, console: Any) -> None:
         style = "bold" if line.startswith("process ") else "red" if line.startswith("    +") else None
         if line.startswith("  expected:"):
             style = "dim"
-        console.print(escape(line), style=style)
+        console.print(escape(terminal_line(line)), style=style)
 
 
 def as_json(view: ErrorsView) -> str:

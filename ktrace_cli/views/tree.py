@@ -20,6 +20,7 @@ from typing import Any
 from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.views.lifecycle import Lifecycle, Process
+from ktrace_cli.views.safe import terminal_line
 from ktrace_cli.views.stream import view_items
 
 SCHEMA = 1
@@ -92,7 +93,7 @@ def print_rich(view: TreeView, console: Any) -> None:
         colour = "green" if proc.exit_status == 0 and proc.signal is None else "red"
         if proc.status in ("running", "ended"):
             colour = "yellow"
-        label = (f"[bold]{proc.pid}[/bold] {escape(argv_text(proc.argv))}  [{colour}]{escape(status)}[/{colour}]"
+        label = (f"[bold]{proc.pid}[/bold] {escape(terminal_line(argv_text(proc.argv)))}  [{colour}]{escape(status)}[/{colour}]"
                  f"  [dim]{start}  {wall}[/dim]  {calls}")  # fmt: skip
         parent = nodes.get(proc.parent.seq) if proc.parent is not None else None
         nodes[proc.seq] = (parent if parent is not None else top).add(label)

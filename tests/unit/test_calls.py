@@ -293,3 +293,14 @@ def test_damaged_file_still_prints_the_held_records_first(tmp_path: Path) -> Non
     ]
     result = run_pykdump(tmp_path, good + torn, "--calls")
     assert (result.status, result.text) == (1, '  2035 cat      openat(AT_FDCWD,"/etc/passwd",0<O_RDONLY>) = ?\n')
+
+
+def test_unknown_names_warn_and_match_nothing(tmp_path: Path) -> None:
+    result = run_pykdump(tmp_path, interleaved(), "--calls", "--errno=ENOENT,ENOSUCH", "-e", "trace=openat,opne*")
+    assert result.status == 0
+    assert result.err == "pykdump: warning: no such syscall: opne*\npykdump: warning: no such errno: ENOSUCH\n"
+    assert [nodur(x) for x in result.text.splitlines()] == [
+        '  2035 cat      openat(AT_FDCWD,"/nonexistent",0<O_RDONLY>) = -1 ENOENT (No such file or directory)'
+    ]
+    assert lines(tmp_path, interleaved(), "--comm=ls", "--calls") == []
+    assert len(lines(tmp_path, interleaved(), "--comm=c?t", "--calls")) == 6

@@ -144,10 +144,19 @@ def test_freebsd_errors() -> None:
 
 
 def test_view_options_are_exclusive(tmp_path: Path) -> None:
-    for args in (("--tree", "--errors"), ("--tree", "--summary"), ("--errors", "--calls"), ("--tree", "-l"),
-                 ("--histogram",), ("--timeline", "x.json", "--json")):  # fmt: skip
+    cases = {
+        ("--tree", "--errors"): "--tree and --errors cannot be combined",
+        ("--tree", "--summary"): "--tree and --summary cannot be combined",
+        ("--errors", "--calls"): "--errors and --calls cannot be combined",
+        ("--tree", "-l"): "--tree and -l cannot be combined",
+        ("--histogram",): "--detail, --histogram and --sort go with --summary",
+        ("--timeline", "x.json", "--json"): "--timeline writes JSON itself: --json does not apply",
+    }
+    for args, message in cases.items():
         res = run_pykdump(tmp_path, family(Clock()), *args)  # type: ignore[arg-type]
-        assert res.status == 1 and res.err.startswith("usage: pykdump"), args
+        lines = res.err.splitlines()
+        assert res.status == 1 and lines[0] == f"pykdump: {message}" and lines[1].startswith("usage: pykdump"), args
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_damaged_file_gets_the_view_then_the_error(tmp_path: Path) -> None:
@@ -197,3 +206,40 @@ def test_output_errors_name_stdout(tmp_path: Path) -> None:
         with open("/dev/full", "wb") as full:
             out = subprocess.run(pykdump + args, stdout=full, stderr=subprocess.PIPE, timeout=60)
         assert (out.returncode, out.stderr) == (1, b"pykdump: stdout: No space left on device\n"), args
+
+
+def test_terminal_escaping_of_what_programs_chose(tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from ktrace_cli.views.safe import terminal_line
+    from tests.kdump_helpers import trace_bytes
+
+    assert terminal_line("open \x1b]0;x\x07 café") == "open \\^[]0;x\\^G café"
+    assert terminal_line("a\udcffb") == "a\\M-^?b"  # vis(3) of the byte 0xff
+    t = Clock()
+    records = [t(ProcCtor(LINUX64), 100)]
+    records += call(t, 100, OPENAT, (0xFFFFFF9C, 1, 0), 2, parts=(Namei(b"/tmp/\x1b[2Jgone"),))
+    records += [t(Syscall(EXIT_GROUP, (1,)), 100), t(ProcDtor(), 100)]
+    path = tmp_path / "t.out"
+    path.write_bytes(trace_bytes(records))  # type: ignore[arg-type]
+    master, slave = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "ktrace_cli.cli.pykdump", "-f", str(path), "--errors",
+                           "--color=never"], stdout=slave, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert proc.returncode == 0 and b"\x1b" not in shown
+    assert b"openat ENOENT  /tmp/\\^[[2Jgone" in shown
+    # Off a terminal the bytes are the program's own.
+    assert "/tmp/\x1b[2Jgone" in run_pykdump_args("-f", str(path), "--errors").text
