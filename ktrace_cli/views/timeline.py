@@ -23,11 +23,14 @@ from typing import IO, Any
 from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.filters import CallFilter
-from ktrace_cli.format.records import Psig, User
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.records import Psig, Sysret, User
 from ktrace_cli.views import lifecycle as L
 from ktrace_cli.views.stream import view_items
 
 USER_TEXT_LIMIT = 256  # bytes of a USER record shown in its marker
+_NOT_FAILURES = (0, K.ERESTART, K.EJUSTRETURN)
+_FLOW_NAMES = L.FORKS | L.EXECS  # FreeBSD's compat prefixes name no fork or exec
 
 
 def _text(raw: bytes) -> str:
@@ -41,7 +44,7 @@ class TimelineView:
         self.life = L.Lifecycle()
         self.origin: int | None = None
         self.flows = 0
-        self.threads: dict[tuple[int, int], str] = {}  # (pid, tid) -> comm
+        self.threads: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> its comm field, as recorded
         self.pending_exec: dict[int, int] = {}  # pid -> flow id waiting for the new image's first call
         self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
         self._first = True
@@ -72,48 +75,62 @@ class TimelineView:
                 self._lone(item)
 
     def _track(self, pid: int, tid: int, comm: bytes) -> None:
-        self.threads[(pid, tid)] = _text(comm)
+        self.threads[(pid, tid)] = comm  # the raw field: decoded once, at the end
 
     def _call(self, call: Call) -> None:
+        # Once per call of the trace: each property of the call is read once.
         pid, tid = call.pid, call.tid
-        self._track(pid, tid, (call.end or call.first).record.comm_name)
+        start, end = call.start, call.end
+        last = (end if end is not None else start).record  # type: ignore[union-attr]
+        self.threads[(pid, tid)] = last.comm
         name = call.name or f"[{call.code}]"
-        ts = self._ts(call.ns)
-        ret = call.ret
+        ns = call.ns
+        origin = self.origin
+        if origin is None:
+            self._ts(ns)
+            origin = self.origin or 0
+        ts = (ns - origin) / 1000
+        ret = end.payload if end is not None else None
         args: dict[str, Any] = {"args": [f"{a:#x}" for a in call.args]}
-        paths = call.paths
+        paths = call.paths if call.parts else None
         if paths:
             args["paths"] = [_text(p) for p in paths]
         if call.fd is not None:
             args["fd"] = call.fd
             if call.fd_path is not None:
                 args["fd_path"] = call.fd_path
-        if ret is not None:
-            args["ret"] = ret.retval if not call.failed else -1
-            if call.failed:
+        failed = False
+        if isinstance(ret, Sysret):
+            failed = ret.error not in _NOT_FAILURES
+            args["ret"] = -1 if failed else ret.retval
+            if failed:
                 args["errno"] = call.errno_name or ret.error
         if call.ret_path is not None:
             args["ret_fd_path"] = call.ret_path
-        if pid in self.pending_exec and call.start is not None:
+        if start is not None and pid in self.pending_exec:
             self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": self.pending_exec.pop(pid),
                         "ts": ts, "pid": pid, "tid": tid})  # fmt: skip
-        dur = call.dur_ns
-        if call.start is None:
+        if start is None:
             args["resumed"] = True  # its CALL is not in the trace
             dur = 0
-        elif dur is None:
+        elif end is None:
             args["unfinished"] = True
-            dur = max(0, self.life.last_ns - call.ns)
+            dur = max(0, self.life.last_ns - ns)
+        else:
+            dur = max(0, last.sec * 1_000_000_000 + last.nsec - ns)
         self._emit({"name": name, "cat": "syscall", "ph": "X", "ts": ts, "dur": dur / 1000,
                     "pid": pid, "tid": tid, "args": args})  # fmt: skip
         for part in call.parts:
-            self._lone(part)
-        end_ts = self._ts(L.record_ns(call.end.record)) if call.end is not None else ts
-        if call.failed:
+            if isinstance(part.payload, (Psig, User)):
+                self._lone(part)
+        if failed:
+            end_ts = (last.sec * 1_000_000_000 + last.nsec - origin) / 1000
             self._emit({"name": f"{name} {args['errno']}", "cat": "failed", "ph": "i", "s": "t", "ts": end_ts,
                         "pid": pid, "tid": tid, "args": {"paths": args.get("paths", [])}})  # fmt: skip
-        base = base_name(call.name or "")
-        if base in L.FORKS and ret is not None and not call.failed and ret.retval > 0 and call.start is not None:
+        if name not in _FLOW_NAMES:
+            return
+        base = base_name(name)
+        if base in L.FORKS and isinstance(ret, Sysret) and not failed and ret.retval > 0 and start is not None:
             child = self.life.by_pid.get(ret.retval)
             if child is not None and child.parent is not None and child.parent.pid == pid:
                 self.flows += 1
@@ -121,7 +138,7 @@ class TimelineView:
                             "pid": pid, "tid": tid})  # fmt: skip
                 self._emit({"name": "fork", "cat": "fork", "ph": "f", "id": self.flows,
                             "ts": max(ts, self._ts(child.start_ns)), "pid": child.pid, "tid": child.pid})  # fmt: skip
-        elif base in L.EXECS and call.succeeded and call.start is not None:
+        elif base in L.EXECS and call.succeeded and start is not None:
             self.flows += 1
             self._emit({"name": "exec", "cat": "exec", "ph": "s", "id": self.flows, "ts": ts, "pid": pid,
                         "tid": tid})  # fmt: skip
@@ -139,13 +156,13 @@ class TimelineView:
             from ktrace_cli.decode import abi as A
 
             abi = A.syscall_abi(shown.sv_flags)
-            self._track(r.pid, r.tid, r.comm_name)
+            self._track(r.pid, r.tid, r.comm)
             self._emit({"name": A.signal_name(abi, p.signo), "cat": "signal", "ph": "i", "s": "t", "ts": ts,
                         "pid": r.pid, "tid": r.tid,
                         "args": {"signo": p.signo, "action": f"{p.action:#x}", "code": p.code}})  # fmt: skip
         elif isinstance(p, User):
             data = p.data[:USER_TEXT_LIMIT]
-            self._track(r.pid, r.tid, r.comm_name)
+            self._track(r.pid, r.tid, r.comm)
             self._emit({"name": "USER", "cat": "user", "ph": "i", "s": "t", "ts": ts, "pid": r.pid, "tid": r.tid,
                         "args": {"len": len(p.data), "data": _text(data)}})  # fmt: skip
 
@@ -162,7 +179,8 @@ class TimelineView:
             named.add(proc.pid)
             label = f"{proc.comm} {proc.pid}"
             self._emit({"name": "process_name", "ph": "M", "pid": proc.pid, "tid": 0, "args": {"name": label}})
-        for (pid, tid), comm in sorted(self.threads.items()):
+        for (pid, tid), raw in sorted(self.threads.items()):
+            comm = _text(raw.split(b"\0", 1)[0])
             if pid not in named:
                 named.add(pid)
                 self._emit({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
