@@ -54,12 +54,14 @@ class Latency:
     label: str = ""  # a thread's comm
 
     def add(self, call: Call) -> None:
+        self.record(call.dur_ns, (call.errno_name or "?") if call.failed else None)
+
+    def record(self, dur: int | None, errno: str | None) -> None:
+        """One call that took `dur` ns (None: not timed) and failed with `errno` (None: did not)."""
         self.calls += 1
-        if call.failed:
+        if errno is not None:
             self.errors += 1
-            name = call.errno_name or "?"
-            self.errnos[name] = self.errnos.get(name, 0) + 1
-        dur = call.dur_ns
+            self.errnos[errno] = self.errnos.get(errno, 0) + 1
         if dur is None:
             return
         self.timed += 1
@@ -108,32 +110,49 @@ class CallStats:
 
     def __init__(self) -> None:
         self.syscalls: dict[str, Latency] = {}
-        self.threads: dict[str, Latency] = {}
+        self._threads: dict[tuple[int, int], Latency] = {}  # (pid, tid) -> row; (-1, -1) for the rest
+        self._thread_comms: dict[tuple[int, int], bytes] = {}
         self.files: dict[str, Latency] = {}
 
     @staticmethod
-    def _row(table: dict[str, Latency], name: str) -> Latency:
+    def _row(table: dict[Any, Latency], name: Any, other: Any = OTHER) -> Latency:
         row = table.get(name)
         if row is None:
             if len(table) >= ROW_LIMIT:
-                name = OTHER
+                name = other
                 row = table.get(name)
             if row is None:
                 row = table[name] = Latency()
         return row
 
     def add(self, call: Call) -> None:
+        # Once per call: its time, error and comm are read once for the three tables.
         name = call.name or f"[{call.code}]"
-        self._row(self.syscalls, name).add(call)
-        thread = self._row(self.threads, f"{call.tid}" if call.tid == call.pid else f"{call.tid} (pid {call.pid})")
-        thread.add(call)
-        thread.label = (call.end or call.first).record.comm_name.decode("utf-8", "replace")
+        dur = call.dur_ns
+        errno = (call.errno_name or "?") if call.failed else None
+        self._row(self.syscalls, name).record(dur, errno)
+        key = (call.pid, call.tid)
+        self._row(self._threads, key, (-1, -1)).record(dur, errno)
+        self._thread_comms[key] = (call.end or call.first).record.comm
         path = call.fd_path
         if path is None:
-            paths = call.paths
+            paths = call.paths if call.parts else None
             path = paths[0].decode("utf-8", "surrogateescape") if paths else call.ret_path
         if path is not None:
-            self._row(self.files, path).add(call)
+            self._row(self.files, path).record(dur, errno)
+
+    @property
+    def threads(self) -> dict[str, Latency]:
+        """The thread rows by their name: `tid` (`tid (pid N)` for other threads) and its comm."""
+        out: dict[str, Latency] = {}
+        for (pid, tid), row in self._threads.items():
+            if pid < 0:
+                out[OTHER] = row
+                continue
+            comm = self._thread_comms.get((pid, tid), b"").split(b"\0", 1)[0].decode("utf-8", "replace")
+            row.label = comm
+            out[f"{tid}" if tid == pid else f"{tid} (pid {pid})"] = row
+        return out
 
 
 def feed(items: Iterable[Call | Shown | Dropped], stats: CallStats) -> Iterator[Shown | Dropped]:
