@@ -34,7 +34,7 @@ _FREEBSD_FD_ARG = {
 AT_FDCWD = -100
 
 
-def _signed32(value: int) -> int:
+def signed32(value: int) -> int:
     value &= 0xFFFFFFFF
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.calls import AT_FDCWD, Call, _signed32, base_name, fd_arg_index
+from ktrace_cli.decode.calls import AT_FDCWD, Call, base_name, fd_arg_index, signed32
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Struct
 
@@ -165,9 +165,9 @@ class FdTables:
         index = -1
         if 0 <= fd_i < len(args):
             index = fd_i
-        elif 0 <= dir_i < len(args) and _signed32(args[dir_i]) != AT_FDCWD:
+        elif 0 <= dir_i < len(args) and signed32(args[dir_i]) != AT_FDCWD:
             index = dir_i
-        fd = _signed32(args[index]) if index >= 0 else -1
+        fd = signed32(args[index]) if index >= 0 else -1
         if fd >= 0:
             call.fd = fd
             call.fd_index = index
@@ -197,7 +197,7 @@ class FdTables:
 
         if name == "close":
             if args:
-                t.drop(_signed32(args[0]))
+                t.drop(signed32(args[0]))
             return
         if name in _EXECS:
             if ret.error in (0, K.EJUSTRETURN):  # pyktrace stores a successful exec as EJUSTRETURN
@@ -217,12 +217,12 @@ class FdTables:
                     t.drop(fd)
             return
         if name == "closefrom":
-            for fd in [fd for fd in t.fds if fd >= _signed32(arg(0))]:
+            for fd in [fd for fd in t.fds if fd >= signed32(arg(0))]:
                 t.drop(fd)
             return
         if name in ("connect", "bind"):
             if ok or ret.error == flags.einprogress:
-                self._address(call, t, _signed32(arg(0)), "->" if name == "connect" else "")
+                self._address(call, t, signed32(arg(0)), "->" if name == "connect" else "")
             return
         if not ok or value < 0:
             return
@@ -233,7 +233,7 @@ class FdTables:
                 return
             path = paths[0].decode("utf-8", "surrogateescape")
             if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
-                base = self.path(call.pid, _signed32(arg(0)))
+                base = self.path(call.pid, signed32(arg(0)))
                 if base is not None and base.startswith("/"):
                     path = base.rstrip("/") + "/" + path
             fi = _OPENS[name]
@@ -249,7 +249,7 @@ class FdTables:
         elif name in ("dup", "dup2", "dup3") or (
             name == "fcntl" and arg(1) in (flags.f_dupfd, flags.f_dupfd_cloexec, flags.f_dup2fd, flags.f_dup2fd_cloexec)
         ):
-            src = self.path(call.pid, _signed32(arg(0)))
+            src = self.path(call.pid, signed32(arg(0)))
             if name == "dup3":
                 cloexec = bool(arg(2) & flags.o_cloexec)
             elif name == "fcntl":
@@ -261,13 +261,13 @@ class FdTables:
             else:
                 t.set(value, src, cloexec)
         elif name == "fcntl" and arg(1) == flags.f_setfd:
-            e = t.fds.get(_signed32(arg(0)))
+            e = t.fds.get(signed32(arg(0)))
             if e is not None:
                 e.cloexec = bool(arg(2) & flags.fd_cloexec)
         elif name in _ANON:
             what, fi = _ANON[name]
             if name == "signalfd4" or name == "signalfd":
-                if _signed32(arg(0)) != -1:
+                if signed32(arg(0)) != -1:
                     return  # changed the mask of an existing signalfd
             mask = _MFD_CLOEXEC if name == "memfd_create" else flags.o_cloexec
             if call.abi is A.Abi.FREEBSD and name == "eventfd":
@@ -329,5 +329,5 @@ def fd_arg_index_for(call: Call) -> tuple[int, int]:
         return -1, -1
     if name == "mmap":
         # mmap's descriptor is the fifth argument, and -1 for anonymous maps.
-        return (4, -1) if len(call.args) > 4 and _signed32(call.args[4]) >= 0 else (-1, -1)
+        return (4, -1) if len(call.args) > 4 and signed32(call.args[4]) >= 0 else (-1, -1)
     return fd_arg_index(call.abi, name)

@@ -128,6 +128,8 @@ class CallText:
         self.mask = (1 << (8 * arch.word)) - 1
         self._heads: dict[tuple[int, int, bytes], str] = {}
         self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
+        self._quoted: dict[bytes, str] = {}
+        self._fd_texts: dict[tuple[int, str | None], str] = {}
 
     def name(self, call: Call) -> str:
         code = call.code
@@ -168,14 +170,30 @@ class CallText:
                     paths.append(payload.path.split(b"\0", 1)[0])
                 elif isinstance(payload, Genio):
                     data.append(payload.data)
+            quoted = self._quoted
             for k, i in enumerate(path_i):
                 if k < len(paths) and i < len(pieces):
-                    pieces[i] = c_quote(paths[k])
+                    text = quoted.get(paths[k])
+                    if text is None:
+                        if len(quoted) > 4096:
+                            quoted.clear()
+                        text = quoted[paths[k]] = c_quote(paths[k])
+                    pieces[i] = text
             if data and 0 <= buf_i < len(pieces):
                 pieces[buf_i] = c_quote(b"".join(data), STRING_LIMIT)
         if call.fd is not None and 0 <= call.fd_index < len(pieces):
-            pieces[call.fd_index] = _fd_text(call.fd, call.fd_path)
+            pieces[call.fd_index] = self.fd_text(call.fd, call.fd_path)
         return pieces
+
+    def fd_text(self, fd: int, path: str | None) -> str:
+        """`3</etc/hosts>`, from a bounded cache (descriptors are used over and over)."""
+        key = (fd, path)
+        text = self._fd_texts.get(key)
+        if text is None:
+            if len(self._fd_texts) > 4096:
+                self._fd_texts.clear()
+            text = self._fd_texts[key] = _fd_text(fd, path)
+        return text
 
     def ret_text(self, call: Call) -> str:
         """`3`, `3</etc/hostname>`, `-1 ENOENT (No such file or directory)`, `?`."""
@@ -186,7 +204,7 @@ class CallText:
         if error == 0 or error == K.EJUSTRETURN:
             value = ret.retval if error == 0 else 0
             if call.ret_path is not None:
-                return _fd_text(value, call.ret_path)
+                return self.fd_text(value, call.ret_path)
             if -4096 < value < 1 << 16 or (value < 1 << 32 and base_name(call.name or "") not in _POINTERS):
                 return str(value)
             return f"{value & self.mask:#x}"
