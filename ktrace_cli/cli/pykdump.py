@@ -531,7 +531,12 @@ def _summary(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: kdump's exit codes and messages, never a traceback."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if argv is None:
+        # As a command, `pykdump | head` ends quietly as kdump does. An
+        # in-process caller (a test runner, a library user) keeps its own
+        # SIGPIPE disposition: SIG_DFL there would let any later write to a
+        # closed socket kill the whole caller.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:] if argv is None else argv
     try:
         status = command.main(args=args, prog_name="pykdump", standalone_mode=False)
