@@ -107,8 +107,10 @@ def signal_name(abi: Abi, signo: int) -> str:
 
 def sigcode_name(abi: Abi, signo: int, code: int) -> str | None:
     if abi is Abi.LINUX or abi is Abi.LINUX32:
+        from ktrace_cli.abi.linuxulator import linux_sigcode
+
         lsig = linux.linux_signal_from_freebsd(signo)
-        return linux.sigcode_name(lsig if lsig is not None else signo, code)
+        return linux.sigcode_name(lsig if lsig is not None else signo, linux_sigcode(signo, code))
     return freebsd.sigcode_name(signo, code)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import capture, events
 from ktrace_cli.trace import ptrace as P
@@ -331,6 +332,9 @@ class Engine:
         ns = time.time_ns()
         rule = self.rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
         error = 0
+        if nr in JUSTRETURN_SYSCALLS:
+            # The restored registers are the interrupted code's, not a result.
+            is_error, rval, error = 0, 0, K.EJUSTRETURN
         if is_error:
             e = -rval
             error = K.ERESTART if e in RESTART_ERRNOS else (self.errmap[e] if 0 < e < 4096 else e)

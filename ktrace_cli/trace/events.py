@@ -31,6 +31,11 @@ def new_task(engine: Engine, t: Thread, p: Proc, event: int) -> None:
         nt.started = False
         p.threads[child] = nt
         engine.threads[child] = nt
+        if p.file is not None and p.facs & K.KTRFAC_SYSRET and t.nr >= 0:
+            # The new thread's own return from clone/clone3 (FreeBSD's fork_return()).
+            p.file.record(K.KTR_SYSRET, p.tgid, child, t.comm, time.time_ns(),
+                          SYSRET(t.nr, 0, 0, 0))  # fmt: skip
+            engine.dirty = True
     elif p.passthrough or not ((p.inherit or t.descend_pending) and p.file is not None):
         if p.filtered:
             np = Proc(child, 0, None)

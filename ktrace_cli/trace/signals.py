@@ -28,9 +28,10 @@ def wants_psig(handler: int, sig: int) -> bool:
 def psig_payload(t: Thread, sig: int, action: int, bufs: P.PtraceBuffers) -> bytes:
     """The PSIG payload for `sig` delivered to the stopped thread `t`."""
     from ktrace_cli.abi import linux as abi
+    from ktrace_cli.abi.linuxulator import freebsd_sigcode
 
     info = P.get_siginfo(t.tid, bufs)
-    code = info[2] if info else 0
+    code = freebsd_sigcode(sig, info[2]) if info else 0
     mask = abi.freebsd_sigmask_from_linux(P.get_sigmask(t.tid, bufs))
     return PSIG_PACK(abi.freebsd_signal_from_linux(sig), action, code, *mask)
 

@@ -67,7 +67,7 @@ def test_signals_with_handler_addresses(trace, progs) -> None:  # type: ignore[n
     handler = int(t.stdout.split(b"handler=")[1].split()[0], 16)
     psigs = [p for _, p in t.payloads(K.KTR_PSIG)]
     assert [(p.signo, p.action) for p in psigs] == [(30, handler), (31, 0)]  # SIGUSR1, SIGUSR2
-    assert psigs[0].code == 0  # SI_USER: sent by kill()
+    assert psigs[0].code == 0x10001  # FreeBSD's SI_USER: sent by kill()
     assert t.records[-1].type == K.KTR_PROCDTOR
 
 

@@ -395,7 +395,15 @@ def test_linux_call_and_ret(tmp_path: Path) -> None:
         rec(Sysret(257, 2, 0), pid=4242, comm="bash"),
         rec(Sysret(0, 35, 0), pid=4242, comm="bash"),
         rec(Sysret(0, 0x10000 + 16 + 0, 0), pid=4242, comm="bash"),
-        rec(Psig(30, 0, 0), pid=4242, comm="bash"),
+        rec(Psig(30, 0, 0x10001), pid=4242, comm="bash"),
+        # FreeBSD codes (as pyktrace stores them) print with their Linux names;
+        # Linux-only codes are stored at 0x20000 + the Linux code.
+        rec(Psig(30, 0, 0x10007), pid=4242, comm="bash"),
+        rec(Psig(8, 0, 2), pid=4242, comm="bash"),
+        rec(Psig(8, 0, 1), pid=4242, comm="bash"),
+        rec(Psig(11, 0, 0x20003), pid=4242, comm="bash"),
+        rec(Psig(5, 0, 0x20004), pid=4242, comm="bash"),
+        rec(Psig(30, 0, 0x2fffb), pid=4242, comm="bash"),
     ]
     assert kdump(tmp_path, records) == (
         "  4242 bash     CALL  openat(AT_FDCWD,0x4005d0,0<O_RDONLY>)\n"
@@ -403,6 +411,12 @@ def test_linux_call_and_ret(tmp_path: Path) -> None:
         "  4242 bash     RET   read -1 errno 11 Resource temporarily unavailable\n"
         "  4242 bash     RET   read -1 errno 16 Device or resource busy\n"
         "  4242 bash     PSIG  SIGUSR1 SIG_DFL code=SI_USER\n"
+        "  4242 bash     PSIG  SIGUSR1 SIG_DFL code=SI_TKILL\n"
+        "  4242 bash     PSIG  SIGFPE SIG_DFL code=FPE_INTDIV\n"
+        "  4242 bash     PSIG  SIGFPE SIG_DFL code=FPE_INTOVF\n"
+        "  4242 bash     PSIG  SIGSEGV SIG_DFL code=SEGV_BNDERR\n"
+        "  4242 bash     PSIG  SIGTRAP SIG_DFL code=TRAP_HWBKPT\n"
+        "  4242 bash     PSIG  SIGUSR1 SIG_DFL code=SI_SIGIO\n"
     )
 
 

@@ -1,0 +1,107 @@
+"""pyktrace records Linux processes as FreeBSD's Linuxulator would (progs/linuxulator.c).
+
+Each test asserts the stored values, pykdump's Linux text, and what a reader
+with FreeBSD's tables alone (FreeBSD's kdump) makes of the same records.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from ktrace_cli.abi import freebsd, linux
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.records import ProcCtor, Sysret
+from ktrace_cli.format.writer import encode_record
+
+from .conftest import TIMEOUT
+
+PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+SV_FREEBSD64 = K.SV_ABI_FREEBSD | K.SV_LP64
+SIGUSR1, SIGALRM, SIGFPE = 30, 14, 8  # FreeBSD numbers, as PSIG stores them
+
+
+def _run(trace, progs, tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "linuxulator")], options=["-t", "cns+"], trfile=path)
+    assert t.returncode == -signal.SIGFPE
+    handler = int(t.stdout.split(b"handler=")[1].split()[0], 16)
+    return t, path, handler
+
+
+def _kdump(path: Path, *options: str) -> list[str]:
+    out = subprocess.run([*PYKDUMP, *options, "-f", str(path)], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    return out.splitlines()
+
+
+def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same records, with every process declared a native FreeBSD amd64 one."""
+    with open(path, "wb") as f:
+        for r in records:
+            if r.type == K.KTR_PROCCTOR:
+                r.payload = ProcCtor(SV_FREEBSD64).pack(AMD64)
+            f.write(encode_record(r))
+
+
+def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    t, path, handler = _run(trace, progs, tmp_path)
+    psigs = [(p.signo, p.code) for _, p in t.payloads(K.KTR_PSIG)]
+    # kill, sigqueue, raise (tgkill), the itimer, the division by zero
+    assert psigs == [(SIGUSR1, 0x10001), (SIGUSR1, 0x10002), (SIGUSR1, 0x10007),
+                     (SIGALRM, 0x10006), (SIGFPE, 2)]  # fmt: skip
+    lines = [line.split(None, 2)[2] for line in _kdump(path) if " PSIG " in line]
+    caught = f"caught handler=0x{handler:x}"
+    assert lines == [
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_QUEUE",
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_TKILL",
+        f"PSIG  SIGALRM {caught} mask=0x2000 code=SI_KERNEL",
+        "PSIG  SIGFPE SIG_DFL code=FPE_INTDIV",
+    ]
+    # FreeBSD's kdump: its own sysdecode_sigcode() table, whatever the ABI.
+    assert [freebsd.sigcode_name(s, c) for s, c in psigs] == [
+        "SI_USER", "SI_QUEUE", "SI_LWP", "SI_KERNEL", "FPE_INTDIV"]  # fmt: skip
+    native = tmp_path / "native.out"
+    _as_freebsd(t.records, native)
+    lines = [line.split(None, 2)[2] for line in _kdump(native) if " PSIG " in line]
+    assert lines == [
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_QUEUE",
+        f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_LWP",
+        f"PSIG  SIGALRM {caught} mask=0x2000 code=SI_KERNEL",
+        "PSIG  SIGFPE SIG_DFL code=FPE_INTDIV",
+    ]
+
+
+def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    t, path, _ = _run(trace, progs, tmp_path)
+    nr = linux.syscall_number("rt_sigreturn")
+    rets = [(p.error, p.retval) for _, p in t.payloads(K.KTR_SYSRET) if p.code == nr]
+    assert rets == [(K.EJUSTRETURN, 0)] * 4  # one per caught signal
+    lines = [line.split(None, 2)[2] for line in _kdump(path) if "rt_sigreturn" in line]
+    assert lines == ["CALL  rt_sigreturn", "RET   rt_sigreturn JUSTRETURN"] * 4
+    just = [line.split()[3] for line in _kdump(path) if line.endswith(" JUSTRETURN")]
+    assert just == ["execve"] + ["rt_sigreturn"] * 4
+    # FreeBSD's kdump prints EJUSTRETURN as JUSTRETURN whatever the call.
+    native = tmp_path / "native.out"
+    _as_freebsd(t.records, native)
+    assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
+
+
+def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    t, path, _ = _run(trace, progs, tmp_path)
+    nr = linux.syscall_number("clone3")
+    rets = [(r.pid, r.tid, p.error, p.retval) for r, p in t.payloads(K.KTR_SYSRET)
+            if isinstance(p, Sysret) and p.code == nr]  # fmt: skip
+    assert len(rets) == 2
+    child = next(tid for _, tid, _, _ in rets if tid != t.pid)
+    # The new thread's own return (written when it is created), and the creator's.
+    assert rets == [(t.pid, child, 0, 0), (t.pid, t.pid, 0, child)]
+    lines = [line.split(None, 1)[1] for line in _kdump(path, "-H") if "RET   clone3" in line]
+    assert lines == [f"{child} linuxulator RET   clone3 0",
+                     f"{t.pid} linuxulator RET   clone3 {child}/{child:#x}"]  # fmt: skip
+
