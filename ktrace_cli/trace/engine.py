@@ -14,7 +14,7 @@ from typing import Any
 
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import capture, events
+from ktrace_cli.trace import capture, events, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -40,7 +40,7 @@ from ktrace_cli.trace.tracee import (
 log = logging.getLogger("pyktrace.engine")
 
 # Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit.
-RESTART_ERRNOS = frozenset({512, 513, 514, 516})
+RESTART_ERRNOS = restarts.RESTART_ERRNOS
 
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
@@ -283,6 +283,8 @@ class Engine:
             # A program's own RET_TRACE filter after our entry stop: same call.
             P._ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
             return
+        if t.restart_ret is not None:
+            restarts.settle(t, 0)  # the interrupted call restarts: this is it (or restart_syscall)
         t.insys = True
         t.nr = nr
         ns = time.time_ns()
@@ -332,6 +334,7 @@ class Engine:
         ns = time.time_ns()
         rule = self.rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
         error = 0
+        rval_in = rval
         if nr in JUSTRETURN_SYSCALLS:
             # The restored registers are the interrupted code's, not a result.
             is_error, rval, error = 0, 0, K.EJUSTRETURN
@@ -350,6 +353,9 @@ class Engine:
             ) == 6:
                 capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
         tf = p.file
+        if is_error and error == K.ERESTART:
+            t.restart_ret = (nr, -rval_in, ns)  # EINTR or RESTART: known at the next stop
+            return
         if tf is not None and p.facs & K.KTRFAC_SYSRET:
             if tf.version:
                 sec, nsec = divmod(ns, 1_000_000_000)
@@ -384,6 +390,10 @@ class Engine:
                 p.resethand.add(sig)
             else:
                 p.resethand.discard(sig)
+            if flags & restarts.SA_RESTART:
+                p.sa_restart.add(sig)
+            else:
+                p.sa_restart.discard(sig)
         elif kind == R.SPECIAL_PRCTL and args:
             if args[0] == capture.PR_SET_NAME:
                 t.comm = read_comm(p.tgid, t.tid)
@@ -458,6 +468,8 @@ class Engine:
 
     def _signal_stop(self, t: Thread, p: Proc, sig: int) -> None:
         tid = t.tid
+        if t.restart_ret is not None and restarts.settle(t, sig):
+            self.dirty = True
         if t.stepping:
             stepped, self_ns, payload = t.stepping, t.entry_ns, self._step_payload
             t.stepping = 0

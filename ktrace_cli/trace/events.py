@@ -48,6 +48,7 @@ def new_task(engine: Engine, t: Thread, p: Proc, event: int) -> None:
         np = Proc(child, p.facs, p.file)
         np.handlers = dict(p.handlers)
         np.resethand = set(p.resethand)
+        np.sa_restart = set(p.sa_restart)
         np.filtered = p.filtered
         np.mode_op = p.mode_op
         adopt(engine, np, child, t, t.comm)
@@ -108,6 +109,10 @@ def exec_(engine: Engine, t: Thread, p: Proc) -> None:
 def exiting(engine: Engine, t: Thread, p: Proc) -> None:
     """PTRACE_EVENT_EXIT: the thread is dying but its parent has not been told yet."""
     t.exiting = True
+    if t.restart_ret is not None:
+        from ktrace_cli.trace import restarts
+
+        restarts.settle(t, 0)  # killed inside the call: the kernel would have restarted it
     code = P.get_event_msg(t.tid, engine.bufs)
     if code >= 0 and code & 0x7F == signal.SIGKILL:
         engine._killed(t, p)

@@ -23,7 +23,7 @@ class Proc:
     __slots__ = (
         "tgid", "facs", "file", "threads", "mem", "handlers", "resethand", "mode_op",
         "want_seccomp", "filtered", "passthrough", "dtor_done", "kill_reported", "detaching",
-        "status_short",
+        "status_short", "sa_restart",
     )  # fmt: skip
 
     def __init__(self, tgid: int, facs: int, file: TraceFile | None) -> None:
@@ -36,6 +36,7 @@ class Proc:
         self.mem = ProcMem(tgid, self._lost)
         self.handlers: dict[int, int] = {}
         self.resethand: set[int] = set()
+        self.sa_restart: set[int] = set()  # signals whose handler has SA_RESTART
         self.mode_op = PTRACE_SYSCALL  # PTRACE_CONT once a seccomp filter selects the stops
         self.want_seccomp = False  # the command-mode filter is about to be installed
         self.filtered = False  # a RET_TRACE filter is live: never detach, pass through
@@ -99,6 +100,7 @@ class Proc:
         """execve resets caught signals to SIG_DFL; ignored ones stay ignored."""
         self.handlers = {s: h for s, h in self.handlers.items() if h == SIG_IGN}
         self.resethand.clear()
+        self.sa_restart.clear()
 
 
 class Thread:
@@ -106,7 +108,7 @@ class Thread:
 
     __slots__ = (
         "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
-        "exiting", "sigaction", "stepping", "descend_pending", "status_fd",
+        "exiting", "sigaction", "stepping", "descend_pending", "status_fd", "restart_ret",
     )  # fmt: skip
 
     def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
@@ -126,6 +128,8 @@ class Thread:
         # child it forks now was forked during the walk and is traced too.
         self.descend_pending = False
         self.status_fd = -1  # /proc/TGID/task/TID/status, opened once `w` needs it
+        # (syscall, Linux restart code, time) of a RET waiting for its next stop (trace/restarts.py)
+        self.restart_ret: tuple[int, int, int] | None = None
 
     def read_nvcsw(self) -> int:
         """The voluntary context switch count (for CSW records), -1 if unreadable.

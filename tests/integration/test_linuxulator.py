@@ -38,6 +38,12 @@ def _kdump(path: Path, *options: str) -> list[str]:
     return out.splitlines()
 
 
+def _body(line: str) -> str:
+    """A line without its pid and comm columns; GIO data lines stripped of their indent."""
+    fields = line.split(None, 2)
+    return fields[2] if len(fields) == 3 and fields[0].isdigit() else line.strip()
+
+
 def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
     """The same records, with every process declared a native FreeBSD amd64 one."""
     with open(path, "wb") as f:
@@ -90,6 +96,49 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     native = tmp_path / "native.out"
     _as_freebsd(t.records, native)
     assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
+
+
+def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # linuxulator.c: sigsuspend returns EINTR once a handler ran (FreeBSD's kern_sigsuspend too).
+    _, path, handler = _run(trace, progs, tmp_path)
+    lines = [_body(line) for line in _kdump(path)]
+    at = lines.index("RET   rt_sigsuspend -1 errno 4 Interrupted system call")
+    assert lines[at + 1] == f"PSIG  SIGALRM caught handler=0x{handler:x} mask=0x2000 code=SI_KERNEL"
+    # restart.c: the same read(2) interrupted without, then with SA_RESTART.
+    path = tmp_path / "restart.out"
+    t = trace([str(progs / "restart")], options=["-t", "cisp"], trfile=path)
+    assert t.returncode == 0
+    out = dict(f.split("=") for f in t.stdout.decode().split()[2:])
+    assert t.stdout.split()[:2] == [b"-1", b"1"]
+    quiet, feed, buf, x = (int(out[k], 16) for k in ("quiet", "feed", "byte", "x"))
+    lines = [_body(line) for line in _kdump(path)]
+    first = lines.index(f"CALL  read(0x3,{buf:#x},0x1)")
+    assert lines[first : first + 5] == [
+        f"CALL  read(0x3,{buf:#x},0x1)",
+        "RET   read -1 errno 4 Interrupted system call",
+        f"PSIG  SIGALRM caught handler={quiet:#x} mask=0x0 code=SI_USER",
+        "CALL  rt_sigreturn",
+        "RET   rt_sigreturn JUSTRETURN",
+    ]
+    second = lines.index(f"CALL  read(0x3,{buf:#x},0x1)", first + 1)
+    assert lines[second : second + 14] == [
+        f"CALL  read(0x3,{buf:#x},0x1)",
+        "RET   read RESTART",
+        f"PSIG  SIGALRM caught handler={feed:#x} mask=0x0 code=SI_USER",
+        f"CALL  write(0x4,{x:#x},0x1)",
+        "GIO   fd 4 wrote 1 byte",
+        '"x"',
+        "RET   write 1",
+        "CALL  rt_sigreturn",
+        "RET   rt_sigreturn JUSTRETURN",
+        f"CALL  read(0x3,{buf:#x},0x1)",
+        "GIO   fd 3 read 1 byte",
+        '"x"',
+        "RET   read 1",
+        "CALL  wait4(-1,0,0,0)",
+    ]
+    errors = [p.error for _, p in t.payloads(K.KTR_SYSRET) if p.code == linux.syscall_number("read")]
+    assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
 def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

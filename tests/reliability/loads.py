@@ -292,8 +292,9 @@ def comm_of(path: bytes) -> str:
 def strace_counts(text: bytes) -> Counts:
     """Completed syscalls per (program, name) in `strace -f -qq` output.
 
-    A call interrupted by a signal and restarted by the kernel (= ? ERESTART...)
-    is entered twice; it is counted once, as in trace_counts. The program of
+    A call interrupted by a signal and restarted by the kernel (= ? ERESTART...,
+    then entered again) is counted once, as in trace_counts; one that the
+    handler made fail with EINTR is not entered again and counts once too. The program of
     a line is what its pid last exec'd, or what its parent ran when it forked
     (strace's own -Y comm is read late and misnames a child just after exec).
     """
@@ -321,15 +322,25 @@ def strace_counts(text: bytes) -> Counts:
         return TRACER
 
     counts: Counts = collections.Counter()
+    interrupted: dict[int, tuple[str, str]] = {}  # pid -> (program, call) left with = ? ERESTART...
     for i, line in enumerate(lines):
         m = _LINE.match(line)
         if m is None:
             continue
         pid, name, started = int(m.group(1)), m.group(2).decode(), m.group(3) == b"("
         if started:
-            counts[(program(pid, i), name)] += 1
+            key = (program(pid, i), name)
+            counts[key] += 1
+            # Entered again (itself or through restart_syscall): the kernel
+            # restarted it, which pyktrace records as RESTART.
+            was = interrupted.get(pid)
+            if was is not None and name in (was[1], "restart_syscall"):
+                del interrupted[pid]
+                counts[was] -= 1
+        if name == "rt_sigreturn" and b"= -1 EINTR" in line:
+            interrupted.pop(pid, None)  # the handler made it fail with EINTR: one call
         if b"= ? ERESTART" in line:
-            counts[(program(pid, i), name)] -= 1
+            interrupted[pid] = (program(pid, i), name)
     return +counts
 
 
