@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import interp
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import SYSRET, procctor
 from ktrace_cli.trace.memory import ProcMem
@@ -100,6 +101,11 @@ def exec_(engine: Engine, t: Thread, p: Proc) -> None:
     t.exiting = False
     p.mem.reopen(p.tgid)
     p.exec_reset()
+    if p.file is not None and p.facs & K.KTRFAC_NAMEI:
+        # The #! and ELF interpreters, under the comm of the image that called exec.
+        ns = time.time_ns()
+        for name in interp.looked_up(p.tgid, p.mem):
+            p.file.record(K.KTR_NAMEI, p.tgid, t.tid, t.comm, ns, name)
     t.comm = read_comm(p.tgid, t.tid)
     if p.file is not None:
         procctor(p.file, p.tgid, t.tid, t.comm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -69,6 +70,17 @@ def _stop_engine(rtdir: Path) -> None:
         os.kill(pid, 15)
         select.select([pidfd], [], [], 10)
     os.close(pidfd)
+
+
+def requested_interpreter(program: Path) -> str:
+    """PT_INTERP of `program`, as binutils' readelf reports it."""
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf (binutils) is not installed")
+    out = subprocess.run(["readelf", "-l", str(program)], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    m = re.search(r"\[Requesting program interpreter: ([^\]]+)\]", out)
+    assert m is not None, "progs are built dynamically linked"
+    return m.group(1)
 
 
 @pytest.fixture(scope="session")

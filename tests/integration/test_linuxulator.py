@@ -17,7 +17,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.records import ProcCtor, Sysret
 from ktrace_cli.format.writer import encode_record
 
-from .conftest import TIMEOUT
+from .conftest import TIMEOUT, requested_interpreter
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 SV_FREEBSD64 = K.SV_ABI_FREEBSD | K.SV_LP64
@@ -154,3 +154,31 @@ def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path) -> No
     assert lines == [f"{child} linuxulator RET   clone3 0",
                      f"{t.pid} linuxulator RET   clone3 {child}/{child:#x}"]  # fmt: skip
 
+
+
+def test_exec_looks_up_the_script_and_elf_interpreters(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    basic = progs / "basic"  # reads its argv[1] (here: the script) to stdout, exits 3
+    ld = requested_interpreter(basic)
+    script = tmp_path / "script"
+    script.write_bytes(b"#! %s -x\n" % bytes(basic))
+    script.chmod(0o755)
+    path = tmp_path / "ktrace.out"
+    t = trace([str(script)], options=["-t", "cn"], trfile=path)
+    assert t.returncode == 3
+    lines = _kdump(path, "-H")
+    at = next(i for i, line in enumerate(lines) if line.endswith(f'NAMI  "{script}"'))
+    tid = lines[at].split()[1]
+    # FreeBSD: the script, its #! interpreter (imgact_shell), that image's
+    # PT_INTERP (imgact_elf), all under the comm that called exec, then the RET.
+    assert [line.split(None, 1)[1] for line in lines[at : at + 4]] == [
+        f'{tid} pyktrace NAMI  "{script}"',
+        f'{tid} pyktrace NAMI  "{basic}"',
+        f'{tid} pyktrace NAMI  "{ld}"',
+        f"{tid} script   RET   execve JUSTRETURN",
+    ]
+    # A program run directly: its own path, then its ELF interpreter.
+    t = trace([str(basic), str(script)], options=["-t", "cn"], trfile=path)
+    assert t.returncode == 3
+    lines = [_body(line) for line in _kdump(path)]
+    at = lines.index(f'NAMI  "{basic}"')
+    assert lines[at : at + 3] == [f'NAMI  "{basic}"', f'NAMI  "{ld}"', "RET   execve JUSTRETURN"]

@@ -16,7 +16,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, Record, Syscall, Sysret
 
-from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine
+from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 
@@ -77,11 +77,12 @@ def test_trace_begins_at_the_engines_answer_cold_and_warm(progs: Path, tmp_path:
     (tmp_path / "empty").mkdir()
     env = dict(os.environ, XDG_RUNTIME_DIR=str(xdg), PATH=f"{tmp_path / 'empty'}:{progs}")
     execer = str(progs / "execer")
+    ld = requested_interpreter(progs / "execer")
     try:
         # Cold: this pyktrace starts the engine itself.
         cold = _run(env, tmp_path, "-f", "cold.out", execer)
         assert (cold.returncode, cold.stderr) == (0, b"")
-        _check_prologue(_prologue(tmp_path / "cold.out"), ["CALL execve", f"NAMI {execer}"])
+        _check_prologue(_prologue(tmp_path / "cold.out"), ["CALL execve", f"NAMI {execer}", f"NAMI {ld}"])
         # Warm: the engine is already running (kept busy by a traced looper),
         # and the command is found by a PATH search.
         lp = Looper(progs)
@@ -94,7 +95,7 @@ def test_trace_begins_at_the_engines_answer_cold_and_warm(progs: Path, tmp_path:
             assert lp.close() == 0
         _check_prologue(_prologue(tmp_path / "warm.out"), [
             "CALL execve", f"NAMI {tmp_path / 'empty' / 'execer'}", "RET execve error 2",
-            "CALL execve", f"NAMI {execer}"])  # fmt: skip
+            "CALL execve", f"NAMI {execer}", f"NAMI {ld}"])  # fmt: skip
     finally:
         _stop_engine(xdg / "pyktrace")
 
