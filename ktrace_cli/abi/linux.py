@@ -237,22 +237,25 @@ def linux_errno_from_freebsd(ktr_error: int) -> int:
 
 # --- signals ---------------------------------------------------------------
 
-# Linux signals whose FreeBSD signal has another number (same meaning); every other
-# Linux signal 1..31 has the same number on FreeBSD, except SIGSTKFLT and SIGPWR,
-# which FreeBSD lacks.
+# Linux signals whose FreeBSD signal has another number, as FreeBSD's Linux
+# emulation translates them (its linux_to_bsd_signal()); every other Linux
+# signal 1..31 has the same number on FreeBSD. FreeBSD lacks SIGSTKFLT, which
+# the emulation delivers as SIGBUS, and SIGPWR, which takes FreeBSD's first
+# realtime signal, so the Linux realtime signals start one further on.
 _SIGNALS_RENUMBERED = {
     7: 10,   # SIGBUS
     10: 30,  # SIGUSR1
     12: 31,  # SIGUSR2
+    16: 10,  # SIGSTKFLT -> SIGBUS (one way: SIGBUS maps back to SIGBUS)
     17: 20,  # SIGCHLD
     18: 19,  # SIGCONT
     19: 17,  # SIGSTOP
     20: 18,  # SIGTSTP
     23: 16,  # SIGURG
     29: 23,  # SIGIO
+    30: freebsd.SIGRTMIN,  # SIGPWR
     31: 12,  # SIGSYS
 }
-_SIGNALS_LINUX_ONLY = frozenset({16, 30})  # SIGSTKFLT, SIGPWR
 
 # Linux signal names 1..31 (asm/signal.h); 6 is SIGABRT (alias SIGIOT), 29 SIGIO (SIGPOLL).
 _LINUX_SIGNAL_NAMES = (
@@ -300,26 +303,29 @@ def signal_number(name: str) -> int | None:
 
 
 def freebsd_signal_from_linux(sig: int) -> int:
-    """FreeBSD signal number for a Linux signal (SIGUSR1 10 -> 30, RT 32+n -> 65+n).
+    """FreeBSD signal number for a Linux signal, as the Linuxulator stores it.
 
-    Signals FreeBSD lacks (SIGSTKFLT, SIGPWR) and numbers outside 0..64 become
-    0x10000 + the Linux number.
+    SIGUSR1 10 -> 30, SIGPWR 30 -> 65, realtime 32+n -> 66+n, SIGSTKFLT -> SIGBUS;
+    numbers outside 0..64 become 0x10000 + the Linux number.
     """
     if sig == 0:
         return 0
     if sig in _SIGNALS_RENUMBERED:
         return _SIGNALS_RENUMBERED[sig]
-    if 1 <= sig < SIGRTMIN and sig not in _SIGNALS_LINUX_ONLY:
+    if 1 <= sig < SIGRTMIN:
         return sig
     if SIGRTMIN <= sig <= SIGRTMAX:
-        return freebsd.SIGRTMIN + (sig - SIGRTMIN)
+        return freebsd.SIGRTMIN + 1 + (sig - SIGRTMIN)
     return LINUX_ONLY_BASE + sig
 
 
 @cache
 def _linux_signals_by_freebsd() -> dict[int, int]:
-    inverse = {freebsd_signal_from_linux(sig): sig for sig in range(1, SIGRTMAX + 1)}
-    return {fsig: lsig for fsig, lsig in inverse.items() if fsig < LINUX_ONLY_BASE}
+    # Lowest Linux number first wins: FreeBSD's SIGBUS is Linux's SIGBUS, not SIGSTKFLT.
+    inverse: dict[int, int] = {}
+    for sig in range(1, SIGRTMAX + 1):
+        inverse.setdefault(freebsd_signal_from_linux(sig), sig)
+    return inverse
 
 
 def linux_signal_from_freebsd(n: int) -> int | None:

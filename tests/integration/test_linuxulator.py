@@ -56,21 +56,24 @@ def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
 def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t, path, handler = _run(trace, progs, tmp_path)
     psigs = [(p.signo, p.code) for _, p in t.payloads(K.KTR_PSIG)]
-    # kill, sigqueue, raise (tgkill), the itimer, the division by zero
-    assert psigs == [(SIGUSR1, 0x10001), (SIGUSR1, 0x10002), (SIGUSR1, 0x10007),
-                     (SIGALRM, 0x10006), (SIGFPE, 2)]  # fmt: skip
+    # kill, sigqueue, raise (tgkill), SIGPWR, glibc's SIGRTMIN+2 (Linux 36), the itimer,
+    # the division by zero
+    assert psigs == [(SIGUSR1, 0x10001), (SIGUSR1, 0x10002), (SIGUSR1, 0x10007), (65, 0x10001),
+                     (70, 0x10001), (SIGALRM, 0x10006), (SIGFPE, 2)]  # fmt: skip
     lines = [line.split(None, 2)[2] for line in _kdump(path) if " PSIG " in line]
     caught = f"caught handler=0x{handler:x}"
     assert lines == [
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_QUEUE",
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_TKILL",
+        f"PSIG  SIGPWR {caught} mask=0x0 code=SI_USER",
+        f"PSIG  SIGRT4 {caught} mask=0x0 code=SI_USER",
         f"PSIG  SIGALRM {caught} mask=0x2000 code=SI_KERNEL",
         "PSIG  SIGFPE SIG_DFL code=FPE_INTDIV",
     ]
     # FreeBSD's kdump: its own sysdecode_sigcode() table, whatever the ABI.
     assert [freebsd.sigcode_name(s, c) for s, c in psigs] == [
-        "SI_USER", "SI_QUEUE", "SI_LWP", "SI_KERNEL", "FPE_INTDIV"]  # fmt: skip
+        "SI_USER", "SI_QUEUE", "SI_LWP", "SI_USER", "SI_USER", "SI_KERNEL", "FPE_INTDIV"]  # fmt: skip
     native = tmp_path / "native.out"
     _as_freebsd(t.records, native)
     lines = [line.split(None, 2)[2] for line in _kdump(native) if " PSIG " in line]
@@ -78,6 +81,8 @@ def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: i
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_QUEUE",
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_LWP",
+        f"PSIG  SIGRT0 {caught} mask=0x0 code=SI_USER",  # FreeBSD's names for what the
+        f"PSIG  SIGRT5 {caught} mask=0x0 code=SI_USER",  # Linuxulator stores
         f"PSIG  SIGALRM {caught} mask=0x2000 code=SI_KERNEL",
         "PSIG  SIGFPE SIG_DFL code=FPE_INTDIV",
     ]
@@ -87,11 +92,11 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     t, path, _ = _run(trace, progs, tmp_path)
     nr = linux.syscall_number("rt_sigreturn")
     rets = [(p.error, p.retval) for _, p in t.payloads(K.KTR_SYSRET) if p.code == nr]
-    assert rets == [(K.EJUSTRETURN, 0)] * 4  # one per caught signal
+    assert rets == [(K.EJUSTRETURN, 0)] * 6  # one per caught signal
     lines = [line.split(None, 2)[2] for line in _kdump(path) if "rt_sigreturn" in line]
-    assert lines == ["CALL  rt_sigreturn", "RET   rt_sigreturn JUSTRETURN"] * 4
+    assert lines == ["CALL  rt_sigreturn", "RET   rt_sigreturn JUSTRETURN"] * 6
     just = [line.split()[3] for line in _kdump(path) if line.endswith(" JUSTRETURN")]
-    assert just == ["execve"] + ["rt_sigreturn"] * 4
+    assert just == ["execve"] + ["rt_sigreturn"] * 6
     # FreeBSD's kdump prints EJUSTRETURN as JUSTRETURN whatever the call.
     native = tmp_path / "native.out"
     _as_freebsd(t.records, native)

@@ -335,7 +335,9 @@ def test_every_freebsd_errno_translates() -> None:
         (1, 1), (2, 2), (6, 6), (7, 10), (9, 9), (10, 30), (11, 11), (12, 31), (13, 13),
         (14, 14), (15, 15), (17, 20), (18, 19), (19, 17), (20, 18), (21, 21), (22, 22),
         (23, 16), (24, 24), (25, 25), (26, 26), (27, 27), (28, 28), (29, 23), (31, 12),
-        (32, 65), (34, 67), (64, 97), (16, 0x10010), (30, 0x1001E), (0, 0),
+        # As the Linuxulator numbers them: SIGPWR takes FreeBSD's SIGRTMIN, so
+        # the Linux realtime signals start at 66.
+        (30, 65), (32, 66), (34, 68), (64, 98), (65, 0x10041), (0, 0),
     ],
 )
 def test_freebsd_signal_from_linux(linux_sig: int, freebsd_sig: int) -> None:
@@ -343,16 +345,22 @@ def test_freebsd_signal_from_linux(linux_sig: int, freebsd_sig: int) -> None:
     assert linux.linux_signal_from_freebsd(freebsd_sig) == linux_sig
 
 
+def test_sigstkflt_is_delivered_as_sigbus() -> None:
+    assert linux.freebsd_signal_from_linux(16) == 10  # FreeBSD's SIGBUS
+    assert linux.linux_signal_from_freebsd(10) == 7  # which reads back as Linux's SIGBUS
+
+
 def test_freebsd_signals_without_linux_twin() -> None:
-    for n in (7, 29, 32, 33, 98, 126):
+    for n in (7, 29, 32, 33, 99, 126):
         assert linux.linux_signal_from_freebsd(n) is None
 
 
 def test_signal_names_agree_across_the_map() -> None:
     for sig in range(1, 32):
-        fsig = linux.freebsd_signal_from_linux(sig)
-        if fsig < linux.LINUX_ONLY_BASE:
-            assert freebsd.signal_name(fsig) == linux.signal_name(sig)
+        if sig in (16, 30):  # SIGSTKFLT, SIGPWR: FreeBSD has no such signal
+            continue
+        assert freebsd.signal_name(linux.freebsd_signal_from_linux(sig)) == linux.signal_name(sig)
+    assert freebsd.signal_name(linux.freebsd_signal_from_linux(16)) == "SIGBUS"
 
 
 @pytest.mark.parametrize(
@@ -383,18 +391,20 @@ def test_sigmask_maps() -> None:
     for sig in (usr1, term, stkflt, pwr, rt2, rtmax):
         mask |= 1 << (sig - 1)
     words = linux.freebsd_sigmask_from_linux(mask)
-    # FreeBSD: SIGUSR1 30 and SIGTERM 15 in word 0, SIGRT2 (67) in word 2, SIGRT32 (97) in word 3
-    assert words == ((1 << 29) | (1 << 14), 0, 1 << 2, 1 << 0)
-    dropped = mask & ~((1 << (stkflt - 1)) | (1 << (pwr - 1)))
-    assert linux.linux_sigmask_from_freebsd(words) == dropped
+    # FreeBSD: SIGUSR1 30, SIGTERM 15 and SIGSTKFLT as SIGBUS 10 in word 0;
+    # SIGPWR 65 and SIGRT2 (68) in word 2, SIGRTMAX (98) in word 3
+    assert words == ((1 << 29) | (1 << 14) | (1 << 9), 0, (1 << 0) | (1 << 3), 1 << 1)
+    bus = 7
+    back = (mask & ~(1 << (stkflt - 1))) | (1 << (bus - 1))
+    assert linux.linux_sigmask_from_freebsd(words) == back
     # FreeBSD-only signals (SIGINFO 29, SIGTHR 32) have no Linux bit
     assert linux.linux_sigmask_from_freebsd(((1 << 28) | (1 << 31), 0, 0, 0)) == 0
 
 
 def test_sigmask_round_trip_all_mappable() -> None:
     full = (1 << 64) - 1
-    linux_only = (1 << 15) | (1 << 29)
-    assert linux.linux_sigmask_from_freebsd(linux.freebsd_sigmask_from_linux(full)) == full & ~linux_only
+    stkflt = 1 << 15  # folded into SIGBUS, which is in the mask already
+    assert linux.linux_sigmask_from_freebsd(linux.freebsd_sigmask_from_linux(full)) == full & ~stkflt
 
 
 @pytest.mark.parametrize(

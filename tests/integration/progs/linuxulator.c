@@ -1,7 +1,7 @@
 /* Signals whose si_code the Linuxulator translates, a handler's return, a new
  * thread, and a fault that kills: kill (SI_USER), sigqueue (SI_QUEUE),
- * raise (tgkill: SI_LWP), an itimer (SI_KERNEL), an integer division by zero
- * (FPE_INTDIV). Prints the handler's address for the test to compare. */
+ * raise (tgkill: SI_LWP), SIGPWR and a realtime signal, an itimer (SI_KERNEL),
+ * an integer division by zero (FPE_INTDIV). Prints the handler's address for the test to compare. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +26,11 @@ int main(int argc, char **argv) {
     union sigval value = {.sival_int = 7};
     sigqueue(getpid(), SIGUSR1, value);
     raise(SIGUSR1);
+    /* Linux-only SIGPWR and a realtime signal, renumbered as the Linuxulator does. */
+    sigaction(SIGPWR, &sa, NULL);
+    kill(getpid(), SIGPWR);
+    sigaction(SIGRTMIN + 2, &sa, NULL);
+    kill(getpid(), SIGRTMIN + 2);
     /* The alarm comes while SIGALRM is blocked, so it waits in sigsuspend. */
     sigset_t block, old;
     sigemptyset(&block);
