@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import convert
+from ktrace_cli.trace import convert, sigsets
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.emit import GENIO_FIXED, csw
 from ktrace_cli.trace.tracee import Thread
@@ -73,6 +73,10 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
             data = p.mem.read(args[1], 32)
             if len(data) == 32:
                 tf.record(K.KTR_STRUCT, pid, tid, comm, ns, b"itimerval\0" + data)
+        elif rule.stru == R.STRU_SIGSET:
+            stru = sigsets.entry_payload(rule.name, args, p.mem)
+            if stru is not None:
+                tf.record(K.KTR_STRUCT, pid, tid, comm, ns, stru)
     if rule.special == R.SPECIAL_PRCTL and args[0] == UTRACE_PRCTL and facs & K.KTRFAC_USER:
         length = args[2]
         if 0 < length <= K.KTR_USER_MAXLEN:
@@ -171,5 +175,9 @@ def _stru_exit(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int) -
             data = mem.read(where, 32)
             if len(data) == 32:
                 out, name = data, b"itimerval"
+    elif kind == R.STRU_SIGSET:
+        stru = sigsets.exit_payload(rule.name, args, mem)
+        if stru is not None:
+            tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, stru)
     if out is not None:
         tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, name + b"\0" + out)

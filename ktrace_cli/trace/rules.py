@@ -18,6 +18,7 @@ STRU_STATX = 2  # struct statx * at the given argument, at exit
 STRU_SOCKADDR_IN = 3  # (addr, addrlen value) arguments, at entry
 STRU_SOCKADDR_OUT = 4  # (addr, socklen_t *) arguments, at exit
 STRU_ITIMERVAL = 5  # setitimer: new value at entry, old value at exit; getitimer at exit
+STRU_SIGSET = 6  # l_sigset_t masks, as the Linuxulator logs them (trace/sigsets.py)
 
 # Calls the engine must see whatever the trace points.
 SPECIAL_NONE = 0
@@ -50,6 +51,9 @@ STRU_RULES: dict[str, tuple[int, int]] = {
     "getsockname": (STRU_SOCKADDR_OUT, 1), "getpeername": (STRU_SOCKADDR_OUT, 1),
     "recvfrom": (STRU_SOCKADDR_OUT, 4),
     "setitimer": (STRU_ITIMERVAL, 1), "getitimer": (STRU_ITIMERVAL, 1),
+    "rt_sigaction": (STRU_SIGSET, 0), "rt_sigprocmask": (STRU_SIGSET, 0),
+    "rt_sigpending": (STRU_SIGSET, 0), "rt_sigsuspend": (STRU_SIGSET, 0),
+    "rt_sigtimedwait": (STRU_SIGSET, 0),
 }  # fmt: skip
 
 SPECIAL_RULES: dict[str, int] = {

@@ -146,6 +146,24 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
+def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)
+    assert t.returncode == -signal.SIGFPE
+    lines = [_body(line) for line in _kdump(path)]
+    # The new mask once copied in, the old one handed back (the Linuxulator's order).
+    at = next(i for i, line in enumerate(lines) if line.startswith("CALL  rt_sigprocmask(SIG_BLOCK,"))
+    assert lines[at + 1 : at + 4] == ["STRU  l_sigset_t [ SIGALRM ]", "STRU  l_sigset_t [ empty ]",
+                                      "RET   rt_sigprocmask 0"]  # fmt: skip
+    at = lines.index("RET   rt_sigsuspend -1 errno 4 Interrupted system call")
+    assert lines[at - 2].startswith("CALL  rt_sigsuspend(") and lines[at - 1] == "STRU  l_sigset_t [ empty ]"
+    # rt_sigaction(SIGUSR1, &sa, NULL): the new action's mask only.
+    at = next(i for i, line in enumerate(lines) if line.startswith("CALL  rt_sigaction(SIGUSR1,"))
+    assert lines[at + 1 : at + 3] == ["STRU  l_sigset_t [ empty ]", "RET   rt_sigaction 0"]
+    stru = [p for _, p in t.payloads(K.KTR_STRUCT) if p.name == b"l_sigset_t"]
+    assert stru and all(len(p.data) == 8 for p in stru)
+
+
 def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t, path, _ = _run(trace, progs, tmp_path)
     nr = linux.syscall_number("clone3")

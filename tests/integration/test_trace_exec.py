@@ -29,10 +29,12 @@ WAITING = (
     ["CALL poll", "RET poll"],
 )
 # Then, as FreeBSD's ktrace(1) after ktrace(2): read the answer, restore
-# the two signal dispositions Python changed, exec.
+# the two signal dispositions Python changed (each logging the new and the
+# old action's l_sigset_t, as the Linuxulator does), exec.
 AFTER_ANSWER = [
     "CALL recvmsg", "GIO", "RET recvmsg", "CALL close", "RET close",
-    "CALL rt_sigaction", "RET rt_sigaction", "CALL rt_sigaction", "RET rt_sigaction",
+    "CALL rt_sigaction", "STRUCT", "STRUCT", "RET rt_sigaction",
+    "CALL rt_sigaction", "STRUCT", "STRUCT", "RET rt_sigaction",
 ]  # fmt: skip
 
 

@@ -26,6 +26,8 @@ LINUX_SIGUSR1, LINUX_SIGFPE, LINUX_SIGSEGV, LINUX_SIGTRAP, LINUX_SIGCHLD = 10, 8
         (LINUX_SIGSEGV, 1, 1, "SEGV_MAPERR"),
         (LINUX_SIGSEGV, 4, 100, "SEGV_PKUERR"),
         (7, 2, 2, "BUS_ADRERR"),
+        (7, 4, 100, "BUS_OOMERR"),  # BUS_MCEERR_AR, as the Linuxulator pairs them
+        (LINUX_SIGFPE, 14, 9, "FPE_FLTIDO"),  # FPE_FLTUNK
         (LINUX_SIGCHLD, 1, 1, "CLD_EXITED"),
         (LINUX_SIGTRAP, 1, 1, "TRAP_BRKPT"),
     ],

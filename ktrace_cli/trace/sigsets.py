@@ -1,0 +1,51 @@
+"""STRU l_sigset_t: the Linux signal masks FreeBSD's Linuxulator logs.
+
+Its signal calls log the 8-byte Linux mask they are given, once copied in
+(rt_sigaction's new action, rt_sigprocmask's new mask, rt_sigsuspend's and
+rt_sigtimedwait's masks), and the masks they hand back on success
+(rt_sigaction's old action, rt_sigprocmask's old mask, rt_sigpending). Each
+call first refuses a sigsetsize other than 8, and rt_sigaction a signal
+outside 1..64, so those log nothing.
+"""
+
+from __future__ import annotations
+
+from ktrace_cli.trace.memory import ProcMem
+
+NAME = b"l_sigset_t\0"
+SIGSET_SIZE = 8  # Linux's kernel sigset_t on x86_64
+SA_MASK_OFFSET = 24  # struct kernel_sigaction: handler, flags, restorer, mask
+SIG_MAX = 64
+
+# name -> (index of sigsetsize, entry (pointer index, offset), exit (pointer index, offset))
+_CALLS: dict[str, tuple[int, tuple[int, int] | None, tuple[int, int] | None]] = {
+    "rt_sigaction": (3, (1, SA_MASK_OFFSET), (2, SA_MASK_OFFSET)),
+    "rt_sigprocmask": (3, (1, 0), (2, 0)),
+    "rt_sigpending": (1, None, (0, 0)),
+    "rt_sigsuspend": (1, (0, 0), None),
+    "rt_sigtimedwait": (3, (0, 0), None),
+}
+CALLS = frozenset(_CALLS)
+
+
+def _mask(name: str, args: tuple[int, ...], mem: ProcMem, at_exit: bool) -> bytes | None:
+    size_arg, entry, exit_ = _CALLS[name]
+    if args[size_arg] != SIGSET_SIZE:
+        return None
+    if name == "rt_sigaction" and not 1 <= args[0] <= SIG_MAX:
+        return None
+    where = exit_ if at_exit else entry
+    if where is None or not args[where[0]]:
+        return None
+    data = mem.read(args[where[0]] + where[1], SIGSET_SIZE)
+    return NAME + data if len(data) == SIGSET_SIZE else None
+
+
+def entry_payload(name: str, args: tuple[int, ...], mem: ProcMem) -> bytes | None:
+    """The STRU payload a call logs once it has copied its mask in, or None."""
+    return _mask(name, args, mem, False)
+
+
+def exit_payload(name: str, args: tuple[int, ...], mem: ProcMem) -> bytes | None:
+    """The STRU payload a call that succeeded logs for the mask it handed back, or None."""
+    return _mask(name, args, mem, True)
