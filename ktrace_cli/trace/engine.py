@@ -535,6 +535,8 @@ class Engine:
 
     def _gone(self, t: Thread, status: int) -> None:
         p = t.proc
+        if t.restart_ret is not None:
+            restarts.settle(t, 0)  # died in the interrupted call, before any delivery stop
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             self._killed(t, p)
         if len(p.threads) <= 1 and p.threads.get(t.tid) is t:
@@ -552,6 +554,8 @@ class Engine:
         self.dirty = True
 
     def _drop_thread(self, t: Thread) -> None:
+        if t.restart_ret is not None:
+            restarts.settle(t, 0)  # detached with its RET still waiting: written as it stands
         t.close()
         p = t.proc
         if self.threads.get(t.tid) is t:

@@ -36,6 +36,7 @@ progs = integration.progs  # the integration programs (looper), as a fixture her
 TIMEOUT = 30
 PYKDUMP = [*PYKTRACE[:-1], "ktrace_cli.cli.pykdump"]
 NR_EXECVE = abi.syscall_number("execve")
+NR_CREATE = frozenset(abi.syscall_number(n) for n in ("clone", "clone3", "fork", "vfork"))
 
 
 # ---------------------------------------------------------------------------
@@ -166,11 +167,17 @@ def open_calls(records: list[Record]) -> dict[int, str]:
     The RET of an execve made by a non-leader thread comes under the
     leader's tid (Linux gives the exec'ing thread the thread-group id) and
     closes that thread's CALL; the leader's own unfinished call, if any, is
-    reported under key -tid.
+    reported under key -tid. A new thread or process begins with its own
+    return from the call that created it (FreeBSD's fork_return()).
     """
     pending: dict[int, int] = {}
     done: dict[int, int] = {}
+    seen: set[int] = set()
     for r in records:
+        first = r.tid not in seen
+        seen.add(r.tid)
+        if first and r.type == K.KTR_SYSRET and code(r) in NR_CREATE:
+            continue
         if r.type == K.KTR_SYSCALL:
             assert r.tid not in pending, f"tid {r.tid}: CALL {name(pending[r.tid])} has no RET, yet it called again"
             pending[r.tid] = code(r)
