@@ -450,10 +450,15 @@ def losses(records: list[Record], allow_open: Callable[[int, str], bool] | None 
     return found
 
 
+_EXECS = frozenset({"execve", "execveat"})
+
+
 def _check_life(pid: int, recs: list[Record], found: list[str]) -> None:
     # A successful exec starts a new image, announced by one more PROCCTOR
-    # (written at the exec event, before the execve's EJUSTRETURN RET).
-    execs = sum(r.type == K.KTR_SYSRET and _error(r) == K.EJUSTRETURN for r in recs)
+    # (written at the exec event, before the execve's EJUSTRETURN RET;
+    # rt_sigreturn returns EJUSTRETURN too).
+    execs = sum(r.type == K.KTR_SYSRET and _error(r) == K.EJUSTRETURN
+                and _name(_code(r)) in _EXECS for r in recs)  # fmt: skip
     ctors = sum(r.type == K.KTR_PROCCTOR for r in recs)
     dtors = sum(r.type == K.KTR_PROCDTOR for r in recs)
     if ctors != 1 + execs or recs[0].type != K.KTR_PROCCTOR:
