@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import io
 import os
 import signal
@@ -13,15 +12,10 @@ from typing import IO, Any
 import click
 
 from ktrace_cli import __version__
+from ktrace_cli.cli.exit_status import ExitStatus
 from ktrace_cli.format import constants as K
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    INTERRUPTED = 130
 
 
 class OutputError(OSError):

@@ -35,13 +35,13 @@ LAZY = {
     ("cli.pykdump", "format.layouts"),
     ("cli.pykdump", "render.summary"),
     # pyktrace: the client and the seccomp filter only when a request is made.
-    ("cli.pyktrace", "trace.control"),
-    ("cli.pyktrace", "trace.protocol"),
-    ("cli.pyktrace", "trace.ptrace"),
+    ("cli.pyktrace", "trace.client"),
     ("cli.pyktrace", "trace.seccomp"),
     ("cli.pyktrace", "trace.emit"),
-    # A client that finds the engine running never loads the daemon.
-    ("trace.control", "trace.daemon"),
+    # A client that finds the engine running never loads the daemon, nor
+    # ctypes unless Yama asks it to name its tracer.
+    ("trace.client", "trace.daemon"),
+    ("trace.client", "trace.ptrace"),
     # The Linux tables (a few ms) load only in the engine, not in the client.
     ("trace.rules", "abi.linux"),
     ("trace.signals", "abi.linux"),
