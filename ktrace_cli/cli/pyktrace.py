@@ -108,7 +108,7 @@ def _on_genio(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is not None and not (value.isascii() and value.isdigit()):
         raise Fatal(f"invalid --genio-size: {value}")
     if value is not None:
-        from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+        from ktrace_cli.format.writer import GENIO_SIZE_MAX
 
         if int(value) > GENIO_SIZE_MAX:
             raise Fatal(f"invalid --genio-size: {value} (at most {GENIO_SIZE_MAX})", usage=True)

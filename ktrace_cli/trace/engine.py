@@ -20,29 +20,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import TraceFile
 from ktrace_cli.trace import capture, ktrops, lifecycle
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
-from ktrace_cli.trace.emit import (
-    ARGS,
-    H1,
-    SYSCALL_FIXED,
-    SYSCALL_LEN,
-    SYSRET,
-    T_SYSCALL,
-    T_SYSRET,
-    TraceFile,
-)  # fmt: skip
 from ktrace_cli.trace.ktrops import DETACH_TIMEOUT, SHUTDOWN, STATUS, Reply, Request
 from ktrace_cli.trace.memory import RESOURCE_ERRNOS
 from ktrace_cli.trace.ptrace_backend import PtraceBackend
 from ktrace_cli.trace.table import TraceeTable
-from ktrace_cli.trace.tracee import (
-    HANDLER_UNKNOWN,
-    Proc,
-    Thread,
-)  # fmt: skip
+from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, Proc, Thread
 
 log = logging.getLogger("pyktrace.engine")
 
@@ -269,14 +256,7 @@ class Engine:
         t.entry_ns = ns
         tf = p.file
         if tf is not None and p.facs & K.KTRFAC_SYSCALL:
-            narg = self.rules.narg[nr] if nr < R.MAX_SYSCALL else 6
-            if tf.version:
-                sec, nsec = divmod(ns, 1_000_000_000)
-                tf.buf += H1(SYSCALL_LEN[narg], T_SYSCALL, 1, p.tgid, t.comm, sec, nsec,
-                             tid, -1) + SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg])  # fmt: skip
-            else:
-                tf.record(K.KTR_SYSCALL, p.tgid, tid, t.comm, ns,
-                          SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg]))  # fmt: skip
+            tf.syscall(p.tgid, tid, t.comm, ns, nr, self.rules.narg[nr] if nr < R.MAX_SYSCALL else 6, args)
             self.table.dirty = True
         rule = self.rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
         if rule is not None:
@@ -326,13 +306,7 @@ class Engine:
                 capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
         tf = p.file
         if tf is not None and p.facs & K.KTRFAC_SYSRET:
-            if tf.version:
-                sec, nsec = divmod(ns, 1_000_000_000)
-                tf.buf += H1(16, T_SYSRET, 1, p.tgid, t.comm, sec, nsec, t.tid, -1) + SYSRET(
-                    nr, 0, error, rval
-                )
-            else:
-                tf.record(K.KTR_SYSRET, p.tgid, t.tid, t.comm, ns, SYSRET(nr, 0, error, rval))
+            tf.sysret(p.tgid, t.tid, t.comm, ns, nr, error, rval)
             self.table.dirty = True
 
     # ----- every other stop -----

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import GENIO_SIZE_MAX, TraceFile, procctor
 from ktrace_cli.trace import diagnose, procfs
 from ktrace_cli.trace import rules as R
-from ktrace_cli.trace.emit import GENIO_SIZE_MAX, TraceFile, procctor
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import read_tgid
 

@@ -8,10 +8,10 @@ import signal
 import time
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import SYSRET, procctor
 from ktrace_cli.trace import capture
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
-from ktrace_cli.trace.emit import SYSRET, procctor
 from ktrace_cli.trace.memory import ProcMem
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import SA_RESETHAND, Proc, Thread, read_comm, read_tgid

@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno as E
 import os
 
+from ktrace_cli.format.writer import TraceFile, procctor
 from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
-from ktrace_cli.trace.emit import TraceFile, procctor
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace.emit import TraceFile, procdtor
+from ktrace_cli.format.writer import TraceFile, procdtor
 from ktrace_cli.trace.signals import PSIG_PACK
 from ktrace_cli.trace.tracee import Proc, Thread
 

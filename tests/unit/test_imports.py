@@ -37,7 +37,7 @@ LAZY = {
     # pyktrace: the client and the seccomp filter only when a request is made.
     ("cli.pyktrace", "trace.client"),
     ("cli.pyktrace", "trace.seccomp"),
-    ("cli.pyktrace", "trace.emit"),
+    ("cli.pyktrace", "format.writer"),
     # A client that finds the engine running never loads the daemon, nor
     # ctypes unless Yama asks it to name its tracer.
     ("trace.client", "trace.daemon"),
