@@ -10,6 +10,7 @@ import errno as E
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ log = logging.getLogger("pyktrace.engine")
 SHUTDOWN, STATUS = -1, -2
 DETACH_TIMEOUT = 10.0  # seconds a request waits for a process being detached to stop
 Reply = dict[str, object]
+FDTABLE = b"fdtable"  # the STRU name of a process's descriptors at attach (ours, not FreeBSD's)
 
 
 @dataclass
@@ -83,6 +85,7 @@ def apply(table: TraceeTable, rules: R.Rules, req: Request) -> Reply:
     if req.command and op == K.KTROP_SET and req.seccomp == "on":
         want_filter = rules.filter_syscalls(facs, setid_check=os.geteuid() != 0)
     walk = _Walk(table, op, facs, tf, want_filter is not None, bool(req.ops & K.KTRFLAG_DESCEND))
+    walk.fdtable = not req.command  # a command's descriptors are pyktrace's, opened before its trace
     for root in roots:
         walk.visit(root)
     if not walk.affected:
@@ -153,6 +156,7 @@ class _Walk:
         self.affected = 0
         self.error = 0
         self.refused = 0
+        self.fdtable = False  # write each attached process's descriptors (STRU fdtable)
 
     def visit(self, root: int) -> None:
         stack = [root]
@@ -162,7 +166,8 @@ class _Walk:
                 continue
             self.seen.add(pid)
             if self.op == K.KTROP_SET:
-                err = _set(self.table, pid, self.facs, self.tf, self.want_seccomp, self.descend)
+                err = _set(self.table, pid, self.facs, self.tf, self.want_seccomp, self.descend,
+                           self.fdtable)  # fmt: skip
             else:
                 err = _clear(self.table, pid, self.facs)
             if err == 0:
@@ -176,12 +181,15 @@ class _Walk:
 
 
 def _set(table: TraceeTable, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool,
-         descend: bool) -> int:  # fmt: skip
+         descend: bool, fdtable: bool = False) -> int:  # fmt: skip
     p = table.procs.get(pid)
     if p is None:
         if procfs.state(pid) == "Z":
             return 0  # exiting: ktrops() counts it, changes nothing
-        return table.backend.attach(table, pid, facs, tf, want_seccomp, descend)
+        err = table.backend.attach(table, pid, facs, tf, want_seccomp, descend)
+        if not err and fdtable and facs & K.KTRFAC_STRUCT:
+            _write_fdtable(table, pid)
+        return err
     # ktrops(): add the facilities, switch the file, announce with a PROCCTOR.
     p.facs |= facs
     if tf is not None:
@@ -193,6 +201,21 @@ def _set(table: TraceeTable, pid: int, facs: int, tf: TraceFile | None, want_sec
         procctor(tf, pid, leader.tid, leader.comm)
         table.dirty = True
     return 0
+
+
+def _write_fdtable(table: TraceeTable, pid: int) -> None:
+    """The descriptors a newly attached process already has, as a STRU `fdtable` (docs/FORMAT.md).
+
+    Its earlier calls are not in the trace, so this is what tells the reader
+    what descriptor 3 is when its first traced call reads it.
+    """
+    p = table.procs.get(pid)
+    leader = None if p is None else p.threads.get(pid) or next(iter(p.threads.values()), None)
+    if p is None or p.file is None or leader is None:
+        return
+    p.file.record(K.KTR_STRUCT, pid, leader.tid, leader.comm, time.time_ns(),
+                  FDTABLE + b"\0" + procfs.fdtable(pid))  # fmt: skip
+    table.dirty = True
 
 
 def _clear(table: TraceeTable, pid: int, facs: int) -> int:

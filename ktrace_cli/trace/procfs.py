@@ -61,3 +61,25 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def fdtable(pid: int) -> bytes:
+    """`N` TAB target LF for each open descriptor of `pid`, by number (targets as the kernel gives them).
+
+    A descriptor closed while the directory is read is left out.
+    """
+    base = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(base)
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise
+        return b""
+    out = []
+    for fd in sorted(int(n) for n in names if n.isdigit()):
+        try:
+            target = os.readlink(f"{base}/{fd}".encode())
+        except OSError:
+            continue
+        out.append(b"%d\t%s\n" % (fd, target))
+    return b"".join(out)
