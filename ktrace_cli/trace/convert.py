@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import FREEBSD_STAT
 
 # struct stat, x86_64 Linux (144 bytes).
@@ -18,6 +19,20 @@ assert LINUX_STAT.size == 144
 FAMILY_TO_FREEBSD = {0: 0, 1: 1, 2: 2, 10: 28, 16: 38, 31: 36}
 SOCKADDR_MAX = 255  # sa_len is one byte
 SUN_PATH_FREEBSD = 104
+# Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit:
+# FreeBSD's ERESTART in a record.
+RESTART_ERRNOS = frozenset({512, 513, 514, 516})
+ERRNO_LIMIT = 4096  # a syscall's error return is -1 .. -4095
+
+
+def errno_map() -> list[int]:
+    """FreeBSD's errno for each Linux one below ERRNO_LIMIT, as a capture backend records it."""
+    from ktrace_cli.abi import linux as abi  # lazy: start-up (only the engine maps errnos)
+
+    out = [abi.freebsd_errno_from_linux(e) for e in range(ERRNO_LIMIT)]
+    for e in RESTART_ERRNOS:
+        out[e] = K.ERESTART
+    return out
 
 
 def freebsd_makedev(major: int, minor: int) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import capture, ktrops, lifecycle
+from ktrace_cli.trace import capture, convert, ktrops, lifecycle
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -33,9 +33,6 @@ from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, Proc, Thread
 
 log = logging.getLogger("pyktrace.engine")
 
-# Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit.
-RESTART_ERRNOS = frozenset({512, 513, 514, 516})
-
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
 
@@ -45,9 +42,7 @@ class Engine:
 
     def __init__(self, idle_grace: float = 1.0) -> None:
         self.rules = R.rules()
-        from ktrace_cli.abi import linux as abi
-
-        self.errmap = [abi.freebsd_errno_from_linux(e) for e in range(4096)]
+        self.errmap = convert.errno_map()
         self.table = TraceeTable(PtraceBackend())
         self.table.on_release = self._released
         self.table.on_write_failure = self._write_failure
@@ -292,7 +287,7 @@ class Engine:
         error = 0
         if is_error:
             e = -rval
-            error = K.ERESTART if e in RESTART_ERRNOS else (self.errmap[e] if 0 < e < 4096 else e)
+            error = self.errmap[e] if 0 < e < convert.ERRNO_LIMIT else e
             rval = 0
         if rule is not None:
             if rule.special and not is_error:

@@ -45,7 +45,7 @@ LAZY = {
     # The Linux tables (a few ms) load only in the engine, not in the client.
     ("trace.rules", "abi.linux"),
     ("trace.signals", "abi.linux"),
-    ("trace.engine", "abi.linux"),
+    ("trace.convert", "abi.linux"),
     # Name tables and decoders load when the first record needing them comes.
     ("render.calls_text", "abi.linux"),
     ("render.calls_text", "decode.filters"),
