@@ -34,6 +34,17 @@ LAZY = {
     ("cli.pykdump", "render.color"),
     ("cli.pykdump", "format.layouts"),
     ("cli.pykdump", "render.summary"),
+    ("cli.pykdump", "render.summary_more"),
+    # The whole-trace views (--tree, --errors, --timeline, --diff) load only when asked.
+    ("cli.pykdump", "cli.kdump_views"),
+    ("cli.pykdump", "views.progress"),
+    ("cli.kdump_views", "format.reader"),
+    ("cli.kdump_views", "views.diff"),
+    ("cli.kdump_views", "views.errors"),
+    ("cli.kdump_views", "views.progress"),
+    ("cli.kdump_views", "views.timeline"),
+    ("cli.kdump_views", "views.tree"),
+    ("views.timeline", "decode.abi"),
     # pyktrace: the client and the seccomp filter only when a request is made.
     ("cli.pyktrace", "trace.client"),
     ("cli.pyktrace", "trace.seccomp"),
