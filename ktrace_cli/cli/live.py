@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ktrace_cli.cli import trfile
-from ktrace_cli.cli.pyktrace import Fatal
 from ktrace_cli.format import constants as K
 
 if TYPE_CHECKING:
@@ -43,6 +42,14 @@ PIPE_MAX_DEFAULT = 1 << 20
 BATCH_LINES = 4096  # rendered lines held at most before a write(2)
 READ_CHUNK = 1 << 20
 SIGINT_STATUS = 128 + signal.SIGINT
+
+
+class Fatal(Exception):
+    """A one-line diagnostic; pyktrace exits 1 after it.
+
+    Not pyktrace's own class: run as `python -m`, that module is __main__,
+    and an exception class imported from it under its name would be another.
+    """
 
 
 def grow_pipe(fd: int) -> int:
@@ -250,6 +257,14 @@ def _tee_target(opts: Options) -> trfile.TraceTarget | None:
 
 def run(opts: Options) -> int:
     """pyktrace --live: trace a command, or -p/-g, printing the records as they come."""
+    try:
+        return _run(opts)
+    except Fatal as e:
+        sys.stderr.write(f"pyktrace: {e}\n")
+        return 1
+
+
+def _run(opts: Options) -> int:
     out = _open_output(opts)
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     grow_pipe(wfd)
@@ -340,11 +355,12 @@ def _exit_status(status: int) -> int:
     sys.stderr.flush()
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the command's core, not ours
-        signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-        os.kill(os.getpid(), sig)
     except (OSError, ValueError):
         pass
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):  # the two that cannot be caught or ignored
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    os.kill(os.getpid(), sig)
     return 128 + sig  # a signal that does not kill (SIGCHLD...) or could not be raised
 
 
