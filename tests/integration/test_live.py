@@ -182,9 +182,10 @@ def _wait_for(stream: int, needle: bytes, looper: object) -> bytes:
     raise AssertionError(seen)
 
 
-def test_attach_prints_live_and_sigint_clears(runtime_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    lp = looper()
-    proc = subprocess.Popen([*PYKTRACE, "--live", "-t", "n", "-f", "lp.out", "-p", str(lp.pid)], cwd=tmp_path,
+@pytest.mark.parametrize("flag", ["-p", "-g"])
+def test_attach_prints_live_and_sigint_clears(runtime_env, looper, tmp_path: Path, flag: str) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(start_new_session=True)  # its own process group, numbered by its pid
+    proc = subprocess.Popen([*PYKTRACE, "--live", "-t", "n", "-f", "lp.out", flag, str(lp.pid)], cwd=tmp_path,
                             env=runtime_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)  # fmt: skip
     assert proc.stderr is not None
