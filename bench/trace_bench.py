@@ -118,9 +118,12 @@ def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float,
     start = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)  # fmt: skip
-    _, _, ru = os.wait4(p.pid, 0)
+    _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - start
-    p.returncode = 0  # reaped above; keep Popen from waiting again
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped above; keep Popen from waiting again
+    if p.returncode != 0:
+        # A run that failed measured nothing; a figure made from it would mislead.
+        raise SystemExit(f"trace_bench: {' '.join(argv)} exited with {p.returncode}")
     return wall, ru.ru_utime + ru.ru_stime, (engine_ticks(rt) - before) / TICK
 
 
