@@ -66,7 +66,7 @@ def atoi(text: str) -> int:
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
-def _screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
+def screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
     """kdump's data width: the terminal's columns when printing to one, else 80."""
     if fancy and stdout.isatty():
         try:
@@ -241,7 +241,7 @@ def run(
         from ktrace_cli.cli.kdump_views import ViewRequest, run_view
         from ktrace_cli.decode.filters import CallFilter
 
-        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
+        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, use_color(color, sys.stdout.buffer),
                               timeline_out=timeline, diff_files=diff_files or None,
                               terminal=sys.stdout.isatty())  # fmt: skip
         return run_view(request, _Output(sys.stdout.buffer))
@@ -255,7 +255,7 @@ def run(
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
     stdout: Any = _Output(sys.stdout.buffer)
-    coloured = _use_color(color, stdout)
+    coloured = use_color(color, stdout)
     options = KdumpOptions(
         abi_column=abi_column,
         cpu=cpu,
@@ -272,7 +272,7 @@ def run(
         suppress_data=suppress,
         timestamps=timestamps,
         points=points,
-        screenwidth=_screenwidth(not plain, stdout),
+        screenwidth=screenwidth(not plain, stdout),
         terminal=coloured or stdout.isatty(),
     )
     reader: Any = TraceReader(stream, follow=follow)
@@ -281,7 +281,7 @@ def run(
 
         reader = with_progress(reader, stream, trfile)
     # The summary's added tables need the calls joined; its plain tables, the records.
-    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
+    events: Any = pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
     try:
         with stream:
             if summary:
@@ -354,7 +354,7 @@ def _call_filter(
     )
 
 
-def _pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
+def pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
     """select, then the call filters and the per-call view when asked for."""
     from ktrace_cli.decode.events import select
 
@@ -389,7 +389,7 @@ def _console_file() -> IO[str]:
     return out
 
 
-def _use_color(color: str, stdout: IO[bytes]) -> bool:
+def use_color(color: str, stdout: IO[bytes]) -> bool:
     """--color=always, or auto on a terminal unless NO_COLOR is set (https://no-color.org)."""
     if color == "auto":
         return stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -425,7 +425,7 @@ def _print(
             from ktrace_cli.render.color import ColorKdump
 
             render = ColorKdump(text).render
-            encode = _terminal_encoder()
+            encode = terminal_encoder()
     write = stdout.write
     write(encode(render(first)))
     if options.follow:
@@ -458,7 +458,7 @@ def _latin1(text: str) -> bytes:
     return text.encode("latin-1")
 
 
-def _terminal_encoder() -> Callable[[str], bytes]:
+def terminal_encoder() -> Callable[[str], bytes]:
     """Recorded bytes shown as the UTF-8 they most likely are, in the terminal's encoding.
 
     Bytes that are not UTF-8 become U+FFFD, and what the terminal's encoding
@@ -507,7 +507,7 @@ def _summary(
             stats.add(events)
         except TraceFormatError as e:
             error = e
-    if _use_color(color, stdout):
+    if use_color(color, stdout):
         from rich.console import Console
 
         # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.

@@ -158,6 +158,14 @@ def syscall(nr: int, *args: object) -> int:
     return r
 
 
+PR_SET_NAME = 15
+
+
+def set_comm(name: bytes) -> None:
+    """prctl(PR_SET_NAME): the calling thread's comm, as records show it."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
     """prctl(2); -errno on failure."""
     ctypes.set_errno(0)

@@ -48,6 +48,18 @@ LAZY = {
     # pyktrace: the client and the seccomp filter only when a request is made.
     ("cli.pyktrace", "trace.client"),
     ("cli.pyktrace", "trace.seccomp"),
+    ("cli.pyktrace", "trace.ptrace"),
+    ("cli.pyktrace", "cli.live"),
+    # --live: kdump's renderers and the seccomp filter only as its options need.
+    ("cli.live", "cli.pykdump"),
+    ("cli.live", "format.layouts"),
+    ("cli.live", "format.reader"),
+    ("cli.live", "render.calls_text"),
+    ("cli.live", "render.color"),
+    ("cli.live", "render.kdump_text"),
+    ("cli.live", "render.options"),
+    ("cli.live", "trace.ptrace"),
+    ("cli.live", "trace.seccomp"),
     ("cli.pyktrace", "format.writer"),
     # A client that finds the engine running never loads the daemon, nor
     # ctypes unless Yama asks it to name its tracer.
