@@ -12,7 +12,7 @@ call again, or restart_syscall) or the thread's end means it restarted.
 from __future__ import annotations
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace.emit import SYSRET
+from ktrace_cli.format.writer import SYSRET
 from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, SIG_DFL, SIG_IGN, Thread
 
 # Linux's restart codes (include/linux/errno.h), as -rax at syscall exit.
