@@ -68,8 +68,10 @@ LAZY = {
     # The Linux tables (a few ms) load only in the engine, not in the client.
     ("trace.rules", "abi.linux"),
     ("trace.signals", "abi.linux"),
+    ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),
     # Name tables and decoders load when the first record needing them comes.
+    ("decode.abi", "abi.linuxulator"),
     ("render.calls_text", "abi.linux"),
     ("render.calls_text", "decode.filters"),
     ("render.calls_text", "render.kdump_text"),
