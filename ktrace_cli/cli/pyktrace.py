@@ -45,6 +45,10 @@ class Options:
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
     seccomp: str = "auto"
+    engine: str = "ptrace"  # the capture backend: ptrace or bpf (auto resolved by _engine)
+
+
+ENGINES = ("auto", "ptrace", "bpf")
 
 
 def _parse_id(text: str) -> int:
@@ -136,6 +140,8 @@ Examples:
               help="Bytes of data per GIO record (default 4096).")  # fmt: skip
 @click.option("--header-version", "header_version", metavar="0|1",
               help="Record header version (default 1).")  # fmt: skip
+@click.option("--engine", "engine", metavar="auto|ptrace|bpf",
+              help="Capture backend (default ptrace, or $PYKTRACE_ENGINE).")  # fmt: skip
 @click.option("--seccomp", "seccomp", metavar="auto|on|off",
               help="Command mode: stop only at syscalls that can make a record.")  # fmt: skip
 @click.argument("command_args", nargs=-1, type=click.UNPROCESSED, metavar="[command [args]]")
@@ -147,7 +153,8 @@ def command(ctx: click.Context, **kw: Any) -> Options:
 
 def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: bool,
              t: tuple[str, ...], genio_size: str | None, header_version: str | None,
-             seccomp: str | None, command_args: tuple[str, ...], **_: object) -> Options:  # fmt: skip
+             seccomp: str | None, command_args: tuple[str, ...], engine: str | None = None,
+             **_: object) -> Options:  # fmt: skip
     o: dict[str, object] = {"append": append, "descend": descend, "trfile": trfile,
                             "inherit": inherit}  # fmt: skip
     facs, letters = K.DEF_POINTS, ""
@@ -164,6 +171,10 @@ def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: b
         if seccomp not in ("auto", "on", "off"):
             raise Fatal(f"invalid --seccomp: {seccomp} (auto, on or off)")
         o["seccomp"] = seccomp
+    engine = engine if engine is not None else os.environ.get("PYKTRACE_ENGINE") or "ptrace"
+    if engine not in ENGINES:
+        raise Fatal(f"invalid --engine: {engine} (auto, ptrace or bpf)")
+    o["engine"] = engine
     clear, pid, rest = st.clear, st.pid, list(command_args)
     if clear == "C" and pid:
         raise Fatal("the -C flag may not be combined with -g or -p", usage=True)
@@ -307,6 +318,12 @@ def run(opts: Options) -> int:
         facs |= K.PROC_ABI_POINTS
         fd = open_trace_file(opts.trfile, opts.append)
         pid = opts.pid or os.getpid()
+    if opts.engine != "ptrace":
+        from ktrace_cli.trace.bpf import client as bpf
+
+        code = bpf.run(opts, ops, facs, pid, fd)  # the eBPF backend, when chosen or picked by auto
+        if code is not None:
+            return code
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")
@@ -317,6 +334,10 @@ def run(opts: Options) -> int:
     reply = _ktrace(opts, ops, facs, pid, fd, command)
     if fd is not None:
         os.close(fd)
+    if opts.clear and os.geteuid() == 0:
+        from ktrace_cli.trace.bpf import client as bpf
+
+        bpf.clear_too(opts, ops, facs, pid)  # "clear all your tracing" covers both engines
     err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
     if err:
         why = reply.get("why") if reply is not None else None

@@ -1,0 +1,209 @@
+"""pyktrace's side of the bpf engine: the request, and command mode.
+
+Command mode differs from the ptrace engine's in one way: the command runs
+in a child of pyktrace, not in pyktrace's own process.  Records are made in
+the kernel and written by the daemon, asynchronously; only a process that
+waits for the command and then asks the daemon to drain (a barrier) can
+promise that the trace file is complete when its parent sees it exit.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.trace import control
+from ktrace_cli.trace.bpf import service
+from ktrace_cli.trace.runtime import Runtime
+
+if TYPE_CHECKING:
+    from ktrace_cli.cli.pyktrace import Options
+
+# Signals the waiting pyktrace passes on to the command; a terminal's
+# SIGINT and SIGQUIT reach the command through its process group already.
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _start(rt: Runtime) -> bool:
+    import fcntl
+
+    lockfd = os.open(rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        service.spawn(rt, lockfd)
+        return True
+    finally:
+        os.close(lockfd)
+
+
+def call(message: dict[str, object], fd: int | None = None, start: bool = True) -> dict[str, object] | None:
+    """One request to the bpf engine, starting it on demand; None if start=False and none runs."""
+    rt = service.runtime()
+    deadline = time.monotonic() + control.START_TIMEOUT
+    while True:
+        sock = control._connect(rt)
+        if sock is None:
+            if not start and not control._engine_alive(rt):
+                return None
+            if not _start(rt):
+                if time.monotonic() > deadline:
+                    raise control.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not start")
+                time.sleep(0.005)  # another client is starting it, or the old one is exiting
+            continue
+        with sock:
+            sock.settimeout(control.REPLY_TIMEOUT)
+            try:
+                control.send_message(sock, message, fd)
+                reply, extra = control.recv_message(sock)
+            except TimeoutError:
+                raise control.EngineUnavailable(E.ETIMEDOUT, f"the bpf engine did not answer (see {rt.log})") from None
+            except OSError:
+                reply, extra = None, None
+            if extra is not None:
+                os.close(extra)
+        if reply is not None:
+            return reply
+        if time.monotonic() > deadline:
+            raise control.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
+
+
+def run_command(argv: list[str], request: dict[str, object], fd: int) -> tuple[int, dict[str, object]]:
+    """Fork the command, have the engine trace it before it execs, wait, drain; (status, reply).
+
+    The reply is the engine's answer to the trace request; when it is an
+    error the command is not run (status 1).
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        go = os.read(r, 1)  # the parent says when the kernel traces us
+        if go != b"1":
+            os._exit(1)
+        for signo in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(signo, signal.SIG_DFL)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as e:
+            os.write(2, f"pyktrace: exec of '{argv[0]}' failed: {os.strerror(e.errno or 0)}\n".encode())
+        os._exit(127)
+    os.close(r)
+    try:
+        reply = call({**request, "pid": pid, "command": True}, fd) or {"error": E.EIO}
+    except BaseException:
+        os.close(w)
+        os.waitpid(pid, 0)
+        raise
+    ok = not int(reply.get("error", 0))  # type: ignore[call-overload]
+    os.write(w, b"1" if ok else b"0")
+    os.close(w)
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGQUIT, *FORWARDED)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    for s in FORWARDED:
+        signal.signal(s, lambda signo, _f: os.kill(pid, signo))
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if ok:
+        call({"op": "sync"}, start=False)
+    return status, reply
+
+
+def exit_like(status: int) -> int:
+    """Exit as the command did: its code, or its signal (without a core file of our own)."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        import resource
+
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        except (OSError, ValueError):
+            pass
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        return 128 + sig
+    return os.waitstatus_to_exitcode(status)
+
+
+def choose(requested: str) -> tuple[bool, str | None]:
+    """(use bpf, why not): --engine=auto picks bpf where it can load."""
+    from ktrace_cli.trace.bpf.loader import why_unavailable
+
+    why = why_unavailable()
+    if requested == "bpf":
+        return True, why
+    return why is None, why
+
+
+def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int | None:
+    """pyktrace's run() for the bpf engine; None to fall back to ptrace (auto only)."""
+    from ktrace_cli.cli.pyktrace import Fatal
+
+    use, why = choose(opts.engine)
+    if not use:
+        sys.stderr.write(f"pyktrace: --engine=auto: using ptrace: {why}\n")
+        return None
+    if why:
+        if fd is not None:
+            os.close(fd)
+        raise Fatal(why)
+    request: dict[str, object] = {
+        "op": "ktrace", "ops": ops, "facs": facs, "pid": pid,
+        "genio_size": opts.genio_size, "version": opts.version,
+    }  # fmt: skip
+    start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or opts.clear == "C")
+    try:
+        if opts.command:
+            assert fd is not None
+            status, reply = run_command(opts.command, request, fd)
+            os.close(fd)
+            _check(opts, reply)
+            return exit_like(status)
+        answer = call(request, fd, start=start)
+    except OSError as e:
+        raise Fatal(f"bpf engine: {e.strerror or e}") from None
+    finally:
+        if fd is not None and not opts.command:
+            os.close(fd)
+    if answer is not None:
+        _check(opts, answer)
+    return 0
+
+
+def _check(opts: Options, reply: dict[str, object]) -> None:
+    from ktrace_cli.cli.pyktrace import Fatal
+
+    err = int(reply.get("error", 0))  # type: ignore[call-overload]
+    if err:
+        raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
+
+
+def clear_too(opts: Options, ops: int, facs: int, pid: int) -> None:
+    """A clear under the ptrace engine also clears what a running bpf engine traces (best effort)."""
+    request: dict[str, object] = {"op": "ktrace", "ops": ops, "facs": facs, "pid": pid}
+    fd: int | None = None
+    try:
+        if K.ktrop(ops) == K.KTROP_CLEARFILE:
+            fd = os.open(opts.trfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        call(request, fd, start=False)
+    except OSError:
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)

@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pyktrace's eBPF capture backend: whole FreeBSD ktrace records built in
+ * the kernel (docs/FORMAT.md gives the layouts, docs/DESIGN.md "eBPF
+ * backend" the design).
+ *
+ * Records are appended to a per-CPU batch; a batch holds the records of
+ * one trace file only and goes to the ring buffer as one sample, prefixed
+ * by (file index, byte count), so the drainer writes it to the file as it
+ * is.  A batch is flushed when full, when its file changes, when any task
+ * is switched out on its CPU (so a thread's records reach the ring in
+ * order even if it migrates), at fork (the child's PROCCTOR must precede
+ * the child's own records) and at process exit.
+ *
+ * Every table (argument counts, path arguments, the errno map) comes from
+ * ktrace_cli's own tables through maps filled by the loader, so a table
+ * change needs no rebuild.  Build: `make bpf`.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* FreeBSD's record types and facility bits (sys/sys/ktrace.h). */
+#define KTR_SYSCALL 1
+#define KTR_SYSRET 2
+#define KTR_NAMEI 3
+#define KTR_GENIO 4
+#define KTR_PROCCTOR 10
+#define KTR_PROCDTOR 11
+#define KTR_DROP 0x8000
+#define KTR_VERSIONED 0x4000
+#define KTRFAC(t) (1u << (t))
+#define KTRFAC_INHERIT 0x40000000u
+#define UIO_READ 0
+#define UIO_WRITE 1
+#define ERESTART (-1)
+#define EJUSTRETURN (-2)
+#define SV_ABI_LINUX 3
+#define SV_LP64 0x200
+
+#define HDR_V1 64 /* sizeof(struct ktr_header) v1 on amd64 */
+#define HDR_V0 56
+#define PATH_BYTES 4096 /* PATH_MAX, NUL included: what the ptrace engine reads */
+#define GENIO_MAX 4096  /* the largest --genio-size the backend honours */
+#define REC_MAX (HDR_V1 + 8 + GENIO_MAX)
+#define BATCH_DATA 16384 /* power of two: offsets are masked with it for the verifier */
+#define BATCH_MASK (BATCH_DATA - 1)
+#define BATCH_PIDS 4
+#define MAX_SYSCALL 1024
+#define MAX_ERRNO 4096
+
+/* Syscall table flags (systab.flags). */
+#define SYS_EXEC 1
+#define SYS_GIO_READ 2
+#define SYS_GIO_WRITE 4
+
+struct proc {
+	__u32 facs;
+	__u32 file;      /* index of the trace file (the drainer's table) */
+	__u32 version;   /* header version of that file: 0 or 1 */
+	__u32 genio;     /* bytes of data per GIO record */
+	__u32 drop_pending;
+	__u32 pad;
+	__u64 dropped;   /* records lost in the ring for this process */
+};
+
+struct sysent {
+	__u8 narg;
+	__u8 pathmask; /* bit i: argument i is a path (NAMI) */
+	__u8 flags;
+	__u8 pad;
+};
+
+struct cfg {
+	__u64 realtime_off; /* CLOCK_REALTIME - CLOCK_MONOTONIC, kept by the loader */
+	__u32 batch_limit;  /* flush a batch once it would exceed this */
+	__u32 wake_at;      /* force one wake-up once this many bytes wait */
+	__u32 woken;        /* set by the first forced wake-up, cleared by the drainer */
+	__u32 pad;
+	__u64 lost_batches;
+	__u64 lost_records;
+};
+
+struct batch {
+	__u32 npids;
+	__u32 slot;
+	__u32 pids[BATCH_PIDS];
+	__u32 counts[BATCH_PIDS];
+	/* The ring-buffer sample starts here. */
+	__u32 hdr_file;
+	__u32 hdr_len;
+	__u8 data[BATCH_DATA + REC_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct proc);
+} traced SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} nami_retry SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SYSCALL);
+	__type(key, __u32);
+	__type(value, struct sysent);
+} systab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_ERRNO);
+	__type(key, __u32);
+	__type(value, __s32);
+} errmap SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct cfg);
+} ktr_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct batch);
+} batches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* the loader may change it before load */
+} ring SEC(".maps");
+
+static __always_inline struct cfg *get_cfg(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&ktr_config, &z);
+}
+
+/*
+ * Send the batch to the ring as one sample.  hdr_len is the number of
+ * bytes used.  When the ring is full the batch is lost: each process
+ * whose records were in it has them counted, and its next record carries
+ * KTR_DROP, as kern_ktrace.c marks the record after a request-pool drop.
+ */
+static __always_inline void flush(struct batch *b)
+{
+	__u32 n = b->hdr_len;
+	struct cfg *c;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (n == 0)
+		return;
+	if (n > BATCH_DATA + REC_MAX)
+		n = BATCH_DATA + REC_MAX;
+	c = get_cfg();
+	if (c && c->wake_at && !c->woken &&
+	    bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) + n > c->wake_at &&
+	    __sync_lock_test_and_set(&c->woken, 1) == 0)
+		flags = BPF_RB_FORCE_WAKEUP; /* once per drain: no wake-up storm */
+	if (bpf_ringbuf_output(&ring, &b->hdr_file, n + 8, flags) != 0) {
+		__u32 lost = 0;
+#pragma unroll
+		for (int i = 0; i < BATCH_PIDS; i++) {
+			if (i >= b->npids)
+				break;
+			__u32 pid = b->pids[i];
+			struct proc *p = bpf_map_lookup_elem(&traced, &pid);
+			lost += b->counts[i];
+			if (p) {
+				__sync_fetch_and_add(&p->dropped, b->counts[i]);
+				p->drop_pending = 1;
+			}
+		}
+		if (c) {
+			__sync_fetch_and_add(&c->lost_batches, 1);
+			__sync_fetch_and_add(&c->lost_records, lost);
+		}
+	}
+	b->hdr_len = 0;
+	b->npids = 0;
+}
+
+static __always_inline struct batch *get_batch(void)
+{
+	__u32 z = 0;
+	return bpf_map_lookup_elem(&batches, &z);
+}
+
+/*
+ * Make room for a record of at most `maxlen` bytes for process `tgid` of
+ * file `file`; the record goes at the returned offset (already bounded for
+ * the verifier).  -1 if there is no batch.
+ */
+static __always_inline int reserve(struct batch *b, __u32 file, __u32 tgid, __u32 maxlen)
+{
+	struct cfg *c = get_cfg();
+	__u32 limit = c ? c->batch_limit : BATCH_DATA - 1;
+	int slot = -1;
+
+	if (limit == 0 || limit > BATCH_DATA - 1)
+		limit = BATCH_DATA - 1;
+	if (b->hdr_len && (b->hdr_file != file || b->hdr_len + maxlen > limit))
+		flush(b);
+#pragma unroll
+	for (int i = 0; i < BATCH_PIDS; i++) {
+		if (i < b->npids && b->pids[i] == tgid)
+			slot = i;
+	}
+	if (slot < 0) {
+		if (b->npids >= BATCH_PIDS)
+			flush(b);
+		slot = b->npids & (BATCH_PIDS - 1);
+		b->pids[slot] = tgid;
+		b->counts[slot] = 0;
+		b->npids = slot + 1;
+	}
+	b->slot = slot;
+	b->hdr_file = file;
+	return b->hdr_len & BATCH_MASK;
+}
+
+static __always_inline void commit(struct batch *b, __u32 len)
+{
+	b->counts[b->slot & (BATCH_PIDS - 1)]++;
+	b->hdr_len += len;
+}
+
+static __always_inline __u16 drop_mark(struct proc *p)
+{
+	if (p->drop_pending && __sync_lock_test_and_set(&p->drop_pending, 0))
+		return KTR_DROP;
+	return 0;
+}
+
+/*
+ * The header at data[off]: v1 (64 bytes, nanoseconds, CPU) or v0 (56
+ * bytes, microseconds).  Returns the header's size.
+ */
+static __always_inline __u32 put_header(struct batch *b, __u32 off, struct proc *p, __u16 type,
+					__u32 payload, __u32 pid, __u32 tid)
+{
+	struct cfg *c = get_cfg();
+	__u64 ns = bpf_ktime_get_ns() + (c ? c->realtime_off : 0);
+	__u8 *h = b->data + (off & BATCH_MASK);
+	__u16 drop = drop_mark(p);
+
+	*(__s32 *)(h + 0) = payload;
+	*(__u32 *)(h + 8) = pid;
+	bpf_get_current_comm(h + 12, 16);
+	*(__u32 *)(h + 28) = 0; /* comm is MAXCOMLEN + 1 = 20 bytes in FreeBSD */
+	*(__s64 *)(h + 32) = ns / 1000000000;
+	*(__s64 *)(h + 48) = tid;
+	if (p->version) {
+		*(__u16 *)(h + 4) = type | KTR_VERSIONED | drop;
+		*(__u16 *)(h + 6) = 1;
+		*(__s64 *)(h + 40) = ns % 1000000000;
+		*(__s32 *)(h + 56) = bpf_get_smp_processor_id();
+		*(__u32 *)(h + 60) = 0;
+		return HDR_V1;
+	}
+	*(__u16 *)(h + 4) = type | drop;
+	*(__u16 *)(h + 6) = 0;
+	*(__s64 *)(h + 40) = (ns % 1000000000) / 1000;
+	return HDR_V0;
+}
+
+static __always_inline struct proc *traced_proc(__u32 *tgid, __u32 *tid)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	*tgid = id >> 32;
+	*tid = (__u32)id;
+	return bpf_map_lookup_elem(&traced, tgid);
+}
+
+static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
+{
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	default: return BPF_CORE_READ(regs, r9);
+	}
+}
+
+static __always_inline __u32 hdr_size(struct proc *p)
+{
+	return p->version ? HDR_V1 : HDR_V0;
+}
+
+/* One NAMI record for the path at `uptr`; 1 if it could not be read. */
+static __always_inline int nami(struct proc *p, __u32 tgid, __u32 tid, __u64 uptr)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr = hdr_size(p);
+	long n;
+
+	if (!b || !uptr)
+		return 0;
+	off = reserve(b, p->file, tgid, HDR_V1 + PATH_BYTES);
+	n = bpf_probe_read_user_str(b->data + ((off + hdr) & BATCH_MASK), PATH_BYTES, (void *)uptr);
+	if (n < 0)
+		return 1;
+	if (n <= 1)
+		return 0; /* "" (AT_EMPTY_PATH): no name is looked up */
+	n -= 1;       /* FreeBSD records the name without its NUL */
+	put_header(b, off, p, KTR_NAMEI, n, tgid, tid);
+	commit(b, hdr + n);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
+{
+	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct batch *b;
+
+	if (!p || id < 0)
+		return 0;
+	if (id < MAX_SYSCALL) {
+		__u32 k = id;
+		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
+		if (s) {
+			narg = s->narg > 6 ? 6 : s->narg;
+			pathmask = s->pathmask;
+		}
+	}
+	if (p->facs & KTRFAC(KTR_SYSCALL)) {
+		b = get_batch();
+		if (!b)
+			return 0;
+		off = reserve(b, p->file, tgid, HDR_V1 + 8 + 48);
+		hdr = put_header(b, off, p, KTR_SYSCALL, 8 + 8 * narg, tgid, tid);
+		__u8 *d = b->data + ((off + hdr) & BATCH_MASK);
+		*(__s16 *)(d + 0) = id;
+		*(__s16 *)(d + 2) = narg;
+		*(__u32 *)(d + 4) = 0;
+#pragma unroll
+		for (int i = 0; i < 6; i++) {
+			if (i < narg)
+				*(__u64 *)(d + 8 + 8 * i) = arg_of(regs, i);
+		}
+		commit(b, hdr + 8 + 8 * narg);
+	}
+	if (pathmask && p->facs & KTRFAC(KTR_NAMEI)) {
+		__u32 retry = 0;
+#pragma unroll
+		for (int i = 0; i < 6; i++) {
+			if (pathmask & (1 << i) && nami(p, tgid, tid, arg_of(regs, i)))
+				retry |= 1 << i;
+		}
+		if (retry)
+			bpf_map_update_elem(&nami_retry, &tid, &retry, BPF_ANY);
+	}
+	return 0;
+}
+
+/* GIO: the bytes a read or write moved, up to the file's --genio-size. */
+static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct pt_regs *regs,
+				  long ret, int rw)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr = hdr_size(p);
+	__u64 n = ret;
+
+	if (!b)
+		return;
+	if (n > p->genio)
+		n = p->genio;
+	if (n > GENIO_MAX)
+		n = GENIO_MAX;
+	if (n == 0)
+		return;
+	off = reserve(b, p->file, tgid, HDR_V1 + 8 + GENIO_MAX);
+	__u8 *g = b->data + ((off + hdr) & BATCH_MASK);
+	if (bpf_probe_read_user(g + 8, n, (void *)arg_of(regs, 1)) != 0)
+		return;
+	put_header(b, off, p, KTR_GENIO, 8 + n, tgid, tid);
+	*(__s32 *)(g + 0) = (__s32)arg_of(regs, 0);
+	*(__s32 *)(g + 4) = rw;
+	commit(b, hdr + 8 + n);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 tgid, tid, off, hdr, flags = 0;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct batch *b;
+	long nr;
+	__s32 error = 0;
+	__s64 rval = ret;
+
+	if (!p)
+		return 0;
+	nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr < 0)
+		return 0;
+	if (nr < MAX_SYSCALL) {
+		__u32 k = nr;
+		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
+		if (s)
+			flags = s->flags;
+	}
+	__u32 *retry = bpf_map_lookup_elem(&nami_retry, &tid);
+	if (retry) {
+		/* The kernel has faulted the page in by now (not for execve:
+		 * that address space is gone). */
+		__u32 mask = *retry;
+		bpf_map_delete_elem(&nami_retry, &tid);
+		if (p->facs & KTRFAC(KTR_NAMEI) && !(flags & SYS_EXEC)) {
+#pragma unroll
+			for (int i = 0; i < 6; i++) {
+				if (mask & (1 << i))
+					nami(p, tgid, tid, arg_of(regs, i));
+			}
+		}
+	}
+	if (ret < 0 && ret >= -(MAX_ERRNO - 1)) {
+		__u32 e = -ret;
+		__s32 *m;
+		asm volatile("" : "+r"(e)); /* keep the index positive for the verifier */
+		m = bpf_map_lookup_elem(&errmap, &e);
+		error = m ? *m : (__s32)e;
+		rval = 0;
+	} else if (flags & SYS_EXEC && ret == 0) {
+		error = EJUSTRETURN;
+	} else if (ret > 0 && flags & (SYS_GIO_READ | SYS_GIO_WRITE) && p->facs & KTRFAC(KTR_GENIO)) {
+		genio(p, tgid, tid, regs, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
+	}
+	if (!(p->facs & KTRFAC(KTR_SYSRET)))
+		return 0;
+	b = get_batch();
+	if (!b)
+		return 0;
+	off = reserve(b, p->file, tgid, HDR_V1 + 16);
+	hdr = put_header(b, off, p, KTR_SYSRET, 16, tgid, tid);
+	__u8 *d = b->data + ((off + hdr) & BATCH_MASK);
+	*(__s16 *)(d + 0) = nr;
+	*(__s16 *)(d + 2) = 0;
+	*(__s32 *)(d + 4) = error;
+	*(__s64 *)(d + 8) = rval;
+	commit(b, hdr + 16);
+	return 0;
+}
+
+static __always_inline void procctor(struct proc *p, __u32 pid, __u32 tid)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr;
+
+	if (!b)
+		return;
+	off = reserve(b, p->file, pid, HDR_V1 + 4);
+	hdr = put_header(b, off, p, KTR_PROCCTOR, 4, pid, tid);
+	*(__u32 *)(b->data + ((off + hdr) & BATCH_MASK)) = SV_ABI_LINUX | SV_LP64;
+	commit(b, hdr + 4);
+}
+
+/* Inheritance (-i), done in the kernel before the child can run. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ktr_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	struct proc *p, np;
+	struct batch *b;
+
+	if (ctgid == ptgid)
+		return 0; /* a new thread: traced with its process */
+	p = bpf_map_lookup_elem(&traced, &ptgid);
+	if (!p || !(p->facs & KTRFAC_INHERIT))
+		return 0;
+	np = *p;
+	np.drop_pending = 0;
+	np.dropped = 0;
+	if (bpf_map_update_elem(&traced, &ctgid, &np, BPF_ANY) != 0)
+		return 0;
+	if (np.facs & KTRFAC(KTR_PROCCTOR)) {
+		procctor(&np, ctgid, cpid);
+		b = get_batch();
+		if (b)
+			flush(b); /* before the child's own records, which may go via another CPU */
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid, tid;
+	struct proc *p = traced_proc(&tgid, &tid);
+
+	if (p && p->facs & KTRFAC(KTR_PROCCTOR))
+		procctor(p, tgid, tid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(ktr_exit, struct task_struct *task)
+{
+	__u32 tgid, tid, off, hdr;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct batch *b;
+
+	if (!p)
+		return 0;
+	/* The last thread out: do_exit has already counted it off signal->live. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	b = get_batch();
+	if (!b)
+		return 0;
+	if (p->facs & KTRFAC(KTR_PROCDTOR)) {
+		off = reserve(b, p->file, tgid, HDR_V1);
+		hdr = put_header(b, off, p, KTR_PROCDTOR, 0, tgid, tid);
+		commit(b, hdr);
+	}
+	flush(b); /* the whole trace is in the ring before the parent can reap it */
+	bpf_map_delete_elem(&traced, &tgid);
+	return 0;
+}
+
+/* Any task leaving this CPU: its records must be in the ring before it can
+ * run elsewhere. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct batch *b = get_batch();
+
+	if (b && b->hdr_len)
+		flush(b);
+	return 0;
+}
