@@ -522,6 +522,9 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 
 	if (!p)
 		return 0;
+	/* Only the exiting task's own call (task == current) says it is leaving. */
+	if (BPF_CORE_READ(task, pid) != tid)
+		return 0;
 	/* The last thread out: do_exit has already counted it off signal->live. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;

@@ -32,6 +32,7 @@ from ktrace_cli.trace.runtime import Runtime, ensure_runtime
 log = logging.getLogger("pyktrace.engine")
 
 POLL = 0.1  # seconds between drains when the ring does not wake us
+DROP_REPORT = 1.0  # seconds between log lines about drops
 IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
@@ -109,6 +110,7 @@ class BpfEngine:
         self.files: dict[int, BFile] = {}
         self.next_index = 1
         self.lost_reported = 0
+        self.report_at = 0.0
         self.idle_since = time.monotonic()
         self.stop = False
 
@@ -134,9 +136,14 @@ class BpfEngine:
     def drain(self) -> None:
         self.ring.drain(self._write)  # type: ignore[arg-type]
         self.obj.rearm_wakeup()
+    def report_drops(self) -> None:
+        """At most one log line a second: how many records the full ring cost."""
         _batches, records = self.obj.lost()
-        if records != self.lost_reported:
-            log.warning("ring buffer full: %d records dropped so far (marked KTR_DROP)", records)
+        now = time.monotonic()
+        if records != self.lost_reported and (now >= self.report_at or not self.obj.attached):
+            self.report_at = now + DROP_REPORT
+            log.warning("ring buffer full: %d records dropped (%d since load), marked KTR_DROP",
+                        records - self.lost_reported, records)  # fmt: skip
             self.lost_reported = records
 
     def barrier(self) -> None:
@@ -172,6 +179,7 @@ class BpfEngine:
     def housekeeping(self) -> None:
         """Forget exited processes, close unused files, detach when nothing is traced."""
         self.obj.set_clock(self._clock_offset())
+        self.report_drops()
         live: dict[int, set[int]] = {}
         for pid in self._traced():
             index = self._file_of(pid)
@@ -184,6 +192,7 @@ class BpfEngine:
             if self.obj.attached and not live:
                 self.barrier()
                 self.obj.detach()
+                self.report_drops()
                 log.info("nothing traced: programs detached")
             elif unused:
                 self.barrier()
@@ -198,6 +207,7 @@ class BpfEngine:
     def request(self, msg: dict[str, object], fd: int | None, peer_pid: int) -> dict[str, object]:
         op = msg.get("op")
         if op == "status":
+            self.housekeeping()  # so the answer says what is traced now
             return {"error": 0, "pid": os.getpid(), "procs": sorted(self._traced()),
                     "files": len(self.files), "attached": self.obj.attached,
                     "lost": self.obj.lost()[1]}  # fmt: skip
@@ -206,6 +216,7 @@ class BpfEngine:
             return {"error": 0}
         if op == "sync":
             self.barrier()
+            self.housekeeping()  # detached, and the drops logged, before the command's parent goes on
             return {"error": 0}
         if op != "ktrace":
             return {"error": E.EINVAL, "message": "malformed request"}

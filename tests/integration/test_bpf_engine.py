@@ -1,0 +1,256 @@
+"""The eBPF engine: the same records as the ptrace engine, drops marked, attaching without stopping.
+
+Skipped (with the reason) only where the BPF programs cannot load: not
+root, no kernel BTF, no libbpf.  Every test leaves nothing attached: the
+engine detaches when nothing is traced, and the session's engine is shut
+down at the end even when a test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.abi import linux as abi
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Record, unpack_payload
+
+from .conftest import PYKTRACE, TIMEOUT, _stop_engine
+
+PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+
+
+def _bpf_unavailable() -> str | None:
+    from ktrace_cli.trace.bpf import loader
+
+    why = loader.why_unavailable()
+    if why:
+        return why
+    try:
+        loader.BpfObject(loader.RING_MIN).close()  # loads, never attaches
+    except OSError as e:
+        return str(e)
+    return None
+
+
+_WHY = _bpf_unavailable()
+pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"BPF cannot load here: {_WHY}")
+
+
+def _engine_call(env: dict[str, str], message: dict[str, object]) -> dict[str, object] | None:
+    path = Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(path))
+            s.sendall(json.dumps(message).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return json.loads(data) if data else None
+
+
+@pytest.fixture(scope="session")
+def bpf_env(runtime_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The session's private runtime directory; its bpf engine is shut down at the end."""
+    yield runtime_env
+    _stop_engine(Path(runtime_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf")
+
+
+@pytest.fixture
+def fresh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A runtime directory of its own, for an engine loaded with other settings."""
+    rt = tmp_path / "xdg"
+    rt.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    yield env
+    _stop_engine(rt / "pyktrace" / "bpf")
+
+
+def _run(env: dict[str, str], args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*PYKTRACE, *args], env=env, cwd=cwd, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=TIMEOUT)  # fmt: skip
+
+
+def _program_records(path: Path, comm: bytes) -> list[Record]:
+    """The records from the traced program's first one on (after its exec)."""
+    recs = list(iter_records(str(path)))
+    first = next(i for i, r in enumerate(recs) if r.comm_name == comm)
+    return recs[first:]
+
+
+def _comparable(r: Record) -> tuple[int, bytes, bytes]:
+    """A record without what differs by engine: times, CPU, pid; a returned pid becomes 0."""
+    payload = bytes(r.payload)
+    if r.type == K.KTR_SYSRET:
+        ret = unpack_payload(AMD64, K.KTR_SYSRET, payload)
+        if ret.retval == r.pid:  # set_tid_address returns the caller's tid
+            payload = payload[:8] + bytes(8)
+    return r.type, r.comm_name, payload
+
+
+@pytest.mark.parametrize("version", ["1", "0"])
+def test_same_records_as_the_ptrace_engine(bpf_env, progs: Path, tmp_path: Path, version: str) -> None:  # type: ignore[no-untyped-def]
+    """One deterministic program (no ASLR, so pointers agree) traced by both engines."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    data = tmp_path / "in.txt"
+    data.write_bytes(b"hello ktrace\n")
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "--header-version", version, "-t", "cni",
+                           "-f", str(out), "setarch", "-R", str(progs / "basic"), str(data)],
+                 cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 3, r.stderr
+        assert r.stdout == b"hello ktrace\n"
+        got[engine] = _program_records(out, b"basic")
+    ptrace, bpf = got["ptrace"], got["bpf"]
+    assert [_comparable(r) for r in bpf] == [_comparable(r) for r in ptrace]
+    assert len({r.pid for r in bpf}) == 1
+    kinds = {r.type for r in bpf}
+    assert {K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_NAMEI, K.KTR_GENIO} <= kinds
+    if version == "1":
+        # The bpf engine knows the CPU each record was made on; ptrace cannot.
+        assert all(r.cpu >= 0 for r in bpf) and all(r.cpu == -1 for r in ptrace)
+        assert all(r.version == 1 for r in bpf)
+        assert bpf[-1].type == K.KTR_PROCDTOR
+    else:
+        assert all(r.version == 0 for r in bpf)
+
+
+def test_pykdump_prints_a_bpf_trace_exactly(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "in.txt"
+    data.write_bytes(b"hello ktrace\n")
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cni", "-f", str(out), str(progs / "basic"), "in.txt"],
+             cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    text = subprocess.run([*PYKDUMP, "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    lines = text.splitlines()
+    start = lines.index(next(x for x in lines if x.endswith('NAMI  "in.txt"')))
+    pid = lines[start].split()[0]
+    # Pointers vary from run to run: shown as PTR.
+    shown = [re.sub(r"0x[0-9a-f]{6,}", "PTR", x) for x in lines[start:]]
+    head = f"{pid:>6} basic    "
+    assert shown == [
+        head + 'NAMI  "in.txt"',
+        head + "RET   openat 3",
+        head + "CALL  read(0x3,PTR,0x40)",
+        head + "GIO   fd 3 read 13 bytes",
+        '       "hello ktrace',
+        '       "',
+        head + "RET   read 13/0xd",
+        head + "CALL  close(0x3)",
+        head + "RET   close 0",
+        head + "CALL  write(0x1,PTR,0xd)",
+        head + "GIO   fd 1 wrote 13 bytes",
+        '       "hello ktrace',
+        '       "',
+        head + "RET   write 13/0xd",
+        head + "CALL  openat(AT_FDCWD,PTR,0<O_RDONLY>)",
+        head + 'NAMI  "/nonexistent/basic"',
+        head + "RET   openat -1 errno 2 No such file or directory",
+        head + "CALL  pipe2(PTR,0x800)",
+        head + "RET   pipe2 0",
+        head + "CALL  read(0x3,PTR,0x40)",
+        head + "RET   read -1 errno 11 Resource temporarily unavailable",
+        head + "CALL  exit_group(0x3)",
+    ]
+
+
+def test_inherit_follows_children_from_the_kernel(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-i", "-t", "cn", "-f", str(out), str(progs / "forker")])
+    assert r.returncode == 7, r.stderr
+    recs = _program_records(out, b"forker")
+    parent = recs[0].pid
+    child = next(r.pid for r in recs if r.pid != parent)
+    mine = [r for r in recs if r.pid == child]
+    # The child's PROCCTOR (its parent's name) precedes its own RET from fork.
+    assert mine[0].type == K.KTR_PROCCTOR and mine[0].comm_name == b"forker"
+    first_ret = unpack_payload(AMD64, K.KTR_SYSRET, mine[1].payload)
+    assert mine[1].type & 0xFF == K.KTR_SYSRET and first_ret.retval == 0 and first_ret.error == 0
+    names = [unpack_payload(AMD64, K.KTR_NAMEI, r.payload).path for r in mine
+             if r.type == K.KTR_NAMEI]  # fmt: skip
+    assert names == [b"/nonexistent/child"]
+    assert mine[-1].type == K.KTR_PROCDTOR
+    # Without -i the child is not traced.
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cn", "-f", str(out), str(progs / "forker")])
+    assert r.returncode == 7
+    assert len({x.pid for x in _program_records(out, b"forker")}) == 1
+
+
+def test_nothing_stays_attached(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = _run(bpf_env, ["--engine=bpf", "-f", str(tmp_path / "k.out"), str(progs / "forker")])
+    assert r.returncode == 7
+    # Detached before pyktrace returned; the engine may since have exited (idle).
+    log = (Path(bpf_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    last = log.rstrip().splitlines()[-2:]
+    assert any(x.endswith("nothing traced: programs detached") for x in last), last
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or (status["procs"] == [] and status["attached"] is False)
+
+
+def test_drops_are_counted_and_marked(fresh_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A one-page ring cannot hold a getppid storm: batches are lost, the next record says so."""
+    env = dict(fresh_env, PYKTRACE_BPF_RING="4096")
+    out = tmp_path / "k.out"
+    r = _run(env, ["--engine=bpf", "-t", "c", "-f", str(out), str(progs / "getppids"), "200000"])
+    assert r.returncode == 0, r.stderr
+    recs = list(iter_records(str(out)))  # every record that arrived is whole
+    marked = [x for x in recs if x.drop]
+    assert marked, "no record carries KTR_DROP"
+    calls = sum(1 for x in recs if x.type == K.KTR_SYSCALL and x.comm_name == b"getppids")
+    assert calls < 200000
+    text = subprocess.run([*PYKDUMP, "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    assert text.count("Events dropped.") == len(marked)
+    # The engine logs the count (logged before pyktrace returned).
+    log = (Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    counts = [int(n) for n in re.findall(r"records dropped \((\d+) since load\)", log)]
+    getppid = abi.syscall_number("getppid")
+    kept = sum(1 for x in recs if x.type in (K.KTR_SYSCALL, K.KTR_SYSRET)
+               and int.from_bytes(x.payload[:2], "little") == getppid)  # fmt: skip
+    assert counts and counts[-1] >= 2 * 200000 - kept, log[-400:]
+
+
+def test_attach_to_a_process_strace_traces(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """ptrace allows one tracer; the bpf engine needs none, and never stops the process."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    lp = looper(prefix=("strace", "-qq", "-o", str(tmp_path / "strace.out")))
+    pid = lp.pid
+    with open(f"/proc/{pid}/status") as f:
+        assert re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M), "strace does not trace it"
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-p", str(pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping()
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-p", str(pid)])
+    assert r.returncode == 0, r.stderr
+    lp.ping()  # still running, untraced now
+    recs = list(iter_records(str(out)))
+    assert recs[0].type == K.KTR_PROCCTOR and recs[0].pid == pid
+    names = [unpack_payload(AMD64, K.KTR_NAMEI, x.payload).path for x in recs
+             if x.type == K.KTR_NAMEI]  # fmt: skip
+    assert names == [b"/nonexistent/looper-0"]
+    assert lp.close() == 0
