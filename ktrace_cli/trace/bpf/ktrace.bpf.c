@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_SYSRET 2
 #define KTR_NAMEI 3
 #define KTR_GENIO 4
+#define KTR_PSIG 5
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
 #define KTR_DROP 0x8000
@@ -56,6 +57,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYS_EXEC 1
 #define SYS_GIO_READ 2
 #define SYS_GIO_WRITE 4
+#define SYS_SIGRETURN 8
 
 struct proc {
 	__u32 facs;
@@ -63,7 +65,7 @@ struct proc {
 	__u32 version;   /* header version of that file: 0 or 1 */
 	__u32 genio;     /* bytes of data per GIO record */
 	__u32 drop_pending;
-	__u32 pad;
+	__u32 fatal_logged; /* the PSIG of a fatal signal is written once */
 	__u64 dropped;   /* records lost in the ring for this process */
 };
 
@@ -109,12 +111,52 @@ struct {
 	__type(value, __u32);
 } nami_retry SEC(".maps");
 
+/* Threads inside rt_sigreturn, which resets orig_ax to -1 from the frame:
+ * the exit needs the number from the entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} in_sigreturn SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_SYSCALL);
 	__type(key, __u32);
 	__type(value, struct sysent);
 } systab SEC(".maps");
+
+#define LINUX_NSIG 64
+#define LX_SIGKILL 9
+#define SIGNAL_GROUP_EXIT 0x4 /* signal_struct.flags (linux/sched/signal.h) */
+
+/* Linux signal numbers to FreeBSD's, for the record's signo. */
+struct sigtab {
+	__s32 signo[LINUX_NSIG + 1];
+	__u32 pad;
+	__u64 default_ignored; /* bit n-1: signal n does nothing by default (or stops) */
+};
+
+/* A Linux mask to FreeBSD's sigset, a byte at a time: entry k * 256 + b is
+ * FreeBSD's set for byte k of the Linux mask being b. */
+struct sigmask {
+	__u32 w[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8 * 256);
+	__type(key, __u32);
+	__type(value, struct sigmask);
+} masktab SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sigtab);
+} sigtab SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -339,6 +381,10 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 		if (s) {
 			narg = s->narg > 6 ? 6 : s->narg;
 			pathmask = s->pathmask;
+			if (s->flags & SYS_SIGRETURN) {
+				__u32 nr = id;
+				bpf_map_update_elem(&in_sigreturn, &tid, &nr, BPF_ANY);
+			}
 		}
 	}
 	if (p->facs & KTRFAC(KTR_SYSCALL)) {
@@ -410,8 +456,13 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	if (!p)
 		return 0;
 	nr = BPF_CORE_READ(regs, orig_ax);
-	if (nr < 0)
-		return 0;
+	if (nr < 0) {
+		__u32 *sr = bpf_map_lookup_elem(&in_sigreturn, &tid);
+		if (!sr)
+			return 0;
+		nr = *sr;
+		bpf_map_delete_elem(&in_sigreturn, &tid);
+	}
 	if (nr < MAX_SYSCALL) {
 		__u32 k = nr;
 		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
@@ -490,6 +541,7 @@ int BPF_PROG(ktr_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	np = *p;
 	np.drop_pending = 0;
+	np.fatal_logged = 0;
 	np.dropped = 0;
 	if (bpf_map_update_elem(&traced, &ctgid, &np, BPF_ANY) != 0)
 		return 0;
@@ -538,6 +590,84 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 	}
 	flush(b); /* the whole trace is in the ring before the parent can reap it */
 	bpf_map_delete_elem(&traced, &tgid);
+	return 0;
+}
+
+/*
+ * PSIG: a signal leaving the queue for its action, as FreeBSD's postsig()
+ * logs it: caught, or a default action that does something.  The handler,
+ * si_code and blocked mask come straight from the kernel.
+ */
+SEC("tp_btf/signal_deliver")
+int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+{
+	__u32 tgid, tid, off, hdr, idx, z = 0;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct sigtab *st;
+	struct batch *b;
+	__u64 handler, blocked = 0;
+	__u32 mask0 = 0, mask1 = 0, mask2 = 0, mask3 = 0;
+	__s32 code = 0, signo;
+	struct task_struct *task;
+
+	if (!p || !(p->facs & KTRFAC(KTR_PSIG)) || sig <= 0 || sig > LINUX_NSIG)
+		return 0;
+	st = bpf_map_lookup_elem(&sigtab, &z);
+	if (!st)
+		return 0;
+	task = bpf_get_current_task_btf();
+	handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
+	if (sig == LX_SIGKILL && BPF_CORE_READ(task, signal, flags) & SIGNAL_GROUP_EXIT) {
+		/* A group exit: Linux kills every thread with SIGKILL.  After
+		 * exit_group() nothing is logged (FreeBSD logs nothing); after a
+		 * fatal signal, that signal is logged once for the process, as
+		 * FreeBSD's postsig() does for the thread taking it. */
+		int fatal = BPF_CORE_READ(task, signal, group_exit_code) & 0x7f;
+		if (fatal == 0 || __sync_lock_test_and_set(&p->fatal_logged, 1))
+			return 0;
+		sig = fatal;
+		handler = 0;
+	} else if (sig != LX_SIGKILL) {
+		if (info)
+			code = BPF_CORE_READ(info, si_code);
+		blocked = BPF_CORE_READ(task, blocked.sig[0]);
+	}
+	idx = sig;
+	asm volatile("%0 &= 127" : "+r"(idx)); /* a bound the verifier sees */
+	if (idx == 0 || idx > LINUX_NSIG)
+		return 0;
+	signo = st->signo[idx];
+	if (handler == 1) /* SIG_IGN */
+		return 0;
+	if (handler == 0 && st->default_ignored >> (idx - 1) & 1)
+		return 0;
+#pragma unroll
+	for (int k = 0; k < 8; k++) {
+		__u32 key = k * 256 + ((blocked >> (8 * k)) & 0xff);
+		struct sigmask *m = bpf_map_lookup_elem(&masktab, &key);
+		if (m) {
+			mask0 |= m->w[0];
+			mask1 |= m->w[1];
+			mask2 |= m->w[2];
+			mask3 |= m->w[3];
+		}
+	}
+	b = get_batch();
+	if (!b)
+		return 0;
+	off = reserve(b, p->file, tgid, HDR_V1 + 40);
+	hdr = put_header(b, off, p, KTR_PSIG, 40, tgid, tid);
+	__u8 *d = b->data + ((off + hdr) & BATCH_MASK);
+	*(__s32 *)(d + 0) = signo;
+	*(__u32 *)(d + 4) = 0;
+	*(__u64 *)(d + 8) = handler;
+	*(__s32 *)(d + 16) = code;
+	*(__u32 *)(d + 20) = mask0;
+	*(__u32 *)(d + 24) = mask1;
+	*(__u32 *)(d + 28) = mask2;
+	*(__u32 *)(d + 32) = mask3;
+	*(__u32 *)(d + 36) = 0;
+	commit(b, hdr + 40);
 	return 0;
 }
 

@@ -15,13 +15,15 @@ import logging
 import mmap
 import os
 import struct
+from collections.abc import Callable
 from importlib import resources
 
 log = logging.getLogger("pyktrace.engine")
 
 OBJECT_NAME = "ktrace.bpf.o"
 BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
-PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch")
+PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
+            "ktr_signal")
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -30,16 +32,20 @@ MAX_ERRNO = 4096
 BPF_ANY = 0
 
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
-PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, pad, dropped
+PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, fatal_logged, dropped
 SYSENT = struct.Struct("<4B")  # narg, pathmask, flags, pad
 CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, pad, lost batches/records
 CFG_WOKEN = 16
+SIGTAB = struct.Struct("<65i4xQ")  # signo[65], default_ignored
+SIGMASK = struct.Struct("<4I")
+LINUX_NSIG = 64
 U32 = struct.Struct("<I")
 S32 = struct.Struct("<i")
 
 SYS_EXEC = 1
 SYS_GIO_READ = 2
 SYS_GIO_WRITE = 4
+SYS_SIGRETURN = 8
 
 
 class BpfUnavailable(OSError):
@@ -77,7 +83,7 @@ _messages: list[str] = []
 
 def _libbpf_print(level: int, fmt: bytes, va: int) -> int:
     # Keep libbpf's messages (the verifier's log among them) for the error path.
-    buf = ctypes.create_string_buffer(1024)
+    buf = ctypes.create_string_buffer(1 << 20)  # a verifier log is long
     _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(va))
     text = buf.value.decode(errors="replace").rstrip()
     if text and level <= 1:  # LIBBPF_WARN, LIBBPF_INFO
@@ -126,7 +132,18 @@ def _libbpf() -> ctypes.CDLL:
 
 def _err(what: str) -> BpfUnavailable:
     code = ctypes.get_errno() or E.EINVAL
-    detail = "; ".join(m for m in _messages[-3:] if m)
+    detail = ""
+    for m in reversed(_messages):
+        # A verifier log: its verdict is the line before "processed N insns".
+        lines = m.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("processed ") and i:
+                detail = lines[i - 1]
+                break
+        if detail:
+            break
+    if not detail:
+        detail = "; ".join(m for m in _messages[-2:] if m)
     return BpfUnavailable(code, f"{what}: {os.strerror(code)}" + (f" ({detail})" if detail else ""))
 
 
@@ -195,6 +212,8 @@ class BpfObject:
         self.systab = self._map("systab", 4, SYSENT.size)
         self.errmap = self._map("errmap", 4, 4)
         self.config = self._map("ktr_config", 4, CFG.size)
+        self.sigtab = self._map("sigtab", 4, SIGTAB.size)
+        self.masktab = self._map("masktab", 4, SIGMASK.size)
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
@@ -218,6 +237,14 @@ class BpfObject:
             self.systab.update(U32.pack(nr), SYSENT.pack(narg, pathmask, flags, 0))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):
             self.errmap.update(U32.pack(e), S32.pack(fb))
+
+    def fill_signals(self, signo: list[int], mask_of: Callable[[int], tuple[int, int, int, int]],
+                     default_ignored: int) -> None:  # fmt: skip
+        """The signal numbers, and FreeBSD's set for each byte value at each byte of a Linux mask."""
+        self.sigtab.update(U32.pack(0), SIGTAB.pack(*signo, default_ignored))
+        for k in range(8):
+            for b in range(256):
+                self.masktab.update(U32.pack(k * 256 + b), SIGMASK.pack(*mask_of(b << (8 * k))))
 
     def configure(self, realtime_off: int, batch_limit: int, wake_at: int) -> None:
         CFG.pack_into(self.cfg_mem, 0, realtime_off, batch_limit, wake_at, 0, 0, 0, 0)

@@ -20,6 +20,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
@@ -81,6 +82,8 @@ def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
             continue
         mask = sum(1 << i for i in rule.paths if i < 6)
         flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
+        if rule.name == "rt_sigreturn":
+            flags |= L.SYS_SIGRETURN
         if rule.gio == R.GIO_BUF:
             flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
         systab.append((rule.narg, mask, flags))
@@ -88,6 +91,19 @@ def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
     for e in RESTART_ERRNOS:
         errmap[e] = K.ERESTART
     return systab, errmap
+
+
+def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int]:
+    """Linux signal numbers to FreeBSD's, the mask conversion, and the signals
+    whose default action never reaches FreeBSD's postsig() (no PSIG)."""
+    from ktrace_cli.abi import linux as abi
+    from ktrace_cli.trace import signals as S
+
+    signo = [abi.freebsd_signal_from_linux(n) for n in range(L.LINUX_NSIG + 1)]
+    quiet = 0
+    for n in (*S.DEFAULT_IGNORED, *S.STOP_SIGNALS):
+        quiet |= 1 << (int(n) - 1)
+    return signo, abi.freebsd_sigmask_from_linux, quiet
 
 
 @dataclass
@@ -105,6 +121,7 @@ class BpfEngine:
         self.obj = L.BpfObject(size)
         systab, errmap = tables()
         self.obj.fill_tables(systab, errmap)
+        self.obj.fill_signals(*signal_tables())
         self.obj.configure(self._clock_offset(), min(L.BATCH_DATA - 1, size // 4), size // 4)
         self.ring = Ring(self.obj.ring_fd, size)
         self.files: dict[int, BFile] = {}
