@@ -265,3 +265,48 @@ def test_attach_to_a_process_strace_traces(bpf_env, looper, tmp_path: Path) -> N
              if x.type == K.KTR_NAMEI]  # fmt: skip
     assert names == [b"/nonexistent/looper-0"]
     assert lp.close() == 0
+
+
+def _names(path: Path) -> dict[int, list[bytes]]:
+    out: dict[int, list[bytes]] = {}
+    for x in iter_records(str(path)):
+        if x.type == K.KTR_NAMEI:
+            out.setdefault(x.pid, []).append(unpack_payload(AMD64, K.KTR_NAMEI, x.payload).path)
+    return out
+
+
+def test_descendants_and_clear_by_file(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(2)
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-d", "-t", "n", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        status = _engine_call(bpf_env, {"op": "status"})
+        assert status is not None and status["procs"] == sorted(lp.pids)
+        lp.ping(0)
+        lp.ping(1)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-f", str(out)])
+    assert r.returncode == 0, r.stderr
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or status["procs"] == []
+    lp.ping(0)
+    lp.ping(1)
+    assert _names(out) == {lp.pids[0]: [b"/nonexistent/looper-0"],
+                           lp.pids[1]: [b"/nonexistent/looper-1"]}  # fmt: skip
+    assert lp.close() == 0
+
+
+def test_process_group_and_clear_all(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(2, start_new_session=True)  # a group of its own: never the test runner's
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-g", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping(1)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-C"])
+    assert r.returncode == 0, r.stderr
+    lp.ping(0)  # after the clear: not recorded
+    assert _names(out) == {lp.pids[1]: [b"/nonexistent/looper-1"]}
+    assert lp.close() == 0
