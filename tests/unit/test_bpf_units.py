@@ -98,3 +98,17 @@ def test_ring_size_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(service.ENV_RING, bad)
         with pytest.raises(OSError, match="a power of two of at least 4096"):
             service.ring_size()
+
+
+def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setattr(client, "choose", lambda requested: (True, None))
+    monkeypatch.setattr(client, "call", lambda *a, **k: {"error": 0})
+    opts = cli.parse(["--engine=bpf", "-t", "cwt", "-p", "1"])
+    assert client.run(opts, 0, opts.facs, 1, None) == 0
+    assert capsys.readouterr().err == (
+        "pyktrace: warning: the bpf engine does not record trace points t w yet; not recorded\n"
+    )
+    opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
+    assert client.run(opts, 0, opts.facs, 1, None) == 0
+    assert capsys.readouterr().err == ""
