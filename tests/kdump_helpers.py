@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,12 +66,3 @@ def run_pykdump_args(*args: str) -> Result:
         sys.stdout, sys.stderr = saved
         wrapper.detach()
     return Result(status, out.getvalue(), err.getvalue())
-
-
-def shared_dir() -> Path | None:
-    """../shared beside the checkout, where the real trace files are."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "shared", Path(os.environ.get("KTRACE_SHARED", "/nonexistent"))):
-        if (candidate / "fixtures" / "real").is_dir():
-            return candidate
-    return None

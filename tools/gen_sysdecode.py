@@ -12,11 +12,21 @@ from pathlib import Path
 
 # Where the headers came from.  The header text itself is never committed: it is
 # fetched into a scratch directory (laid out like FreeBSD's sys/ tree) and read here.
-SOURCE_REPO = "fel1x-developer/freebsd-src (a GitHub fork of freebsd/freebsd-src)"
-SOURCE_COMMIT = "2d614aa2fe3e037bd11d351b0b5cfda776e65814"
-MKTABLES = "freebsd/freebsd-src lib/libsysdecode/mktables @ 023fc80ee38a117fa65b2ccb2abf8bdc7dbd6fd9"
+# mktables greps one line at a time, so a scratch file may hold just a header's
+# #define lines (kept whole, comments included, as egrep -v sees them) and give
+# the same tables.
+# The stored copies of FreeBSD's tree are per file, so each header names its source.
+BASE_SOURCE = "fel1x-developer/freebsd-src @ 2d614aa2fe3e037bd11d351b0b5cfda776e65814"
+# Headers taken from a FreeBSD 15 tree because they carry names added in 15
+# (AMD64_*_TLSBASE; the CLOFORK family; SO_SPLICE and SO_FIB; AF_HYPERV removed).
+HEADER_SOURCES = {
+    "sys/x86/include/sysarch.h": "5BSD/5BSD (a FreeBSD 15 tree) @ 392999caf154e717986fc9e41698e9e194526408",
+    "sys/sys/fcntl.h": "5BSD/5BSD (a FreeBSD 15 tree) @ 31c150b818f27cbd4d15d2bf7a4e2a01662f19a0",
+    "sys/sys/socket.h": "charles-cowart/freebsd-src (FreeBSD 15) @ 91c60424fe161e2542a827fed9bfd3dc824a9a2e",
+}
+MKTABLES = "freebsd/freebsd-src lib/libsysdecode/mktables @ 6e225b56e7bf2aa5f11faf893383e8c693785daa"
 FLAGS_C = "freebsd/freebsd-src lib/libsysdecode/flags.c @ 017690e509134422dbfa80316eab56d8d3f87065"
-MKIOCTLS = "freebsd/freebsd-src lib/libsysdecode/mkioctls @ 0a7776b36ce7405bf3a9a3b3bb74c424984e3db2"
+MKIOCTLS = "charles-cowart/freebsd-src lib/libsysdecode/mkioctls @ a42494b6110c1ae990be61e065c087e2463cf07f"
 
 # mktables' installed-header names -> their place in the source tree.
 HEADER_PATHS = {
@@ -42,23 +52,41 @@ HEADER_PATHS = {
     "x86/sysarch.h": "sys/x86/include/sysarch.h",
     "sys/ipc.h": "sys/sys/ipc.h",
     "sys/sem.h": "sys/sys/sem.h",
+    "sys/acl.h": "sys/sys/acl.h",
+    "sys/capsicum.h": "sys/sys/capsicum.h",
+    "sys/extattr.h": "sys/sys/extattr.h",
+    "aio.h": "sys/sys/aio.h",
+    "netgraph/bluetooth/include/ng_btsocket.h": "sys/netgraph/bluetooth/include/ng_btsocket.h",
+    "ufs/ufs/quota.h": "sys/ufs/ufs/quota.h",
+    "netinet6/in6.h": "sys/netinet6/in6.h",
+    "netinet/sctp.h": "sys/netinet/sctp.h",
+    "netinet/tcp.h": "sys/netinet/tcp.h",
+    "netinet/udp.h": "sys/netinet/udp.h",
+    "netinet/udplite.h": "sys/netinet/udplite.h",
+    "sys/time.h": "sys/sys/time.h",
 }
 
 # (table, egrep regex, header, egrep -v exclusion) copied as facts from mktables, in
 # its order.  Only the tables kdump's CALL decoding needs and whose header was fetched.
 TABLES: list[tuple[str, str, str, str | None]] = [
     ("accessmode", r"[A-Z]_OK[[:space:]]+0?x?[0-9A-Fa-f]+", "sys/unistd.h", None),
+    ("acltype", r"ACL_TYPE_[A-Z4_]+[[:space:]]+0x[0-9]+", "sys/acl.h", None),
     ("atflags", r"AT_[A-Z_]+[[:space:]]+0x[0-9]+", "sys/fcntl.h", None),
+    ("capfcntl", r"CAP_FCNTL_[A-Z]+[[:space:]]+\(1", "sys/capsicum.h", None),
     ("closerangeflags", r"CLOSE_RANGE_[A-Z]+[[:space:]]+\([0-9]+<<[0-9]+\)", "sys/unistd.h", None),
+    ("extattrns", r"EXTATTR_NAMESPACE_[A-Z]+[[:space:]]+0x[0-9]+", "sys/extattr.h", None),
     ("fadvisebehav", r"POSIX_FADV_[A-Z]+[[:space:]]+[0-9]+", "sys/fcntl.h", None),
     ("openflags", r"O_[A-Z]+[[:space:]]+0x[0-9A-Fa-f]+", "sys/fcntl.h", "O_RDONLY|O_RDWR|O_WRONLY"),
     ("flockops", r"LOCK_[A-Z]+[[:space:]]+0x[0-9]+", "sys/fcntl.h", None),
     ("kldsymcmd", r"KLDSYM_[A-Z]+[[:space:]]+[0-9]+", "sys/linker.h", None),
     ("kldunloadfflags", r"LINKER_UNLOAD_[A-Z]+[[:space:]]+[0-9]+", "sys/linker.h", None),
+    ("lio_listiomodes", r"LIO_(NO)?WAIT[[:space:]]+[0-9]+", "aio.h", None),
     ("madvisebehav", r"_?MADV_[A-Z]+[[:space:]]+[0-9]+", "sys/mman.h", None),
     ("minheritflags", r"INHERIT_[A-Z]+[[:space:]]+[0-9]+", "sys/mman.h", None),
     ("mlockallflags", r"MCL_[A-Z]+[[:space:]]+0x[0-9]+", "sys/mman.h", None),
     ("mmapprot", r"PROT_[A-Z]+[[:space:]]+0x[0-9A-Fa-f]+", "sys/mman.h", None),
+    ("ngbtsolevel", r"SOL_[A-Z0-9]+[[:space:]]+0x[0-9A-Fa-f]+",
+     "netgraph/bluetooth/include/ng_btsocket.h", None),
     ("fileflags", r"[SU]F_[A-Z]+[[:space:]]+0x[0-9A-Fa-f]+", "sys/stat.h",
      "UF_COMPRESSED|UF_TRACKED|UF_SETTABLE|SF_SETTABLE"),
     ("filemode", r"S_[A-Z]+[[:space:]]+[0-6]{7}", "sys/stat.h", None),
@@ -68,6 +96,7 @@ TABLES: list[tuple[str, str, str, str | None]] = [
     ("prio", r"PRIO_[A-Z]+[[:space:]]+[0-9]", "sys/resource.h", None),
     ("procctlcmd", r"PROC_[A-Z_]+[[:space:]]+[0-9]", "sys/procctl.h", "PROC_TRACE_CTL_"),
     ("ptraceop", r"PT_[[:alnum:]_]+[[:space:]]+[0-9]+", "sys/ptrace.h", None),
+    ("quotactlcmds", r"Q_[A-Z]+[[:space:]]+0x[0-9]+", "ufs/ufs/quota.h", None),
     ("rebootopt", r"RB_[A-Z]+[[:space:]]+0x[0-9]+", "sys/reboot.h", None),
     ("rforkflags", r"RF[A-Z]+[[:space:]]+\([0-9]+<<[0-9]+\)", "sys/unistd.h", None),
     ("rlimit", r"RLIMIT_[A-Z]+[[:space:]]+[0-9]+", "sys/resource.h", None),
@@ -78,8 +107,20 @@ TABLES: list[tuple[str, str, str, str | None]] = [
     ("shutdownhow", r"SHUT_[A-Z]+[[:space:]]+[0-9]+", "sys/socket.h", None),
     ("sigprocmaskhow", r"SIG_[A-Z]+[[:space:]]+[0-9]+", "sys/signal.h", None),
     ("sockdomain", r"PF_[[:alnum:]]+[[:space:]]+", "sys/socket.h", None),
+    ("sockfamily", r"AF_[[:alnum:]]+[[:space:]]+", "sys/socket.h", None),
     ("sockipproto", r"IPPROTO_[[:alnum:]]+[[:space:]]+", "netinet/in.h", None),
     ("sockopt", r"SO_[A-Z_]+[[:space:]]+0x[0-9]+", "sys/socket.h", None),
+    ("sockoptip", r"(IP_[[:alnum:]_]+|MCAST_[[:alnum:]_]+_GROUP)[[:space:]]+", "netinet/in.h",
+     "IP_DEFAULT|IP_MIN|IP_MAX|IP_PORTRANGE"),
+    ("sockoptipv6", r"IPV6_[[:alnum:]_]+[[:space:]]+[0-9]+", "netinet6/in6.h",
+     "IPV6_ADDR_|IPV6_TAG_DIRECT|IPV6_OPTIONS|IPV6_RECVOPTS|IPV6_RECVRETOPTS|IPV6_RECVDSTADDR"
+     "|IPV6_RETOPTS|IPV6_2292|IPV6_RECVRTHDRDSTOPTS|IPV6_REACHCONF|IPV6_PKTOPTIONS"),
+    ("sockoptsctp", r"SCTP_[[:alnum:]_]+[[:space:]]+[0-9]+", "netinet/sctp.h", None),
+    ("sockopttcp", r"TCP_[[:alnum:]_]+[[:space:]]+[0-9]+", "netinet/tcp.h",
+     "TCP_MIN|TCP_MAX[^S]|TCP_MSS|TCP_[[:alnum:]_]+_MAX|TCP_FASTOPEN_MIN_COOKIE_LEN"
+     "|TCP_FASTOPEN_PSK_LEN|TCP_USE_DDP"),
+    ("sockoptudp", r"UDP_[[:alnum:]]+[[:space:]]+[0-9]+", "netinet/udp.h", "UDP_ENCAP_"),
+    ("sockoptudplite", r"UDPLITE_[[:alnum:]_]+[[:space:]]+[0-9]+", "netinet/udplite.h", None),
     ("socktype", r"SOCK_[A-Z]+[[:space:]]+[1-9]+[0-9]*", "sys/socket.h", None),
     ("thrcreateflags", r"THR_[A-Z]+[[:space:]]+0x[0-9]+", "sys/thr.h", None),
     ("umtxop", r"UMTX_OP_[[:alnum:]][[:alnum:]_]*[[:space:]]+[0-9]+", "sys/umtx.h", None),
@@ -87,7 +128,7 @@ TABLES: list[tuple[str, str, str, str | None]] = [
     ("wait6opt", r"W[A-Z]+[[:space:]]+[0-9]+", "sys/wait.h", None),
     ("seekwhence", r"SEEK_[A-Z]+[[:space:]]+[0-9]+", "sys/unistd.h", None),
     ("fcntlcmd", r"F_[A-Z0-9_]+[[:space:]]+[0-9]+[[:space:]]+", "sys/fcntl.h", "F_CANCEL|F_..LCK"),
-    ("mmapflags", r"MAP_[A-Z_]+[[:space:]]+0x[0-9A-Fa-f]+", "sys/mman.h", None),
+    ("mmapflags", r"MAP_[2-3A-Z_]+[[:space:]]+0x[0-9A-Fa-f]+", "sys/mman.h", None),
     ("rtpriofuncs", r"RTP_[A-Z]+[[:space:]]+[0-9]+", "sys/rtprio.h", None),
     ("msgflags", r"MSG_[A-Z_]+[[:space:]]+0x[0-9]+", "sys/socket.h",
      "MSG_SOCALLBCK|MSG_MORETOCOME|MSG_TLSAPPDATA"),
@@ -95,6 +136,7 @@ TABLES: list[tuple[str, str, str, str | None]] = [
     ("umtxrwlockflags", r"URWLOCK_PREFER_READER[[:space:]]+0x[0-9]+", "sys/umtx.h", None),
     ("sysarchnum", r"(AMD64|I386)_[A-Z86_]+[[:space:]]+[0-9]+", "x86/sysarch.h", None),
     ("shmflags", r"SHM_[A-Z_]+[[:space:]]+0x[0-9]+", "sys/mman.h", "SHM_ANON"),
+    ("itimerwhich", r"ITIMER_[A-Z]+[[:space:]]+[0-9]+", "sys/time.h", None),
 ]
 
 # Tables libsysdecode's flags.c spells out by hand (names as facts; values from headers).
@@ -107,24 +149,60 @@ HAND_TABLES: dict[str, list[str]] = {
     "idtypes": ["P_PID", "P_PPID", "P_PGID", "P_SID", "P_CID", "P_UID", "P_GID", "P_ALL",
                 "P_LWPID", "P_TASKID", "P_PROJID", "P_POOLID", "P_JAILID", "P_CTID",
                 "P_CPUID", "P_PSETID"],
-    # SOCK_CLOFORK is listed in flags.c but absent from this header snapshot.
     "sockflags": ["SOCK_CLOEXEC", "SOCK_CLOFORK", "SOCK_NONBLOCK"],
     "getfsstatmode": ["MNT_WAIT", "MNT_NOWAIT"],
-    # FD_CLOFORK likewise; the literal 0 entry prints "0".
+    # The literal 0 entry prints "0".
     "fcntl_fd_arg": ["FD_CLOEXEC", "FD_CLOFORK", "0"],
 }
 
-# ioctl headers (mkioctls scans every header sorted by path; this is the subset fetched).
-IOCTL_HEADERS = ["sys/filio.h", "sys/sockio.h", "sys/ttycom.h"]
-IOCTL_PATHS = {"sys/filio.h": "sys/sys/filio.h", "sys/sockio.h": "sys/sys/sockio.h",
-               "sys/ttycom.h": "sys/sys/ttycom.h"}
-# sizeof() on amd64 (kdump runs there; sysdecode_ioctlname is compiled for the host).
-# ioctls whose argument type is not listed are left out of the table.
-STRUCT_SIZES = {
-    "int": 4, "char": 1, "off_t": 8, "struct termios": 44, "struct winsize": 8,
-    "struct timeval": 16, "struct fiodgname_arg": 16, "struct fiobmap2_arg": 16,
-    "struct shm_largepage_conf": 48, "struct ifreq": 32, "struct ifconf": 16,
+# ioctl headers (mkioctls scans every header of the installed tree sorted by path;
+# these are the ones fetched, as installed-header name -> source path).
+IOCTL_PATHS = {
+    "net/bpf.h": "sys/net/bpf.h",
+    "net/if_tap.h": "sys/net/if_tap.h",
+    "net/if_tun.h": "sys/net/if_tun.h",
+    "netinet6/in6_var.h": "sys/netinet6/in6_var.h",
+    "sys/disk.h": "sys/sys/disk.h",
+    "sys/filio.h": "sys/sys/filio.h",
+    "sys/sockio.h": "sys/sys/sockio.h",
+    "sys/ttycom.h": "sys/sys/ttycom.h",
 }
+IOCTL_HEADERS = sorted(IOCTL_PATHS)
+# sizeof() of the ioctl argument types on amd64 (kdump runs there; sysdecode_ioctlname
+# is compiled for the host), worked out from the structure definitions in the
+# headers named; the values of SIOCGIFMEDIA, SIOCGDRVSPEC, SIOCAIFGROUP, SIOCGIFCONF,
+# SIOCIFGCLONERS, SIOCGETVIFCNT, SIOCGETSGCNT, BIOCSETF, BIOCGDLTLIST, BIOCROTZBUF and
+# TIOCTIMESTAMP cross-check them against golang.org/x/sys's FreeBSD amd64 constants.
+# An ioctl whose argument type is not listed is left out of the table.
+STRUCT_SIZES = {
+    "int": 4, "u_int": 4, "char": 1, "off_t": 8, "size_t": 8, "off_t[2]": 16,
+    "char[DISK_IDENT_SIZE]": 256, "char[MAXPATHLEN]": 1024,
+    "struct termios": 44, "struct winsize": 8, "struct timeval": 16,  # sys/_termios.h ...
+    "struct fiodgname_arg": 16, "struct fiobmap2_arg": 16,  # sys/filio.h
+    "struct shm_largepage_conf": 48,  # sys/mman.h
+    "struct ifreq": 32, "struct ifconf": 16, "struct ifaliasreq": 68,  # net/if.h
+    "struct oifaliasreq": 64, "struct ifmediareq": 48, "struct ifdrv": 40,
+    "struct ifstat": 817, "struct if_clonereq": 16, "struct ifgroupreq": 40,
+    "struct ifrsskey": 148, "struct ifrsshash": 24, "struct ifdownreason": 88,
+    "struct sioc_vif_req": 40, "struct sioc_sg_req": 32,  # netinet/ip_mroute.h
+    "struct diocgattr_arg": 328,  # sys/disk.h
+    "struct bpf_program": 16, "struct bpf_stat": 8, "struct bpf_version": 4,  # net/bpf.h
+    "struct bpf_dltlist": 16, "struct bpf_zbuf": 24,
+    "struct tuninfo": 8,  # net/if_tun.h
+    # netinet6/in6_var.h (sockaddr_in6 28, in6_addrlifetime 24; in6_ifreq's union is
+    # led by struct icmp6_ifstat, 34 counters), in6_addrpolicy 72
+    "struct in6_ifreq": 288, "struct in6_aliasreq": 136, "struct oin6_aliasreq": 128,
+    "struct in6_prefixreq": 64, "struct in6_rrenumreq": 96, "struct in6_addrpolicy": 72,
+}
+IOCTL_NOTE = [
+    "# ioctlname covers only net/bpf.h, net/if_tap.h, net/if_tun.h, netinet6/in6_var.h,",
+    "#   sys/disk.h, sys/filio.h, sys/sockio.h and sys/ttycom.h, and only ioctls whose",
+    "#   argument size the generator's amd64 size table knows (not DIOCZONECMD, the",
+    "#   kernel-dump requests, and in6_var.h's ND and multicast-routing ones); mkioctls",
+    "#   reads every header of the installed tree and lets the compiler size them.",
+    "# ioctlname rows are in macro-name order, as clang's cpp -dM lists them for",
+    "#   mkioctls: for a value two requests share, the first row is kdump's name.",
+]
 IOC_VOID, IOC_OUT, IOC_IN = 0x20000000, 0x40000000, 0x80000000
 IOCPARM_MASK = (1 << 13) - 1
 IOC_DIRS = {"_IO": IOC_VOID, "_IOWINT": IOC_VOID, "_IOR": IOC_OUT, "_IOW": IOC_IN,
@@ -235,7 +313,7 @@ def mktables_entries(root: Path, symbols: Symbols, regex: str, header: str,
                      exclude: str | None) -> list[tuple[str, int]]:
     """egrep '^#[[:space:]]*define[[:space:]]+REGEX[[:space:]]*' | egrep -v EXCL, in order."""
     pattern = re.compile(r"^#\s*define\s+" + posix_to_python(regex) + r"\s*")
-    excl = re.compile(exclude) if exclude else None
+    excl = re.compile(posix_to_python(exclude)) if exclude else None
     entries = []
     for line in read_header(root, HEADER_PATHS[header]):
         if not pattern.match(line) or (excl and excl.search(line)):
@@ -248,15 +326,24 @@ def mktables_entries(root: Path, symbols: Symbols, regex: str, header: str,
     return entries
 
 
-def ioctl_entries(root: Path) -> list[tuple[str, int]]:
+def ioctl_entries(root: Path) -> list[tuple[str, int]] | None:
+    """mkioctls: every _IO/_IOR/_IOW/_IOWR/_IOWINT definition, in macro-name order.
+
+    The value is computed as <sys/ioccom.h> does, with the argument's amd64 size from
+    STRUCT_SIZES; an ioctl whose argument type is not listed there is left out.
+    None when no ioctl header was fetched (the previous table is kept).
+    """
+    present = [h for h in IOCTL_HEADERS if (root / IOCTL_PATHS[h]).exists()]
+    if not present:
+        return None
     entries = []
-    for header in IOCTL_HEADERS:
+    for header in present:
         for line in read_header(root, IOCTL_PATHS[header]):
             match = _IOCTL_RE.match(line)
             if not match:
                 continue
             name, macro, group, num, argtype = match.groups()
-            if macro in ("_IO",):
+            if macro == "_IO":
                 size = 0
             elif macro == "_IOWINT":
                 size = STRUCT_SIZES["int"]
@@ -266,44 +353,116 @@ def ioctl_entries(root: Path) -> list[tuple[str, int]]:
                 continue
             value = IOC_DIRS[macro] | ((size & IOCPARM_MASK) << 16) | (ord(group) << 8) | int(num)
             entries.append((name, value))
-    return entries
+    # mkioctls walks `cpp -dM` output, which clang prints sorted by macro name, into an
+    # if/else chain: where two requests share a value, the name first in byte order wins.
+    return sorted(entries, key=lambda entry: entry[0].encode())
 
 
-def generate(root: Path) -> str:
-    symbols = collect_symbols(root, sorted(set(HEADER_PATHS.values())))
-    out = [
+def read_previous(path: Path) -> dict[str, list[tuple[int, str]]]:
+    """The tables of an earlier output file, for the tables whose header is not fetched."""
+    tables: dict[str, list[tuple[int, str]]] = {}
+    if not path.exists():
+        return tables
+    for line in path.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if fields[0] == "%table":
+            tables.setdefault(fields[1], [])
+        else:
+            tables.setdefault(fields[0], []).append((int(fields[1], 16), fields[2]))
+    return tables
+
+
+@dataclass
+class Output:
+    """The rows being written, and where each table's rows came from."""
+
+    lines: list[str]
+    read: set[str]
+    carried: list[str]
+    missing: list[str]
+
+    def table(self, name: str, rows: Iterable[tuple[int, str]]) -> None:
+        self.lines.append(f"%table\t{name}")
+        self.lines.extend(f"{name}\t{value:#x}\t{entry}" for value, entry in rows)
+
+
+def _source(path: str) -> str:
+    return HEADER_SOURCES.get(path, BASE_SOURCE)
+
+
+def generate(root: Path, previous: dict[str, list[tuple[int, str]]] | None = None) -> str:
+    """The data file's text.  A table whose header is absent from `root` keeps its rows
+    from `previous` (the file being replaced), so one header can be refreshed alone."""
+    previous = previous or {}
+    present = sorted(p for p in set(HEADER_PATHS.values()) if (root / p).exists())
+    symbols = collect_symbols(root, present)
+    out = Output([], set(), [], [])
+    for table, regex, header, exclude in TABLES:
+        path = HEADER_PATHS[header]
+        if (root / path).exists():
+            out.read.add(path)
+            rows = mktables_entries(root, symbols, regex, header, exclude)
+            out.table(table, ((value, name) for name, value in rows))
+        elif table in previous:
+            out.carried.append(table)
+            out.table(table, previous[table])
+        else:
+            out.missing.append(table)
+    for table, names in HAND_TABLES.items():
+        values = [symbols.evaluate(name) for name in names]
+        if None in values and table in previous:
+            out.carried.append(table)
+            out.table(table, previous[table])
+            continue
+        out.table(table, ((v, n) for v, n in zip(values, names, strict=True) if v is not None))
+    ioctls = ioctl_entries(root)
+    if ioctls is None:
+        out.carried.append("ioctlname")
+        out.table("ioctlname", previous.get("ioctlname", []))
+    else:
+        out.read.update(p for p in IOCTL_PATHS.values() if (root / p).exists())
+        out.table("ioctlname", ((value, name) for name, value in ioctls))
+    return "\n".join(_preamble(out) + out.lines) + "\n"
+
+
+def _preamble(out: Output) -> list[str]:
+    lines = [
         "# FreeBSD libsysdecode name tables for kdump's CALL decoding: table TAB value TAB name",
         "# Generated by tools/gen_sysdecode.py; do not edit.  Rows are in header order;",
         "# lookups take the first match, masks walk the rows in order (libsysdecode semantics).",
         "# A '%table NAME' line declares each generated table, so an empty one is still known.",
-        f"# headers: {SOURCE_REPO} @ {SOURCE_COMMIT}",
-        f"#   ({', '.join(sorted(set(HEADER_PATHS.values()) | set(IOCTL_PATHS.values())))})",
         f"# regexes: {MKTABLES}",
         "# hand tables (semctlops, shmctlops, semgetflags, idtypes, sockflags, getfsstatmode,",
         f"#   fcntl_fd_arg): {FLAGS_C}",
-        f"# ioctlname: {MKIOCTLS}; amd64 struct sizes",
-        "# Deliberate subsets: ioctlname covers only sys/filio.h, sys/sockio.h and",
-        "#   sys/ttycom.h (and only ioctls whose argument size is known); tables for",
-        "#   acltype, extattrns, capfcntl, lio_listiomodes, quotactlcmds, itimerwhich and",
-        "#   the per-protocol sockopt names (IP_, IPV6_, TCP_, ...) are not generated.",
+        f"# ioctlname: {MKIOCTLS}; amd64 argument sizes from the generator's table",
+        "# headers read (FreeBSD source paths):",
+    ]
+    lines += [f"#   {path}: {_source(path)}" for path in sorted(out.read)]
+    if out.carried:
+        lines.append(f"# tables kept from the previous generation ({BASE_SOURCE}):")
+        lines += _wrap(out.carried)
+    if out.missing:
+        lines.append("# tables not generated (header not fetched; kdump's names are missing):")
+        lines += _wrap(out.missing)
+    lines += [
         "# shutdownhow is empty: sys/socket.h defines SHUT_* in an enum, which mktables'",
         "#   #define regex cannot see, so kdump prints <invalid=...> for shutdown's how.",
     ]
-    for table, regex, header, exclude in TABLES:
-        out.append(f"%table\t{table}")
-        for name, value in mktables_entries(root, symbols, regex, header, exclude):
-            out.append(f"{table}\t{value:#x}\t{name}")
-    for table, names in HAND_TABLES.items():
-        out.append(f"%table\t{table}")
-        for name in names:
-            hand_value = symbols.evaluate(name)
-            if hand_value is None:
-                continue
-            out.append(f"{table}\t{hand_value:#x}\t{name}")
-    out.append("%table\tioctlname")
-    for name, value in ioctl_entries(root):
-        out.append(f"ioctlname\t{value:#x}\t{name}")
-    return "\n".join(out) + "\n"
+    lines += IOCTL_NOTE
+    return lines
+
+
+def _wrap(names: list[str]) -> list[str]:
+    lines, line = [], "#  "
+    for name in names:
+        if len(line) + len(name) > 86:
+            lines.append(line.rstrip(","))
+            line = "#  "
+        line += f" {name},"
+    lines.append(line.rstrip(","))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(__file__).resolve().parent.parent
                         / "ktrace_cli/abi/data/sysdecode_freebsd.tsv")
     args = parser.parse_args(argv)
-    args.output.write_text(generate(args.headers))
+    args.output.write_text(generate(args.headers, read_previous(args.output)))
     return 0
 
 

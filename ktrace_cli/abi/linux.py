@@ -21,7 +21,7 @@ Prototype = tuple[str, tuple[tuple[str, str], ...]]
 X32_FIRST = 512
 
 # Linux errnos the FreeBSD errno space has no value for travel as 0x10000 + errno
-# (DESIGN §3); the same offset marks Linux-only signals (SIGSTKFLT, SIGPWR).
+# (docs/FORMAT.md, Linux processes in FreeBSD records); the same offset marks Linux-only signals (SIGSTKFLT, SIGPWR).
 LINUX_ONLY_BASE = 0x10000
 # kdump prints this for an error that cannot be translated to the Linux ABI.
 UNTRANSLATABLE_ERRNO = 2147483647
@@ -264,35 +264,38 @@ _LINUX_SIGNAL_NAMES = (
 
 
 def signal_name(n: int) -> str | None:
-    """Linux signal name; realtime signals use kernel numbering.
+    """Linux signal name as FreeBSD's kdump prints it (libsysdecode's linux_signames).
 
-    32 is SIGRTMIN, 33..63 SIGRTMIN+1..SIGRTMIN+31, 64 SIGRTMAX. glibc keeps
-    32 and 33 for itself, so its SIGRTMIN (34) prints as SIGRTMIN+2: the name
-    says which signal number was delivered, not which libc constant was used.
-    None for 0 and numbers beyond 64 (callers print 'SIG %d').
+    Realtime signals use kernel numbering and FreeBSD's names for them: 32 is
+    SIGCANCEL and 33 SIGSETXID (the two glibc keeps for itself), 34..63 SIGRT2..SIGRT31,
+    64 SIGRTMAX.  None for 0 and numbers beyond 64 (callers print 'SIG %d').
     """
     if 1 <= n < SIGRTMIN:
         return _LINUX_SIGNAL_NAMES[n]
     if n == SIGRTMIN:
-        return "SIGRTMIN"
+        return "SIGCANCEL"
+    if n == SIGRTMIN + 1:
+        return "SIGSETXID"
     if n == SIGRTMAX:
         return "SIGRTMAX"
     if SIGRTMIN < n < SIGRTMAX:
-        return f"SIGRTMIN+{n - SIGRTMIN}"
+        return f"SIGRT{n - SIGRTMIN}"
     return None
 
 
 def signal_number(name: str) -> int | None:
-    """Inverse of signal_name ('SIGUSR1' -> 10, 'SIGRTMIN+2' -> 34), or None."""
+    """Inverse of signal_name ('SIGUSR1' -> 10, 'SIGRT2' -> 34); also accepts the
+    glibc-style 'SIGRTMIN' and 'SIGRTMIN+N'.  None when unknown."""
     if name in _LINUX_SIGNAL_NAMES:
         return _LINUX_SIGNAL_NAMES.index(name)
-    if name == "SIGRTMIN":
-        return SIGRTMIN
-    if name == "SIGRTMAX":
-        return SIGRTMAX
-    if name.startswith("SIGRTMIN+") and name[9:].isdigit():
-        n = SIGRTMIN + int(name[9:])
-        return n if n < SIGRTMAX else None
+    fixed = {"SIGCANCEL": SIGRTMIN, "SIGSETXID": SIGRTMIN + 1, "SIGRTMIN": SIGRTMIN,
+             "SIGRTMAX": SIGRTMAX}
+    if name in fixed:
+        return fixed[name]
+    for prefix in ("SIGRTMIN+", "SIGRT"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            n = SIGRTMIN + int(name[len(prefix):])
+            return n if n < SIGRTMAX else None
     return None
 
 

@@ -234,7 +234,8 @@ def quotactl_cmd(cmd: int) -> str | None:
 
 
 def ioctlname(value: int) -> str | None:
-    """sysdecode_ioctlname(): the ioctl's name, first header (sorted by path) wins."""
+    """sysdecode_ioctlname(): the ioctl's name; of two sharing a value, the one first
+    in macro-name order (the order mkioctls' if/else chain has)."""
     return table("ioctlname").lookup(value)
 
 
@@ -252,11 +253,23 @@ def sockopt_level(level: int) -> str | None:
     return name if name is not None else table("sockipproto").lookup(level)
 
 
+# sysdecode_sockopt_name(): the option table for each level (IPPROTO_IP also covers
+# UNIX-domain options, whose level is 0 too).
+_SOCKOPT_TABLES = {
+    0xFFFF: "sockopt",  # SOL_SOCKET
+    0: "sockoptip",  # IPPROTO_IP
+    41: "sockoptipv6",  # IPPROTO_IPV6
+    132: "sockoptsctp",  # IPPROTO_SCTP
+    6: "sockopttcp",  # IPPROTO_TCP
+    17: "sockoptudp",  # IPPROTO_UDP
+    136: "sockoptudplite",  # IPPROTO_UDPLITE
+}
+
+
 def sockopt_name(level: int, optname: int) -> str | None:
-    """sysdecode_sockopt_name(): only SOL_SOCKET's SO_ names are carried (a subset)."""
-    if level & _U32 == 0xFFFF:
-        return table("sockopt").lookup(optname & _U32)
-    return None
+    """sysdecode_sockopt_name(): the option's name in its level's table, else None."""
+    name = _SOCKOPT_TABLES.get(level & _U32)
+    return None if name is None else table(name).lookup(optname & _U32)
 
 
 def socket_protocol(domain: int, protocol: int) -> str | None:

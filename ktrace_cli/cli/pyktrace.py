@@ -219,7 +219,7 @@ class HelpShown(Exception):
 
 
 def open_trace_file(path: str, append: bool) -> int:
-    """Open the trace file as ktrace(1) does (spec §4.4); Fatal with its messages."""
+    """Open the trace file as ktrace(1) does (docs/DESIGN.md, pyktrace, the client); Fatal with its messages."""
     old = os.umask(0o077)
     try:
         if not append:

@@ -23,11 +23,15 @@ class _State:
     args: Sequence[int]
     decimal: bool
     ilp32: bool
+    register_bits: int
     pos: int = 0
     sep: str = "("
 
     def __post_init__(self) -> None:
-        self.bits = 32 if self.ilp32 else 64
+        # Slots are kdump's register_t: 64 bits in an amd64 file even for a freebsd32
+        # process (whose arguments the kernel zero-extends), so -d never sees them
+        # as negative there; ilp32 only decides how 64-bit arguments are split.
+        self.bits = self.register_bits
         self.mask = (1 << self.bits) - 1
         self.out: list[str] = []
 
@@ -250,14 +254,35 @@ def SOCKOPT_NAME(st: _State) -> None:  # noqa: N802
         st.pos += 1
 
 
-def SHM_PATH(st: _State) -> None:  # noqa: N802
-    """shm_open: SHM_ANON for the magic path pointer 1, else the pointer."""
-    if st.slot() == 1:
-        st.emit(st.sep + "SHM_ANON")
-        st.pos += 1
-        st.sep = ","
-    else:
-        N(st)
+def SHM_OPEN(with_shmflags: bool) -> Op:  # noqa: N802
+    """shm_open2 / compat12.shm_open: path (SHM_ANON for the pointer 1), flags, mode
+    and, for shm_open2, the shm flags.
+
+    kdump's SHM_ANON branch prints "(SHM_ANON" and steps past the path slot without
+    counting it or setting the separator, so its trailing print_number loop starts
+    with '(' and prints one slot past the end of the record (0 here; stale bytes of
+    kdump's buffer there).
+    """
+    fixed = 3 if with_shmflags else 2
+
+    def op(st: _State) -> None:
+        anon = st.slot() == 1
+        if anon:
+            st.emit("(SHM_ANON")
+            st.pos += 1
+        else:
+            N(st)
+        st.emit(",")
+        MASK(sd.open_flags)(st)
+        st.emit(",")
+        FILEMODE(st)
+        if with_shmflags:
+            st.emit(",")
+            MASK(lambda value: sd.mask_0("shmflags", value))(st)
+        if anon:
+            for _ in range(len(st.args) - fixed):
+                st.number(st.decimal)
+    return op
 
 
 def QUOTACTL_CMD(st: _State) -> None:  # noqa: N802
@@ -314,7 +339,7 @@ PASS_C = frozenset({
 _acl = (N, C, INT("acltype"))
 _mount = (N, N, C, MASK0(_table_mask("mountflags")))
 
-# Pass B, one row per syscall (kdump.c ktrsyscall_freebsd, spec §8.5.1).
+# Pass B, one row per syscall (kdump.c ktrsyscall_freebsd; docs/FORMAT.md, CALL text).
 PASS_B: dict[str, tuple[Op, ...]] = {
     "ioctl": (N, C, IOCTL, S),
     "ptrace": (P, INT("ptraceop"), S),
@@ -379,9 +404,9 @@ PASS_B: dict[str, tuple[Op, ...]] = {
     "msgctl": (N, C, INT("shmctlops")),
     "shmat": (N, N, C, MASK(_table_mask("shmatflags"))),
     "shmctl": (N, C, INT("shmctlops")),
-    "freebsd12_shm_open": (SHM_PATH, C, MASK(sd.open_flags), C, FILEMODE),
-    "shm_open2": (SHM_PATH, C, MASK(sd.open_flags), C, FILEMODE, C,
-                  MASK(lambda value: sd.mask_0("shmflags", value))),
+    # SYS_freebsd12_shm_open, named compat12.shm_open in the syscall table.
+    "compat12.shm_open": (SHM_OPEN(False),),
+    "shm_open2": (SHM_OPEN(True),),
     "minherit": (N, N, C, INT("minheritflags")),
     "rfork": (P, MASK(_table_mask("rforkflags")), S),
     "lio_listio": (P, INT("lio_listiomodes"), S),
@@ -435,12 +460,17 @@ ROWS: dict[str, tuple[Op, ...]] = {
 }
 
 
-def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool) -> str:
+def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool,
+                        register_bits: int = 0) -> str:
     """kdump's text after the syscall name for a CALL of a FreeBSD-ABI process, e.g.
-    '(AT_FDCWD,0x80104a00c,0x100000<O_RDONLY|O_CLOEXEC>)'; '' when there are no args."""
+    '(AT_FDCWD,0x80104a00c,0x100000<O_RDONLY|O_CLOEXEC>)'; '' when there are no args.
+
+    `register_bits` is the width of the file's argument slots (64 in an amd64 file);
+    0 means the process's own width (32 with `ilp32`).
+    """
     if not args:
         return ""
-    st = _State(args, decimal, ilp32)
+    st = _State(args, decimal, ilp32, register_bits or (32 if ilp32 else 64))
     for op in ROWS.get(name, ()):
         op(st)
     while st.pos < len(args):

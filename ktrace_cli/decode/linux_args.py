@@ -1,9 +1,9 @@
-"""Linux-ABI CALL argument text as FreeBSD kdump's Linux decoder prints it (spec §8.5.2).
+"""Linux-ABI CALL argument text as FreeBSD kdump's Linux decoder prints it (docs/FORMAT.md, CALL text).
 
 kdump decodes a few Linux syscalls in three passes over the argument slots
 (usr.bin/kdump/linux.c): a leading directory fd, a per-syscall template, a
 trailing *at() flags word; every slot left over is printed as a plain number.
-The primitives are kdump's (spec §8.4): N is `%#jx` (`%jd` with -d), D is
+The primitives are kdump's (docs/FORMAT.md, Number primitives): N is `%#jx` (`%jd` with -d), D is
 always `%jd`, MASK is `%#x<NAMES>`, INT is a name or `<invalid=%#x>`, and so
 on.  Syscalls are keyed by their plain Linux names ("openat", not
 "linux_openat").

@@ -27,23 +27,9 @@ SOCK_MAXADDRLEN = 128  # sizeof(struct sockaddr_storage): the largest sockaddr k
 NAME_MAX = 255
 AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 28, 38
 
-# sys/sys/socket.h address families, header order (AF_LOCAL precedes AF_UNIX
-# there, so family 1 prints as AF_LOCAL).  AF_INET_SDP/AF_INET6_SDP do not
-# match libsysdecode's AF_[[:alnum:]]+ pattern and are absent.
-_AF_FAMILIES = lookup(
-    (
-        (0, "AF_UNSPEC"), (1, "AF_LOCAL"), (1, "AF_UNIX"), (2, "AF_INET"), (3, "AF_IMPLINK"),
-        (4, "AF_PUP"), (5, "AF_CHAOS"), (6, "AF_NETBIOS"), (7, "AF_ISO"), (7, "AF_OSI"),
-        (8, "AF_ECMA"), (9, "AF_DATAKIT"), (10, "AF_CCITT"), (11, "AF_SNA"), (12, "AF_DECnet"),
-        (13, "AF_DLI"), (14, "AF_LAT"), (15, "AF_HYLINK"), (16, "AF_APPLETALK"),
-        (17, "AF_ROUTE"), (18, "AF_LINK"), (20, "AF_COIP"), (21, "AF_CNT"), (23, "AF_IPX"),
-        (24, "AF_SIP"), (26, "AF_ISDN"), (26, "AF_E164"), (28, "AF_INET6"), (29, "AF_NATM"),
-        (30, "AF_ATM"), (32, "AF_NETGRAPH"), (33, "AF_SLOW"), (34, "AF_SCLUSTER"),
-        (35, "AF_ARP"), (36, "AF_BLUETOOTH"), (37, "AF_IEEE80211"), (38, "AF_NETLINK"),
-        (43, "AF_HYPERV"), (44, "AF_DIVERT"), (46, "AF_IPFWLOG"), (46, "AF_MAX"),
-        *((39 + 2 * i, f"AF_VENDOR{i:02d}") for i in range(48)),
-    )
-)  # fmt: skip
+# sys/sys/socket.h address families in header order, as mktables builds sockfamily
+# (family 1 prints as AF_LOCAL; AF_INET_SDP and AF_INET6_SDP do not match its pattern).
+_AF_FAMILIES = lookup(sysdecode.table("sockfamily").rows)
 
 # sys/sys/event.h: filters, EV_ flags (minus EV_SYSFLAGS, EV_DROP, EV_FLAG1/2
 # as libsysdecode's mktables excludes them) and the per-filter NOTE_ tables

@@ -118,6 +118,8 @@ TRACE_POINT_LETTERS = {
     "y": KTRFAC_SYSCTL,
     "a": KTRFAC_ARGS,
     "e": KTRFAC_ENVS,
+    # pykdump's letter for EERR records: FreeBSD's was not found in the sources read.
+    "x": KTRFAC_EXTERR,
     "+": DEF_POINTS,
 }
 

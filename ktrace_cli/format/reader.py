@@ -99,8 +99,8 @@ def _walk_score(sample: bytes, arch: Arch, complete: bool) -> int:
         if versioned and version not in (0, 1):
             return count
         hsize = arch.header_v1.size if (versioned and version) else arch.header_v0.size
-        if not versioned and version != 0:
-            return count  # FreeBSD zeroes the v0 padding; NetBSD keeps its version here
+        # The two bytes after a v0 ktr_type are padding that FreeBSD 6 to 13 never
+        # wrote (its request pool is not zeroed): they say nothing about the layout.
         comm = sample[pos + 12 : pos + 32]
         if b"\0" not in comm:
             return count

@@ -82,11 +82,12 @@ class SyscallText:
         ):
             formatter = self._args_formatters().get(abi)
             if formatter is not None:
-                return (
-                    shown
-                    + formatter(name, args, decimal=self.o.decimal, ilp32=bool(sv_flags & K.SV_ILP32) or arch.word == 4)
-                    + "\n"
-                )
+                ilp32 = bool(sv_flags & K.SV_ILP32) or arch.word == 4
+                if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
+                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32, register_bits=self.bits)
+                else:
+                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32)
+                return shown + text + "\n"
         return shown + self.raw_args(args) + "\n"
 
     def ret(self, payload: bytes, abi: A.Abi) -> str:
@@ -222,6 +223,8 @@ def _utrace_rtld(fields: tuple[int | bytes, ...], word_mask: int) -> str | None:
         10: lambda: f"RTLD: fini {_ptr(mapbase)} for {_ptr(handle)} ({name})",
         11: lambda: f"RTLD: dlsym({_ptr(handle)}, {name})",
         12: lambda: f"RTLD: {_ptr(mapbase)} = dlsym({_ptr(handle)}, {name})",
+        # UTRACE_RTLD_ERROR: libsysdecode's format ends in a newline of its own.
+        13: lambda: f"RTLD: error: {name}\n",
     }
     fmt = formats.get(event)
     return fmt() if fmt is not None else None

@@ -6,7 +6,7 @@ import struct
 
 # struct stat, x86_64 Linux (144 bytes).
 LINUX_STAT = struct.Struct("<QQQIII4xQqqq9q")
-# struct stat, FreeBSD amd64 >= 12 (224 bytes), spec §2.8.
+# struct stat, FreeBSD amd64 >= 12 (224 bytes): docs/FORMAT.md, STRU records.
 FREEBSD_STAT = struct.Struct("<QQQHhII4xQ8qqqiIQ80x")
 # struct statx (the fields we use, 144 of its 256 bytes).
 STATX = struct.Struct("<IIQIIIH2xQQQQ4q4qIIII")

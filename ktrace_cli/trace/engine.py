@@ -208,7 +208,7 @@ class Engine:
             signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
         if self.spin and not self.spin_skip:
             # Spin-then-block: a syscall-dense tracee stops again within a few
-            # µs, and sleeping would cost a cross-CPU wake-up (perf-anchors §3).
+            # µs, and sleeping would cost a cross-CPU wake-up (docs/DESIGN.md, Speed).
             deadline = time.monotonic_ns() + SPIN_NS
             while True:
                 pid, status = waitpid(-1, P.WAIT_ALL_NOHANG)

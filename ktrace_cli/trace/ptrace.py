@@ -8,7 +8,7 @@ import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # No argtypes: ctypes then passes Python ints as C ints/longs without a
-# conversion wrapper, the cheapest call path measured (perf-anchors §1).
+# conversion wrapper, the cheapest call path measured (docs/DESIGN.md, Speed).
 _ptrace = _libc.ptrace
 _ptrace.restype = ctypes.c_long
 _syscall = _libc.syscall
@@ -54,7 +54,7 @@ PTRACE_SYSCALL_INFO_EXIT = 2
 PTRACE_SYSCALL_INFO_SECCOMP = 3
 
 # Options without EXITKILL on purpose: if the engine dies the kernel detaches
-# its tracees and they run on untraced (DESIGN §4).
+# its tracees and they run on untraced (docs/DESIGN.md, Safety of traced programs).
 BASE_OPTIONS = (
     PTRACE_O_TRACESYSGOOD
     | PTRACE_O_TRACEFORK

@@ -206,6 +206,22 @@ def _ignoring(sigs: frozenset[int]) -> Callable[[], None]:
     return setup
 
 
+def at_one_path(tmp: Path, name: str, run: Callable[[Path], Run]) -> Run:
+    """Call run(tmp/"run"), then move that tree aside to tmp/name.
+
+    Runs that are compared call for call must see the same paths: a path's
+    length changes the sizes the command allocates (python's compileall keeps
+    every source path), so its malloc crosses a brk threshold in one run and
+    not in the other. Two runs in "strace" and "pyktrace" directories made 48
+    and 51 brk calls, or the same number, depending on the length of the
+    temporary directory above them.
+    """
+    here = tmp / "run"
+    result = run(here)
+    here.rename(tmp / name)
+    return result
+
+
 def run_untraced(w: Workload, root: Path, env: dict[str, str]) -> Run:
     root.mkdir()
     w.prepare(root)

@@ -33,9 +33,11 @@ def test_load_is_traced_whole(name: str, rel_progs: Path, runtime_env: dict[str,
     if name == "make" and shutil.which("make") is None:
         pytest.skip("make is not installed")
     w = make(rel_progs)
-    plain = loads.run_untraced(w, tmp_path / "plain", runtime_env)
-    theirs = loads.run_strace(w, tmp_path / "strace", runtime_env, command_sigign)
-    ours = loads.run_pyktrace(w, tmp_path / "pyktrace", runtime_env)
+    # Each run in the same directory, so the counts cannot differ by path (see at_one_path).
+    plain = loads.at_one_path(tmp_path, "plain", lambda root: loads.run_untraced(w, root, runtime_env))
+    theirs = loads.at_one_path(tmp_path, "strace",
+                               lambda root: loads.run_strace(w, root, runtime_env, command_sigign))  # fmt: skip
+    ours = loads.at_one_path(tmp_path, "pyktrace", lambda root: loads.run_pyktrace(w, root, runtime_env))
 
     assert (plain.returncode, theirs.returncode, ours.returncode) == (0, 0, 0)
     assert plain.outputs, "the workload wrote nothing to compare"
@@ -72,3 +74,19 @@ def test_counts_see_a_missing_call() -> None:
     assert loads.trace_counts(trace)[("prog", "getpid")] == 2
     assert loads.losses(trace) == ["tid 7: last CALL getpid has no RET",
                                    "pid 7: 0 PROCDTOR, last record type 1"]  # fmt: skip
+
+
+def test_compared_runs_see_one_path(tmp_path: Path) -> None:
+    """Every run of a comparison happens at the same path, each tree is kept apart afterwards."""
+    roots: list[Path] = []
+
+    def run(root: Path) -> loads.Run:
+        root.mkdir()
+        (root / "out").write_text(root.name)
+        roots.append(root)
+        return loads.Run(0, b"", {}, 0.0)
+
+    for name in ("plain", "strace", "pyktrace"):
+        loads.at_one_path(tmp_path, name, run)
+    assert roots == [tmp_path / "run"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "pyktrace", "strace"]

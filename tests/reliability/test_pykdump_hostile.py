@@ -482,7 +482,6 @@ def _real_traces() -> list[str]:
     return sorted(str(p.relative_to(REAL)) for p in REAL.glob("*/ktrace.out"))
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="tests/fixtures/real is missing")
 @settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_real_traces(workdir: Path, data: st.DataObject) -> None:
@@ -757,7 +756,6 @@ def test_text_file(workdir: Path) -> None:
     assert (result.status, result.out, result.err) == (1, b"", "pykdump: data too short\n")  # as kdump: a 1.7 GB first record
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="tests/fixtures/real is missing")
 @pytest.mark.parametrize(
     ("name", "flavour"),
     [

@@ -359,14 +359,22 @@ def test_signal_names_agree_across_the_map() -> None:
     ("n", "name"),
     [
         (1, "SIGHUP"), (6, "SIGABRT"), (7, "SIGBUS"), (10, "SIGUSR1"), (16, "SIGSTKFLT"),
-        (29, "SIGIO"), (30, "SIGPWR"), (31, "SIGSYS"), (32, "SIGRTMIN"), (34, "SIGRTMIN+2"),
-        (63, "SIGRTMIN+31"), (64, "SIGRTMAX"), (0, None), (65, None),
+        (29, "SIGIO"), (30, "SIGPWR"), (31, "SIGSYS"),
+        # libsysdecode's linux_signames: FreeBSD's names for Linux realtime signals
+        (32, "SIGCANCEL"), (33, "SIGSETXID"), (34, "SIGRT2"), (63, "SIGRT31"), (64, "SIGRTMAX"),
+        (0, None), (65, None),
     ],
 )
 def test_linux_signal_name(n: int, name: str | None) -> None:
     assert linux.signal_name(n) == name
     if name is not None:
         assert linux.signal_number(name) == n
+
+
+def test_linux_signal_number_accepts_glibc_spellings() -> None:
+    assert linux.signal_number("SIGRTMIN") == 32
+    assert linux.signal_number("SIGRTMIN+2") == 34
+    assert linux.signal_number("SIGRT32") is None
 
 
 def test_sigmask_maps() -> None:
@@ -441,3 +449,93 @@ def test_import_does_not_load_python_ptrace_runtime() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- libsysdecode tables regenerated with FreeBSD 15 headers -------------------
+
+def test_sysdecode_provenance_names_each_header() -> None:
+    head = [line for line in (DATA / "sysdecode_freebsd.tsv").read_text().splitlines()
+            if line.startswith("#")]
+    assert "#   sys/x86/include/sysarch.h: 5BSD/5BSD (a FreeBSD 15 tree) @ " \
+        "392999caf154e717986fc9e41698e9e194526408" in head
+    assert any(line.startswith("#   sys/sys/socket.h: charles-cowart/freebsd-src") for line in head)
+    assert not any(line.startswith("# tables not generated") for line in head)
+
+
+def test_sockaddr_family_names_follow_freebsd15_socket_h() -> None:
+    from ktrace_cli.decode.structs import format_sockaddr
+
+    # AF_HYPERV (43) left sys/socket.h and 43 is no vendor slot, so kdump says invalid.
+    assert format_sockaddr(bytes([16, 43]) + bytes(14)) == \
+        "struct sockaddr { <invalid=43>, unknown address family }"
+    assert format_sockaddr(bytes([16, 45]) + bytes(14)) == \
+        "struct sockaddr { AF_VENDOR03, unknown address family }"
+    assert format_sockaddr(bytes([16, 1]) + b"/tmp/s".ljust(14, b"\0")).startswith(
+        "struct sockaddr { AF_LOCAL, ")
+
+
+# ioctl numbers computed the way <sys/ioccom.h> encodes them (direction, amd64
+# argument size, group, number), checked against values a compiler produced for
+# FreeBSD amd64 (golang.org/x/sys's generated constants) and kdump's own output.
+COMPILED_IOCTLS = {
+    "BIOCGDLTLIST": 0xC0104279, "BIOCGRTIMEOUT": 0x4010426E, "BIOCROTZBUF": 0x40184280,
+    "BIOCSETF": 0x80104267, "BIOCSETFNR": 0x80104282, "BIOCSETWF": 0x8010427B,
+    "BIOCSETZBUF": 0x80184281, "BIOCSRTIMEOUT": 0x8010426D, "BIOCGETZMAX": 0x4008427F,
+    "SIOCAIFGROUP": 0x80286987, "SIOCDIFGROUP": 0x80286989, "SIOCGDRVSPEC": 0xC028697B,
+    "SIOCGETSGCNT": 0xC0207210, "SIOCGETVIFCNT": 0xC028720F, "SIOCGIFCONF": 0xC0106924,
+    "SIOCGIFGMEMB": 0xC028698A, "SIOCGIFGROUP": 0xC0286988, "SIOCGIFMEDIA": 0xC0306938,
+    "SIOCGIFXMEDIA": 0xC030698B, "SIOCIFGCLONERS": 0xC0106978, "SIOCSDRVSPEC": 0x8028697B,
+    "TIOCTIMESTAMP": 0x40107459,
+    # kdump-output-samples F6 (i386 and amd64 agree: struct termios has no pointer)
+    "TIOCGETA": 0x402C7413,
+    # the fidelity report's repro, named by FreeBSD's kdump
+    "DIOCGMEDIASIZE": 0x40086481,
+}
+
+
+def test_ioctl_numbers_match_compiled_values() -> None:
+    from ktrace_cli.abi import sysdecode
+
+    by_name = {name: value for value, name in sysdecode.table("ioctlname").rows}
+    assert {name: by_name.get(name) for name in COMPILED_IOCTLS} == COMPILED_IOCTLS
+
+
+def test_shared_ioctl_values_name_the_first_macro_in_byte_order() -> None:
+    # clang's cpp -dM lists macros sorted by name, and mkioctls' if/else chain keeps
+    # that order: TAPSVNETHDR and TIOCMSDTRWAIT are both _IOW('t', 91, int).
+    from ktrace_cli.abi import sysdecode
+
+    rows = sysdecode.table("ioctlname").rows
+    assert [name for _, name in rows] == sorted(name for _, name in rows)
+    assert len(rows) == 231
+    assert sysdecode.ioctlname(0x8004745B) == "TAPSVNETHDR"
+    assert sysdecode.ioctlname(0x80047460) == "TIOCEXT"
+    assert sysdecode.ioctlname(0x8088691B) == "SIOCAIFADDR_IN6"
+
+
+def test_generator_follows_mktables_and_keeps_unfetched_tables(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import gen_sysdecode as gen
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "sys/netinet").mkdir(parents=True)
+    (tmp_path / "sys/sys").mkdir(parents=True)
+    (tmp_path / "sys/netinet/tcp.h").write_text(
+        "#define TCP_NODELAY 1 /* x */\n"
+        "#define TCP_MAXSEG 2\n"
+        "#define TCP_MAXBURST 4\n"  # TCP_MAX[^S]
+        "#define TCP_FASTOPEN_MAX_COOKIE_LEN 16\n"  # TCP_[[:alnum:]_]+_MAX
+        "#define TCP_KEEPINIT 128 /* see TCP_MSS */\n"  # egrep -v reads comments too
+    )
+    (tmp_path / "sys/sys/ttycom.h").write_text(
+        "#define TIOCMSDTRWAIT _IOW('t', 91, int)\n#define TIOCGETA _IOR('t', 19, struct termios)\n")
+    text = gen.generate(tmp_path, {"umtxop": [(0, "UMTX_OP_RESERVED0")]})
+    rows = [line for line in text.splitlines() if not line.startswith("#")]
+    assert [r for r in rows if r.startswith("sockopttcp")] == [
+        "sockopttcp\t0x1\tTCP_NODELAY", "sockopttcp\t0x2\tTCP_MAXSEG"]
+    assert "umtxop\t0x0\tUMTX_OP_RESERVED0" in rows
+    assert "#   umtxop" in text.splitlines()  # listed among the kept tables
+    # ioctl rows come in macro-name order, whatever the header order
+    assert [r for r in rows if r.startswith("ioctlname\t")] == [
+        "ioctlname\t0x402c7413\tTIOCGETA", "ioctlname\t0x8004745b\tTIOCMSDTRWAIT"]

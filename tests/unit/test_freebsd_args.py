@@ -16,7 +16,8 @@ def i386(name: str, *args: int, decimal: bool = False) -> str:
     return format_freebsd_args(name, args, decimal=decimal, ilp32=True)
 
 
-# Lines printed by real FreeBSD kdump (research/kdump-output-samples.md F1-F6).
+# Argument text printed by real FreeBSD kdumps, as published with their output
+# (FreeBSD 8 to 14 on amd64 and i386, and the kdump(1) man page's writev line).
 REAL = [
     ("mmap", (0, 0x8000, 3, 0x1002, 0xFFFFFFFF, 0),
      "(0,0x8000,0x3<PROT_READ|PROT_WRITE>,0x1002<MAP_PRIVATE|MAP_ANON>,0xffffffff,0)"),
@@ -144,8 +145,39 @@ def test_socket() -> None:
 def test_sockopt_name_consumes_its_slot_only_when_known() -> None:
     assert amd64("setsockopt", 3, 0xFFFF, 4, 0x7FF0, 4) == \
         "(0x3,SOL_SOCKET,SO_REUSEADDR,0x7ff0,0x4)"
-    assert amd64("setsockopt", 3, 6, 1, 0x7FF0, 4) == "(0x3,IPPROTO_TCP,0x1,0x7ff0,0x4)"
+    assert amd64("setsockopt", 3, 6, 0x7777, 0x7FF0, 4) == "(0x3,IPPROTO_TCP,0x7777,0x7ff0,0x4)"
     assert amd64("getsockopt", 3, 0x1234, 1, 0, 0) == "(0x3,0x1234,0x1,0,0)"
+
+
+# sysdecode_sockopt_name() looks the option up in the table of its level.
+SOCKOPT_LEVELS = [
+    ((3, 6, 1, 0x7FFFFFFFE000, 4), "(0x3,IPPROTO_TCP,TCP_NODELAY,0x7fffffffe000,0x4)"),
+    ((3, 41, 27, 0x7FFFFFFFE000, 4), "(0x3,IPPROTO_IPV6,IPV6_V6ONLY,0x7fffffffe000,0x4)"),
+    ((3, 0, 2, 0x7FF0, 4), "(0x3,IPPROTO_IP,IP_HDRINCL,0x7ff0,0x4)"),
+    ((3, 0, 80, 0x7FF0, 0x88), "(0x3,IPPROTO_IP,MCAST_JOIN_GROUP,0x7ff0,0x88)"),
+    ((3, 17, 1, 0x7FF0, 4), "(0x3,IPPROTO_UDP,UDP_ENCAP,0x7ff0,0x4)"),
+    ((3, 136, 2, 0x7FF0, 4), "(0x3,IPPROTO_UDPLITE,UDPLITE_SEND_CSCOV,0x7ff0,0x4)"),
+    ((3, 6, 0x401, 0x7FF0, 4), "(0x3,IPPROTO_TCP,TCP_FASTOPEN,0x7ff0,0x4)"),
+    ((3, 132, 4, 0x7FF0, 4), "(0x3,IPPROTO_SCTP,SCTP_NODELAY,0x7ff0,0x4)"),
+    # Bluetooth levels come from the netgraph table before the IP protocols.
+    ((3, 0x1609, 1, 0x7FF0, 2), "(0x3,SOL_L2CAP,0x1,0x7ff0,0x2)"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), SOCKOPT_LEVELS)
+def test_sockopt_names_at_every_level(args: tuple[int, ...], expected: str) -> None:
+    assert amd64("setsockopt", *args) == expected
+
+
+def test_sockopt_names_mktables_filters_out() -> None:
+    # egrep -v drops IP_MINTTL (it contains IP_MIN) and the TCP_*_MAX limits.
+    assert sd.sockopt_name(0, 66) is None
+    assert sd.table("sockopttcp").lookup(0x10) == "TCP_MD5SIG"
+    assert "TCP_FASTOPEN_MAX_COOKIE_LEN" not in {n for _, n in sd.table("sockopttcp").rows}
+    # sctp.h's table is every numeric SCTP_ define: the first of a value wins.
+    assert sd.sockopt_name(132, 1) == "SCTP_RTOINFO"
+    assert sd.sockopt_name(132, 0x2A) is None
+    assert sd.sockopt_name(132, 0x2000) == "SCTP_CC_OPT_RTCC_SETMODE"
 
 
 def test_at_syscalls_pass_a_b_c() -> None:
@@ -206,9 +238,70 @@ def test_single_name_decoders() -> None:
     assert amd64("shutdown", 3, 1) == "(0x3,<invalid=0x1>)"
 
 
-def test_shm_open2_anon() -> None:
+def test_shm_open2_anon_as_kdump_prints_it() -> None:
+    # kdump's SHM_ANON branch leaves the separator at '(' and the argument count one
+    # too high: the name slot follows "(" and one slot past the record is printed.
     assert amd64("shm_open2", 1, 0x2, 0o600, 0, 0) == \
-        "(SHM_ANON,0x2<O_RDWR>,0600<S_IRUSR|S_IWUSR>,0<0>,0)"
+        "(SHM_ANON,0x2<O_RDWR>,0600<S_IRUSR|S_IWUSR>,0<0>(0,0)"
+    assert amd64("shm_open2", 1, 0x2, 0o600, 0, 0x7FF0, decimal=True) == \
+        "(SHM_ANON,0x2<O_RDWR>,0600<S_IRUSR|S_IWUSR>,0<0>(32752,0)"
+    assert amd64("shm_open2", 0x800, 0x2, 0o600, 0, 0) == \
+        "(0x800,0x2<O_RDWR>,0600<S_IRUSR|S_IWUSR>,0<0>,0)"
+
+
+def test_compat12_shm_open_is_decoded_under_its_table_name() -> None:
+    assert amd64("compat12.shm_open", 1, 0x202, 0o600) == \
+        "(SHM_ANON,0x202<O_RDWR|O_CREAT>,0600<S_IRUSR|S_IWUSR>(0)"
+    assert amd64("compat12.shm_open", 0x800, 0x202, 0o600) == \
+        "(0x800,0x202<O_RDWR|O_CREAT>,0600<S_IRUSR|S_IWUSR>)"
+
+
+# Names FreeBSD 15 added (sys/x86/include/sysarch.h, sys/sys/socket.h, sys/sys/fcntl.h)
+# and mktables' newer MAP_ regex.
+FREEBSD15 = [
+    ("sysarch", (136, 0x8203F8B80), "(AMD64_SET_TLSBASE,0x8203f8b80)"),
+    ("sysarch", (135, 0x7FF0), "(AMD64_GET_TLSBASE,0x7ff0)"),
+    ("sysarch", (137, 0), "(AMD64_DISABLE_TLSBASE,0)"),
+    ("socket", (2, 0x40000001, 6), "(PF_INET,0x40000001<SOCK_STREAM|SOCK_CLOFORK>,IPPROTO_TCP)"),
+    ("setsockopt", (3, 0xFFFF, 0x1023, 0x7FFFFFFFE000, 16),
+     "(0x3,SOL_SOCKET,SO_SPLICE,0x7fffffffe000,0x10)"),
+    ("getsockopt", (3, 0xFFFF, 0x1014, 0x7FF0, 0x7FE0), "(0x3,SOL_SOCKET,SO_FIB,0x7ff0,0x7fe0)"),
+    ("mmap", (0, 0x1000, 3, 0x80002, 0xFFFFFFFF, 0),
+     "(0,0x1000,0x3<PROT_READ|PROT_WRITE>,0x80002<MAP_PRIVATE|MAP_32BIT>,0xffffffff,0)"),
+    ("open", (0x1000, 0x08000002), "(0x1000,0x8000002<O_RDWR|O_CLOFORK>)"),
+    ("fcntl", (3, 2, 4), "(0x3,F_SETFD,FD_CLOFORK)"),
+    ("fcntl", (3, 23, 10), "(0x3,F_DUPFD_CLOFORK,0xa)"),
+    ("recvmsg", (3, 0x1000, 0x400000), "(0x3,0x1000,0x400000<MSG_CMSG_CLOFORK>)"),
+    ("socket", (38, 3, 0), "(PF_NETLINK,0x3<SOCK_RAW>,0)"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "expected"), FREEBSD15)
+def test_freebsd15_names(name: str, args: tuple[int, ...], expected: str) -> None:
+    assert amd64(name, *args) == expected
+
+
+# The libsysdecode tables mktables builds from sys/acl.h, sys/extattr.h, aio.h,
+# ufs/ufs/quota.h, sys/capsicum.h and sys/time.h.
+SYSDECODE_TABLES = [
+    ("setitimer", (0, 0x7FFFFFFFE000, 0), "(ITIMER_REAL,0x7fffffffe000,0)"),
+    ("getitimer", (2, 0x7FF0), "(ITIMER_PROF,0x7ff0)"),
+    ("getitimer", (7, 0x7FF0), "(<invalid=0x7>,0x7ff0)"),
+    ("__acl_get_file", (0x800000, 3, 0x7FFFFFFFE000),
+     "(0x800000,ACL_TYPE_DEFAULT,0x7fffffffe000)"),
+    ("__acl_set_fd", (3, 4, 0x7FF0), "(0x3,ACL_TYPE_NFS4,0x7ff0)"),
+    ("cap_fcntls_limit", (3, 0x18), "(0x3,0x18<CAP_FCNTL_GETFL|CAP_FCNTL_SETFL>)"),
+    ("quotactl", (0x800000, 0x10000, 0, 0), "(0x800000,QCMD(Q_QUOTAON,USRQUOTA),0,0)"),
+    ("quotactl", (0x800000, 0x70001, 1000, 0x7FF0), "(0x800000,QCMD(Q_GETQUOTA,GRPQUOTA),0x3e8,0x7ff0)"),
+    ("lio_listio", (1, 0x7FF0, 2, 0), "(LIO_WAIT,0x7ff0,0x2,0)"),
+    # kdump decodes extattrctl's second slot (the command) with the namespace table.
+    ("extattrctl", (0x1000, 1, 0x2000, 1, 0x3000), "(0x1000,EXTATTR_NAMESPACE_USER,0x2000,0x1,0x3000)"),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "expected"), SYSDECODE_TABLES)
+def test_sysdecode_tables(name: str, args: tuple[int, ...], expected: str) -> None:
+    assert amd64(name, *args) == expected
 
 
 def test_every_pass_b_row_runs_on_short_and_long_args() -> None:
@@ -230,3 +323,19 @@ def test_tables_follow_header_order_and_first_match() -> None:
     # the 0-valued MAP_FILE prints only when the whole value is 0
     assert sd.mask_int("mmapflags", 0) == ("MAP_FILE", True, 0)
     assert sd.mask_int("mmapflags", 2) == ("MAP_PRIVATE", True, 0)
+
+
+IOCTLS = [
+    ((3, 0x40086481, 0x7FFFFFFFE000), "(0x3,DIOCGMEDIASIZE,0x7fffffffe000)"),
+    ((3, 0xC0306938, 0x7FFFFFFFE000), "(0x3,SIOCGIFMEDIA,0x7fffffffe000)"),
+    ((3, 0x8044692B, 0x7FF0), "(0x3,SIOCAIFADDR,0x7ff0)"),
+    ((4, 0x8010426D, 0x7FF0), "(0x4,BIOCSRTIMEOUT,0x7ff0)"),
+    ((5, 0x20006601, 0), "(0x5,FIOCLEX,0)"),
+    ((0, 0x40087468, 0x7FF0), "(0,TIOCGWINSZ,0x7ff0)"),
+    ((3, 0x41006489, 0x7FF0), "(0x3,DIOCGIDENT,0x7ff0)"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), IOCTLS)
+def test_ioctl_names_from_more_headers(args: tuple[int, ...], expected: str) -> None:
+    assert amd64("ioctl", *args) == expected

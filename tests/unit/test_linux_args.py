@@ -22,7 +22,7 @@ def fmt(name: str, *args: int, decimal: bool = False, ilp32: bool = False) -> st
 @pytest.mark.parametrize(
     ("name", "args", "expected"),
     [
-        # The spec's worked example (§8.18), without the linux_ prefix.
+        # kdump's Linux openat example (docs/FORMAT.md, CALL text), without the linux_ prefix.
         ("openat", (AT_FDCWD, 0x4005D0, 0, 0), "(AT_FDCWD,0x4005d0,0<O_RDONLY>)"),
         # O_CREAT adds the mode; leftover slots print as numbers.
         (
