@@ -310,3 +310,12 @@ def test_process_group_and_clear_all(bpf_env, looper, tmp_path: Path) -> None:  
     lp.ping(0)  # after the clear: not recorded
     assert _names(out) == {lp.pids[1]: [b"/nonexistent/looper-1"]}
     assert lp.close() == 0
+
+
+def test_utrace_records(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    code = "from ktrace_cli.utrace import utrace; utrace(b'from python'); utrace(b'again')"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "u", "-f", str(out), sys.executable, "-c", code])
+    assert r.returncode == 0, r.stderr
+    users = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_USER]
+    assert users == [b"from python", b"again"]

@@ -29,6 +29,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_NAMEI 3
 #define KTR_GENIO 4
 #define KTR_PSIG 5
+#define KTR_USER 7
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
 #define KTR_DROP 0x8000
@@ -58,6 +59,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYS_GIO_READ 2
 #define SYS_GIO_WRITE 4
 #define SYS_SIGRETURN 8
+#define SYS_PRCTL 16
+
+/* The `u` convention: prctl(UTRACE_PRCTL, addr, len) is a harmless EINVAL
+ * for the kernel and a KTR_USER record for pyktrace. */
+#define UTRACE_PRCTL 0x6b747275
+#define KTR_USER_MAXLEN 2048
 
 struct proc {
 	__u32 facs;
@@ -291,12 +298,11 @@ static __always_inline __u16 drop_mark(struct proc *p)
  * The header at data[off]: v1 (64 bytes, nanoseconds, CPU) or v0 (56
  * bytes, microseconds).  Returns the header's size.
  */
-static __always_inline __u32 put_header(struct batch *b, __u32 off, struct proc *p, __u16 type,
-					__u32 payload, __u32 pid, __u32 tid)
+static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 payload,
+				     __u32 pid, __u32 tid)
 {
 	struct cfg *c = get_cfg();
 	__u64 ns = bpf_ktime_get_ns() + (c ? c->realtime_off : 0);
-	__u8 *h = b->data + (off & BATCH_MASK);
 	__u16 drop = drop_mark(p);
 
 	*(__s32 *)(h + 0) = payload;
@@ -317,6 +323,12 @@ static __always_inline __u32 put_header(struct batch *b, __u32 off, struct proc 
 	*(__u16 *)(h + 6) = 0;
 	*(__s64 *)(h + 40) = (ns % 1000000000) / 1000;
 	return HDR_V0;
+}
+
+static __always_inline __u32 put_header(struct batch *b, __u32 off, struct proc *p, __u16 type,
+					__u32 payload, __u32 pid, __u32 tid)
+{
+	return put_hdr(b->data + (off & BATCH_MASK), p, type, payload, pid, tid);
 }
 
 static __always_inline struct proc *traced_proc(__u32 *tgid, __u32 *tid)
@@ -366,10 +378,31 @@ static __always_inline int nami(struct proc *p, __u32 tgid, __u32 tid, __u64 upt
 	return 0;
 }
 
+/*
+ * KTR_USER, the utrace convention.  A tracepoint cannot fault a page in, so
+ * bytes in a page the program never touched (a string literal) are not
+ * recorded; prctl does not touch them either, so there is nothing to retry.
+ * (A sleepable fentry program could read them; on the 6.18 kernel this was
+ * written on, loading one on __x64_sys_prctl failed with EPERM.)
+ */
+static __always_inline void utrace(struct proc *p, __u32 tgid, __u32 tid, __u64 addr, __u64 len)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr = hdr_size(p);
+
+	if (!b || len == 0 || len > KTR_USER_MAXLEN)
+		return;
+	off = reserve(b, p->file, tgid, HDR_V1 + KTR_USER_MAXLEN);
+	if (bpf_probe_read_user(b->data + ((off + hdr) & BATCH_MASK), len, (void *)addr) != 0)
+		return;
+	put_header(b, off, p, KTR_USER, len, tgid, tid);
+	commit(b, hdr + len);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 {
-	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0;
+	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0, flags = 0;
 	struct proc *p = traced_proc(&tgid, &tid);
 	struct batch *b;
 
@@ -381,6 +414,7 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 		if (s) {
 			narg = s->narg > 6 ? 6 : s->narg;
 			pathmask = s->pathmask;
+			flags = s->flags;
 			if (s->flags & SYS_SIGRETURN) {
 				__u32 nr = id;
 				bpf_map_update_elem(&in_sigreturn, &tid, &nr, BPF_ANY);
@@ -414,8 +448,11 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 		if (retry)
 			bpf_map_update_elem(&nami_retry, &tid, &retry, BPF_ANY);
 	}
+	if (flags & SYS_PRCTL && p->facs & KTRFAC(KTR_USER) && arg_of(regs, 0) == UTRACE_PRCTL)
+		utrace(p, tgid, tid, arg_of(regs, 1), arg_of(regs, 2));
 	return 0;
 }
+
 
 /* GIO: the bytes a read or write moved, up to the file's --genio-size. */
 static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct pt_regs *regs,

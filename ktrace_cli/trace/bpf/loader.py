@@ -46,6 +46,7 @@ SYS_EXEC = 1
 SYS_GIO_READ = 2
 SYS_GIO_WRITE = 4
 SYS_SIGRETURN = 8
+SYS_PRCTL = 16
 
 
 class BpfUnavailable(OSError):

@@ -84,6 +84,8 @@ def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
         flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
         if rule.name == "rt_sigreturn":
             flags |= L.SYS_SIGRETURN
+        if rule.special == R.SPECIAL_PRCTL:
+            flags |= L.SYS_PRCTL
         if rule.gio == R.GIO_BUF:
             flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
         systab.append((rule.narg, mask, flags))
