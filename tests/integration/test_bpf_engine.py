@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -319,3 +320,25 @@ def test_utrace_records(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert r.returncode == 0, r.stderr
     users = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_USER]
     assert users == [b"from python", b"again"]
+
+
+def test_file_size_limit_stops_tracing_with_whole_records(fresh_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The tracer's RLIMIT_FSIZE holds for the file, as with the ptrace engine."""
+    limit = 65536
+    out = tmp_path / "limited.out"
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    r = subprocess.run([*PYKTRACE, "--engine=bpf", "-t", "ci", "-f", str(out), "dd", "if=/dev/zero",
+                        "of=/dev/null", "bs=4096", "count=64", "status=none"],
+                       capture_output=True, env=fresh_env, timeout=TIMEOUT,
+                       preexec_fn=low_limit)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # dd never noticed
+    size = out.stat().st_size
+    assert 0 < size <= limit
+    recs = list(iter_records(str(out)))
+    assert sum(64 + len(x.payload) for x in recs) == size  # whole records only
+    pid = next(x.pid for x in recs if x.comm_name == b"dd")
+    log = (Path(fresh_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    assert f"ktrace write failed, errno 27, tracing stopped for pid {pid}\n" in log

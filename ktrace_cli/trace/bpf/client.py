@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno as E
 import os
+import resource
 import signal
 import sys
 import time
@@ -131,8 +132,6 @@ def exit_like(status: int) -> int:
     """Exit as the command did: its code, or its signal (without a core file of our own)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        import resource
-
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (OSError, ValueError):
@@ -172,6 +171,7 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int | N
     request: dict[str, object] = {
         "op": "ktrace", "ops": ops, "facs": facs, "pid": pid,
         "genio_size": opts.genio_size, "version": opts.version,
+        "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
     }  # fmt: skip
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or opts.clear == "C")
     try:

@@ -75,26 +75,45 @@ class Ring:
         self.cons.close()
 
 
-def write_all(fd: int, chunks: list[memoryview]) -> int:
-    """writev until done; 0 or the errno of the failure (ENOSPC for a short write that stops)."""
+def write_all(fd: int, chunks: list[memoryview], whole: Callable[[bytes, int], int]) -> int:
+    """writev until done; 0 or the errno of the failure.
+
+    A write that stops short (a full disk) is cut back to the last whole
+    record, as kern_ktrace.c never leaves a torn one: `whole(data, n)` says
+    where that is.
+    """
     total = sum(len(c) for c in chunks)
     done = 0
+    err = 0
+    rest = chunks
     while done < total:
         try:
-            n = os.writev(fd, chunks)
+            n = os.writev(fd, rest)
         except OSError as e:
-            return e.errno or 5
+            err = e.errno or 5
+            break
         if n <= 0:
-            return 28
+            err = 28  # ENOSPC: write(2) stops short only when the disk is full
+            break
         done += n
         if done < total:
-            rest: list[memoryview] = []
-            skip = n
-            for c in chunks:
-                if skip >= len(c):
-                    skip -= len(c)
-                    continue
-                rest.append(c[skip:])
-                skip = 0
-            chunks = rest
-    return 0
+            rest = _skip(rest, n)
+    if err and done:
+        data = b"".join(chunks)
+        keep = whole(data, done)
+        try:
+            os.ftruncate(fd, os.fstat(fd).st_size - (done - keep))
+        except OSError:
+            pass
+    return err
+
+
+def _skip(chunks: list[memoryview], n: int) -> list[memoryview]:
+    rest: list[memoryview] = []
+    for c in chunks:
+        if n >= len(c):
+            n -= len(c)
+            continue
+        rest.append(c[n:])
+        n = 0
+    return rest

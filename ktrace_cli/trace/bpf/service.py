@@ -139,21 +139,32 @@ class BpfEngine:
 
     # ----- the drainer -----
 
-    def _write(self, index: int, chunks: list[object]) -> None:
+    def _write(self, index: int, chunks: list[memoryview]) -> None:
         bf = self.files.get(index)
         if bf is None or bf.tf.failed:
             return
-        err = write_all(bf.tf.fd, chunks)  # type: ignore[arg-type]
+        tf = bf.tf
+        if tf.fsize_limit >= 0:
+            # The tracer's RLIMIT_FSIZE: TraceFile keeps whole records under it (rare: a copy).
+            tf.buf += b"".join(chunks)
+            err = tf.flush()
+        else:
+            err = write_all(tf.fd, chunks, tf._whole)
+            tf.failed = err
         if err:
-            bf.tf.failed = err
-            log.error("ktrace write failed, errno %d, tracing stopped for pids %s",
-                      err, sorted(bf.pids))  # fmt: skip
-            for pid in list(self._traced()):
+            # FreeBSD stops tracing the process whose write failed; here every
+            # process writing to the file lost records in the same write.
+            # (A process may have exited since its records were made: it is named too.)
+            stopped = set(bf.pids)
+            for pid in self._traced():
                 if self._file_of(pid) == index:
                     self.obj.traced.delete(L.U32.pack(pid))
+                    stopped.add(pid)
+            for pid in sorted(stopped):
+                log.error("ktrace write failed, errno %d, tracing stopped for pid %d", err, pid)
 
     def drain(self) -> None:
-        self.ring.drain(self._write)  # type: ignore[arg-type]
+        self.ring.drain(self._write)
         self.obj.rearm_wakeup()
     def report_drops(self) -> None:
         """At most one log line a second: how many records the full ring cost."""
@@ -197,6 +208,8 @@ class BpfEngine:
 
     def housekeeping(self) -> None:
         """Forget exited processes, close unused files, detach when nothing is traced."""
+        # Drained first: a write failure names the processes of the records it lost.
+        self.drain()
         self.obj.set_clock(self._clock_offset())
         self.report_drops()
         live: dict[int, set[int]] = {}
@@ -245,6 +258,7 @@ class BpfEngine:
             pid = int(msg["pid"])  # type: ignore[call-overload]
             version = int(msg.get("version", K.KTR_VERSION1))  # type: ignore[call-overload]
             genio = max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT)))  # type: ignore[call-overload]
+            fsize = int(msg.get("fsize_limit", -1))  # type: ignore[call-overload]
         except (KeyError, TypeError, ValueError):
             return {"error": E.EINVAL, "message": "malformed request"}
         op_ = K.ktrop(ops)
@@ -259,7 +273,7 @@ class BpfEngine:
             return {"error": E.EBADF}
         if msg.get("command") and _parent_of(pid) != peer_pid:
             return {"error": E.EPERM, "message": "command mode traces only the caller's child"}
-        return self._set(pid, facs, descend, fd, version, genio)
+        return self._set(pid, facs, descend, fd, version, genio, fsize)
 
     def _file(self, fd: int, version: int, genio: int) -> BFile | None:
         st = os.fstat(fd)
@@ -274,12 +288,13 @@ class BpfEngine:
         return bf
 
     def _set(self, pid: int, facs: int, descend: bool, fd: int, version: int,
-             genio: int) -> dict[str, object]:  # fmt: skip
+             genio: int, fsize: int) -> dict[str, object]:  # fmt: skip
         from ktrace_cli.trace import ops as O
 
         bf = self._file(fd, version, genio)
         if bf is None:
             return {"error": E.EACCES}
+        bf.tf.fsize_limit = fsize  # as FreeBSD keeps the tracer's limit with the file
         roots = O._roots(pid)
         if not roots:
             return {"error": E.ESRCH}
