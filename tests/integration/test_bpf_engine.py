@@ -342,3 +342,19 @@ def test_file_size_limit_stops_tracing_with_whole_records(fresh_env, tmp_path: P
     pid = next(x.pid for x in recs if x.comm_name == b"dd")
     log = (Path(fresh_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
     assert f"ktrace write failed, errno 27, tracing stopped for pid {pid}\n" in log
+
+
+def test_args_and_envs_at_exec(progs: Path, tmp_path: Path, bpf_env) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    env = dict(bpf_env, KTRACE_TEST_VAR="one two")
+    r = subprocess.run([*PYKTRACE, "--engine=bpf", "-t", "ae", "-f", str(out), str(progs / "basic"),
+                        "in.txt", "second arg"],
+                       capture_output=True, env=env, cwd=tmp_path, timeout=TIMEOUT)  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    text = subprocess.run([*PYKDUMP, "-t", "ae", "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    args = [x for x in text.splitlines() if " ARGS  " in x]
+    envs = [x for x in text.splitlines() if " ENVS  " in x]
+    assert len(args) == 1 and len(envs) == 1
+    assert args[0].split(" ARGS  ", 1)[1] == f'"{progs / "basic"}", "in.txt", "second arg"'
+    assert '"KTRACE_TEST_VAR=one two"' in envs[0].split(" ENVS  ", 1)[1].split(", ")

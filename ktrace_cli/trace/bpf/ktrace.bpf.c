@@ -32,6 +32,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_USER 7
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
+#define KTR_ARGS 16
+#define KTR_ENVS 17
 #define KTR_DROP 0x8000
 #define KTR_VERSIONED 0x4000
 #define KTRFAC(t) (1u << (t))
@@ -591,14 +593,54 @@ int BPF_PROG(ktr_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * ARGS / ENVS: the new image's argument or environment area, NUL-separated
+ * strings as FreeBSD records them, read from the pages exec has just
+ * written.  At most GENIO_MAX bytes; a longer area is cut and its last
+ * string closed with a NUL.
+ */
+static __always_inline void exec_strings(struct proc *p, __u32 tgid, __u32 tid, __u16 type,
+					 __u64 start, __u64 end)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr = hdr_size(p);
+	__u64 n = end - start;
+	__u8 *d;
+
+	if (!b || end <= start)
+		return;
+	if (n > GENIO_MAX)
+		n = GENIO_MAX;
+	off = reserve(b, p->file, tgid, HDR_V1 + GENIO_MAX);
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	if (bpf_probe_read_user(d, n, (void *)start) != 0)
+		return;
+	d[(n - 1) & (GENIO_MAX - 1)] = 0;
+	put_header(b, off, p, type, n, tgid, tid);
+	commit(b, hdr + n);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid, tid;
 	struct proc *p = traced_proc(&tgid, &tid);
 
-	if (p && p->facs & KTRFAC(KTR_PROCCTOR))
+	if (!p)
+		return 0;
+	if (p->facs & KTRFAC(KTR_PROCCTOR))
 		procctor(p, tgid, tid);
+	if (p->facs & (KTRFAC(KTR_ARGS) | KTRFAC(KTR_ENVS))) {
+		struct mm_struct *mm = BPF_CORE_READ(task, mm);
+		if (!mm)
+			return 0;
+		if (p->facs & KTRFAC(KTR_ARGS))
+			exec_strings(p, tgid, tid, KTR_ARGS, BPF_CORE_READ(mm, arg_start),
+				     BPF_CORE_READ(mm, arg_end));
+		if (p->facs & KTRFAC(KTR_ENVS))
+			exec_strings(p, tgid, tid, KTR_ENVS, BPF_CORE_READ(mm, env_start),
+				     BPF_CORE_READ(mm, env_end));
+	}
 	return 0;
 }
 
