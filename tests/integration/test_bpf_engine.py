@@ -358,3 +358,42 @@ def test_args_and_envs_at_exec(progs: Path, tmp_path: Path, bpf_env) -> None:  #
     assert len(args) == 1 and len(envs) == 1
     assert args[0].split(" ARGS  ", 1)[1] == f'"{progs / "basic"}", "in.txt", "second arg"'
     assert '"KTRACE_TEST_VAR=one two"' in envs[0].split(" ENVS  ", 1)[1].split(", ")
+
+
+def _asleep_in_read(pid: int) -> None:
+    """Wait until the process sleeps in read(2) (a condition, not a delay)."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/syscall") as f:
+            nr = f.read().split()[0]
+        if state == b"S" and nr == str(abi.syscall_number("read")):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"pid {pid} never slept in read")
+
+
+def test_context_switches_around_a_sleeping_call(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """-t w: exact CSW records from the scheduler, named by the call that slept."""
+    lp = looper()
+    out = tmp_path / "k.out"
+    _asleep_in_read(lp.pid)
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "w", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping()  # woken (its sleep began untraced), then asleep again in read: "out"
+        _asleep_in_read(lp.pid)
+        lp.ping()  # switched back in: "in", then asleep again: "out"
+        _asleep_in_read(lp.pid)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-p", str(lp.pid)])
+    assert r.returncode == 0, r.stderr
+    csws = [(x, unpack_payload(AMD64, K.KTR_CSW, x.payload)) for x in iter_records(str(out))
+            if x.type == K.KTR_CSW]  # fmt: skip
+    assert [(c.out, c.user, c.wmesg) for _, c in csws] == [(1, 0, b"read"), (0, 0, b"read"),
+                                                          (1, 0, b"read")]  # fmt: skip
+    assert all(x.pid == lp.pid and x.tid == lp.pid and x.comm_name == b"looper" for x, _ in csws)
+    assert lp.close() == 0

@@ -107,7 +107,7 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
     opts = cli.parse(["--engine=bpf", "-t", "cwt", "-p", "1"])
     assert client.run(opts, 0, opts.facs, 1, None) == 0
     assert capsys.readouterr().err == (
-        "pyktrace: warning: the bpf engine does not record trace points t w yet; not recorded\n"
+        "pyktrace: warning: the bpf engine does not record trace points t yet; not recorded\n"
     )
     opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
     assert client.run(opts, 0, opts.facs, 1, None) == 0

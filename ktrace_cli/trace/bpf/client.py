@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # Signals the waiting pyktrace passes on to the command; a terminal's
 # SIGINT and SIGQUIT reach the command through its process group already.
 # Trace points only the ptrace engine records so far (f and p: neither does).
-NOT_YET = "twy"
+NOT_YET = "ty"
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 

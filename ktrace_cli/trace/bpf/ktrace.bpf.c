@@ -29,6 +29,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_NAMEI 3
 #define KTR_GENIO 4
 #define KTR_PSIG 5
+#define KTR_CSW 6
 #define KTR_USER 7
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
@@ -90,7 +91,7 @@ struct cfg {
 	__u32 batch_limit;  /* flush a batch once it would exceed this */
 	__u32 wake_at;      /* force one wake-up once this many bytes wait */
 	__u32 woken;        /* set by the first forced wake-up, cleared by the drainer */
-	__u32 pad;
+	__u32 csw_on;       /* some process is traced with `w`: the switch hook looks */
 	__u64 lost_batches;
 	__u64 lost_records;
 };
@@ -301,7 +302,7 @@ static __always_inline __u16 drop_mark(struct proc *p)
  * bytes, microseconds).  Returns the header's size.
  */
 static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 payload,
-				     __u32 pid, __u32 tid)
+				     __u32 pid, __u32 tid, struct task_struct *who)
 {
 	struct cfg *c = get_cfg();
 	__u64 ns = bpf_ktime_get_ns() + (c ? c->realtime_off : 0);
@@ -309,7 +310,10 @@ static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 
 
 	*(__s32 *)(h + 0) = payload;
 	*(__u32 *)(h + 8) = pid;
-	bpf_get_current_comm(h + 12, 16);
+	if (who) /* a record for a task other than current (CSW in) */
+		bpf_probe_read_kernel(h + 12, 16, who->comm);
+	else
+		bpf_get_current_comm(h + 12, 16);
 	*(__u32 *)(h + 28) = 0; /* comm is MAXCOMLEN + 1 = 20 bytes in FreeBSD */
 	*(__s64 *)(h + 32) = ns / 1000000000;
 	*(__s64 *)(h + 48) = tid;
@@ -330,7 +334,7 @@ static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 
 static __always_inline __u32 put_header(struct batch *b, __u32 off, struct proc *p, __u16 type,
 					__u32 payload, __u32 pid, __u32 tid)
 {
-	return put_hdr(b->data + (off & BATCH_MASK), p, type, payload, pid, tid);
+	return put_hdr(b->data + (off & BATCH_MASK), p, type, payload, pid, tid, NULL);
 }
 
 static __always_inline struct proc *traced_proc(__u32 *tgid, __u32 *tid)
@@ -750,14 +754,89 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 	return 0;
 }
 
-/* Any task leaving this CPU: its records must be in the ring before it can
- * run elsewhere. */
-SEC("tp_btf/sched_switch")
-int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+/* Syscall names, 7 characters and a NUL: the wait message of a CSW record. */
+struct wmesg {
+	char s[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SYSCALL);
+	__type(key, __u32);
+	__type(value, struct wmesg);
+} sysnames SEC(".maps");
+
+/* Threads switched out asleep in a system call, with its wait message. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct wmesg);
+} asleep SEC(".maps");
+
+/* One CSW record (struct ktr_csw: out, user, wmesg[8]); `who` is the task
+ * switched in, whose name the header carries, or NULL for current. */
+static __always_inline void csw(struct proc *p, __u32 pid, __u32 tid, int out,
+				struct wmesg *w, struct task_struct *who)
 {
 	struct batch *b = get_batch();
+	__u32 off, hdr;
+	__u8 *d;
 
+	if (!b)
+		return;
+	off = reserve(b, p->file, pid, HDR_V1 + 16);
+	hdr = put_hdr(b->data + (off & BATCH_MASK), p, KTR_CSW, 16, pid, tid, who);
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	*(__s32 *)(d + 0) = out;
+	*(__s32 *)(d + 4) = 0; /* asleep in the kernel, not preempted in user mode */
+	*(__u64 *)(d + 8) = *(__u64 *)w->s;
+	commit(b, hdr + 16);
+}
+
+/*
+ * Any task leaving this CPU: its records must be in the ring before it can
+ * run elsewhere.  With `w`, a traced thread going to sleep in a system call
+ * gets a CSW "out" record (the wait message is the call's name), and one
+ * "in" record when it is switched back in: FreeBSD's ktrcsw() around a
+ * sleep, exact here where ptrace can only infer it from counters.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+	     unsigned int prev_state)
+{
+	struct batch *b = get_batch();
+	struct cfg *c = get_cfg();
+	int watch = c && c->csw_on;
+
+	if (watch && !preempt && prev_state != 0 /* TASK_RUNNING */) {
+		__u32 pid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
+		struct proc *p = bpf_map_lookup_elem(&traced, &pid);
+		if (p && p->facs & KTRFAC(KTR_CSW)) {
+			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
+			long nr = regs ? BPF_CORE_READ(regs, orig_ax) : -1;
+			if (nr >= 0 && nr < MAX_SYSCALL) {
+				__u32 k = nr;
+				struct wmesg *w = bpf_map_lookup_elem(&sysnames, &k);
+				if (w) {
+					csw(p, pid, tid, 1, w, NULL);
+					bpf_map_update_elem(&asleep, &tid, w, BPF_ANY);
+				}
+			}
+		}
+	}
 	if (b && b->hdr_len)
 		flush(b);
+	if (watch) {
+		__u32 tid = BPF_CORE_READ(next, pid);
+		struct wmesg *w = bpf_map_lookup_elem(&asleep, &tid);
+		if (w) {
+			__u32 pid = BPF_CORE_READ(next, tgid);
+			struct proc *p = bpf_map_lookup_elem(&traced, &pid);
+			if (p && p->facs & KTRFAC(KTR_CSW))
+				csw(p, pid, tid, 0, w, next);
+			bpf_map_delete_elem(&asleep, &tid);
+		}
+	}
 	return 0;
 }

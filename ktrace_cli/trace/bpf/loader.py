@@ -34,8 +34,9 @@ BPF_ANY = 0
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
 PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, fatal_logged, dropped
 SYSENT = struct.Struct("<4B")  # narg, pathmask, flags, pad
-CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, pad, lost batches/records
+CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, csw_on, lost batches/records
 CFG_WOKEN = 16
+CFG_CSW_ON = 20
 SIGTAB = struct.Struct("<65i4xQ")  # signo[65], default_ignored
 SIGMASK = struct.Struct("<4I")
 LINUX_NSIG = 64
@@ -215,6 +216,7 @@ class BpfObject:
         self.config = self._map("ktr_config", 4, CFG.size)
         self.sigtab = self._map("sigtab", 4, SIGTAB.size)
         self.masktab = self._map("masktab", 4, SIGMASK.size)
+        self.sysnames = self._map("sysnames", 4, 8)
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
@@ -233,9 +235,12 @@ class BpfObject:
             raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME} has no map {name}")
         return Map(self.lib, fd, key, value)
 
-    def fill_tables(self, systab: list[tuple[int, int, int]], errmap: list[int]) -> None:
+    def fill_tables(self, systab: list[tuple[int, int, int]], errmap: list[int],
+                    names: list[bytes]) -> None:  # fmt: skip
         for nr, (narg, pathmask, flags) in enumerate(systab[:MAX_SYSCALL]):
             self.systab.update(U32.pack(nr), SYSENT.pack(narg, pathmask, flags, 0))
+        for nr, name in enumerate(names[:MAX_SYSCALL]):
+            self.sysnames.update(U32.pack(nr), name[:7].ljust(8, b"\0"))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):
             self.errmap.update(U32.pack(e), S32.pack(fb))
 
@@ -252,6 +257,10 @@ class BpfObject:
 
     def set_clock(self, realtime_off: int) -> None:
         struct.pack_into("<Q", self.cfg_mem, 0, realtime_off)
+
+    def watch_switches(self, on: bool) -> None:
+        """Whether the switch hook looks for `w` processes (it costs every switch a lookup)."""
+        U32.pack_into(self.cfg_mem, CFG_CSW_ON, int(on))
 
     def rearm_wakeup(self) -> None:
         U32.pack_into(self.cfg_mem, CFG_WOKEN, 0)

@@ -122,7 +122,9 @@ class BpfEngine:
         size = ring_size()
         self.obj = L.BpfObject(size)
         systab, errmap = tables()
-        self.obj.fill_tables(systab, errmap)
+        from ktrace_cli.trace import rules as R
+
+        self.obj.fill_tables(systab, errmap, [R.rules().name(nr).encode() for nr in range(L.MAX_SYSCALL)])
         self.obj.fill_signals(*signal_tables())
         self.obj.configure(self._clock_offset(), min(L.BATCH_DATA - 1, size // 4), size // 4)
         self.ring = Ring(self.obj.ring_fd, size)
@@ -224,6 +226,7 @@ class BpfEngine:
             if self.obj.attached and not live:
                 self.barrier()
                 self.obj.detach()
+                self.obj.watch_switches(False)
                 self.report_drops()
                 log.info("nothing traced: programs detached")
             elif unused:
@@ -299,6 +302,8 @@ class BpfEngine:
         if not roots:
             return {"error": E.ESRCH}
         self.obj.attach()
+        if facs & K.KTRFAC_CSW:
+            self.obj.watch_switches(True)
         seen: set[int] = {os.getpid()}
         stack = list(roots)
         done = 0
