@@ -291,7 +291,11 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
 
 
 def run(opts: Options) -> int:
-    if opts.letters and any(c in UNOBSERVABLE for c in opts.letters):
+    if opts.engine == "auto":
+        from ktrace_cli.trace.bpf import client as bpf
+
+        opts = bpf.resolve_auto(opts)  # bpf where it can load, else ptrace and why
+    if opts.engine == "ptrace" and opts.letters and any(c in UNOBSERVABLE for c in opts.letters):
         sys.stderr.write(
             "pyktrace: warning: trace points f and p (page faults, capability failures) "
             "cannot be observed through ptrace on Linux; not recorded\n"
@@ -318,12 +322,10 @@ def run(opts: Options) -> int:
         facs |= K.PROC_ABI_POINTS
         fd = open_trace_file(opts.trfile, opts.append)
         pid = opts.pid or os.getpid()
-    if opts.engine != "ptrace":
+    if opts.engine == "bpf":
         from ktrace_cli.trace.bpf import client as bpf
 
-        code = bpf.run(opts, ops, facs, pid, fd)  # the eBPF backend, when chosen or picked by auto
-        if code is not None:
-            return code
+        return bpf.run(opts, ops, facs, pid, fd)  # the eBPF capture backend
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")

@@ -397,3 +397,24 @@ def test_context_switches_around_a_sleeping_call(bpf_env, looper, tmp_path: Path
                                                           (1, 0, b"read")]  # fmt: skip
     assert all(x.pid == lp.pid and x.tid == lp.pid and x.comm_name == b"looper" for x, _ in csws)
     assert lp.close() == 0
+
+
+def test_page_faults_on_fresh_pages(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """-t f: PFLT and PRET, which ptrace cannot see, for each first write to a page."""
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "f", "-f", str(out), str(progs / "touch")])
+    assert (r.returncode, r.stderr) == (0, b""), r.stderr
+    base = int(r.stdout.split()[0], 16)
+    page = os.sysconf("SC_PAGESIZE")
+    recs = [x for x in _program_records(out, b"touch") if x.type in (K.KTR_FAULT, K.KTR_FAULTEND)]
+    faults = [(unpack_payload(AMD64, K.KTR_FAULT, x.payload), i) for i, x in enumerate(recs)
+              if x.type == K.KTR_FAULT and base <= unpack_payload(AMD64, K.KTR_FAULT, x.payload).vaddr
+              < base + 8 * page]  # fmt: skip
+    assert [(f.vaddr, f.type) for f, _ in faults] == [(base + i * page + 5, 2) for i in range(8)]
+    for _, i in faults:  # each followed by its PRET, KERN_SUCCESS
+        assert recs[i + 1].type == K.KTR_FAULTEND
+        assert unpack_payload(AMD64, K.KTR_FAULTEND, recs[i + 1].payload).result == 0
+    text = subprocess.run([*PYKDUMP, "-t", "f", "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    assert f"PFLT  {hex(base + 5)} 0x2<VM_PROT_WRITE>" in text
+    assert "PRET  KERN_SUCCESS" in text

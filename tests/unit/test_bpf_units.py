@@ -32,15 +32,17 @@ def test_engine_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_falls_back_to_ptrace_and_says_why(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert client.choose("auto") == (False, "the bpf engine needs root (CAP_BPF and CAP_PERFMON)")
-    assert client.choose("bpf") == (True, "the bpf engine needs root (CAP_BPF and CAP_PERFMON)")
-    opts = cli.parse(["--engine=auto", "true"])
-    assert client.run(opts, 0, K.DEF_POINTS, os.getpid(), None) is None
+    assert client.why_not() == "the bpf engine needs root (CAP_BPF and CAP_PERFMON)"
+    opts = client.resolve_auto(cli.parse(["--engine=auto", "-t", "cf", "true"]))
+    assert opts.engine == "ptrace"
     assert capsys.readouterr().err == (
         "pyktrace: --engine=auto: using ptrace: the bpf engine needs root (CAP_BPF and CAP_PERFMON)\n"
     )
     with pytest.raises(cli.Fatal, match=r"^the bpf engine needs root"):
         client.run(cli.parse(["--engine=bpf", "true"]), 0, K.DEF_POINTS, os.getpid(), None)
+    monkeypatch.setattr(client, "why_not", lambda: None)
+    assert client.resolve_auto(cli.parse(["--engine=auto", "true"])).engine == "bpf"
+    assert capsys.readouterr().err == ""
 
 
 def test_tables_come_from_ktrace_cli_own() -> None:
@@ -102,12 +104,12 @@ def test_ring_size_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    monkeypatch.setattr(client, "choose", lambda requested: (True, None))
+    monkeypatch.setattr(client, "why_not", lambda: None)
     monkeypatch.setattr(client, "call", lambda *a, **k: {"error": 0})
-    opts = cli.parse(["--engine=bpf", "-t", "cwt", "-p", "1"])
+    opts = cli.parse(["--engine=bpf", "-t", "cwtfp", "-p", "1"])
     assert client.run(opts, 0, opts.facs, 1, None) == 0
     assert capsys.readouterr().err == (
-        "pyktrace: warning: the bpf engine does not record trace points t yet; not recorded\n"
+        "pyktrace: warning: the bpf engine does not record trace points p t yet; not recorded\n"
     )
     opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
     assert client.run(opts, 0, opts.facs, 1, None) == 0

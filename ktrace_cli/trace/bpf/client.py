@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 # Signals the waiting pyktrace passes on to the command; a terminal's
 # SIGINT and SIGQUIT reach the command through its process group already.
-# Trace points only the ptrace engine records so far (f and p: neither does).
-NOT_YET = "ty"
+# Trace points the bpf engine does not record (p: no engine can on Linux).
+NOT_YET = "pty"
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
@@ -142,24 +142,29 @@ def exit_like(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def choose(requested: str) -> tuple[bool, str | None]:
-    """(use bpf, why not): --engine=auto picks bpf where it can load."""
+def why_not() -> str | None:
+    """None when the bpf engine can load here, else why not."""
     from ktrace_cli.trace.bpf.loader import why_unavailable
 
-    why = why_unavailable()
-    if requested == "bpf":
-        return True, why
-    return why is None, why
+    return why_unavailable()
 
 
-def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int | None:
-    """pyktrace's run() for the bpf engine; None to fall back to ptrace (auto only)."""
+def resolve_auto(opts: Options) -> Options:
+    """--engine=auto: bpf where it can load, else ptrace, saying why on stderr."""
+    import dataclasses
+
+    why = why_not()
+    if why:
+        sys.stderr.write(f"pyktrace: --engine=auto: using ptrace: {why}\n")
+        return dataclasses.replace(opts, engine="ptrace")
+    return dataclasses.replace(opts, engine="bpf")
+
+
+def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int:
+    """pyktrace's run() for the bpf engine: the request, or command mode; the exit status."""
     from ktrace_cli.cli.pyktrace import Fatal
 
-    use, why = choose(opts.engine)
-    if not use:
-        sys.stderr.write(f"pyktrace: --engine=auto: using ptrace: {why}\n")
-        return None
+    why = why_not()
     if why:
         if fd is not None:
             os.close(fd)

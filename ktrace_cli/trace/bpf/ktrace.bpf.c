@@ -33,6 +33,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_USER 7
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
+#define KTR_FAULT 13
+#define KTR_FAULTEND 14
 #define KTR_ARGS 16
 #define KTR_ENVS 17
 #define KTR_DROP 0x8000
@@ -86,12 +88,15 @@ struct sysent {
 	__u8 pad;
 };
 
+#define WATCH_CSW 1   /* some process is traced with `w` */
+#define WATCH_FAULT 2 /* some process is traced with `f` */
+
 struct cfg {
 	__u64 realtime_off; /* CLOCK_REALTIME - CLOCK_MONOTONIC, kept by the loader */
 	__u32 batch_limit;  /* flush a batch once it would exceed this */
 	__u32 wake_at;      /* force one wake-up once this many bytes wait */
 	__u32 woken;        /* set by the first forced wake-up, cleared by the drainer */
-	__u32 csw_on;       /* some process is traced with `w`: the switch hook looks */
+	__u32 watch;        /* WATCH_*: hooks on every switch or fault look only when asked */
 	__u64 lost_batches;
 	__u64 lost_records;
 };
@@ -807,7 +812,7 @@ int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_str
 {
 	struct batch *b = get_batch();
 	struct cfg *c = get_cfg();
-	int watch = c && c->csw_on;
+	int watch = c && c->watch & WATCH_CSW;
 
 	if (watch && !preempt && prev_state != 0 /* TASK_RUNNING */) {
 		__u32 pid = BPF_CORE_READ(prev, tgid), tid = BPF_CORE_READ(prev, pid);
@@ -837,6 +842,56 @@ int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_str
 				csw(p, pid, tid, 0, w, next);
 			bpf_map_delete_elem(&asleep, &tid);
 		}
+	}
+	return 0;
+}
+
+/* x86 page fault error code bits, and FreeBSD's vm_prot_t. */
+#define X86_PF_WRITE 0x2
+#define X86_PF_INSTR 0x10
+#define VM_PROT_READ 1
+#define VM_PROT_WRITE 2
+#define VM_PROT_EXECUTE 4
+#define KERN_SUCCESS 0
+
+/*
+ * PFLT and PRET (-t f): a user page fault of a traced process, with the
+ * faulting access as FreeBSD's trap_pfault() gives it.  Linux has no
+ * tracepoint where the fault ends, so PRET follows at once and says
+ * KERN_SUCCESS; a fault that fails is followed by its SIGSEGV or SIGBUS.
+ */
+SEC("tp_btf/page_fault_user")
+int BPF_PROG(ktr_fault, unsigned long address, struct pt_regs *regs, unsigned long error_code)
+{
+	struct cfg *c = get_cfg();
+	__u32 tgid, tid, off, hdr;
+	struct proc *p;
+	struct batch *b;
+	__u8 *d;
+
+	if (!c || !(c->watch & WATCH_FAULT))
+		return 0;
+	p = traced_proc(&tgid, &tid);
+	if (!p || !(p->facs & (KTRFAC(KTR_FAULT) | KTRFAC(KTR_FAULTEND))))
+		return 0;
+	b = get_batch();
+	if (!b)
+		return 0;
+	if (p->facs & KTRFAC(KTR_FAULT)) {
+		off = reserve(b, p->file, tgid, HDR_V1 + 16);
+		hdr = put_header(b, off, p, KTR_FAULT, 16, tgid, tid);
+		d = b->data + ((off + hdr) & BATCH_MASK);
+		*(__u64 *)(d + 0) = address;
+		*(__s32 *)(d + 8) = error_code & X86_PF_INSTR ? VM_PROT_EXECUTE :
+				    error_code & X86_PF_WRITE ? VM_PROT_WRITE : VM_PROT_READ;
+		*(__u32 *)(d + 12) = 0;
+		commit(b, hdr + 16);
+	}
+	if (p->facs & KTRFAC(KTR_FAULTEND)) {
+		off = reserve(b, p->file, tgid, HDR_V1 + 4);
+		hdr = put_header(b, off, p, KTR_FAULTEND, 4, tgid, tid);
+		*(__s32 *)(b->data + ((off + hdr) & BATCH_MASK)) = KERN_SUCCESS;
+		commit(b, hdr + 4);
 	}
 	return 0;
 }

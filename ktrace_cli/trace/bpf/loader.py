@@ -23,7 +23,7 @@ log = logging.getLogger("pyktrace.engine")
 OBJECT_NAME = "ktrace.bpf.o"
 BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
-            "ktr_signal")
+            "ktr_signal", "ktr_fault")
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -34,9 +34,11 @@ BPF_ANY = 0
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
 PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, fatal_logged, dropped
 SYSENT = struct.Struct("<4B")  # narg, pathmask, flags, pad
-CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, csw_on, lost batches/records
+CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, watch, lost batches/records
 CFG_WOKEN = 16
-CFG_CSW_ON = 20
+CFG_WATCH = 20
+WATCH_CSW = 1
+WATCH_FAULT = 2
 SIGTAB = struct.Struct("<65i4xQ")  # signo[65], default_ignored
 SIGMASK = struct.Struct("<4I")
 LINUX_NSIG = 64
@@ -258,9 +260,14 @@ class BpfObject:
     def set_clock(self, realtime_off: int) -> None:
         struct.pack_into("<Q", self.cfg_mem, 0, realtime_off)
 
-    def watch_switches(self, on: bool) -> None:
-        """Whether the switch hook looks for `w` processes (it costs every switch a lookup)."""
-        U32.pack_into(self.cfg_mem, CFG_CSW_ON, int(on))
+    def watch(self, what: int) -> None:
+        """Which hooks on every switch or fault of the machine look for traced processes
+        (WATCH_*): each look costs a lookup, so only while some process wants `w` or `f`."""
+        U32.pack_into(self.cfg_mem, CFG_WATCH, what)
+
+    @property
+    def watching(self) -> int:
+        return int(U32.unpack_from(self.cfg_mem, CFG_WATCH)[0])
 
     def rearm_wakeup(self) -> None:
         U32.pack_into(self.cfg_mem, CFG_WOKEN, 0)

@@ -226,7 +226,7 @@ class BpfEngine:
             if self.obj.attached and not live:
                 self.barrier()
                 self.obj.detach()
-                self.obj.watch_switches(False)
+                self.obj.watch(0)
                 self.report_drops()
                 log.info("nothing traced: programs detached")
             elif unused:
@@ -302,8 +302,12 @@ class BpfEngine:
         if not roots:
             return {"error": E.ESRCH}
         self.obj.attach()
+        watch = self.obj.watching
         if facs & K.KTRFAC_CSW:
-            self.obj.watch_switches(True)
+            watch |= L.WATCH_CSW
+        if facs & (K.KTRFAC_FAULT | K.KTRFAC_FAULTEND):
+            watch |= L.WATCH_FAULT
+        self.obj.watch(watch)
         seen: set[int] = {os.getpid()}
         stack = list(roots)
         done = 0
