@@ -418,3 +418,16 @@ def test_page_faults_on_fresh_pages(bpf_env, progs: Path, tmp_path: Path) -> Non
                           timeout=TIMEOUT, check=True).stdout  # fmt: skip
     assert f"PFLT  {hex(base + 5)} 0x2<VM_PROT_WRITE>" in text
     assert "PRET  KERN_SUCCESS" in text
+
+
+def test_sysctl_names_as_the_ptrace_engine_makes_them(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code = ("import os\nopen('/proc/sys/kernel/hostname').read()\n"
+            "os.open('/proc/sys/kernel/', os.O_RDONLY)\n"
+            "os.open('/proc/sys//kernel//ostype', os.O_RDONLY)\nopen('/proc/version').read()")  # fmt: skip
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "-t", "y", "-f", str(out), sys.executable, "-c", code])
+        assert r.returncode == 0, r.stderr
+        got[engine] = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_SYSCTL]
+    assert got["bpf"] == got["ptrace"] == [b"kernel.hostname\0", b"kernel\0", b"kernel..ostype\0"]

@@ -106,7 +106,7 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.setattr(client, "why_not", lambda: None)
     monkeypatch.setattr(client, "call", lambda *a, **k: {"error": 0})
-    opts = cli.parse(["--engine=bpf", "-t", "cwtfp", "-p", "1"])
+    opts = cli.parse(["--engine=bpf", "-t", "cwtfpy", "-p", "1"])
     assert client.run(opts, 0, opts.facs, 1, None) == 0
     assert capsys.readouterr().err == (
         "pyktrace: warning: the bpf engine does not record trace points p t yet; not recorded\n"

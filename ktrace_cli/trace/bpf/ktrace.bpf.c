@@ -31,6 +31,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_PSIG 5
 #define KTR_CSW 6
 #define KTR_USER 7
+#define KTR_SYSCTL 9
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
 #define KTR_FAULT 13
@@ -65,6 +66,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYS_GIO_WRITE 4
 #define SYS_SIGRETURN 8
 #define SYS_PRCTL 16
+#define SYS_OPEN 32 /* open, openat, openat2: a /proc/sys path makes a SCTL record */
 
 /* The `u` convention: prctl(UTRACE_PRCTL, addr, len) is a harmless EINVAL
  * for the kernel and a KTR_USER record for pyktrace. */
@@ -389,6 +391,95 @@ static __always_inline int nami(struct proc *p, __u32 tgid, __u32 tid, __u64 upt
 	return 0;
 }
 
+/* Programs reached by tail call. */
+#define JUMP_SYSCTL 0
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} jumps SEC(".maps");
+
+#define SYSCTL_PREFIX_LEN 10 /* "/proc/sys/" */
+#define SYSCTL_NAME_MAX 256
+
+struct sctl_name {
+	char path[512]; /* a power of two: indexes are masked with it */
+	char s[SYSCTL_NAME_MAX + 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sctl_name);
+} sctl_scratch SEC(".maps");
+
+struct dots_ctx {
+	struct sctl_name *sn;
+	__u32 start;
+};
+
+static long slash_to_dot(__u32 i, void *data)
+{
+	struct dots_ctx *dc = data;
+	char c = dc->sn->path[(dc->start + i) & (sizeof(dc->sn->path) - 1)];
+
+	dc->sn->s[i & (SYSCTL_NAME_MAX - 1)] = c == '/' ? '.' : c;
+	return 0;
+}
+
+/*
+ * SCTL (-t y) for an open of a /proc/sys path, as the ptrace engine derives
+ * it (FreeBSD's record for Linux): the rest of the path, slashes at either
+ * end dropped, the others made dots, NUL-terminated.  The path is read
+ * again into a scratch buffer (only when `y` is wanted); a path longer than
+ * the buffer or not yet in memory makes no record.
+ */
+static __always_inline void sysctl(struct proc *p, __u32 tgid, __u32 tid, __u64 uptr)
+{
+	const char prefix[] = "/proc/sys/";
+	struct batch *b = get_batch();
+	struct sctl_name *sn;
+	__u32 off, hdr = hdr_size(p), start = SYSCTL_PREFIX_LEN, end, keep, z = 0;
+	long n;
+
+	sn = bpf_map_lookup_elem(&sctl_scratch, &z);
+	if (!b || !sn || !uptr)
+		return;
+	n = bpf_probe_read_user_str(sn->path, sizeof(sn->path), (void *)uptr);
+	if (n <= SYSCTL_PREFIX_LEN || n >= sizeof(sn->path))
+		return;
+#pragma unroll
+	for (int i = 0; i < SYSCTL_PREFIX_LEN; i++)
+		if (sn->path[i] != prefix[i])
+			return;
+	end = n - 1; /* the NUL */
+	/* Slashes at either end are dropped (a few at most). */
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (start < end && sn->path[start & (sizeof(sn->path) - 1)] == '/')
+			start++;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		if (end > start && sn->path[(end - 1) & (sizeof(sn->path) - 1)] == '/')
+			end--;
+	keep = end - start;
+	if (keep == 0 || keep >= SYSCTL_NAME_MAX)
+		return;
+	/* The others become dots (bpf_loop: the callback is verified once). */
+	struct dots_ctx dc = { .sn = sn, .start = start };
+	bpf_loop(keep, slash_to_dot, &dc, 0);
+	sn->s[keep & (SYSCTL_NAME_MAX - 1)] = 0;
+	keep++;
+	off = reserve(b, p->file, tgid, HDR_V1 + SYSCTL_NAME_MAX);
+	if (bpf_probe_read_kernel(b->data + ((off + hdr) & BATCH_MASK), keep, sn->s) != 0)
+		return;
+	put_header(b, off, p, KTR_SYSCTL, keep, tgid, tid);
+	commit(b, hdr + keep);
+}
+
 /*
  * KTR_USER, the utrace convention.  A tracepoint cannot fault a page in, so
  * bytes in a page the program never touched (a string literal) are not
@@ -461,6 +552,25 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 	}
 	if (flags & SYS_PRCTL && p->facs & KTRFAC(KTR_USER) && arg_of(regs, 0) == UTRACE_PRCTL)
 		utrace(p, tgid, tid, arg_of(regs, 1), arg_of(regs, 2));
+	if (flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL))
+		bpf_tail_call(ctx, &jumps, JUMP_SYSCTL); /* last: after the NAMI */
+	return 0;
+}
+
+/* Reached by tail call from ktr_sys_enter (never attached itself): kept
+ * apart so that each program stays within the verifier's limits. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ktr_sys_enter_sysctl, struct pt_regs *regs, long id)
+{
+	__u32 tgid, tid, k = id;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct sysent *s;
+
+	if (!p || id < 0 || id >= MAX_SYSCALL)
+		return 0;
+	s = bpf_map_lookup_elem(&systab, &k);
+	if (s && s->flags & SYS_OPEN)
+		sysctl(p, tgid, tid, arg_of(regs, s->pathmask & 1 ? 0 : 1)); /* open: 0; openat(2): 1 */
 	return 0;
 }
 

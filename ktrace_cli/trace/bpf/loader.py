@@ -24,6 +24,8 @@ OBJECT_NAME = "ktrace.bpf.o"
 BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
             "ktr_signal", "ktr_fault")
+# Programs reached by tail call (index in the `jumps` map), never attached.
+JUMPS = ("ktr_sys_enter_sysctl",)
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -50,6 +52,7 @@ SYS_GIO_READ = 2
 SYS_GIO_WRITE = 4
 SYS_SIGRETURN = 8
 SYS_PRCTL = 16
+SYS_OPEN = 32
 
 
 class BpfUnavailable(OSError):
@@ -120,6 +123,7 @@ def _libbpf() -> ctypes.CDLL:
         ("bpf_map__set_max_entries", i, [vp, ctypes.c_uint32]),
         ("bpf_map__fd", i, [vp]),
         ("bpf_program__attach", vp, [vp]),
+        ("bpf_program__fd", i, [vp]),
         ("bpf_link__destroy", i, [vp]),
         ("bpf_map_update_elem", i, [i, vp, vp, ctypes.c_uint64]),
         ("bpf_map_lookup_elem", i, [i, vp, vp]),
@@ -222,6 +226,13 @@ class BpfObject:
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
+        jumps = self._map("jumps", 4, 4)
+        for index, name in enumerate(JUMPS):
+            prog = lib.bpf_object__find_program_by_name(obj, name.encode())
+            fd = lib.bpf_program__fd(prog) if prog else -1
+            if fd < 0 or jumps.update(U32.pack(index), S32.pack(fd)):
+                self.close()
+                raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME}: cannot install program {name}")
         self.progs = []
         for name in PROGRAMS:
             prog = lib.bpf_object__find_program_by_name(obj, name.encode())

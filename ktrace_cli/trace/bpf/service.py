@@ -86,6 +86,8 @@ def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
             flags |= L.SYS_SIGRETURN
         if rule.special == R.SPECIAL_PRCTL:
             flags |= L.SYS_PRCTL
+        if rule.special == R.SPECIAL_OPEN:
+            flags |= L.SYS_OPEN
         if rule.gio == R.GIO_BUF:
             flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
         systab.append((rule.narg, mask, flags))
