@@ -53,7 +53,7 @@ def test_tables_come_from_ktrace_cli_own() -> None:
     read = abi.syscall_number("read")
     renameat = abi.syscall_number("renameat")
     assert openat is not None and execve is not None and read is not None and renameat is not None
-    assert systab[openat] == (r.narg[openat], 0b10, 0)  # the path is argument 1
+    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN)  # the path is argument 1
     assert systab[renameat][1] == 0b1010  # two paths: arguments 1 and 3
     assert systab[execve][2] == loader.SYS_EXEC
     assert systab[read][2] == loader.SYS_GIO_READ
