@@ -112,6 +112,7 @@ CASES = {  # program, arguments, trace points, header version
     "io-v1": ("basic", ["in.txt"], "cni", "1"),
     "io-v0": ("basic", ["in.txt"], "cni", "0"),
     "signals": ("sig", [], "cs", "1"),
+    "structures": ("io", [], "ct", "1"),  # stat, sockaddr in and out (no writev: no i)
 }
 
 
@@ -135,7 +136,7 @@ def test_same_records_as_the_ptrace_engine(bpf_env, progs: Path, tmp_path: Path,
     assert [_comparable(r) for r in bpf] == [_comparable(r) for r in ptrace]
     assert len({r.pid for r in bpf}) == 1
     wanted = {K.KTR_SYSCALL, K.KTR_SYSRET}
-    wanted |= {K.KTR_PSIG} if "s" in points else {K.KTR_NAMEI, K.KTR_GENIO}
+    wanted |= {"s": {K.KTR_PSIG}, "t": {K.KTR_STRUCT}}.get(points[-1], {K.KTR_NAMEI, K.KTR_GENIO})
     assert wanted <= {r.type for r in bpf}
     if version == "1":
         # The bpf engine knows the CPU each record was made on; ptrace cannot.

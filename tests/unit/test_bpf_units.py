@@ -53,7 +53,10 @@ def test_tables_come_from_ktrace_cli_own() -> None:
     read = abi.syscall_number("read")
     renameat = abi.syscall_number("renameat")
     assert openat is not None and execve is not None and read is not None and renameat is not None
-    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN)  # the path is argument 1
+    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN, 0, 0)  # the path: argument 1
+    fstat, connect = abi.syscall_number("fstat"), abi.syscall_number("connect")
+    assert fstat is not None and connect is not None
+    assert systab[fstat][3:] == (1, 1) and systab[connect][3:] == (3, 1)  # STRU kind, argument
     assert systab[renameat][1] == 0b1010  # two paths: arguments 1 and 3
     assert systab[execve][2] == loader.SYS_EXEC
     assert systab[read][2] == loader.SYS_GIO_READ
@@ -109,7 +112,7 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
     opts = cli.parse(["--engine=bpf", "-t", "cwtfpy", "-p", "1"])
     assert client.run(opts, 0, opts.facs, 1, None) == 0
     assert capsys.readouterr().err == (
-        "pyktrace: warning: the bpf engine does not record trace points p t yet; not recorded\n"
+        "pyktrace: warning: the bpf engine does not record trace points p yet; not recorded\n"
     )
     opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
     assert client.run(opts, 0, opts.facs, 1, None) == 0

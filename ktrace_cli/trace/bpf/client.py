@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # Signals the waiting pyktrace passes on to the command; a terminal's
 # SIGINT and SIGQUIT reach the command through its process group already.
 # Trace points the bpf engine does not record (p: no engine can on Linux).
-NOT_YET = "pt"
+NOT_YET = "p"
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 

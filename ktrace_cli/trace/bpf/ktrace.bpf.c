@@ -31,6 +31,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KTR_PSIG 5
 #define KTR_CSW 6
 #define KTR_USER 7
+#define KTR_STRUCT 8
 #define KTR_SYSCTL 9
 #define KTR_PROCCTOR 10
 #define KTR_PROCDTOR 11
@@ -67,6 +68,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYS_SIGRETURN 8
 #define SYS_PRCTL 16
 #define SYS_OPEN 32 /* open, openat, openat2: a /proc/sys path makes a SCTL record */
+#define SYS_SETITIMER 64
 
 /* The `u` convention: prctl(UTRACE_PRCTL, addr, len) is a harmless EINVAL
  * for the kernel and a KTR_USER record for pyktrace. */
@@ -86,9 +88,18 @@ struct proc {
 struct sysent {
 	__u8 narg;
 	__u8 pathmask; /* bit i: argument i is a path (NAMI) */
-	__u8 flags;
-	__u8 pad;
+	__u16 flags;
+	__u8 stru;     /* STRU_*: the structure a STRU record shows */
+	__u8 stru_arg; /* the argument that points to it */
+	__u16 pad;
 };
+
+/* STRU kinds, as trace/rules.py numbers them. */
+#define STRU_STAT 1         /* struct stat * at exit */
+#define STRU_STATX 2        /* struct statx * at exit */
+#define STRU_SOCKADDR_IN 3  /* (addr, addrlen) at entry */
+#define STRU_SOCKADDR_OUT 4 /* (addr, socklen_t *) at exit */
+#define STRU_ITIMERVAL 5    /* setitimer: new at entry, old at exit; getitimer at exit */
 
 #define WATCH_CSW 1   /* some process is traced with `w` */
 #define WATCH_FAULT 2 /* some process is traced with `f` */
@@ -391,15 +402,23 @@ static __always_inline int nami(struct proc *p, __u32 tgid, __u32 tid, __u64 upt
 	return 0;
 }
 
-/* Programs reached by tail call. */
-#define JUMP_SYSCTL 0
+/* Programs reached by tail call: one array per tracepoint, since a program
+ * array holds programs of one attach point only. */
+#define JUMP_MORE 0
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
-} jumps SEC(".maps");
+} enter_jumps SEC(".maps"); /* ktr_sys_enter_more: SCTL and entry STRU records */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} exit_jumps SEC(".maps"); /* ktr_sys_exit_more: exit STRU records, then the RET */
 
 #define SYSCTL_PREFIX_LEN 10 /* "/proc/sys/" */
 #define SYSCTL_NAME_MAX 256
@@ -504,7 +523,7 @@ static __always_inline void utrace(struct proc *p, __u32 tgid, __u32 tid, __u64 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 {
-	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0, flags = 0;
+	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0, flags = 0, stru = 0;
 	struct proc *p = traced_proc(&tgid, &tid);
 	struct batch *b;
 
@@ -517,6 +536,7 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 			narg = s->narg > 6 ? 6 : s->narg;
 			pathmask = s->pathmask;
 			flags = s->flags;
+			stru = s->stru;
 			if (s->flags & SYS_SIGRETURN) {
 				__u32 nr = id;
 				bpf_map_update_elem(&in_sigreturn, &tid, &nr, BPF_ANY);
@@ -552,15 +572,221 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 	}
 	if (flags & SYS_PRCTL && p->facs & KTRFAC(KTR_USER) && arg_of(regs, 0) == UTRACE_PRCTL)
 		utrace(p, tgid, tid, arg_of(regs, 1), arg_of(regs, 2));
-	if (flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL))
-		bpf_tail_call(ctx, &jumps, JUMP_SYSCTL); /* last: after the NAMI */
+	if ((flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL)) ||
+	    (stru && p->facs & KTRFAC(KTR_STRUCT)))
+		bpf_tail_call(ctx, &enter_jumps, JUMP_MORE); /* last: after the NAMI */
 	return 0;
+}
+
+/* A STRU record's start: the header after reserve(), then the structure's
+ * name with its NUL; returns the offset of the structure's bytes. */
+#define STRU_MAX (16 + 256) /* name and the largest structure (a sockaddr) */
+
+static __always_inline struct batch *stru_begin(struct proc *p, __u32 tgid, __u32 *offp)
+{
+	struct batch *b = get_batch();
+
+	if (b)
+		*offp = reserve(b, p->file, tgid, HDR_V1 + STRU_MAX);
+	return b;
+}
+
+/* FreeBSD's dev_t from Linux's: the major and minor split, packed by
+ * FreeBSD's makedev(). */
+static __always_inline __u64 freebsd_dev(__u64 dev)
+{
+	__u64 major = ((dev >> 32) & 0xFFFFF000) | ((dev >> 8) & 0xFFF);
+	__u64 minor = ((dev >> 12) & 0xFFFFFF00) | (dev & 0xFF);
+
+	return ((major & 0xFFFFFF00) << 32) | ((major & 0xFF) << 8) | ((minor & 0xFF00) << 24) |
+	       (minor & 0xFFFF00FF);
+}
+
+static __always_inline __u64 freebsd_makedev(__u64 major, __u64 minor)
+{
+	return ((major & 0xFFFFFF00) << 32) | ((major & 0xFF) << 8) | ((minor & 0xFF00) << 24) |
+	       (minor & 0xFFFF00FF);
+}
+
+/* Linux x86-64 struct stat (144 bytes) and the fields of struct statx used. */
+struct lx_stat {
+	__u64 dev, ino, nlink;
+	__u32 mode, uid, gid, pad0;
+	__u64 rdev;
+	__s64 size, blksize, blocks;
+	__s64 atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+	__s64 reserved[3];
+};
+
+struct lx_statx_ts {
+	__s64 sec;
+	__u32 nsec, pad;
+};
+
+struct lx_statx {
+	__u32 mask, blksize;
+	__u64 attributes;
+	__u32 nlink, uid, gid;
+	__u16 mode, pad0;
+	__u64 ino, size, blocks, attributes_mask;
+	struct lx_statx_ts atime, btime, ctime, mtime;
+	__u32 rdev_major, rdev_minor, dev_major, dev_minor;
+};
+
+/* FreeBSD amd64 struct stat (224 bytes). */
+struct fb_stat {
+	__u64 dev, ino, nlink;
+	__u16 mode;
+	__s16 padding0;
+	__u32 uid, gid, padding1;
+	__u64 rdev;
+	__s64 atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, birthtime, birthtime_ns;
+	__s64 size, blocks;
+	__s32 blksize;
+	__u32 flags;
+	__u64 gen;
+	__u64 spare[10];
+};
+
+#define STATX_BTIME 0x800
+
+/* STRU "stat" from a stat or statx buffer the kernel has just filled. */
+static __always_inline void stru_stat(struct proc *p, __u32 tgid, __u32 tid, __u64 addr, int is_statx)
+{
+	__u32 off, hdr = hdr_size(p);
+	struct batch *b = stru_begin(p, tgid, &off);
+	struct fb_stat *f;
+	__u8 *d;
+
+	if (!b || !addr)
+		return;
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	__builtin_memcpy(d, "stat", 5);
+	f = (struct fb_stat *)(d + 5);
+	if (is_statx) {
+		struct lx_statx x;
+		if (bpf_probe_read_user(&x, sizeof(x), (void *)addr) != 0)
+			return;
+		__builtin_memset(f, 0, sizeof(*f));
+		f->dev = freebsd_makedev(x.dev_major, x.dev_minor);
+		f->ino = x.ino;
+		f->nlink = x.nlink;
+		f->mode = x.mode;
+		f->uid = x.uid;
+		f->gid = x.gid;
+		f->rdev = freebsd_makedev(x.rdev_major, x.rdev_minor);
+		f->atime = x.atime.sec;
+		f->atime_ns = x.atime.nsec;
+		f->mtime = x.mtime.sec;
+		f->mtime_ns = x.mtime.nsec;
+		f->ctime = x.ctime.sec;
+		f->ctime_ns = x.ctime.nsec;
+		f->birthtime = x.mask & STATX_BTIME ? x.btime.sec : -1;
+		f->birthtime_ns = x.mask & STATX_BTIME ? x.btime.nsec : 0;
+		f->size = x.size;
+		f->blocks = x.blocks;
+		f->blksize = x.blksize;
+	} else {
+		struct lx_stat l;
+		if (bpf_probe_read_user(&l, sizeof(l), (void *)addr) != 0)
+			return;
+		__builtin_memset(f, 0, sizeof(*f));
+		f->dev = freebsd_dev(l.dev);
+		f->ino = l.ino;
+		f->nlink = l.nlink;
+		f->mode = l.mode;
+		f->uid = l.uid;
+		f->gid = l.gid;
+		f->rdev = freebsd_dev(l.rdev);
+		f->atime = l.atime;
+		f->atime_ns = l.atime_ns;
+		f->mtime = l.mtime;
+		f->mtime_ns = l.mtime_ns;
+		f->ctime = l.ctime;
+		f->ctime_ns = l.ctime_ns;
+		f->birthtime = -1; /* Linux's stat has no birth time */
+		f->size = l.size;
+		f->blocks = l.blocks;
+		f->blksize = l.blksize;
+	}
+	put_header(b, off, p, KTR_STRUCT, 5 + sizeof(*f), tgid, tid);
+	commit(b, hdr + 5 + sizeof(*f));
+}
+
+/* Linux address families to FreeBSD's; 0xff: FreeBSD has none (no record). */
+static __always_inline __u8 freebsd_family(__u16 f)
+{
+	switch (f) {
+	case 0: return 0;   /* AF_UNSPEC */
+	case 1: return 1;   /* AF_UNIX */
+	case 2: return 2;   /* AF_INET */
+	case 10: return 28; /* AF_INET6 */
+	case 16: return 38; /* AF_NETLINK */
+	case 31: return 36; /* AF_BLUETOOTH */
+	default: return 0xff;
+	}
+}
+
+#define SOCKADDR_MAX 255 /* sa_len is one byte */
+#define SUN_PATH_FREEBSD 104
+
+/* STRU "sockaddr": FreeBSD's (sa_len, sa_family, data) from Linux's. */
+static __always_inline void stru_sockaddr(struct proc *p, __u32 tgid, __u32 tid, __u64 addr, __u64 alen)
+{
+	__u32 off, hdr = hdr_size(p), n;
+	struct batch *b;
+	__u16 lfam;
+	__u8 fam, *d;
+
+	if (!addr || alen < 2 || alen > 4096)
+		return;
+	if (bpf_probe_read_user(&lfam, 2, (void *)addr) != 0)
+		return;
+	fam = freebsd_family(lfam);
+	if (fam == 0xff)
+		return;
+	n = alen - 2; /* the data after the family */
+	if (fam == 1 && n > SUN_PATH_FREEBSD)
+		n = SUN_PATH_FREEBSD;
+	if (n > SOCKADDR_MAX - 2)
+		n = SOCKADDR_MAX - 2;
+	b = stru_begin(p, tgid, &off);
+	if (!b)
+		return;
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	__builtin_memcpy(d, "sockaddr", 9);
+	if (n && bpf_probe_read_user(d + 11, n, (void *)(addr + 2)) != 0)
+		return;
+	d[9] = n + 2;
+	d[10] = fam;
+	put_header(b, off, p, KTR_STRUCT, 11 + n, tgid, tid);
+	commit(b, hdr + 11 + n);
+}
+
+/* STRU "itimerval": the same layout on both systems. */
+static __always_inline void stru_itimerval(struct proc *p, __u32 tgid, __u32 tid, __u64 addr)
+{
+	__u32 off, hdr = hdr_size(p);
+	struct batch *b;
+	__u8 *d;
+
+	if (!addr)
+		return;
+	b = stru_begin(p, tgid, &off);
+	if (!b)
+		return;
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	__builtin_memcpy(d, "itimerval", 10);
+	if (bpf_probe_read_user(d + 10, 32, (void *)addr) != 0)
+		return;
+	put_header(b, off, p, KTR_STRUCT, 10 + 32, tgid, tid);
+	commit(b, hdr + 10 + 32);
 }
 
 /* Reached by tail call from ktr_sys_enter (never attached itself): kept
  * apart so that each program stays within the verifier's limits. */
 SEC("tp_btf/sys_enter")
-int BPF_PROG(ktr_sys_enter_sysctl, struct pt_regs *regs, long id)
+int BPF_PROG(ktr_sys_enter_more, struct pt_regs *regs, long id)
 {
 	__u32 tgid, tid, k = id;
 	struct proc *p = traced_proc(&tgid, &tid);
@@ -569,11 +795,19 @@ int BPF_PROG(ktr_sys_enter_sysctl, struct pt_regs *regs, long id)
 	if (!p || id < 0 || id >= MAX_SYSCALL)
 		return 0;
 	s = bpf_map_lookup_elem(&systab, &k);
-	if (s && s->flags & SYS_OPEN)
+	if (!s)
+		return 0;
+	if (s->flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL))
 		sysctl(p, tgid, tid, arg_of(regs, s->pathmask & 1 ? 0 : 1)); /* open: 0; openat(2): 1 */
+	if (!(p->facs & KTRFAC(KTR_STRUCT)))
+		return 0;
+	if (s->stru == STRU_SOCKADDR_IN)
+		stru_sockaddr(p, tgid, tid, arg_of(regs, s->stru_arg & 7),
+			      arg_of(regs, (s->stru_arg + 1) & 7));
+	else if (s->stru == STRU_ITIMERVAL && s->flags & SYS_SETITIMER)
+		stru_itimerval(p, tgid, tid, arg_of(regs, 1));
 	return 0;
 }
-
 
 /* GIO: the bytes a read or write moved, up to the file's --genio-size. */
 static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct pt_regs *regs,
@@ -601,12 +835,34 @@ static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct 
 	commit(b, hdr + 8 + n);
 }
 
+/* The RET record. */
+static __always_inline void sysret(struct proc *p, __u32 tgid, __u32 tid, long nr, __s32 error,
+				   __s64 rval)
+{
+	struct batch *b;
+	__u32 off, hdr;
+	__u8 *d;
+
+	if (!(p->facs & KTRFAC(KTR_SYSRET)))
+		return;
+	b = get_batch();
+	if (!b)
+		return;
+	off = reserve(b, p->file, tgid, HDR_V1 + 16);
+	hdr = put_header(b, off, p, KTR_SYSRET, 16, tgid, tid);
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	*(__s16 *)(d + 0) = nr;
+	*(__s16 *)(d + 2) = 0;
+	*(__s32 *)(d + 4) = error;
+	*(__s64 *)(d + 8) = rval;
+	commit(b, hdr + 16);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 tgid, tid, off, hdr, flags = 0;
+	__u32 tgid, tid, flags = 0, stru = 0;
 	struct proc *p = traced_proc(&tgid, &tid);
-	struct batch *b;
 	long nr;
 	__s32 error = 0;
 	__s64 rval = ret;
@@ -624,8 +880,10 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	if (nr < MAX_SYSCALL) {
 		__u32 k = nr;
 		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
-		if (s)
+		if (s) {
 			flags = s->flags;
+			stru = s->stru;
+		}
 	}
 	__u32 *retry = bpf_map_lookup_elem(&nami_retry, &tid);
 	if (retry) {
@@ -653,19 +911,43 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	} else if (ret > 0 && flags & (SYS_GIO_READ | SYS_GIO_WRITE) && p->facs & KTRFAC(KTR_GENIO)) {
 		genio(p, tgid, tid, regs, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
 	}
-	if (!(p->facs & KTRFAC(KTR_SYSRET)))
+	if (!error && stru && stru != STRU_SOCKADDR_IN && p->facs & KTRFAC(KTR_STRUCT))
+		bpf_tail_call(ctx, &exit_jumps, JUMP_MORE); /* the STRU, then the RET */
+	sysret(p, tgid, tid, nr, error, rval);
+	return 0;
+}
+
+/* Reached by tail call from ktr_sys_exit for a call that fills a structure:
+ * its STRU record, then the RET (the ptrace engine's order). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
+{
+	__u32 tgid, tid, k;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct sysent *s;
+	long nr;
+
+	if (!p)
 		return 0;
-	b = get_batch();
-	if (!b)
+	nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr < 0 || nr >= MAX_SYSCALL)
 		return 0;
-	off = reserve(b, p->file, tgid, HDR_V1 + 16);
-	hdr = put_header(b, off, p, KTR_SYSRET, 16, tgid, tid);
-	__u8 *d = b->data + ((off + hdr) & BATCH_MASK);
-	*(__s16 *)(d + 0) = nr;
-	*(__s16 *)(d + 2) = 0;
-	*(__s32 *)(d + 4) = error;
-	*(__s64 *)(d + 8) = rval;
-	commit(b, hdr + 16);
+	k = nr;
+	s = bpf_map_lookup_elem(&systab, &k);
+	if (s) {
+		__u64 where = arg_of(regs, s->stru_arg & 7);
+		if (s->stru == STRU_STAT || s->stru == STRU_STATX) {
+			stru_stat(p, tgid, tid, where, s->stru == STRU_STATX);
+		} else if (s->stru == STRU_SOCKADDR_OUT) {
+			__u32 alen;
+			__u64 lenp = arg_of(regs, (s->stru_arg + 1) & 7);
+			if (where && lenp && bpf_probe_read_user(&alen, 4, (void *)lenp) == 0)
+				stru_sockaddr(p, tgid, tid, where, alen);
+		} else if (s->stru == STRU_ITIMERVAL) {
+			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1));
+		}
+	}
+	sysret(p, tgid, tid, nr, 0, ret);
 	return 0;
 }
 

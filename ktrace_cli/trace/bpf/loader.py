@@ -24,8 +24,8 @@ OBJECT_NAME = "ktrace.bpf.o"
 BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
             "ktr_signal", "ktr_fault")
-# Programs reached by tail call (index in the `jumps` map), never attached.
-JUMPS = ("ktr_sys_enter_sysctl",)
+# Programs reached by tail call, never attached: (program array, program).
+JUMPS = (("enter_jumps", "ktr_sys_enter_more"), ("exit_jumps", "ktr_sys_exit_more"))
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -35,7 +35,7 @@ BPF_ANY = 0
 
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
 PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, fatal_logged, dropped
-SYSENT = struct.Struct("<4B")  # narg, pathmask, flags, pad
+SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, pad
 CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, watch, lost batches/records
 CFG_WOKEN = 16
 CFG_WATCH = 20
@@ -53,6 +53,7 @@ SYS_GIO_WRITE = 4
 SYS_SIGRETURN = 8
 SYS_PRCTL = 16
 SYS_OPEN = 32
+SYS_SETITIMER = 64
 
 
 class BpfUnavailable(OSError):
@@ -226,11 +227,10 @@ class BpfObject:
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
-        jumps = self._map("jumps", 4, 4)
-        for index, name in enumerate(JUMPS):
+        for array, name in JUMPS:
             prog = lib.bpf_object__find_program_by_name(obj, name.encode())
             fd = lib.bpf_program__fd(prog) if prog else -1
-            if fd < 0 or jumps.update(U32.pack(index), S32.pack(fd)):
+            if fd < 0 or self._map(array, 4, 4).update(U32.pack(0), S32.pack(fd)):
                 self.close()
                 raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME}: cannot install program {name}")
         self.progs = []
@@ -248,10 +248,10 @@ class BpfObject:
             raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME} has no map {name}")
         return Map(self.lib, fd, key, value)
 
-    def fill_tables(self, systab: list[tuple[int, int, int]], errmap: list[int],
+    def fill_tables(self, systab: list[tuple[int, int, int, int, int]], errmap: list[int],
                     names: list[bytes]) -> None:  # fmt: skip
-        for nr, (narg, pathmask, flags) in enumerate(systab[:MAX_SYSCALL]):
-            self.systab.update(U32.pack(nr), SYSENT.pack(narg, pathmask, flags, 0))
+        for nr, (narg, pathmask, flags, stru, stru_arg) in enumerate(systab[:MAX_SYSCALL]):
+            self.systab.update(U32.pack(nr), SYSENT.pack(narg, pathmask, flags, stru, stru_arg, 0))
         for nr, name in enumerate(names[:MAX_SYSCALL]):
             self.sysnames.update(U32.pack(nr), name[:7].ljust(8, b"\0"))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):

@@ -67,18 +67,19 @@ def ring_size() -> int:
     return n
 
 
-def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
-    """The syscall table (narg, path-argument mask, flags) and the errno map, from ktrace_cli's own."""
+def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
+    """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
+    and the errno map, from ktrace_cli's own."""
     from ktrace_cli.abi import linux as abi
     from ktrace_cli.trace import rules as R
     from ktrace_cli.trace.engine import RESTART_ERRNOS
 
     rules = R.rules()
-    systab: list[tuple[int, int, int]] = []
+    systab: list[tuple[int, int, int, int, int]] = []
     for nr in range(L.MAX_SYSCALL):
         rule = rules.by_nr[nr]
         if rule is None:
-            systab.append((6, 0, 0))
+            systab.append((6, 0, 0, 0, 0))
             continue
         mask = sum(1 << i for i in rule.paths if i < 6)
         flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
@@ -90,7 +91,9 @@ def tables() -> tuple[list[tuple[int, int, int]], list[int]]:
             flags |= L.SYS_OPEN
         if rule.gio == R.GIO_BUF:
             flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
-        systab.append((rule.narg, mask, flags))
+        if rule.name == "setitimer":
+            flags |= L.SYS_SETITIMER
+        systab.append((rule.narg, mask, flags, rule.stru, rule.stru_arg))
     errmap = [abi.freebsd_errno_from_linux(e) for e in range(L.MAX_ERRNO)]
     for e in RESTART_ERRNOS:
         errmap[e] = K.ERESTART
