@@ -112,7 +112,7 @@ CASES = {  # program, arguments, trace points, header version
     "io-v1": ("basic", ["in.txt"], "cni", "1"),
     "io-v0": ("basic", ["in.txt"], "cni", "0"),
     "signals": ("sig", [], "cs", "1"),
-    "structures": ("io", [], "ct", "1"),  # stat, sockaddr in and out (no writev: no i)
+    "structures": ("io", [], "cit", "1"),  # pipe I/O, writev, stat, sockaddr in and out
 }
 
 

@@ -69,6 +69,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define SYS_PRCTL 16
 #define SYS_OPEN 32 /* open, openat, openat2: a /proc/sys path makes a SCTL record */
 #define SYS_SETITIMER 64
+#define SYS_GIO_IOV 128 /* readv, writev and their positioned forms */
+#define SYS_GIO_MSG 256 /* recvmsg, sendmsg: the iovec array is in the msghdr */
+#define SYS_GIO_OUT 512 /* the vector call writes (else it reads) */
 
 /* The `u` convention: prctl(UTRACE_PRCTL, addr, len) is a harmless EINVAL
  * for the kernel and a KTR_USER record for pyktrace. */
@@ -835,6 +838,74 @@ static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct 
 	commit(b, hdr + 8 + n);
 }
 
+/* GIO of a vector call: the iovecs' bytes in order, up to what the call
+ * moved and the file's --genio-size, in one record as the ptrace engine
+ * makes it.  The loop over the iovecs is a bpf_loop, verified once. */
+#define IOV_MAX_SEEN 64
+
+struct iov_walk {
+	struct batch *b;
+	__u64 iov;
+	__u32 start; /* offset of the data in the batch */
+	__u32 left;  /* bytes still to take */
+	__u32 got;
+	__u32 failed;
+};
+
+static long iov_step(__u32 i, void *data)
+{
+	struct iov_walk *w = data;
+	__u64 v[2]; /* iov_base, iov_len */
+	__u32 n;
+
+	if (w->left == 0 || w->got >= GENIO_MAX)
+		return 1;
+	if (bpf_probe_read_user(v, sizeof(v), (void *)(w->iov + 16 * (__u64)i)) != 0) {
+		w->failed = 1;
+		return 1;
+	}
+	n = v[1] < w->left ? v[1] : w->left;
+	if (n > GENIO_MAX - w->got)
+		n = GENIO_MAX - w->got;
+	if (n == 0)
+		return 0;
+	asm volatile("%0 &= 0x1fff" : "+r"(n)); /* bounds the verifier sees */
+	if (n > GENIO_MAX)
+		return 1;
+	if (bpf_probe_read_user(w->b->data + ((w->start + w->got) & BATCH_MASK), n, (void *)v[0]) != 0) {
+		w->failed = 1;
+		return 1;
+	}
+	w->got += n;
+	w->left -= n;
+	return 0;
+}
+
+static __always_inline void genio_iov(struct proc *p, __u32 tgid, __u32 tid, __s32 fd, int rw,
+				      __u64 iov, __u64 cnt, long ret)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr = hdr_size(p), cap = p->genio < GENIO_MAX ? p->genio : GENIO_MAX;
+	struct iov_walk w = {};
+	__u8 *g;
+
+	if (!b || !iov || cap == 0)
+		return;
+	off = reserve(b, p->file, tgid, HDR_V1 + 8 + GENIO_MAX);
+	w.b = b;
+	w.iov = iov;
+	w.start = off + hdr + 8;
+	w.left = ret < cap ? ret : cap;
+	bpf_loop(cnt < IOV_MAX_SEEN ? cnt : IOV_MAX_SEEN, iov_step, &w, 0);
+	if (w.failed || w.got == 0 || w.got > GENIO_MAX)
+		return;
+	put_header(b, off, p, KTR_GENIO, 8 + w.got, tgid, tid);
+	g = b->data + ((off + hdr) & BATCH_MASK);
+	*(__s32 *)(g + 0) = fd;
+	*(__s32 *)(g + 4) = rw;
+	commit(b, hdr + 8 + w.got);
+}
+
 /* The RET record. */
 static __always_inline void sysret(struct proc *p, __u32 tgid, __u32 tid, long nr, __s32 error,
 				   __s64 rval)
@@ -911,8 +982,9 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	} else if (ret > 0 && flags & (SYS_GIO_READ | SYS_GIO_WRITE) && p->facs & KTRFAC(KTR_GENIO)) {
 		genio(p, tgid, tid, regs, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
 	}
-	if (!error && stru && stru != STRU_SOCKADDR_IN && p->facs & KTRFAC(KTR_STRUCT))
-		bpf_tail_call(ctx, &exit_jumps, JUMP_MORE); /* the STRU, then the RET */
+	if ((!error && stru && stru != STRU_SOCKADDR_IN && p->facs & KTRFAC(KTR_STRUCT)) ||
+	    (ret > 0 && flags & (SYS_GIO_IOV | SYS_GIO_MSG) && p->facs & KTRFAC(KTR_GENIO)))
+		bpf_tail_call(ctx, &exit_jumps, JUMP_MORE); /* GIO or STRU, then the RET */
 	sysret(p, tgid, tid, nr, error, rval);
 	return 0;
 }
@@ -934,7 +1006,19 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 		return 0;
 	k = nr;
 	s = bpf_map_lookup_elem(&systab, &k);
-	if (s) {
+	if (s && ret > 0 && s->flags & (SYS_GIO_IOV | SYS_GIO_MSG) && p->facs & KTRFAC(KTR_GENIO)) {
+		__u64 iov = arg_of(regs, 1), cnt = arg_of(regs, 2);
+		if (s->flags & SYS_GIO_MSG) {
+			__u64 mv[2]; /* msg_iov, msg_iovlen at offset 16 of struct msghdr */
+			if (bpf_probe_read_user(mv, sizeof(mv), (void *)(iov + 16)) != 0)
+				mv[0] = mv[1] = 0;
+			iov = mv[0];
+			cnt = mv[1];
+		}
+		genio_iov(p, tgid, tid, (__s32)arg_of(regs, 0), s->flags & SYS_GIO_OUT ? UIO_WRITE : UIO_READ,
+			  iov, cnt, ret);
+	}
+	if (s && s->stru && p->facs & KTRFAC(KTR_STRUCT)) {
 		__u64 where = arg_of(regs, s->stru_arg & 7);
 		if (s->stru == STRU_STAT || s->stru == STRU_STATX) {
 			stru_stat(p, tgid, tid, where, s->stru == STRU_STATX);

@@ -91,6 +91,10 @@ def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
             flags |= L.SYS_OPEN
         if rule.gio == R.GIO_BUF:
             flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
+        elif rule.gio in (R.GIO_IOV, R.GIO_MSG):
+            flags |= L.SYS_GIO_IOV if rule.gio == R.GIO_IOV else L.SYS_GIO_MSG
+            if rule.gio_rw == K.UIO_WRITE:
+                flags |= L.SYS_GIO_OUT
         if rule.name == "setitimer":
             flags |= L.SYS_SETITIMER
         systab.append((rule.narg, mask, flags, rule.stru, rule.stru_arg))
