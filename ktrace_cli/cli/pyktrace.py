@@ -325,7 +325,10 @@ def run(opts: Options) -> int:
     if opts.engine == "bpf":
         from ktrace_cli.trace.bpf import client as bpf
 
-        return bpf.run(opts, ops, facs, pid, fd)  # the eBPF capture backend
+        try:
+            return bpf.run(opts, ops, facs, pid, fd)  # the eBPF capture backend
+        except bpf.Fatal as e:
+            raise Fatal(str(e)) from None
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")

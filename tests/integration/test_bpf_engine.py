@@ -432,3 +432,24 @@ def test_sysctl_names_as_the_ptrace_engine_makes_them(bpf_env, tmp_path: Path) -
         assert r.returncode == 0, r.stderr
         got[engine] = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_SYSCTL]
     assert got["bpf"] == got["ptrace"] == [b"kernel.hostname\0", b"kernel\0", b"kernel..ostype\0"]
+
+
+def test_errors_are_one_line(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for args in (["-p", str(gone.pid)], ["-c", "-p", str(gone.pid)]):
+        r = _run(bpf_env, ["--engine=bpf", *args], cwd=tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (1, b"", b"pyktrace: ktrace.out: No such process\n")
+    r = _run(bpf_env, ["--engine=bpf", "/nonexistent/command"], cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (
+        1, b"pyktrace: exec of '/nonexistent/command' failed: No such file or directory\n")
+
+
+def test_a_command_killed_by_sigkill(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cs", "-f", str(out), str(progs / "selfkill")])
+    assert r.returncode == -9 and r.stderr == b""
+    recs = _program_records(out, b"selfkill")
+    psig = [unpack_payload(AMD64, K.KTR_PSIG, x.payload) for x in recs if x.type == K.KTR_PSIG]
+    assert [(p.signo, p.action, p.code) for p in psig] == [(9, 0, 0)]
+    assert recs[-1].type == K.KTR_PROCDTOR

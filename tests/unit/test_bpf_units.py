@@ -38,7 +38,7 @@ def test_auto_falls_back_to_ptrace_and_says_why(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err == (
         "pyktrace: --engine=auto: using ptrace: the bpf engine needs root (CAP_BPF and CAP_PERFMON)\n"
     )
-    with pytest.raises(cli.Fatal, match=r"^the bpf engine needs root"):
+    with pytest.raises(client.Fatal, match=r"^the bpf engine needs root"):
         client.run(cli.parse(["--engine=bpf", "true"]), 0, K.DEF_POINTS, os.getpid(), None)
     monkeypatch.setattr(client, "why_not", lambda: None)
     assert client.resolve_auto(cli.parse(["--engine=auto", "true"])).engine == "bpf"

@@ -25,6 +25,12 @@ from ktrace_cli.trace.runtime import Runtime
 if TYPE_CHECKING:
     from ktrace_cli.cli.pyktrace import Options
 
+class Fatal(Exception):
+    """A one-line diagnostic for pyktrace to print (its own Fatal, raised by the caller)."""
+
+
+# The words to the forked command: go on and exec, or give up.
+GO, STOP = signal.SIGUSR1, signal.SIGUSR2
 # Signals the waiting pyktrace passes on to the command; a terminal's
 # SIGINT and SIGQUIT reach the command through its process group already.
 # Trace points the bpf engine does not record (p: no engine can on Linux).
@@ -84,12 +90,16 @@ def run_command(argv: list[str], request: dict[str, object], fd: int) -> tuple[i
     The reply is the engine's answer to the trace request; when it is an
     error the command is not run (status 1).
     """
-    r, w = os.pipe()
+    # The child waits in sigwait() for the parent's word: a signal, unlike a
+    # pipe, leaves no GIO record of pyktrace's own in the trace. Blocked
+    # before the fork, so the word cannot arrive before the child waits.
+    words = {GO, STOP}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, words)
     pid = os.fork()
     if pid == 0:
-        os.close(w)
-        go = os.read(r, 1)  # the parent says when the kernel traces us
-        if go != b"1":
+        word = signal.sigwait(words)  # the parent says when the kernel traces us
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # exec keeps the mask
+        if word != GO:
             os._exit(1)
         for signo in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(signo, signal.SIG_DFL)
@@ -97,17 +107,16 @@ def run_command(argv: list[str], request: dict[str, object], fd: int) -> tuple[i
             os.execvp(argv[0], argv)
         except OSError as e:
             os.write(2, f"pyktrace: exec of '{argv[0]}' failed: {os.strerror(e.errno or 0)}\n".encode())
-        os._exit(127)
-    os.close(r)
+        os._exit(1)  # as ktrace(1) exits when its exec fails
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         reply = call({**request, "pid": pid, "command": True}, fd) or {"error": E.EIO}
     except BaseException:
-        os.close(w)
+        os.kill(pid, STOP)
         os.waitpid(pid, 0)
         raise
     ok = not int(reply.get("error", 0))  # type: ignore[call-overload]
-    os.write(w, b"1" if ok else b"0")
-    os.close(w)
+    os.kill(pid, GO if ok else STOP)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGQUIT, *FORWARDED)}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
@@ -136,7 +145,9 @@ def exit_like(status: int) -> int:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (OSError, ValueError):
             pass
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those keep their default anyway
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
         os.kill(os.getpid(), sig)
         return 128 + sig
     return os.waitstatus_to_exitcode(status)
@@ -162,8 +173,6 @@ def resolve_auto(opts: Options) -> Options:
 
 def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int:
     """pyktrace's run() for the bpf engine: the request, or command mode; the exit status."""
-    from ktrace_cli.cli.pyktrace import Fatal
-
     why = why_not()
     if why:
         if fd is not None:
@@ -198,8 +207,6 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int:
 
 
 def _check(opts: Options, reply: dict[str, object]) -> None:
-    from ktrace_cli.cli.pyktrace import Fatal
-
     err = int(reply.get("error", 0))  # type: ignore[call-overload]
     if err:
         raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
