@@ -228,14 +228,18 @@ static __always_inline struct cfg *get_cfg(void)
  * whose records were in it has them counted, and its next record carries
  * KTR_DROP, as kern_ktrace.c marks the record after a request-pool drop.
  */
-static __always_inline void flush(struct batch *b)
+/* A global function: the verifier checks it once, not at every call site,
+ * which keeps loading fast. */
+__noinline int flush(struct batch *b)
 {
+	if (!b)
+		return 0;
 	__u32 n = b->hdr_len;
 	struct cfg *c;
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (n == 0)
-		return;
+		return 0;
 	if (n > BATCH_DATA + REC_MAX)
 		n = BATCH_DATA + REC_MAX;
 	c = get_cfg();
@@ -264,6 +268,7 @@ static __always_inline void flush(struct batch *b)
 	}
 	b->hdr_len = 0;
 	b->npids = 0;
+	return 0;
 }
 
 static __always_inline struct batch *get_batch(void)
