@@ -453,3 +453,34 @@ def test_a_command_killed_by_sigkill(bpf_env, progs: Path, tmp_path: Path) -> No
     psig = [unpack_payload(AMD64, K.KTR_PSIG, x.payload) for x in recs if x.type == K.KTR_PSIG]
     assert [(p.signo, p.action, p.code) for p in psig] == [(9, 0, 0)]
     assert recs[-1].type == K.KTR_PROCDTOR
+
+
+def test_genio_size_and_append(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "--genio-size", "3", "-t", "i", "-f", str(out), str(progs / "io")])
+    assert r.returncode == 0, r.stderr
+    first = list(iter_records(str(out)))
+    gio = [unpack_payload(AMD64, K.KTR_GENIO, x.payload).data for x in first if x.type == K.KTR_GENIO]
+    assert b"pin" in gio and b"abc" in gio and all(len(d) <= 3 for d in gio)  # "ping", "abcd" cut
+    r = _run(bpf_env, ["--engine=bpf", "-a", "-t", "i", "-f", str(out), str(progs / "io")])
+    assert r.returncode == 0, r.stderr
+    both = list(iter_records(str(out)))
+    assert [bytes(x.payload) for x in both[: len(first)]] == [bytes(x.payload) for x in first]
+    assert len(both) > len(first)
+
+
+def test_clear_all_under_the_ptrace_engine_clears_bpf_too(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        status = _engine_call(bpf_env, {"op": "status"})
+        assert status is not None and status["procs"] == [lp.pid]
+    finally:
+        r = _run(bpf_env, ["--engine=ptrace", "-C"])
+    assert r.returncode == 0, r.stderr
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or status["procs"] == []
+    lp.ping()
+    assert lp.close() == 0
