@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TRACE  ?= ktrace.out
 ARGS   ?= ls -l /
+PREFIX ?= /usr/local
+SHARE  := $(DESTDIR)$(PREFIX)/share
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench soak install lint-man clean bpf
+.PHONY: run test lint typecheck unit bench soak install completions lint-man clean bpf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +22,18 @@ $(DEVSTAMP): pyproject.toml
 	touch $(STAMP) $@
 
 # Trace a command (ARGS="...") into $(TRACE) and print it as kdump does.
+# A command that fails still has its trace printed; make then exits with
+# the command's status. When pyktrace itself refused (the file was not
+# replaced), an older trace is not printed as if it were this one's.
 run: $(STAMP)
-	$(BIN)/pyktrace -f $(TRACE) $(ARGS)
-	$(BIN)/pykdump -f $(TRACE)
+	@before=$$(stat -c %d:%i $(TRACE) 2>/dev/null); \
+	echo "$(BIN)/pyktrace -f $(TRACE) $(ARGS)"; \
+	$(BIN)/pyktrace -f $(TRACE) $(ARGS); status=$$?; \
+	after=$$(stat -c %d:%i $(TRACE) 2>/dev/null); \
+	if [ -n "$$after" ] && [ "$$after" != "$$before" ]; then \
+		echo "$(BIN)/pykdump -f $(TRACE)"; $(BIN)/pykdump -f $(TRACE) || exit $$?; \
+	fi; \
+	exit $$status
 
 test: $(DEVSTAMP) lint typecheck lint-man
 	$(BIN)/python -m pytest
@@ -61,8 +72,29 @@ bpf:
 
 install:
 	$(PYTHON) -m pip install .
-	install -d $(DESTDIR)/usr/local/share/man/man1
-	install -m 644 man/pyktrace.1 man/pykdump.1 $(DESTDIR)/usr/local/share/man/man1/
+	install -d $(SHARE)/man/man1
+	install -m 644 man/pyktrace.1 man/pykdump.1 $(SHARE)/man/man1/
+	$(MAKE) completions PYTHON=$(PYTHON)
+
+# Shell completion scripts (click's) for bash, zsh and fish, written by the
+# commands themselves into the usual directories under $(SHARE); needs
+# ktrace_cli importable by $(PYTHON).
+completions:
+	@set -e; for prog in pyktrace pykdump; do \
+		var=_$$(echo $$prog | tr a-z A-Z)_COMPLETE; \
+		for shell in bash zsh fish; do \
+			case $$shell in \
+			bash) dir=$(SHARE)/bash-completion/completions; file=$$prog ;; \
+			zsh) dir=$(SHARE)/zsh/site-functions; file=_$$prog ;; \
+			fish) dir=$(SHARE)/fish/vendor_completions.d; file=$$prog.fish ;; \
+			esac; \
+			install -d $$dir; \
+			env $$var=$${shell}_source $(PYTHON) -m ktrace_cli.cli.$$prog > $$dir/$$file.tmp; \
+			test -s $$dir/$$file.tmp; \
+			mv $$dir/$$file.tmp $$dir/$$file; \
+			echo "$$dir/$$file"; \
+		done; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

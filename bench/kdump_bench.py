@@ -44,6 +44,7 @@ from ktrace_cli.format.writer import TraceWriter, encode_record, make_record  # 
 FORMAT_VERSION = 1  # bump when the generated trace changes, so old files are not reused
 GOAL_TEXT_RPS = 200_000
 GOAL_RSS_GROWTH = 0.10
+GOAL_COLOR_RATIO = 1.5  # --color=always against default text, same run
 
 PID, COMM = 48213, "cat"
 TIDS = (100387, 100388)
@@ -66,6 +67,7 @@ MODES = {
     "text": ("pykdump (default text)", []),
     "plain": ("pykdump -n", ["-n"]),
     "json": ("pykdump --json", ["--json"]),
+    "color": ("pykdump --color=always", ["--color=always"]),
 }
 
 
@@ -259,6 +261,9 @@ def main() -> int:
     text_rps = count / results["text"]["seconds"]
     verdict = "met" if text_rps >= GOAL_TEXT_RPS else "NOT met"
     print(f"\ngoal: default text >= {GOAL_TEXT_RPS:,} records/s: {verdict} ({text_rps:,.0f})")
+    color_ratio = results["color"]["seconds"] / results["text"]["seconds"]
+    verdict = "met" if color_ratio <= GOAL_COLOR_RATIO else "NOT met"
+    print(f"goal: colour costs <= {GOAL_COLOR_RATIO}x default text: {verdict} ({color_ratio:.2f}x)")
 
     big_count = 4 * count
     big = trace_for(big_count)

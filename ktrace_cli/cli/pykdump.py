@@ -7,10 +7,12 @@ import io
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 import click
 
+from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
@@ -49,7 +51,7 @@ class _Output:
 
 
 class UsageFailure(Exception):
-    """Bad command line: kdump prints its usage line and exits 1."""
+    """Bad command line: kdump's usage line, after a line that says what is wrong."""
 
 
 def atoi(text: str) -> int:
@@ -103,7 +105,7 @@ Examples:
 @click.option("-c", "cpu", is_flag=True, help="Show the CPU of each record (v1 headers).")
 @click.option("-d", "decimal", is_flag=True, help="Print numbers in decimal.")
 @click.option("-E", "elapsed", is_flag=True, help="Show time elapsed since the first record.")
-@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile", help="Trace file ('-' = stdin).")
+@click.option("-f", "trfile", default=K.DEF_TRACEFILE, type=click.Path(), metavar="trfile", help="Trace file ('-' = stdin).")
 @click.option("-H", "tid", is_flag=True, help="Show the thread id of each record.")
 @click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
 @click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
@@ -124,7 +126,8 @@ Examples:
     show_default=True,
     help="Colour the text output (auto: only on a terminal).",
 )
-@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+@click.version_option(__version__, "--version", prog_name="pykdump", message="%(prog)s %(version)s")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED, metavar="")
 def command(**kw: Any) -> int:
     """Print a ktrace trace file as FreeBSD's kdump(1) does."""
     try:
@@ -157,8 +160,10 @@ def run(
     color: str,
     extra: tuple[str, ...],
 ) -> int:
-    if extra or (as_json and summary):
-        raise UsageFailure()
+    if extra:
+        raise UsageFailure(f"unexpected operand: {extra[0]}")
+    if as_json and summary:
+        raise UsageFailure("--json and --summary cannot be combined")
     points = K.ALL_POINTS
     if trstr is not None:
         parsed = K.parse_trace_points(trstr)
@@ -178,6 +183,7 @@ def run(
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
     stdout: Any = _Output(sys.stdout.buffer)
+    coloured = _use_color(color, stdout)
     options = KdumpOptions(
         abi_column=abi_column,
         cpu=cpu,
@@ -195,14 +201,15 @@ def run(
         timestamps=timestamps,
         points=points,
         screenwidth=_screenwidth(not plain, stdout),
+        terminal=coloured or stdout.isatty(),
     )
     reader = TraceReader(stream, follow=follow)
     events = select(reader, options.points, options.pid)
     try:
         with stream:
             if summary:
-                return _summary(events, reader, stdout, color)
-            return _print(events, reader, options, stdout, as_json, color)
+                return _summary(events, reader, stdout, color, options.terminal)
+            return _print(events, reader, options, stdout, as_json, coloured)
     except TraceFormatError as e:
         stdout.flush()
         fail(e.message)
@@ -232,32 +239,39 @@ def _console_file() -> IO[str]:
 
 
 def _use_color(color: str, stdout: IO[bytes]) -> bool:
-    return color == "always" or (color == "auto" and stdout.isatty())
+    """--color=always, or auto on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    if color == "auto":
+        return stdout.isatty() and not os.environ.get("NO_COLOR")
+    return color == "always"
 
 
-def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, color: str) -> int:
+def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool) -> int:
     first = next(events, None)  # detects the layout before renderers need it
     if first is None:
         return ExitStatus.OK
+    encode: Callable[[str], bytes]
     if as_json:
         from ktrace_cli.render.json_lines import JsonLines
 
-        renderer: Any = JsonLines(options, reader.arch)
+        render = JsonLines(options, reader.arch).render
+        encode = _ascii
     else:
         from ktrace_cli.render.kdump_text import KdumpText
 
-        renderer = KdumpText(options, reader.arch)
-        if _use_color(color, stdout):
-            return _print_color(first, events, renderer)
-    render = renderer.render
+        text = KdumpText(options, reader.arch)
+        render = text.render
+        encode = _latin1
+        if coloured:
+            from ktrace_cli.render.color import ColorKdump
+
+            render = ColorKdump(text).render
+            encode = _terminal_encoder()
     write = stdout.write
-    follow = options.follow
-    write(render(first).encode("latin-1" if not as_json else "ascii"))
-    encoding = "ascii" if as_json else "latin-1"
-    if follow:
+    write(encode(render(first)))
+    if options.follow:
         stdout.flush()
         for event in events:
-            write(render(event).encode(encoding))
+            write(encode(render(event)))
             stdout.flush()
     else:
         # Whole batches per write(2): a line per write would dominate the cost.
@@ -268,28 +282,37 @@ def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: b
             for event in events:
                 batch.append(render(event))
                 if len(batch) >= 4096:
-                    write("".join(batch).encode(encoding))
+                    write(encode("".join(batch)))
                     batch.clear()
         finally:
-            write("".join(batch).encode(encoding))
+            write(encode("".join(batch)))
     stdout.flush()
     return ExitStatus.OK
 
 
-def _print_color(first: Any, events: Any, text: Any) -> int:
-    from rich.console import Console
-
-    from ktrace_cli.render.color import ColorKdump
-
-    console = Console(file=_console_file(), highlight=False, soft_wrap=True, force_terminal=True)
-    printer = ColorKdump(text, console)
-    printer.print(first)
-    for event in events:
-        printer.print(event)
-    return ExitStatus.OK
+def _ascii(text: str) -> bytes:
+    return text.encode("ascii")
 
 
-def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
+def _latin1(text: str) -> bytes:
+    return text.encode("latin-1")
+
+
+def _terminal_encoder() -> Callable[[str], bytes]:
+    """Recorded bytes shown as the UTF-8 they most likely are, in the terminal's encoding.
+
+    Bytes that are not UTF-8 become U+FFFD, and what the terminal's encoding
+    cannot show becomes '?': a latin-1 or ASCII terminal gets no traceback.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+
+    def encode(text: str) -> bytes:
+        return text.encode("latin-1").decode("utf-8", "replace").encode(encoding, "replace")
+
+    return encode
+
+
+def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: bool) -> int:
     from ktrace_cli.format.layouts import AMD64
     from ktrace_cli.format.reader import NotATrace, TraceFormatError
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
@@ -303,7 +326,7 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
         raise  # not a trace at all: no table
     except TraceFormatError as e:
         first, error = None, e
-    stats = Summary(reader.arch or AMD64)
+    stats = Summary(reader.arch or AMD64, terminal=terminal)
     if first is not None:
         try:
             stats.add([first])
@@ -313,7 +336,9 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str) -> int:
     if _use_color(color, stdout):
         from rich.console import Console
 
-        print_rich(stats, Console(file=_console_file(), highlight=False, force_terminal=True))
+        # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.
+        console = Console(file=_console_file(), highlight=False, force_terminal=True, no_color=False)
+        print_rich(stats, console)
     else:
         stdout.write(plain_text(stats).encode("utf-8"))
         stdout.flush()
@@ -328,16 +353,33 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         status = command.main(args=args, prog_name="pykdump", standalone_mode=False)
-    except (click.UsageError, UsageFailure):
-        sys.stderr.write(USAGE)
-        return ExitStatus.ERROR
+    except click.UsageError as e:
+        return _usage(_sentence(e.format_message()))
+    except UsageFailure as e:
+        return _usage(str(e))
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.exceptions.Abort:
         return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except MemoryError:
+        # A record too large for the memory left: kdump's malloc fails the same way.
+        fail("out of memory")
+        return ExitStatus.ERROR
     return int(status or 0)
+
+
+def _usage(problem: str) -> int:
+    fail(problem)
+    sys.stderr.write(USAGE)
+    return ExitStatus.ERROR
+
+
+def _sentence(message: str) -> str:
+    """click's "No such option: -x." in the lower-case, unpunctuated style of kdump's messages."""
+    message = message.strip().rstrip(".")
+    return message[:1].lower() + message[1:]
 
 
 if __name__ == "__main__":

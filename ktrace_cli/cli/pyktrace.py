@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
-import stat
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
+from ktrace_cli import __version__
+from ktrace_cli.cli import trfile
 from ktrace_cli.format import constants as K
 
+T = TypeVar("T")
 USAGE = (
     "usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]\n"
     "       pyktrace [-adi] [-f trfile] [-t trstr] command\n"
@@ -44,8 +48,8 @@ class Options:
     command: list[str] = field(default_factory=list)
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
-    seccomp: str = "auto"
-    engine: str = "ptrace"  # the capture backend: ptrace or bpf (auto resolved by _engine)
+    seccomp: str = "off"
+    engine: str = "ptrace"  # the capture backend: ptrace or bpf (auto is resolved in run())
 
 
 ENGINES = ("auto", "ptrace", "bpf")
@@ -104,6 +108,11 @@ def _on_points(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
 def _on_genio(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not (value.isascii() and value.isdigit()):
         raise Fatal(f"invalid --genio-size: {value}")
+    if value is not None:
+        from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+
+        if int(value) > GENIO_SIZE_MAX:
+            raise Fatal(f"invalid --genio-size: {value} (at most {GENIO_SIZE_MAX})", usage=True)
     return value
 
 
@@ -135,15 +144,18 @@ Examples:
 @click.option("-i", "inherit", is_flag=True, help="Future children inherit the tracing.")
 @click.option("-p", "p", multiple=True, metavar="pid", callback=_on_id, help="A process.")
 @click.option("-t", "t", multiple=True, metavar="trstr", callback=_on_points,
-              help="Trace points: c i n s t u w y (default +).")  # fmt: skip
+              help="Trace points: c i n s t u w y, a e (exec args, env) (default +).")  # fmt: skip
 @click.option("--genio-size", "genio_size", metavar="BYTES", callback=_on_genio,
               help="Bytes of data per GIO record (default 4096).")  # fmt: skip
 @click.option("--header-version", "header_version", metavar="0|1",
               help="Record header version (default 1).")  # fmt: skip
 @click.option("--engine", "engine", metavar="auto|ptrace|bpf",
               help="Capture backend (default ptrace, or $PYKTRACE_ENGINE).")  # fmt: skip
-@click.option("--seccomp", "seccomp", metavar="auto|on|off",
-              help="Command mode: stop only at syscalls that can make a record.")  # fmt: skip
+@click.option("--seccomp", "seccomp", metavar="on|off",
+              help="Command mode: stop only at syscalls that can make a record "
+                   "(default off; see CAVEATS in pyktrace(1)).")  # fmt: skip
+@click.version_option(__version__, "--version", prog_name="pyktrace",
+                      message="%(prog)s %(version)s", help="Print the version and exit.")  # fmt: skip
 @click.argument("command_args", nargs=-1, type=click.UNPROCESSED, metavar="[command [args]]")
 @click.pass_context
 def command(ctx: click.Context, **kw: Any) -> Options:
@@ -168,8 +180,8 @@ def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: b
             raise Fatal(f"invalid --header-version: {header_version} (0 or 1)")
         o["version"] = int(header_version)
     if seccomp is not None:
-        if seccomp not in ("auto", "on", "off"):
-            raise Fatal(f"invalid --seccomp: {seccomp} (auto, on or off)")
+        if seccomp not in ("on", "off"):
+            raise Fatal(f"invalid --seccomp: {seccomp} (on or off)")
         o["seccomp"] = seccomp
     engine = engine if engine is not None else os.environ.get("PYKTRACE_ENGINE") or "ptrace"
     if engine not in ENGINES:
@@ -218,41 +230,6 @@ class HelpShown(Exception):
         self.status = status
 
 
-def open_trace_file(path: str, append: bool) -> int:
-    """Open the trace file as ktrace(1) does (docs/DESIGN.md, pyktrace, the client); Fatal with its messages."""
-    old = os.umask(0o077)
-    try:
-        if not append:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise Fatal(f"unlink {path}: {os.strerror(e.errno or 0)}") from None
-            flags = os.O_CREAT | os.O_EXCL
-        else:
-            flags = os.O_CREAT | os.O_NONBLOCK
-        try:
-            fd = os.open(path, flags | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o666)  # fmt: skip
-        except OSError as e:
-            raise Fatal(f"{path}: {os.strerror(e.errno or 0)}") from None
-    finally:
-        os.umask(old)
-    if append:
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            st = None
-        if st is None or st.st_uid != os.getuid():
-            os.close(fd)
-            raise Fatal(f"refuse to append to {path} not owned by you")
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise Fatal(f"{path} not regular file")
-    return fd
-
-
 def _allow_engine(engine_pid: int) -> None:
     """Yama ptrace_scope 1 lets only ancestors trace us unless we name the tracer."""
     if os.getuid() == 0:
@@ -268,8 +245,16 @@ def _allow_engine(engine_pid: int) -> None:
         prctl(PR_SET_PTRACER, engine_pid)
 
 
-def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
-            command: bool) -> dict[str, object] | None:  # fmt: skip
+def _opened(how: Callable[..., T], *args: object) -> T:
+    """A trfile opener's result; its refusal as pyktrace's one-line error."""
+    try:
+        return how(*args)
+    except trfile.Refused as e:
+        raise Fatal(str(e)) from None
+
+
+def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None, command: bool,
+            rename: list[object] | None = None) -> dict[str, object] | None:  # fmt: skip
     """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
     import resource
 
@@ -280,6 +265,8 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
         "seccomp": opts.seccomp, "genio_size": opts.genio_size, "version": opts.version,
         "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
     }  # fmt: skip
+    if rename is not None:
+        message["rename"] = rename
     # Clearing everything, or a file, with no engine running has nothing to
     # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
@@ -288,6 +275,23 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
                             start=start)  # fmt: skip
     except OSError as e:
         raise Fatal(f"trace engine: {e.strerror or e}") from None
+
+
+def _refused(opts: Options, reply: dict[str, object] | None) -> Fatal | None:
+    """The error a reply carries, as ktrace(1) words it; None if the request succeeded."""
+    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
+    if not err:
+        return None
+    assert reply is not None
+    itself = reply.get("self")
+    if itself:
+        return Fatal(str(itself))
+    why = reply.get("why")
+    if why:
+        # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
+        sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
+        return Fatal(str(why))
+    return Fatal(f"{opts.trfile}: {os.strerror(err)}")
 
 
 def run(opts: Options) -> int:
@@ -305,6 +309,7 @@ def run(opts: Options) -> int:
         facs |= K.KTRFAC_INHERIT
     ops = K.KTRFLAG_DESCEND if opts.descend else 0
     fd: int | None = None
+    target: trfile.TraceTarget | None = None
     if opts.clear == "C":
         ops, facs, pid = K.KTROP_CLEAR | K.KTRFLAG_DESCEND, K.ALL_POINTS, 1
     elif opts.clear:
@@ -314,52 +319,55 @@ def run(opts: Options) -> int:
         else:
             ops = K.KTROP_CLEARFILE
             pid = 0
-            try:
-                fd = os.open(opts.trfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError as e:
-                raise Fatal(f"{opts.trfile}: {os.strerror(e.errno or 0)}") from None
+            fd = _opened(trfile.open_clear_file, opts.trfile)
     else:
         facs |= K.PROC_ABI_POINTS
-        fd = open_trace_file(opts.trfile, opts.append)
+        target = _opened(trfile.open_trace_file, opts.trfile, opts.append)
+        fd = target.fd
         pid = opts.pid or os.getpid()
     if opts.engine == "bpf":
         from ktrace_cli.trace.bpf import client as bpf
 
         try:
-            return bpf.run(opts, ops, facs, pid, fd)  # the eBPF capture backend
+            return bpf.run(opts, ops, facs, pid, fd, target)  # the eBPF capture backend
         except bpf.Fatal as e:
             raise Fatal(str(e)) from None
     command = bool(opts.command)
     if command:
         _set_comm(b"pyktrace")
-        if opts.seccomp != "off":
-            # Imported before the engine attaches, so the trace starts with
-            # pyktrace's last syscalls, not with its module loading.
-            from ktrace_cli.trace import seccomp  # noqa: F401
-    reply = _ktrace(opts, ops, facs, pid, fd, command)
-    if fd is not None:
-        os.close(fd)
+        if opts.seccomp == "on":
+            # Everything is imported before the engine attaches: from its
+            # answer to the exec the trace holds only what ktrace(1) does.
+            from ktrace_cli.trace import seccomp
+    try:
+        reply = _ktrace(opts, ops, facs, pid, fd, command,
+                        target.rename_request() if target is not None else None)  # fmt: skip
+        refused = _refused(opts, reply)
+    except BaseException:
+        if target is not None:
+            target.abandon()
+        raise
     if opts.clear and os.geteuid() == 0:
         from ktrace_cli.trace.bpf import client as bpf
 
         bpf.clear_too(opts, ops, facs, pid)  # "clear all your tracing" covers both engines
-    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
-    if err:
-        why = reply.get("why") if reply is not None else None
-        if why:
-            # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
-            sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
-            raise Fatal(str(why))
-        raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
+    if refused is not None:
+        if target is not None:
+            target.abandon()
+        raise refused
+    if target is not None and reply is not None:
+        target.settle(reply)
     if not command or reply is None:
+        if target is not None:
+            target.close()
+        elif fd is not None:
+            os.close(fd)
         return 0
+    # Command mode: the descriptors are close-on-exec; closing them here
+    # would put two more calls into the command's trace.
     nrs = reply.get("filter")
-    if isinstance(nrs, list):
-        from ktrace_cli.trace import seccomp
-
+    if isinstance(nrs, list) and opts.seccomp == "on":
         seccomp.install([int(n) for n in nrs], no_new_privs=os.geteuid() != 0)
-    import signal
-
     # Python ignores SIGPIPE and SIGXFSZ at start-up; an ignored signal stays
     # ignored across exec, so give the command the defaults a shell would.
     for signo in (signal.SIGPIPE, signal.SIGXFSZ):

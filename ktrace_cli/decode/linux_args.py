@@ -1,4 +1,4 @@
-"""Linux-ABI CALL argument text as FreeBSD kdump's Linux decoder prints it (docs/FORMAT.md, CALL text).
+"""Linux-ABI CALL argument text: FreeBSD kdump's Linux decoder (docs/FORMAT.md, CALL text), and rows beyond it.
 
 kdump decodes a few Linux syscalls in three passes over the argument slots
 (usr.bin/kdump/linux.c): a leading directory fd, a per-syscall template, a
@@ -8,20 +8,28 @@ always `%jd`, MASK is `%#x<NAMES>`, INT is a name or `<invalid=%#x>`, and so
 on.  Syscalls are keyed by their plain Linux names ("openat", not
 "linux_openat").
 
-Beyond kdump (documented divergences): faccessat2, fchmodat2 and renameat2
-are decoded like their older forms; unlinkat prints 0x200 as AT_REMOVEDIR
-(kdump says AT_EACCESS); clone's exit signal does not count as a printed
-flag, so a bare `clone(SIGCHLD)` ends in `<invalid>0` as kdump's code would
-with its flag initialised.
+By default the decoding goes further than kdump, in kdump's syntax: the
+rows of decode/linux_calls.py decode the arguments strace users read first
+(mmap, socket, fcntl, ioctl, futex, ...), and an argument the prototype
+declares `int` or `pid_t` prints signed (`kill(-472,SIGCONT)`).  Every
+syscall printed differently from kdump is listed, with the reason, in
+linux_calls.KDUMP_OVERRIDES; `kdump=True` prints exactly kdump's text.
+
+Beyond kdump in both modes (documented divergences): faccessat2, fchmodat2
+and renameat2 are decoded like their older forms; unlinkat prints 0x200 as
+AT_REMOVEDIR (kdump says AT_EACCESS); clone's exit signal does not count as
+a printed flag, so a bare `clone(SIGCHLD)` ends in `<invalid>0` as kdump's
+code would with its flag initialised.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 
 from ktrace_cli.abi import linux_flags as F
 from ktrace_cli.abi import sysdecode
-from ktrace_cli.abi.linux import signal_name
+from ktrace_cli.abi.linux import signal_name, syscall_prototype
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -165,18 +173,37 @@ def clockid(value: int) -> str:
     return f"{kind}{name}({pid})"
 
 
+# Prototype types whose value is a signed C integer: "pid" prints in decimal
+# (as kdump prints kill's pid), "int" and "long" print a negative value with
+# a minus sign and any other in the N format.
+_SIGNED_KINDS = {"pid_t": "pid", "int": "int", "off_t": "long", "loff_t": "long", "long": "long"}
+
+
+@cache
+def slot_kinds(name: str) -> tuple[str, ...]:
+    """Per argument slot of syscall NAME: "pid", "int", "long" or "" (unsigned), from its prototype."""
+    proto = syscall_prototype(name)
+    if proto is None:
+        return ()
+    return tuple(_SIGNED_KINDS.get(" ".join(argtype.split()), "") for argtype, _name in proto[1])
+
+
 class _Args:
     """The running state of kdump's argument printer: slots, position, separator."""
 
-    __slots__ = ("slots", "i", "sep", "out", "decimal", "ilp32")
+    __slots__ = ("slots", "i", "sep", "out", "decimal", "ilp32", "kinds", "kdump")
 
-    def __init__(self, slots: Sequence[int], decimal: bool, ilp32: bool) -> None:
+    def __init__(self, slots: Sequence[int], decimal: bool, ilp32: bool,
+                 kinds: tuple[str, ...] | None = None) -> None:  # fmt: skip
         self.slots = slots
         self.i = 0
         self.sep = "("
         self.out: list[str] = []
         self.decimal = decimal
         self.ilp32 = ilp32
+        # None in kdump mode: every slot is then printed as kdump prints it.
+        self.kdump = kinds is None
+        self.kinds = kinds or ()
 
     def more(self) -> bool:
         return self.i < len(self.slots)
@@ -187,12 +214,34 @@ class _Args:
         return value
 
     def number(self) -> None:
-        """N: print_number."""
+        """N: print_number, or a signed value where the prototype declares one."""
         if self.more():
+            kind = self.kinds[self.i] if self.i < len(self.kinds) else ""
             value = self.take()
-            text = str(_int64(value)) if self.decimal else hex_alt(value & _U64)
+            if kind:
+                text = self.signed(value, kind)
+            else:
+                text = str(_int64(value)) if self.decimal else hex_alt(value & _U64)
             self.out.append(self.sep + text)
             self.sep = ","
+
+    def signed(self, value: int, kind: str) -> str:
+        """A signed C value: pid_t in decimal; int or long negative as -N, else as N."""
+        # off_t and long are 32 bits wide on an ILP32 ABI.
+        n = _int64(value) if kind == "long" and not self.ilp32 else _int32(value)
+        if kind == "pid" or n < 0 or self.decimal:
+            return str(n)
+        return hex_alt(n)
+
+    def put(self, text: str) -> None:
+        """One argument's text after the separator."""
+        self.out.append(self.sep + text)
+        self.sep = ","
+
+    def arg(self, decode: Callable[[int], str]) -> None:
+        """The next slot, if any, through a decoder."""
+        if self.more():
+            self.put(decode(self.take()))
 
     def decimal_number(self) -> None:
         """D: print_decimal_number."""
@@ -227,6 +276,8 @@ class _Args:
         fd = _int32(value)
         if fd == F.AT_FDCWD:
             return "AT_FDCWD"
+        if fd < 0 and not self.kdump:
+            return str(fd)
         return str(fd) if self.decimal else hex_alt(fd & _U32)
 
     def integer(self, names: dict[int, str], value: int) -> str:
@@ -397,11 +448,25 @@ _AT_FLAGS_LAST: dict[str, MaskTable] = {
 }
 
 
-def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool) -> str:
-    """The text after a Linux syscall's name in a CALL line: `(...)`, or '' with no slots."""
+def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool, kdump: bool = False) -> str:
+    """The text after a Linux syscall's name in a CALL line: `(...)`, or '' with no slots.
+
+    kdump=True prints exactly what FreeBSD's kdump prints for the record;
+    the default also applies the rows of linux_calls.KDUMP_OVERRIDES.
+    """
     if not args:
         return ""
-    a = _Args(args, decimal, ilp32)
+    if kdump:
+        a = _Args(args, decimal, ilp32)
+    else:
+        a = _Args(args, decimal, ilp32, slot_kinds(name))
+        row = _override_rows().get(name)
+        if row is not None:
+            row(a)
+            while a.more():
+                a.number()
+            a.out.append(")")
+            return "".join(a.out)
     if name in _DIRFD_FIRST:
         a.open_paren(a.atfd(a.take()))
     template = (_TEMPLATES_ILP32 if ilp32 else _TEMPLATES).get(name)
@@ -414,3 +479,11 @@ def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: b
         a.number()
     a.out.append(")")
     return "".join(a.out)
+
+
+@cache
+def _override_rows() -> dict[str, Callable[[_Args], None]]:
+    # Imported here: linux_calls builds its rows from this module's primitives.
+    from ktrace_cli.decode.linux_calls import ROWS
+
+    return ROWS

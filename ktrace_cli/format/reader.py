@@ -23,6 +23,16 @@ from ktrace_cli.format.records import Record
 
 CHUNK = 1 << 20
 SAMPLE = 1 << 16  # bytes examined to tell amd64 from i386 and FreeBSD from the rest
+# The longest record read from a pipe or other stream.  A regular file
+# shows at once when a length runs past its end; a stream would be read
+# into memory up to the claimed length (2 GiB) first.  FreeBSD's kernel
+# writes I/O in page-sized records, and pyktrace bounds its own.
+MAX_STREAM_RECORD = 64 << 20
+# A first header claiming more than this is no kernel's: a text or binary file.
+MAX_FIRST_LENGTH = 1 << 24
+MAX_TYPE = 0xFF  # FreeBSD has 18 record types; a new one will not be numbered past this
+_ELF_MAGIC = b"\x7fELF"
+_TEXT_BYTES = frozenset(b"\t\n\r") | frozenset(range(0x20, 0x7F))
 _PREFIX = struct.Struct("<ihh")  # ktr_len, ktr_type, ktr_version: the same in every header
 
 
@@ -155,9 +165,63 @@ def detect_arch(sample: bytes, complete: bool = False) -> Arch:
     if amd64 == i386 == 0 and sample[:3] == b"\x1f\x8b\x08":
         # A first record that long never starts a trace; this is gzip's magic.
         raise NotATrace("not a ktrace file: looks like gzip data (gunzip it first)")
+    if amd64 == i386 == 0:
+        problem = _implausible_start(sample)
+        if problem is not None:
+            raise NotATrace(problem)
     if i386 > 0 and i386 > amd64:
         return I386
     return AMD64
+
+
+def _implausible_start(sample: bytes) -> str | None:
+    """Why `sample` cannot begin a FreeBSD trace, judging the first header's bytes present.
+
+    Only what no kernel writes is refused: a length over MAX_FIRST_LENGTH,
+    a type number beyond any table (kdump prints a small unknown type as
+    UNKNOWN), a command name with no NUL.  A negative length is kdump's
+    "bogus length" unless the file looks like text or a program; a type of
+    0 gets the reader's own message.
+    """
+    if len(sample) < 4:
+        return None  # too little to judge: kdump stops silently
+    length = _PREFIX.unpack_from(sample + bytes(8), 0)[0]
+    if length < 0:
+        kind = _kind(sample)
+        return None if kind is None else "not a ktrace file: " + kind
+    implausible = length > MAX_FIRST_LENGTH
+    if len(sample) >= 6 and not implausible:
+        base = struct.unpack_from("<H", sample, 4)[0] & ~K.KTR_TYPE
+        if base == 0:
+            return None
+        implausible = base > MAX_TYPE
+    if len(sample) >= 32 and not implausible:
+        implausible = b"\0" not in sample[12:32]
+    if not implausible:
+        return None
+    kind = _kind(sample)
+    return "not a ktrace file" if kind is None else "not a ktrace file: " + kind
+
+
+def _kind(sample: bytes) -> str | None:
+    """What a file that is not a trace most likely is, for the message."""
+    if sample.startswith(_ELF_MAGIC):
+        return "looks like an ELF executable"
+    if all(b in _TEXT_BYTES for b in sample[:512]) or _is_utf8_text(sample[:512]):
+        return "looks like text"
+    return None
+
+
+def _is_utf8_text(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # The sample may end inside a character.
+        try:
+            text = data[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(ch.isprintable() or ch in "\t\n\r" for ch in text)
 
 
 # ---------------------------------------------------------------------------
@@ -186,6 +250,7 @@ class TraceReader:
         self._buf = b""
         self._pos = 0
         self._eof = False
+        self._stream_input = self._left_in_file() >= 1 << 62  # a pipe, socket, terminal...
 
     def _fill(self, need: int) -> bool:
         """Make `need` bytes available at the read position; False at end of input."""
@@ -285,7 +350,7 @@ class TraceReader:
                 cpu = 0
                 start = pos + hsize - shortfall
             record = Record(rtype & ~K.KTR_TYPE, pid, tid, comm, sec, frac, b"", version, cpu, drop)
-            if length < 0:
+            if length < 0 or (length > MAX_STREAM_RECORD and self._stream_input):
                 raise BogusLength(length, record)
             end = start + length
             if end > len(buf):

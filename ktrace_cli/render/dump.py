@@ -125,3 +125,61 @@ def gio_data(data: bytes, lookahead: int, screenwidth: int) -> str:
     if is_text(data):
         return visdump(data, lookahead, screenwidth)
     return hexdump(data, screenwidth)
+
+
+# ---------------------------------------------------------------------------
+# Names shown on a terminal: vis(3) escapes for control characters.
+
+# Well-formed UTF-8 sequences of two to four bytes, C1 controls (U+0080 to
+# U+009F, 0xC2 0x80-0x9F) left out: a terminal may act on those as on ESC.
+_UTF8_PRINTABLE = (
+    rb"\xc2[\xa0-\xbf]|[\xc3-\xdf][\x80-\xbf]"
+    rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_UNSAFE = re.compile(rb"[\x00-\x1f\x7f-\xff\\]")
+_VIS_TOKEN = re.compile(b"(" + _UTF8_PRINTABLE + rb")|[\x00-\x1f\x7f-\xff\\]")
+
+
+def _vis_byte(b: int) -> str:
+    """vis(3)'s default encoding of one byte: \\\\, \\^C (control), \\M-x and \\M-^C (high bit)."""
+    if b == 0x5C:
+        return "\\\\"
+    prefix = "\\M-" if b & 0x80 else "\\"
+    low = b & 0x7F
+    if low < 0x20:
+        return prefix + "^" + chr(low + 0x40)
+    if low == 0x7F:
+        return prefix + "^?"
+    return prefix + chr(low) if b & 0x80 else chr(low)
+
+
+_VIS_BYTES = [_vis_byte(b) for b in range(256)]
+
+
+def _vis_match(m: re.Match[bytes]) -> bytes:
+    if m.group(1) is not None:
+        return m.group(1)
+    return _VIS_BYTES[m.group()[0]].encode("ascii")
+
+
+def vis(text: str) -> str:
+    """`text` (latin-1, one character per byte) safe to print on a terminal.
+
+    A traced program chooses its paths and its command name; printed raw,
+    an ESC or CR in them could retitle or clear the terminal or forge a
+    kdump line.  Control characters (newline and tab included), DEL,
+    backslash and bytes that are not well-formed UTF-8 are written as
+    vis(3) writes them (ESC is \\^[); UTF-8 text stays readable.
+    """
+    raw = text.encode("latin-1")
+    if _UNSAFE.search(raw) is None:
+        return text
+    return _VIS_TOKEN.sub(_vis_match, raw).decode("latin-1")
+
+
+def vis_line(line: str) -> str:
+    """vis() of a one-line body, keeping its final newline."""
+    if line.endswith("\n"):
+        return vis(line[:-1]) + "\n"
+    return vis(line)

@@ -15,6 +15,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import PayloadError, Record
 from ktrace_cli.render import bodies
+from ktrace_cli.render.dump import vis, vis_line
 from ktrace_cli.render.options import KdumpOptions
 
 TYPE_TAGS = {
@@ -51,6 +52,11 @@ def _c_int(value: int) -> int:
     """A value cast to a C int (32-bit, two's complement)."""
     value &= 0xFFFFFFFF
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+
+
+def _escaped(renderer: Callable[[Record, A.Abi, int], str]) -> Callable[[Record, A.Abi, int], str]:
+    """`renderer` with its one-line body made safe for a terminal."""
+    return lambda record, abi, sv_flags: vis_line(renderer(record, abi, sv_flags))
 
 
 class _Clock:
@@ -97,6 +103,9 @@ class KdumpText:
             K.KTR_ENVS: bodies.strings,
             K.KTR_EXTERR: self._exterr,
         }
+        if options.terminal:
+            for rtype in (K.KTR_NAMEI, K.KTR_SYSCTL, K.KTR_ARGS, K.KTR_ENVS, K.KTR_STRUCT):
+                self._renderers[rtype] = _escaped(self._renderers[rtype])
         self.syscall_text = bodies.SyscallText(options, arch)
         o = options
         # Without per-record columns a header depends only on pid, comm and type.
@@ -110,6 +119,10 @@ class KdumpText:
         text = self._comm_cache.get(comm)
         if text is None:
             name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            if self.o.terminal:
+                name = vis(name)
+            if len(self._comm_cache) > 65536:
+                self._comm_cache.clear()  # memory stays flat with any number of names
             text = self._comm_cache[comm] = f"{name:<8} "
         return text
 
@@ -168,21 +181,24 @@ class KdumpText:
         if isinstance(event, Dropped):
             return self.dropped(event.record)
         record, sv_flags = event
-        if self._plain_header:
-            key = (record.pid, record.comm, record.type)
-            head = self._head_cache.get(key)
-            if head is None:
-                if len(self._head_cache) > 65536:
-                    self._head_cache.clear()  # memory stays flat with any number of pids
-                head = self._head_cache[key] = self.header(record, sv_flags)
-        else:
-            head = self.header(record, sv_flags)
-        return head + self.body(record, sv_flags)
+        return self.head(record, sv_flags) + self.body(record, sv_flags)
+
+    def head(self, record: Record, sv_flags: int) -> str:
+        """header(), from a cache when it depends only on pid, comm and type."""
+        if not self._plain_header:
+            return self.header(record, sv_flags)
+        key = (record.pid, record.comm, record.type)
+        head = self._head_cache.get(key)
+        if head is None:
+            if len(self._head_cache) > 65536:
+                self._head_cache.clear()  # memory stays flat with any number of pids
+            head = self._head_cache[key] = self.header(record, sv_flags)
+        return head
 
     def parts(self, event: Shown) -> tuple[str, str]:
         """(header with its type tag, body) of a shown record."""
         record, sv_flags = event
-        return self.header(record, sv_flags), self.body(record, sv_flags)
+        return self.head(record, sv_flags), self.body(record, sv_flags)
 
     def body(self, record: Record, sv_flags: int) -> str:
         renderer = self._renderers.get(record.type)

@@ -25,3 +25,6 @@ class KdumpOptions:
     timestamps: bool = False  # -T
     points: int = K.ALL_POINTS  # -t
     screenwidth: int = 80
+    # Output meant for a terminal (stdout is one, or colour is on): names a
+    # traced program chose (NAMI, SCTL, ARGS, ENVS, STRU, comm) are vis(3)-escaped.
+    terminal: bool = False

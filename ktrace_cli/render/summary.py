@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
+from ktrace_cli.render.dump import vis
 
 
 @dataclass
@@ -18,34 +20,74 @@ class SyscallStats:
     timed: int = 0  # calls whose CALL and RET were both seen
     total_ns: int = 0
 
+    def merge(self, other: SyscallStats) -> None:
+        self.calls += other.calls
+        self.errors += other.errors
+        self.timed += other.timed
+        self.total_ns += other.total_ns
+
+
+# Memory stays bounded whatever the file holds (a hostile file may name
+# millions of processes or every system call number): past these sizes the
+# least busy processes and rows are added up into an "other" table or row.
+MAX_PROCESS_TABLES = 256
+MAX_ROWS = 256
+MAX_PENDING_CALLS = 65536  # threads inside a call at once; the oldest are forgotten first
+OTHER_ROW = "(other)"
+OTHER_TITLE = "other processes"
+
 
 @dataclass
 class ProcessStats:
     pid: int
     comm: str = ""
+    raw_comm: bytes = b""
+    calls: int = 0
     syscalls: dict[str, SyscallStats] = field(default_factory=dict)
 
 
 class Summary:
-    """Accumulates statistics; a RET is paired with the last CALL of the same thread."""
+    """Accumulates statistics; a RET is paired with the last CALL of the same thread.
 
-    def __init__(self, arch: Arch) -> None:
+    `terminal` escapes command names as the text output does on a terminal.
+    """
+
+    def __init__(self, arch: Arch, *, terminal: bool = False) -> None:
         self.arch = arch
+        self.terminal = terminal
         self.procs: dict[int, ProcessStats] = {}
-        self.pending: dict[int, tuple[int, int]] = {}  # tid -> (code, ns of CALL)
+        self.other: ProcessStats | None = None  # processes folded out of `procs`
+        self.overall: dict[str, SyscallStats] = {}
+        # tid -> (code, ns of CALL), oldest first: a thread that exits inside
+        # a call (exit, execve of a set-id program) never has its RET.
+        self.pending: OrderedDict[int, tuple[int, int]] = OrderedDict()
 
-    def _stats(self, pid: int, comm: bytes, name: str) -> SyscallStats:
+    def _stats(self, pid: int, comm: bytes, name: str) -> tuple[SyscallStats, SyscallStats]:
         proc = self.procs.get(pid)
         if proc is None:
+            if len(self.procs) >= 2 * MAX_PROCESS_TABLES:
+                self._fold_processes()
             proc = self.procs[pid] = ProcessStats(pid)
-        proc.comm = comm.split(b"\0", 1)[0].decode("utf-8", "replace")
-        stats = proc.syscalls.get(name)
-        if stats is None:
-            stats = proc.syscalls[name] = SyscallStats()
-        return stats
+        if comm != proc.raw_comm:
+            proc.raw_comm = comm
+            proc.comm = _shown_comm(comm, self.terminal)
+        proc.calls += 1
+        return _row(proc.syscalls, name), _row(self.overall, name)
+
+    def _fold_processes(self) -> None:
+        """Keep the MAX_PROCESS_TABLES busiest processes; add the others into `other`."""
+        ranked = sorted(self.procs.values(), key=lambda p: p.calls, reverse=True)
+        other = self.other if self.other is not None else ProcessStats(-1, OTHER_TITLE)
+        for proc in ranked[MAX_PROCESS_TABLES:]:
+            del self.procs[proc.pid]
+            other.calls += proc.calls
+            for name, stats in proc.syscalls.items():
+                _row(other.syscalls, name).merge(stats)
+        self.other = other
 
     def add(self, events: Iterable[Shown | Dropped]) -> None:
         arch = self.arch
+        pending = self.pending
         for event in events:
             if isinstance(event, Dropped):
                 continue
@@ -53,36 +95,71 @@ class Summary:
             if r.type == K.KTR_SYSCALL and len(r.payload) >= arch.syscall_fixed.size:
                 code = arch.syscall_fixed.unpack_from(r.payload)[0]
                 ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
-                self.pending[r.tid] = (code, ns)
+                pending[r.tid] = (code, ns)
+                pending.move_to_end(r.tid)
+                if len(pending) > MAX_PENDING_CALLS:
+                    pending.popitem(last=False)
             elif r.type == K.KTR_SYSRET and len(r.payload) >= arch.sysret.size:
                 code, _eosys, error, _retval = arch.sysret.unpack_from(r.payload)
                 abi = A.syscall_abi(sv_flags)
                 name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
-                stats = self._stats(r.pid, r.comm, name)
-                stats.calls += 1
-                if error not in (0, K.ERESTART, K.EJUSTRETURN):
-                    stats.errors += 1
-                call = self.pending.pop(r.tid, None)
+                rows = self._stats(r.pid, r.comm, name)
+                failed = error not in (0, K.ERESTART, K.EJUSTRETURN)
+                call = pending.pop(r.tid, None)
+                elapsed = None
                 if call is not None and call[0] == code:
                     ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
-                    stats.timed += 1
-                    stats.total_ns += max(0, ns - call[1])
+                    elapsed = max(0, ns - call[1])
+                for stats in rows:
+                    stats.calls += 1
+                    if failed:
+                        stats.errors += 1
+                    if elapsed is not None:
+                        stats.timed += 1
+                        stats.total_ns += elapsed
 
     def tables(self) -> list[tuple[str, list[tuple[str, SyscallStats]]]]:
-        """(title, rows sorted by total time then calls) per process, then for all."""
-        out = []
-        overall: dict[str, SyscallStats] = {}
-        for pid in sorted(self.procs):
-            proc = self.procs[pid]
-            out.append((f"process {pid} ({proc.comm})", _sorted(proc.syscalls)))
-            for name, s in proc.syscalls.items():
-                o = overall.setdefault(name, SyscallStats())
-                o.calls += s.calls
-                o.errors += s.errors
-                o.timed += s.timed
-                o.total_ns += s.total_ns
-        out.append(("all processes", _sorted(overall)))
+        """(title, rows sorted by total time then calls) per process, the others, then for all."""
+        if len(self.procs) > MAX_PROCESS_TABLES:
+            self._fold_processes()
+        for rows in [*(p.syscalls for p in self.procs.values()), self.overall]:
+            if len(rows) > MAX_ROWS:
+                _fold_rows(rows)
+        if self.other is not None and len(self.other.syscalls) > MAX_ROWS:
+            _fold_rows(self.other.syscalls)
+        out = [(f"process {pid} ({self.procs[pid].comm})", _sorted(self.procs[pid].syscalls)) for pid in sorted(self.procs)]
+        if self.other is not None:
+            out.append((OTHER_TITLE, _sorted(self.other.syscalls)))
+        out.append(("all processes", _sorted(self.overall)))
         return out
+
+
+def _shown_comm(comm: bytes, terminal: bool) -> str:
+    """The command name as text; on a terminal its control characters are vis(3)-escaped."""
+    name = comm.split(b"\0", 1)[0]
+    if terminal:
+        name = vis(name.decode("latin-1")).encode("latin-1")
+    return name.decode("utf-8", "replace")
+
+
+def _row(rows: dict[str, SyscallStats], name: str) -> SyscallStats:
+    """The row `name` of a table, folding the least busy rows once the table is full."""
+    stats = rows.get(name)
+    if stats is None:
+        if len(rows) >= 2 * MAX_ROWS:
+            _fold_rows(rows)
+        stats = rows[name] = SyscallStats()
+    return stats
+
+
+def _fold_rows(rows: dict[str, SyscallStats]) -> None:
+    """Keep the MAX_ROWS rows with most time and calls; add the rest into OTHER_ROW."""
+    other = rows.pop(OTHER_ROW, None) or SyscallStats()
+    ranked = sorted(rows.items(), key=lambda kv: (kv[1].total_ns, kv[1].calls), reverse=True)
+    for name, stats in ranked[MAX_ROWS - 1 :]:
+        del rows[name]
+        other.merge(stats)
+    rows[OTHER_ROW] = other
 
 
 def _sorted(stats: dict[str, SyscallStats]) -> list[tuple[str, SyscallStats]]:
@@ -100,10 +177,7 @@ def _cells(name: str, s: SyscallStats) -> tuple[str, str, str, str, str]:
 def _total(rows: list[tuple[str, SyscallStats]]) -> SyscallStats:
     t = SyscallStats()
     for _, s in rows:
-        t.calls += s.calls
-        t.errors += s.errors
-        t.timed += s.timed
-        t.total_ns += s.total_ns
+        t.merge(s)
     return t
 
 

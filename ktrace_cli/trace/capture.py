@@ -23,6 +23,13 @@ _U64x2 = struct.Struct("<QQ")
 _MSGHDR_IOV = struct.Struct("<QQ")  # msg_iov, msg_iovlen at offset 16 of struct msghdr
 _MMSGHDR_SIZE = 64
 _NAMEI_PREFIX_SYSCTL = b"/proc/sys/"
+# ARGS and ENVS hold at most this many bytes each (strings and their NULs),
+# FreeBSD's historical ARG_MAX for its whole exec argument area; Linux lets
+# argv and envp together reach a quarter of the stack limit (2 MiB by
+# default), so a larger vector is recorded up to its last string that fits.
+EXEC_VECTOR_MAX = 256 * 1024
+# Where argv and envp are among the arguments of execve and execveat.
+_EXEC_VECTORS = {"execve": (1, 2), "execveat": (2, 3)}
 
 
 def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int) -> None:
@@ -33,6 +40,14 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
         return
     facs = p.facs
     pid, tid, comm = p.tgid, t.tid, t.comm
+    if rule.special == R.SPECIAL_EXEC and facs & (K.KTRFAC_ARGS | K.KTRFAC_ENVS):
+        # As FreeBSD's kern_execve() logs them: after the CALL, before the
+        # exec looks its path up.
+        argv, envp = _EXEC_VECTORS.get(rule.name, (1, 2))
+        if facs & K.KTRFAC_ARGS:
+            tf.record(K.KTR_ARGS, pid, tid, comm, ns, p.mem.read_strings(args[argv], EXEC_VECTOR_MAX))
+        if facs & K.KTRFAC_ENVS:
+            tf.record(K.KTR_ENVS, pid, tid, comm, ns, p.mem.read_strings(args[envp], EXEC_VECTOR_MAX))
     if rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL):
         for i in rule.paths:
             path = p.mem.read_path(args[i])

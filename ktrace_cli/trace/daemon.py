@@ -313,6 +313,7 @@ def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket
             genio_size=max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT))),  # type: ignore[call-overload]
             version=int(msg.get("version", K.KTR_VERSION1)),  # type: ignore[call-overload]
             fsize_limit=int(msg.get("fsize_limit", -1)),  # type: ignore[call-overload]
+            rename=msg.get("rename"),
             reply=lambda r: _answer(conn, r),
         )
     except (KeyError, TypeError, ValueError):

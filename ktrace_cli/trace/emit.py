@@ -21,6 +21,9 @@ T_SYSCALL = K.KTR_SYSCALL | VERSIONED
 T_SYSRET = K.KTR_SYSRET | VERSIONED
 SYSCALL_LEN = [8 + 8 * n for n in range(7)]
 SV_FLAGS_LINUX64 = K.SV_ABI_LINUX | K.SV_LP64
+# The largest --genio-size: a GIO record's data is held in memory several
+# times over while it is read, packed and written.
+GENIO_SIZE_MAX = 1 << 20
 # The CPU a thread last ran on is only in /proc/TID/stat, far too dear to read
 # per record; FreeBSD's cpu field is therefore always -1 ("unknown").
 CPU_UNKNOWN = -1

@@ -42,7 +42,6 @@ RESTART_ERRNOS = frozenset({512, 513, 514, 516})
 
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
-S_ISUID, S_ISGID = 0o4000, 0o2000
 
 
 @dataclass
@@ -55,10 +54,13 @@ class Request:
     fd: int | None
     peer_pid: int
     command: bool = False
-    seccomp: str = "auto"  # auto, on, off
+    seccomp: str = "off"  # "on": install the command-mode filter
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
     fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
+    # [dirfd in the client, temporary name, final name]: the new trace file to
+    # rename once the request is accepted (ops.rename_accepted).
+    rename: object = None
     reply: Callable[[dict[str, object]], None] = field(default=lambda r: None)
 
 
@@ -390,25 +392,18 @@ class Engine:
             log.info("pid %d: seccomp filter live, stopping only on selected syscalls", p.tgid)
 
     def _setid_exec_check(self, t: Thread, p: Proc, rule: R.SyscallRule, args: tuple[int, ...]) -> bool:
-        path = p.mem.read_path(args[0] if rule.name == "execve" else args[1])
-        if not path:
+        """Detach before an exec that would gain privileges, so the program keeps them."""
+        target = events.exec_target(t.tid, rule.name, args, p.mem)
+        if target is None:
             return False
-        if not path.startswith(b"/"):
-            path = b"/proc/%d/cwd/" % t.tid + path
-        try:
-            st = os.stat(path)
-        except OSError:
+        where, follow, name = target
+        why = events.exec_privileges(where, follow)
+        if why is None:
             return False
-        if not st.st_mode & (S_ISUID | S_ISGID):
-            return False
-        if (st.st_mode & S_ISUID and st.st_uid != os.getuid()) or (
-            st.st_mode & S_ISGID and st.st_gid != os.getgid()
-        ):
-            log.info("pid %d: set-id exec of %r: tracing stopped so it keeps its privileges",
-                     p.tgid, path)  # fmt: skip
-            self._detach_proc(p, current=t)
-            return True
-        return False
+        shown = name.decode(errors="backslashreplace")
+        log.info("pid %d: %s exec of %s: tracing stopped so it keeps its privileges", p.tgid, why, shown)
+        self._detach_proc(p, current=t)
+        return True
 
     # ----- every other stop -----
 

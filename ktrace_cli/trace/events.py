@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import TYPE_CHECKING
@@ -9,10 +10,16 @@ from typing import TYPE_CHECKING
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import SYSRET, procctor
+from ktrace_cli.trace.memory import ProcMem
 from ktrace_cli.trace.tracee import Proc, Thread, read_comm, read_tgid
 
 if TYPE_CHECKING:
     from ktrace_cli.trace.engine import Engine
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+XATTR_CAPS = "security.capability"
 
 
 def new_task(engine: Engine, t: Thread, p: Proc, event: int) -> None:
@@ -102,3 +109,62 @@ def exiting(engine: Engine, t: Thread, p: Proc) -> None:
     if all(th.exiting for th in p.threads.values()):
         engine._dtor(p, t)
         engine._flush_all()  # records are on disk before the parent can wait for it
+
+
+def exec_target(tid: int, name: str, args: tuple[int, ...],
+                mem: ProcMem) -> tuple[bytes, bool, bytes] | None:  # fmt: skip
+    """Where the file an execve/execveat is about to run can be reached from here.
+
+    (path through /proc, whether to follow a final symbolic link, the name
+    as the program gave it); None if the name cannot be read. A relative
+    name is looked up from the thread's cwd or from execveat's dirfd, an
+    absolute one from the thread's root, and AT_EMPTY_PATH (fexecve) names
+    the descriptor itself, as the kernel resolves them.
+    """
+    if name == "execve":
+        dirfd, addr, flags = AT_FDCWD, args[0], 0
+    else:
+        dirfd, addr, flags = _s32(args[0]), args[1], args[4]
+    path = mem.read_path(addr)
+    if path is None:
+        return None
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    if not path:
+        if not flags & AT_EMPTY_PATH or dirfd < 0:
+            return None
+        return b"/proc/%d/fd/%d" % (tid, dirfd), True, b"fd %d" % dirfd
+    if path.startswith(b"/"):
+        return b"/proc/%d/root" % tid + path, follow, path
+    if dirfd == AT_FDCWD:
+        return b"/proc/%d/cwd/" % tid + path, follow, path
+    if dirfd < 0:
+        return None
+    return b"/proc/%d/fd/%d/" % (tid, dirfd) + path, follow, path
+
+
+def exec_privileges(where: bytes, follow: bool) -> str | None:
+    """What running this file would gain for us ("set-id", "file-capability"); None if nothing.
+
+    A set-user-ID file owned by someone else, a set-group-ID file of
+    another group, or a file with capabilities (security.capability):
+    the kernel grants none of them to a traced process, so the engine
+    must let go of it before the exec.
+    """
+    try:
+        st = os.stat(where, follow_symlinks=follow)
+    except OSError:
+        return None
+    if (st.st_mode & 0o4000 and st.st_uid != os.getuid()) or (
+        st.st_mode & 0o2000 and st.st_gid != os.getgid()
+    ):
+        return "set-id"
+    try:
+        caps = os.getxattr(where, XATTR_CAPS, follow_symlinks=follow)
+    except OSError:
+        return None
+    return "file-capability" if caps else None
+
+
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value

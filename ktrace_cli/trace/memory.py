@@ -6,6 +6,9 @@ import os
 
 PATH_MAX = 4096
 _CHUNK = 256
+_PTR = 8
+_VECTOR_CHUNK = 64  # pointers read at a time from an argv/envp vector
+_STRINGS_BLOCK = 4096  # bytes read at a time where the strings lie
 
 
 class ProcMem:
@@ -93,3 +96,43 @@ class ProcMem:
             if need <= 0 or len(data) < take:
                 break
         return b"".join(out)
+
+    def read_strings(self, vec: int, budget: int) -> bytes:
+        """The NUL-terminated strings of a NULL-terminated pointer vector (argv, envp), concatenated.
+
+        Strings are taken whole while they fit in `budget` bytes (NULs
+        included); the first one that does not fit, or cannot be read,
+        ends the list. The strings of an exec usually lie one after the
+        other, so they are read a block at a time, not one by one.
+        """
+        out = bytearray()
+        block, block_at = b"", 0
+        while vec:
+            raw = self.read(vec, _PTR * _VECTOR_CHUNK)
+            count = len(raw) // _PTR
+            if not count:
+                break
+            vec += count * _PTR
+            for k in range(count):
+                addr = int.from_bytes(raw[k * _PTR : (k + 1) * _PTR], "little")
+                if addr == 0:
+                    return bytes(out)
+                room = budget - len(out)
+                start = addr - block_at
+                if not 0 <= start < len(block) or block.find(b"\0", start, start + room) < 0:
+                    block, block_at, start = self._block(addr, room), addr, 0
+                end = block.find(b"\0", start, start + room)
+                if end < 0:
+                    return bytes(out)  # too long for the budget, or unreadable
+                out += block[start : end + 1]
+        return bytes(out)
+
+    def _block(self, addr: int, room: int) -> bytes:
+        """Bytes from `addr` on, up to `room`, reading on until a NUL appears."""
+        data = self.read(addr, min(room, _STRINGS_BLOCK))
+        while b"\0" not in data and 0 < len(data) < room:
+            more = self.read(addr + len(data), min(room - len(data), 8 * _STRINGS_BLOCK))
+            if not more:
+                break
+            data += more
+        return data

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
-from ktrace_cli.trace.emit import TraceFile, procctor
-from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
+from ktrace_cli.trace.emit import GENIO_SIZE_MAX, TraceFile, procctor
+from ktrace_cli.trace.tracee import Proc, Thread, list_tasks, read_tgid
 
 if TYPE_CHECKING:
     from ktrace_cli.trace.engine import Engine, Request
@@ -97,21 +97,23 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
             return {"error": E.EACCES}
         tf = engine.files.get((st.st_dev, st.st_ino))
         if tf is None or tf.failed:
-            tf = TraceFile(os.dup(req.fd), req.version, req.genio_size)
+            tf = TraceFile(os.dup(req.fd), req.version, min(req.genio_size, GENIO_SIZE_MAX))
         tf.fsize_limit = req.fsize_limit
     if op == K.KTROP_CLEARFILE:
         return _clear_file(engine, tf)
     if req.command and req.pid != req.peer_pid:
         return {"error": E.EPERM, "message": "command mode traces only the caller"}
+    if req.pid > 0 and read_tgid(req.pid) == os.getpid():
+        _discard(engine, tf)
+        return {"error": E.EPERM, "self": f"pid {req.pid} is the trace engine; it cannot trace itself"}
     roots = _roots(req.pid)
     if not roots:
         _discard(engine, tf)
         return {"error": E.ESRCH}
     reply: dict[str, object] = {"error": 0}
     want_filter: list[int] | None = None
-    if req.command and op == K.KTROP_SET and req.seccomp != "off":
-        if req.seccomp == "on" or os.geteuid() == 0:
-            want_filter = engine.rules.filter_syscalls(facs, setid_check=os.geteuid() != 0)
+    if req.command and op == K.KTROP_SET and req.seccomp == "on":
+        want_filter = engine.rules.filter_syscalls(facs, setid_check=os.geteuid() != 0)
     walk = _Walk(engine, op, facs, tf, want_filter is not None, bool(req.ops & K.KTRFLAG_DESCEND))
     for root in roots:
         walk.visit(root)
@@ -124,8 +126,47 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
         return out
     if want_filter is not None:
         reply["filter"] = want_filter
+    if req.rename is not None and req.fd is not None and op == K.KTROP_SET:
+        reply.update(rename_accepted(req.peer_pid, req.fd, req.rename))
     engine._flush_all()
     return reply
+
+
+def rename_accepted(peer: int, fd: int, spec: object) -> dict[str, object]:
+    """Give the new trace file its name, now that the request is accepted.
+
+    The client created it beside PATH under a temporary name and waits for
+    our answer holding a descriptor of the directory; renaming it here,
+    through that descriptor, keeps the rename out of a command's trace and
+    leaves PATH untouched by a refused request. Only a file that is still
+    the one the client passed is renamed, and only over a regular file or
+    a symbolic link.
+    """
+    if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[0], int)
+            and all(isinstance(n, str) and "/" not in n and n not in ("", ".", "..")
+                    for n in spec[1:])):  # fmt: skip
+        return {"rename_error": E.EINVAL}
+    dirfd, old, new = spec[0], str(spec[1]), str(spec[2])
+    try:
+        dfd = os.open(f"/proc/{peer}/fd/{dirfd}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        return {"rename_error": e.errno or E.EIO}
+    try:
+        ours, theirs = os.fstat(fd), os.lstat(old, dir_fd=dfd)
+        if (ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino):
+            return {"rename_error": E.ENOENT}
+        try:
+            there = os.lstat(new, dir_fd=dfd).st_mode
+        except FileNotFoundError:
+            there = stat.S_IFREG
+        if not (stat.S_ISREG(there) or stat.S_ISLNK(there)):
+            return {"rename_error": E.EEXIST}
+        os.rename(old, new, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except OSError as e:
+        return {"rename_error": e.errno or E.EIO}
+    finally:
+        os.close(dfd)
+    return {"renamed": True}
 
 
 def status(engine: Engine) -> dict[str, object]:
@@ -252,10 +293,22 @@ def _state(pid: int) -> str | None:
         return None
 
 
+def _alive(pid: int) -> bool:
+    """Whether pfind() would find `pid`: it exists and is not a zombie.
+
+    A thread-group leader that called pthread_exit() shows as a zombie
+    while its other threads run; the process is alive then.
+    """
+    state = _state(pid)
+    if state is None:
+        return False
+    return state not in ("Z", "X") or len(list_tasks(pid)) > 1
+
+
 def _roots(pid: int) -> list[int]:
     """The processes a request names: one pid, or every member of group -pid."""
     if pid > 0:
-        return [pid] if _state(pid) is not None else []
+        return [pid] if _alive(pid) else []
     roots = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -345,6 +398,10 @@ def detach(engine: Engine, p: Proc, current: Thread | None = None) -> None:
         p.facs = 0
         return
     p.detaching = True
+    if current is not None:
+        # Its records reach the file before it runs on (a set-id exec's
+        # program could otherwise finish before they are written).
+        engine._flush_all()
     for th in list(p.threads.values()):
         if th is current:
             P._ptrace(P.PTRACE_DETACH, th.tid, 0, 0)

@@ -1,13 +1,15 @@
 """The command-mode seccomp-bpf filter: stop only on syscalls that can produce a record.
 
-Installed by pyktrace in itself, after the engine has attached and before the
-exec, so the filter covers the command and everything it starts.  A
+Opt-in (pyktrace --seccomp=on). Installed by pyktrace in itself, after the
+engine has attached and before the exec, so the filter covers the command
+and everything it starts.  A
 SECCOMP_RET_TRACE filter outlives its tracer: a syscall it selects fails with
 ENOSYS when no tracer is attached.  The engine therefore never detaches a
 filtered process (it mutes it and lets it run instead), keeps filtered
 children that were not asked for (-i) attached in a pass-through mode, and on
 SIGTERM keeps serving them until they exit; only a SIGKILLed or crashed
-engine leaves the selected syscalls failing.  See pyktrace(1), BUGS.
+engine leaves the selected syscalls failing, which is why it is not the
+default.  See pyktrace(1), CAVEATS.
 """
 
 from __future__ import annotations

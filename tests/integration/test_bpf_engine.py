@@ -180,7 +180,7 @@ def test_pykdump_prints_a_bpf_trace_exactly(bpf_env, progs: Path, tmp_path: Path
         head + "CALL  openat(AT_FDCWD,PTR,0<O_RDONLY>)",
         head + 'NAMI  "/nonexistent/basic"',
         head + "RET   openat -1 errno 2 No such file or directory",
-        head + "CALL  pipe2(PTR,0x800)",
+        head + "CALL  pipe2(PTR,0x800<O_NONBLOCK>)",
         head + "RET   pipe2 0",
         head + "CALL  read(0x3,PTR,0x40)",
         head + "RET   read -1 errno 11 Resource temporarily unavailable",

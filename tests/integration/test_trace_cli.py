@@ -82,6 +82,20 @@ def test_unobservable_points_warn_once(pyktrace_cli) -> None:  # type: ignore[no
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("pyktrace: warning: ")
 
 
+def test_empty_points_set_only_creation_and_exit_records(trace, progs) -> None:  # type: ignore[no-untyped-def]
+    """ktrace(1) adds PROC_ABI_POINTS in set mode, so an empty -t records the process's life alone."""
+    r = trace([str(progs / "utrace")], ["-t", ""])
+    assert r.returncode == 0
+    # One PROCCTOR at the request, one for the new image at execve, then PROCDTOR.
+    assert [x.type for x in r.records] == [K.KTR_PROCCTOR, K.KTR_PROCCTOR, K.KTR_PROCDTOR]
+
+
+def test_empty_points_clear_is_einval(pyktrace_cli) -> None:  # type: ignore[no-untyped-def]
+    """Clearing nothing: ktrace(2) answers EINVAL when no point is named outside CLEARFILE."""
+    r = pyktrace_cli("-c", "-t", "", "-p", str(os.getpid()))
+    assert (r.returncode, r.stderr) == (1, "pyktrace: ktrace.out: Invalid argument\n")
+
+
 def test_append_adds_to_the_file(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "a.out"
     first = trace([str(progs / "utrace")], ["-t", "u"], trfile=f)

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from ktrace_cli.abi import linux as abi
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
-from ktrace_cli.format.records import Namei
+from ktrace_cli.format.records import Namei, Record, Syscall
 
 from .conftest import PYKTRACE, TIMEOUT, Looper, tracer
 
@@ -54,7 +55,7 @@ def nobody(progs: Path) -> Iterator[Nobody]:
         d.chmod(mode)
     os.chown(xdg, NOBODY, NOBODY)
     os.chown(work, NOBODY, NOBODY)
-    for prog in ("looper", "euid"):
+    for prog in ("looper", "euid", "setid", "caps"):
         shutil.copy(progs / prog, shared / prog)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(xdg), HOME=str(work))
     yield Nobody(env, work, shared, xdg / "pyktrace" / "engine.log")
@@ -108,6 +109,13 @@ def test_a_user_cannot_change_what_roots_engine_traces(nobody: Nobody, progs: Pa
         assert lp.close() == 0
 
 
+def _ends_at_the_exec(recs: list[Record], call: str) -> None:
+    """The trace was written before the detach: it ends with the CALL of the exec."""
+    last = recs[-1]
+    assert last.type == K.KTR_SYSCALL
+    assert Syscall.unpack(AMD64, last.payload).code == abi.syscall_number(call)
+
+
 @needs_root
 def test_set_uid_exec_runs_untraced_with_its_privileges(nobody: Nobody) -> None:
     prog = nobody.shared / "euid-setuid"
@@ -120,7 +128,48 @@ def test_set_uid_exec_runs_untraced_with_its_privileges(nobody: Nobody) -> None:
     assert (r.returncode, r.stdout, r.stderr) == (0, "euid=0\n", "")
     recs = list(iter_records(str(nobody.work / "s.out")))
     assert recs and {r.comm_name for r in recs} == {b"pyktrace"}  # nothing of the program
-    assert f"set-id exec of {str(prog).encode()!r}" in nobody.log.read_text()
+    _ends_at_the_exec(recs, "execve")
+    assert f"set-id exec of {prog}: tracing stopped so it keeps its privileges\n" in nobody.log.read_text()
+
+
+@needs_root
+@pytest.mark.parametrize(("how", "named"), [("e", "fd 3"), ("d", "euid-setuid-d")])
+def test_set_uid_execveat_runs_untraced_with_its_privileges(nobody: Nobody, how: str, named: str) -> None:
+    """fexecve (execveat with AT_EMPTY_PATH) and a name relative to a directory descriptor."""
+    prog = nobody.shared / f"euid-setuid-{how}"
+    shutil.copy(nobody.shared / "euid", prog)
+    os.chown(prog, 0, 0)
+    prog.chmod(0o4755)
+    r = subprocess.run([*AS_NOBODY, *PYKTRACE, "-t", "cn", "-f", f"{how}.out",
+                        str(nobody.shared / "setid"), how, str(prog)],
+                       capture_output=True, text=True, cwd=nobody.work, env=nobody.env,
+                       timeout=TIMEOUT)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, "euid=0\n", "")
+    recs = list(iter_records(str(nobody.work / f"{how}.out")))
+    assert recs and {r.comm_name for r in recs} == {b"pyktrace", b"setid"}  # nothing of the program
+    _ends_at_the_exec(recs, "execveat")
+    assert f"set-id exec of {named}: tracing stopped" in nobody.log.read_text()
+
+
+@needs_root
+def test_file_capabilities_exec_runs_untraced_with_them(nobody: Nobody) -> None:
+    if shutil.which("setcap") is None:
+        pytest.skip("setcap (libcap2-bin) is not installed")
+    prog = nobody.shared / "caps-netraw"
+    shutil.copy(nobody.shared / "caps", prog)
+    done = subprocess.run(["setcap", "cap_net_raw+ep", str(prog)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"file capabilities are not supported here: {done.stderr.strip()}")
+    alone = subprocess.run([*AS_NOBODY, str(prog)], capture_output=True, text=True, timeout=TIMEOUT)
+    assert alone.stdout == "TracerPid:\t0\nCapEff:\t0000000000002000\n"
+    r = subprocess.run([*AS_NOBODY, *PYKTRACE, "-t", "cn", "-f", "caps.out", str(prog)],
+                       capture_output=True, text=True, cwd=nobody.work, env=nobody.env,
+                       timeout=TIMEOUT)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, alone.stdout, "")
+    recs = list(iter_records(str(nobody.work / "caps.out")))
+    assert recs and {r.comm_name for r in recs} == {b"pyktrace"}
+    _ends_at_the_exec(recs, "execve")
+    assert f"file-capability exec of {prog}: tracing stopped" in nobody.log.read_text()
 
 
 def _dd(env: dict[str, str], trfile: Path, preexec: object = None) -> tuple[int, int, bytes]:

@@ -170,7 +170,7 @@ def test_namei_only_uses_the_filter_and_misses_nothing(trace, progs, tmp_path: P
     data = tmp_path / "data.txt"
     data.write_bytes(b"x")
     full = trace([str(progs / "basic"), str(data)])
-    only = trace([str(progs / "basic"), str(data)], ["-t", "n"])
+    only = trace([str(progs / "basic"), str(data)], ["-t", "n", "--seccomp=on"])
     assert only.returncode == 3
     want = [r.payload for r in full.after_exec() if r.type == K.KTR_NAMEI]
     got = [r.payload for r in only.after_exec() if r.type == K.KTR_NAMEI]

@@ -642,17 +642,19 @@ ANSI = re.compile(rb"\x1b\[[0-9;]*m")
 @pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
 def test_colour_on_a_terminal_that_is_not_utf8(workdir: Path, encoding: str) -> None:
     # Regression: rich's write of U+FFFD (for bytes that are not UTF-8) raised UnicodeEncodeError.
+    # Colour output is for a terminal, so the names are vis(3)-escaped; what
+    # is UTF-8 stays a character, and '?' where the terminal has none for it.
     path = workdir / "colour.out"
     path.write_bytes(
         b"".join(
             encode_record(make_record(p, pid=1, comm=b"a\xffb", sec=1, frac=0))
-            for p in (ProcCtor(FREEBSD64), Namei(b"/tmp/\xff\x80x"))
+            for p in (ProcCtor(FREEBSD64), Namei(b"/tmp/\xff\x80x\xc3\xa9"))
         )
     )
     FIGURES["inputs"] += 1
     env = dict(os.environ, PYTHONIOENCODING=encoding)
     for args, want in [
-        ((), b'     1 a?b      NAMI  "/tmp/??x"\n'),
+        ((), b'     1 a\\M-^?b  NAMI  "/tmp/\\M-^?\\M-^@x' + "\u00e9".encode(encoding, "replace") + b'"\n'),
         (("--summary",), None),
     ]:
         done = subprocess.run(
@@ -749,11 +751,52 @@ def test_gzipped_trace_gets_a_hint(workdir: Path) -> None:
     )  # fmt: skip
 
 
-def test_text_file(workdir: Path) -> None:
-    path = workdir / "notes.txt"
-    path.write_bytes(b"these are my notes about ktrace\n" * 4)
+TEXT = b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+@pytest.mark.parametrize(
+    ("what", "data", "message"),
+    [
+        # Regression: a text file or a program said "data too short", a short text file nothing.
+        ("passwd", TEXT * 20, "looks like text"),
+        ("notes", "these are my notes about ktrace, café\n".encode() * 4, "looks like text"),
+        ("hostname", b"myhost\n", "looks like text"),
+        ("utf8-first", "écrit\n".encode(), "looks like text"),  # a negative ktr_len
+        ("elf", b"\x7fELF\x02\x01\x01" + bytes(57) + b"\x01\x02" * 200, "looks like an ELF executable"),
+        ("binary", struct.pack("<ih", 5, 0x1234) + bytes(60), None),
+    ],
+)
+def test_not_a_trace_file(workdir: Path, what: str, data: bytes, message: str | None) -> None:
+    path = workdir / what
+    path.write_bytes(data)
+    FIGURES["inputs"] += 1
+    expected = "pykdump: not a ktrace file" + (f": {message}" if message else "") + "\n"
+    for options in [(), ("--json",), ("--summary",), ("-l",)]:
+        result = run("-f", str(path), *options, timeout=10)
+        assert (result.status, result.out, result.err) == (1, b"", expected), options
+    with path.open("rb") as f:
+        done = subprocess.run(
+            [sys.executable, "-m", "ktrace_cli.cli.pykdump", "-f", "-"], stdin=f, capture_output=True, timeout=60
+        )
+    assert (done.returncode, done.stdout, done.stderr) == (1, b"", expected.encode())
+
+
+def test_a_copy_of_a_real_program(workdir: Path) -> None:
+    path = workdir / "python"
+    with open(sys.executable, "rb") as f:
+        path.write_bytes(f.read(1 << 16))
     result = run("-f", str(path))
-    assert (result.status, result.out, result.err) == (1, b"", "pykdump: data too short\n")  # as kdump: a 1.7 GB first record
+    assert (result.status, result.out, result.err) == (
+        1, b"", "pykdump: not a ktrace file: looks like an ELF executable\n",
+    )  # fmt: skip
+
+
+def test_too_short_to_judge_is_silent(workdir: Path) -> None:
+    # Fewer bytes than a length field: kdump's loop ends at once, and so does pykdump.
+    path = workdir / "vm"
+    path.write_bytes(b"vm\n")
+    result = run("-f", str(path))
+    assert (result.status, result.out, result.err) == (0, b"", "")
 
 
 @pytest.mark.parametrize(

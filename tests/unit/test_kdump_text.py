@@ -440,6 +440,13 @@ def test_missing_file_and_bad_options(tmp_path: Path) -> None:
     result = run_pykdump_args("-t", "cz")
     assert (result.status, result.err) == (1, "pykdump: unknown trace point in cz\n")
     usage = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
-    for args in (["-x"], ["extra"], ["-f"], ["--json", "--summary"]):
+    # kdump's usage line, after a line that says what was wrong.
+    for args, problem in [
+        (["-x"], "no such option '-x'"),
+        (["extra"], "unexpected operand: extra"),
+        (["-f"], "option '-f' requires an argument"),
+        (["--json", "--summary"], "--json and --summary cannot be combined"),
+        (["--color=sometimes"], "invalid value for '--color': 'sometimes' is not one of 'auto', 'always', 'never'"),
+    ]:
         result = run_pykdump_args(*args)
-        assert (result.status, result.err, result.out) == (1, usage, b"")
+        assert (result.status, result.err, result.out) == (1, f"pykdump: {problem}\n{usage}", b""), args

@@ -15,7 +15,8 @@ import resource
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import control
@@ -84,7 +85,8 @@ def call(message: dict[str, object], fd: int | None = None, start: bool = True) 
             raise control.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
 
 
-def run_command(argv: list[str], request: dict[str, object], fd: int) -> tuple[int, dict[str, object]]:
+def run_command(argv: list[str], request: dict[str, object], fd: int,
+                answered: Callable[[dict[str, object]], None]) -> tuple[int, dict[str, object]]:  # fmt: skip
     """Fork the command, have the engine trace it before it execs, wait, drain; (status, reply).
 
     The reply is the engine's answer to the trace request; when it is an
@@ -116,7 +118,10 @@ def run_command(argv: list[str], request: dict[str, object], fd: int) -> tuple[i
         os.waitpid(pid, 0)
         raise
     ok = not int(reply.get("error", 0))  # type: ignore[call-overload]
-    os.kill(pid, GO if ok else STOP)
+    try:
+        answered(reply)  # the new file gets its name before the command runs
+    finally:
+        os.kill(pid, GO if ok else STOP)
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGQUIT, *FORWARDED)}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, signal.SIG_IGN)
@@ -171,12 +176,49 @@ def resolve_auto(opts: Options) -> Options:
     return dataclasses.replace(opts, engine="bpf")
 
 
-def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int:
-    """pyktrace's run() for the bpf engine: the request, or command mode; the exit status."""
+class Target(Protocol):
+    """The new trace file of a set request (cli/trfile.py's TraceTarget)."""
+
+    fd: int
+
+    def settle(self, reply: dict[str, object]) -> None: ...
+    def abandon(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
+        target: Target | None = None) -> int:  # fmt: skip
+    """pyktrace's run() for the bpf engine: the request, or command mode; the exit status.
+
+    `fd` is the trace file (owned by `target` when there is one, else ours
+    to close). The bpf engine does not rename a new file into place: once
+    the request is accepted, `target.settle` does; a refused one is undone.
+    """
+
+    def answered(reply: dict[str, object]) -> None:
+        if target is not None:
+            if int(reply.get("error", 0)):  # type: ignore[call-overload]
+                target.abandon()
+            else:
+                target.settle(reply)
+
+    closed = False
+
+    def done() -> None:
+        nonlocal closed
+        if closed:
+            return
+        closed = True
+        if target is not None:
+            target.close()
+        elif fd is not None:
+            os.close(fd)
+
     why = why_not()
     if why:
-        if fd is not None:
-            os.close(fd)
+        if target is not None:
+            target.abandon()
+        done()
         raise Fatal(why)
     missing = sorted({c for c in opts.letters if c in NOT_YET})
     if missing and not opts.clear:
@@ -191,16 +233,19 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None) -> int:
     try:
         if opts.command:
             assert fd is not None
-            status, reply = run_command(opts.command, request, fd)
-            os.close(fd)
+            status, reply = run_command(opts.command, request, fd, answered)
+            done()
             _check(opts, reply)
             return exit_like(status)
         answer = call(request, fd, start=start)
+        if answer is not None:
+            answered(answer)
     except OSError as e:
+        if target is not None:
+            target.abandon()
         raise Fatal(f"bpf engine: {e.strerror or e}") from None
     finally:
-        if fd is not None and not opts.command:
-            os.close(fd)
+        done()
     if answer is not None:
         _check(opts, answer)
     return 0
