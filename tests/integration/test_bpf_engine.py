@@ -484,3 +484,22 @@ def test_clear_all_under_the_ptrace_engine_clears_bpf_too(bpf_env, looper, tmp_p
     assert status is None or status["procs"] == []
     lp.ping()
     assert lp.close() == 0
+
+
+def test_args_and_envs_as_the_ptrace_engine_bounds_them(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Whole strings up to 256 KiB, as ARGS and ENVS of both engines hold them."""
+    big = ["x" * 999 + str(i % 10) for i in range(300)]  # 300,000 bytes of arguments
+    env = dict(bpf_env, KTRACE_TEST_VAR="one two")
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = subprocess.run([*PYKTRACE, f"--engine={engine}", "-t", "ae", "-f", str(out), "true", *big],
+                           capture_output=True, env=env, timeout=TIMEOUT)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        recs = [x for x in iter_records(str(out)) if x.type in (K.KTR_ARGS, K.KTR_ENVS)]
+        got[engine] = [(x.type, bytes(x.payload)) for x in recs[-2:]]  # the command's exec
+    assert got["bpf"] == got["ptrace"]
+    args = got["bpf"][0][1]
+    assert got["bpf"][0][0] == K.KTR_ARGS and len(args) <= 256 * 1024 and args.endswith(b"\0")
+    assert args.split(b"\0")[1:-1] == [s.encode() for s in big[: len(args.split(b"\0")) - 2]]
+    assert b"KTRACE_TEST_VAR=one two\0" in got["bpf"][1][1]

@@ -518,28 +518,83 @@ int BPF_PROG(ktr_fork, struct task_struct *parent, struct task_struct *child)
 /*
  * ARGS / ENVS: the new image's argument or environment area, NUL-separated
  * strings as FreeBSD records them, read from the pages exec has just
- * written.  At most GENIO_MAX bytes; a longer area is cut and its last
- * string closed with a NUL.
+ * written.  Up to EXEC_VECTOR_MAX bytes, whole strings only, as the ptrace
+ * engine bounds them.  Too big for a batch, the record is built in a
+ * per-CPU buffer and sent as a sample of its own, after the batch so far.
  */
+#define EXEC_VECTOR_MAX (256 * 1024)
+
+struct exec_buf {
+	__u8 data[8 + HDR_V1 + EXEC_VECTOR_MAX];
+};
+
+/* One buffer per CPU, indexed by CPU (a per-CPU map value may not be this
+ * big); the loader sizes it to the possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_buf);
+} exec_scratch SEC(".maps");
+
+struct nul_scan {
+	__u8 *area;
+	__u32 n;   /* bytes still considered */
+	__u32 cut; /* the length up to and with the last NUL seen, 0 if none */
+};
+
+static long last_nul(__u32 i, void *data)
+{
+	struct nul_scan *ns = data;
+	__u32 at = ns->n - 1 - i;
+
+	if (at >= EXEC_VECTOR_MAX)
+		return 1;
+	if (ns->area[at] == 0) {
+		ns->cut = at + 1;
+		return 1;
+	}
+	return 0;
+}
+
 static __always_inline void exec_strings(struct proc *p, __u32 tgid, __u32 tid, __u16 type,
 					 __u64 start, __u64 end)
 {
 	struct batch *b = get_batch();
-	__u32 off, hdr = hdr_size(p);
-	__u64 n = end - start;
-	__u8 *d;
+	__u32 hdr = hdr_size(p), cpu = bpf_get_smp_processor_id(), n, size;
+	struct exec_buf *x = bpf_map_lookup_elem(&exec_scratch, &cpu);
+	__u8 *area;
 
-	if (!b || end <= start)
+	if (!b || !x)
 		return;
-	if (n > GENIO_MAX)
-		n = GENIO_MAX;
-	off = reserve(b, p->file, tgid, HDR_V1 + GENIO_MAX);
-	d = b->data + ((off + hdr) & BATCH_MASK);
-	if (bpf_probe_read_user(d, n, (void *)start) != 0)
+	n = end > start ? (end - start > EXEC_VECTOR_MAX ? EXEC_VECTOR_MAX : end - start) : 0;
+	area = x->data + 8 + (hdr == HDR_V1 ? HDR_V1 : HDR_V0);
+	if (n) {
+		asm volatile("%0 &= 0x7ffff" : "+r"(n)); /* bounds the verifier sees */
+		if (n > EXEC_VECTOR_MAX || bpf_probe_read_user(area, n, (void *)start) != 0)
+			return;
+		if (end - start > EXEC_VECTOR_MAX) {
+			/* Cut after the last whole string that fits. */
+			struct nul_scan ns = { .area = area, .n = n };
+			bpf_loop(n, last_nul, &ns, 0);
+			n = ns.cut;
+		}
+	}
+	flush(b); /* the records before this one go first */
+	put_hdr(x->data + 8, p, type, n, tgid, tid, NULL);
+	*(__u32 *)(x->data + 0) = p->file;
+	*(__u32 *)(x->data + 4) = hdr + n;
+	size = 8 + hdr + n;
+	asm volatile("%0 &= 0x7ffff" : "+r"(size));
+	if (size > sizeof(x->data))
 		return;
-	d[(n - 1) & (GENIO_MAX - 1)] = 0;
-	put_header(b, off, p, type, n, tgid, tid);
-	commit(b, hdr + n);
+	if (bpf_ringbuf_output(&ring, x->data, size, BPF_RB_NO_WAKEUP) != 0) {
+		struct cfg *c = get_cfg();
+		__sync_fetch_and_add(&p->dropped, 1);
+		p->drop_pending = 1;
+		if (c)
+			__sync_fetch_and_add(&c->lost_records, 1);
+	}
 }
 
 SEC("tp_btf/sched_process_exec")

@@ -134,6 +134,7 @@ def _libbpf() -> ctypes.CDLL:
         ("bpf_map_delete_elem", i, [i, vp]),
         ("bpf_map_get_next_key", i, [i, vp, vp]),
         ("libbpf_set_print", vp, [vp]),
+        ("libbpf_num_possible_cpus", i, []),
     ):  # fmt: skip
         f = getattr(lib, fn)
         f.restype, f.argtypes = res, args
@@ -216,6 +217,11 @@ class BpfObject:
         if lib.bpf_map__set_max_entries(ring, ring_size) != 0:
             self.close()
             raise _err(f"ring buffer size {ring_size}")
+        scratch = lib.bpf_object__find_map_by_name(obj, b"exec_scratch")
+        cpus = lib.libbpf_num_possible_cpus()
+        if not scratch or cpus <= 0 or lib.bpf_map__set_max_entries(scratch, cpus) != 0:
+            self.close()
+            raise _err("the per-CPU exec buffers")
         if lib.bpf_object__load(obj) != 0:
             e = _err("loading the BPF programs")
             self.close()
