@@ -411,7 +411,8 @@ def test_page_faults_on_fresh_pages(bpf_env, progs: Path, tmp_path: Path) -> Non
     faults = [(unpack_payload(AMD64, K.KTR_FAULT, x.payload), i) for i, x in enumerate(recs)
               if x.type == K.KTR_FAULT and base <= unpack_payload(AMD64, K.KTR_FAULT, x.payload).vaddr
               < base + 8 * page]  # fmt: skip
-    assert [(f.vaddr, f.type) for f, _ in faults] == [(base + i * page + 5, 2) for i in range(8)]
+    assert [(f.vaddr, f.type) for f, _ in faults] == [(base + i * page + 5, 2) for i in range(8)], (
+        hex(base), [(hex(f.vaddr), f.type) for f, _ in faults], len(recs))
     for _, i in faults:  # each followed by its PRET, KERN_SUCCESS
         assert recs[i + 1].type == K.KTR_FAULTEND
         assert unpack_payload(AMD64, K.KTR_FAULTEND, recs[i + 1].payload).result == 0
