@@ -66,7 +66,9 @@ class BpfUnavailable(OSError):
 def why_unavailable() -> str | None:
     """None when the backend can be tried here, else the reason it cannot."""
     if os.geteuid() != 0:
-        return "the bpf engine needs root (CAP_BPF and CAP_PERFMON)"
+        # CAP_BPF and CAP_PERFMON would load the programs, but they see every
+        # process: only root, who may trace any of them, may use them.
+        return "the bpf engine needs root"
     if not os.path.exists(BTF_VMLINUX):
         return f"the kernel exposes no BTF ({BTF_VMLINUX} is missing)"
     if _find_libbpf() is None:
