@@ -99,6 +99,17 @@ Examples:
   pykdump -l -f ktrace.out      follow a trace as it grows
   pykdump --json | jq .syscall  one JSON object per record
   pykdump --summary             calls, errors and time per syscall
+  pykdump --calls -e trace=%file --failed
+                                failed file calls, one line each
+  pykdump --calls --json --path '/etc/*'
+                                calls on /etc files as JSON objects
+  pykdump --tree                which processes ran, how they ended
+  pykdump --errors              why it failed: unexpected failures first
+  pykdump --timeline run.json   open run.json in ui.perfetto.dev
+  pykdump --diff good.out bad.out
+                                where two runs of a program part ways
+  pykdump --summary --detail --sort=errors
+                                percentiles, errnos, threads, files
 """,
 )
 @click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
@@ -110,7 +121,7 @@ Examples:
 @click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
 @click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
 @click.option("-n", "plain", is_flag=True, help="No decoding of arguments, flags or errno.")
-@click.option("-p", "pid", default=None, metavar="pid", help="Only records of this process or thread id.")
+@click.option("-p", "pid", multiple=True, metavar="pid", help="Only records of this process or thread id (repeatable).")
 @click.option("-R", "relative", is_flag=True, help="Show time since the previous record.")
 @click.option("-r", "resolve", is_flag=True, help="Show stat modes, users and times symbolically.")
 @click.option("-S", "syscall_numbers", is_flag=True, help="Show syscall numbers after names.")
@@ -119,6 +130,26 @@ Examples:
 @click.option("-t", "trstr", default=None, metavar="trstr", help="Record types to show (cfinpstuwyae+).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per record (NDJSON).")
 @click.option("--summary", is_flag=True, help="A table of calls, errors and time per syscall.")
+@click.option("--calls", "calls_view", is_flag=True, help="One line (or JSON object) per system call.")
+@click.option("-e", "trace_sets", multiple=True, metavar="trace=SET",
+              help="Only these calls: names, globs, %class or @class, !negation.")
+@click.option("--failed", is_flag=True, help="Only calls that returned an error.")
+@click.option("--successful", is_flag=True, help="Only calls that returned without an error.")
+@click.option("--errno", "errnos", multiple=True, metavar="LIST", help="Only calls that failed with these errors.")
+@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only calls on paths or descriptors matching GLOB.")
+@click.option("--fd", "fds", multiple=True, metavar="N", help="Only calls on these descriptors.")
+@click.option("--comm", "comms", multiple=True, metavar="NAME", help="Only records of processes with this name.")
+@click.option("--since", default=None, metavar="TIME", help="Only from TIME (epoch seconds, or +S.s after the first record).")
+@click.option("--until", default=None, metavar="TIME", help="Only up to TIME (epoch seconds, or +S.s).")
+@click.option("--tree", is_flag=True, help="The process tree: argv, exit status, times, calls.")
+@click.option("--errors", "errors_view", is_flag=True, help="A digest of failed calls per process, noise collapsed.")
+@click.option("--timeline", default=None, metavar="OUT.json", help="Write a Chrome/Perfetto trace-event timeline.")
+@click.option("--diff", "diff_files", nargs=2, default=None, metavar="A B", help="Compare two traces of one program.")
+@click.option("--detail", is_flag=True,
+              help="With --summary: call-time percentiles, errors by errno, threads and files.")
+@click.option("--histogram", is_flag=True, help="With --summary: log2 histograms of call times.")
+@click.option("--sort", "sort_key", type=click.Choice(["time", "count", "errors", "name"]), default=None,
+              help="With --summary: order of the rows (default time).")
 @click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
@@ -148,7 +179,7 @@ def run(
     follow: bool,
     maxdata: str | None,
     plain: bool,
-    pid: str | None,
+    pid: tuple[str, ...],
     relative: bool,
     resolve: bool,
     syscall_numbers: bool,
@@ -159,11 +190,51 @@ def run(
     summary: bool,
     color: str,
     extra: tuple[str, ...],
+    calls_view: bool = False,
+    trace_sets: tuple[str, ...] = (),
+    failed: bool = False,
+    successful: bool = False,
+    errnos: tuple[str, ...] = (),
+    paths: tuple[str, ...] = (),
+    fds: tuple[str, ...] = (),
+    comms: tuple[str, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+    tree: bool = False,
+    errors_view: bool = False,
+    timeline: str | None = None,
+    diff_files: tuple[str, str] | None = None,
+    histogram: bool = False,
+    sort_key: str | None = None,
+    detail: bool = False,
 ) -> int:
+    views = [v for v, on in (("tree", tree), ("errors", errors_view), ("timeline", timeline is not None),
+                             ("diff", bool(diff_files))) if on]  # fmt: skip
     if extra:
         raise UsageFailure(f"unexpected operand: {extra[0]}")
     if as_json and summary:
         raise UsageFailure("--json and --summary cannot be combined")
+    if calls_view and summary:
+        raise UsageFailure("--calls and --summary cannot be combined")
+    if len(views) > 1:
+        raise UsageFailure(f"--{views[0]} and --{views[1]} cannot be combined")
+    for other, on in (("summary", summary), ("calls", calls_view), ("-l", follow)):
+        if views and on:
+            raise UsageFailure(f"--{views[0]} and {'-l' if other == '-l' else '--' + other} cannot be combined")
+    if views and as_json and views[0] == "timeline":
+        raise UsageFailure("--timeline writes JSON itself: --json does not apply")
+    if (histogram or sort_key or detail) and not summary:
+        raise UsageFailure("--detail, --histogram and --sort go with --summary")
+    flt = None
+    if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
+        # Imported only when asked for: plain kdump output starts faster.
+        from ktrace_cli.decode.filters import FilterError
+
+        try:
+            flt = _call_filter(trace_sets, failed, successful, errnos, paths, fds, comms, since, until)
+        except FilterError as e:
+            fail(str(e))
+            return ExitStatus.ERROR
     points = K.ALL_POINTS
     if trstr is not None:
         parsed = K.parse_trace_points(trstr)
@@ -171,9 +242,16 @@ def run(
             fail(f"unknown trace point in {trstr}")
             return ExitStatus.ERROR
         points = parsed
-    pid_value = atoi(pid) if pid is not None else 0
+    pid_values = frozenset(v for v in (atoi(p) for p in pid) if v)
+    if views:
+        from ktrace_cli.cli.kdump_views import ViewRequest, run_view
+        from ktrace_cli.decode.filters import CallFilter
 
-    from ktrace_cli.decode.events import select
+        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
+                              timeline_out=timeline, diff_files=diff_files or None,
+                              terminal=sys.stdout.isatty())  # fmt: skip
+        return run_view(request, _Output(sys.stdout.buffer))
+
     from ktrace_cli.format.reader import TraceFormatError, TraceReader, open_trace
     from ktrace_cli.render.options import KdumpOptions
 
@@ -193,7 +271,7 @@ def run(
         follow=follow,
         maxdata=max(atoi(maxdata), 0) if maxdata is not None else 0,
         fancy=not plain,
-        pid=pid_value or None,
+        pid=min(pid_values) if pid_values else None,
         relative=relative,
         resolve=resolve,
         syscall_numbers=syscall_numbers,
@@ -203,13 +281,18 @@ def run(
         screenwidth=_screenwidth(not plain, stdout),
         terminal=coloured or stdout.isatty(),
     )
-    reader = TraceReader(stream, follow=follow)
-    events = select(reader, options.points, options.pid)
+    reader: Any = TraceReader(stream, follow=follow)
+    if not follow:
+        from ktrace_cli.views.progress import with_progress
+
+        reader = with_progress(reader, stream, trfile)
+    # The summary's added tables need the calls joined; its plain tables, the records.
+    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
     try:
         with stream:
             if summary:
-                return _summary(events, reader, stdout, color, options.terminal)
-            return _print(events, reader, options, stdout, as_json, coloured)
+                return _summary(events, reader, stdout, color, options.terminal, histogram, sort_key, detail)
+            return _print(events, reader, options, stdout, as_json, coloured, calls_view)
     except TraceFormatError as e:
         stdout.flush()
         fail(e.message)
@@ -224,6 +307,80 @@ def run(
             pass
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
+
+
+def _call_filter(
+    trace_sets: tuple[str, ...],
+    failed: bool,
+    successful: bool,
+    errnos: tuple[str, ...],
+    paths: tuple[str, ...],
+    fds: tuple[str, ...],
+    comms: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+) -> Any:
+    """The call filter of the command line; FilterError for a value it cannot use."""
+    from ktrace_cli.decode.filters import (
+        CallFilter,
+        FilterError,
+        known_errnos,
+        parse_time,
+        parse_trace_set,
+    )
+
+    def warn(message: str) -> None:
+        fail(f"warning: {message}")
+
+    if failed and successful:
+        raise FilterError("--failed and --successful select no call together")
+    trace = parse_trace_set(",".join(trace_sets), warn) if trace_sets else None
+    errno_set = None
+    if errnos:
+        errno_set = frozenset(n.strip().upper() for e in errnos for n in e.split(",") if n.strip())
+        unknown = sorted(n for n in errno_set if n not in known_errnos())
+        if unknown:
+            warn(f"no such errno: {', '.join(unknown)}")
+    fd_set = None
+    if fds:
+        try:
+            fd_set = frozenset(int(n) for f in fds for n in f.split(",") if n.strip())
+        except ValueError:
+            raise FilterError(f"--fd: not a descriptor number: {','.join(fds)}") from None
+    return CallFilter(
+        trace=trace,
+        failed=failed,
+        successful=successful,
+        errnos=errno_set,
+        paths=paths,
+        fds=fd_set,
+        comms=comms,
+        since=parse_time(since, "--since") if since is not None else None,
+        until=parse_time(until, "--until") if until is not None else None,
+    )
+
+
+def _pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
+    """select, then the call filters and the per-call view when asked for."""
+    from ktrace_cli.decode.events import select
+
+    if not calls_view and flt is None:
+        return select(reader, options.points, pids or None)
+    from ktrace_cli.decode.fdtable import FdTables
+    from ktrace_cli.decode.filters import CallFilter
+    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls, filtered
+
+    clock = Clock()
+
+    # Descriptors and calls are tracked on every process and record type;
+    # -p and -t choose what is shown afterwards.
+    events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
+    shows = Shows(options.points, pids or None)
+    if flt is None:
+        flt = CallFilter()
+    if calls_view:
+        return calls(events, flt, FdTables(), clock, shows)
+    return filtered(events, flt, FdTables(), clock, shows)
 
 
 def _console_file() -> IO[str]:
@@ -245,12 +402,21 @@ def _use_color(color: str, stdout: IO[bytes]) -> bool:
     return color == "always"
 
 
-def _print(events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool) -> int:
+def _print(
+    events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool, calls_view: bool = False
+) -> int:
     first = next(events, None)  # detects the layout before renderers need it
     if first is None:
         return ExitStatus.OK
     encode: Callable[[str], bytes]
-    if as_json:
+    render: Callable[[Any], str]
+    if calls_view:
+        from ktrace_cli.render.calls_json import CallsJson
+        from ktrace_cli.render.calls_text import CallsText
+
+        render = (CallsJson if as_json else CallsText)(options, reader.arch).render
+        encode = _ascii if as_json else _latin1
+    elif as_json:
         from ktrace_cli.render.json_lines import JsonLines
 
         render = JsonLines(options, reader.arch).render
@@ -312,10 +478,24 @@ def _terminal_encoder() -> Callable[[str], bytes]:
     return encode
 
 
-def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: bool) -> int:
+def _summary(
+    items: Any,
+    reader: Any,
+    stdout: IO[bytes],
+    color: str,
+    terminal: bool,
+    histogram: bool = False,
+    sort_key: str | None = None,
+    detail: bool = False,
+) -> int:
     from ktrace_cli.format.layouts import AMD64
     from ktrace_cli.format.reader import NotATrace, TraceFormatError
+    from ktrace_cli.render import summary_more
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
+
+    # The calls feed the added tables; their CALL and RET records, the per-process ones.
+    more = summary_more.CallStats()
+    events = summary_more.feed(items, more)
 
     # A damaged or torn trace still gets the table of the records before the
     # damage, then the error, as kdump prints those records then the error.
@@ -326,7 +506,7 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
         raise  # not a trace at all: no table
     except TraceFormatError as e:
         first, error = None, e
-    stats = Summary(reader.arch or AMD64, terminal=terminal)
+    stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64, terminal=terminal)
     if first is not None:
         try:
             stats.add([first])
@@ -339,8 +519,10 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
         # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.
         console = Console(file=_console_file(), highlight=False, force_terminal=True, no_color=False)
         print_rich(stats, console)
+        summary_more.print_rich(more, sort_key, detail, histogram, console)
     else:
         stdout.write(plain_text(stats).encode("utf-8"))
+        stdout.write(summary_more.plain_text(more, sort_key, detail, histogram).encode("utf-8", "surrogateescape"))
         stdout.flush()
     if error is not None:
         raise error
@@ -349,7 +531,12 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: kdump's exit codes and messages, never a traceback."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if argv is None:
+        # As a command, `pykdump | head` ends quietly as kdump does. An
+        # in-process caller (a test runner, a library user) keeps its own
+        # SIGPIPE disposition: SIG_DFL there would let any later write to a
+        # closed socket kill the whole caller.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:] if argv is None else argv
     try:
         status = command.main(args=args, prog_name="pykdump", standalone_mode=False)

@@ -1,22 +1,43 @@
-"""kdump's main loop: which records are shown, with which ABI, and where drops are noted."""
+"""kdump's main loop: which records are shown, with which ABI, and where drops are noted.
+
+Each shown record carries its payload unpacked once into the typed classes of
+`format/records.py`; every output (kdump text, JSON, summary, the call views)
+reads those fields and never the bytes again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+import functools
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import PROCCTOR
+from ktrace_cli.format.layouts import AMD64, PROCCTOR, Arch
 from ktrace_cli.format.reader import TraceFormatError
-from ktrace_cli.format.records import Record
+from ktrace_cli.format.records import (
+    PAYLOAD_CLASSES,
+    Genio,
+    Namei,
+    Payload,
+    PayloadError,
+    Record,
+    Syscall,
+    Sysret,
+)
 
 
 class Shown(NamedTuple):
-    """A record to print, with its process's sv_flags (0 when no PROCCTOR was seen)."""
+    """A record to print, with its process's sv_flags (0 when no PROCCTOR was seen).
+
+    `payload` is the typed payload, or None when the bytes do not fit the
+    record type's layout (kdump prints such a record as "invalid record").
+    """
 
     record: Record
     sv_flags: int
+    payload: Payload | None = None
 
 
 class Dropped(NamedTuple):
@@ -25,12 +46,95 @@ class Dropped(NamedTuple):
     record: Record
 
 
+Unpacker = Callable[[bytes], Payload]
+
+
+def unpackers(arch: Arch) -> dict[int, Unpacker]:
+    """Record type -> the function giving its typed payload, bound to `arch`.
+
+    The frequent types get closures over their precompiled layouts: this runs
+    once per record, ahead of every output.  A payload that does not fit its
+    layout raises PayloadError or struct.error.
+    """
+    table: dict[int, Unpacker] = {
+        t: functools.partial(cls.unpack, arch)  # type: ignore[attr-defined]
+        for t, cls in PAYLOAD_CLASSES.items()
+    }
+    call_fixed = arch.syscall_fixed
+    call_size = call_fixed.size
+    call_head = call_fixed.unpack_from
+    args_struct = arch.args_struct
+    sysret = arch.sysret.unpack_from
+    genio_size = arch.genio_fixed.size
+    genio_head = arch.genio_fixed.unpack_from
+
+    def syscall(buf: bytes) -> Syscall:
+        # kdump prints no arguments for a CALL whose count is zero or negative.
+        code, narg = call_head(buf)
+        if narg <= 0:
+            return Syscall(code, ())
+        return Syscall(code, args_struct(narg).unpack_from(buf, call_size))
+
+    def ret(buf: bytes) -> Sysret:
+        code, eosys, error, retval = sysret(buf)
+        return Sysret(code, error, retval, eosys)
+
+    def genio(buf: bytes) -> Genio:
+        fd, rw = genio_head(buf)
+        return Genio(fd, rw, bytes(buf[genio_size:]))
+
+    table[K.KTR_SYSCALL] = syscall
+    table[K.KTR_SYSRET] = ret
+    table[K.KTR_NAMEI] = lambda buf: Namei(bytes(buf))
+    table[K.KTR_GENIO] = genio
+    return table
+
+
+class Unpack:
+    """The typed payload of one record, None when its bytes do not fit its type.
+
+    For events built by hand with no payload (select always gives one).
+    """
+
+    def __init__(self, arch: Arch) -> None:
+        self.arch = arch
+        self.table: dict[int, Unpacker] | None = None
+
+    def __call__(self, record: Record) -> Payload | None:
+        if self.table is None:
+            self.table = unpackers(self.arch)
+        fn = self.table.get(record.type)
+        if fn is None:
+            return None
+        try:
+            return fn(record.payload)
+        except (PayloadError, struct.error):
+            return None
+
+
 def select(
-    records: Iterable[Record], points: int, pid: int | None, procs: ProcessTable | None = None
+    records: Iterable[Record],
+    points: int,
+    pid: int | None | frozenset[int],
+    procs: ProcessTable | None = None,
+    arch: Arch | None = None,
+    clock: Any = None,
 ) -> Iterator[Shown | Dropped]:
-    """The records kdump would print for -t `points` and -p `pid`, in file order."""
+    """The records kdump would print for -t `points` and -p `pid`, in file order.
+
+    `pid` may be a set of process or thread ids (several -p).  The payloads are
+    unpacked with `arch`, or the reader's detected `arch` when not given.
+    `clock.first_ns`, when a clock is given, is set to the first record's time.
+    """
     procs = procs if procs is not None else ProcessTable()
+    pids: frozenset[int] | None
+    if pid is None or isinstance(pid, frozenset):
+        pids = pid or None
+    else:
+        pids = frozenset((pid,))
+    table: dict[int, Unpacker] = {}
     drop_logged = False
+    sv_flags_of = procs.sv_flags.get
     iterator = iter(records)
     while True:
         try:
@@ -42,6 +146,11 @@ def select(
             if e.header is not None and e.header.drop and not drop_logged:
                 yield Dropped(e.header)
             raise
+        if not table:
+            # The reader knows the layout once it has framed the first record.
+            table = unpackers(arch or getattr(records, "arch", None) or AMD64)
+            if clock is not None:
+                clock.first_ns = record.sec * 1_000_000_000 + record.nsec
         if record.drop and not drop_logged:
             drop_logged = True
             yield Dropped(record)
@@ -53,9 +162,18 @@ def select(
         if rtype == K.KTR_PROCDTOR:
             procs.dtor(record.pid)
             continue
-        if pid is not None and record.pid != pid and record.tid != pid:
+        if pids is not None and record.pid not in pids and record.tid not in pids:
             continue
         if not points & (1 << (rtype & 31)):
             continue
         drop_logged = False
-        yield Shown(record, procs.get(record.pid))
+        fn = table.get(rtype)
+        payload: Payload | None
+        if fn is None:
+            payload = None
+        else:
+            try:
+                payload = fn(record.payload)
+            except (PayloadError, struct.error):
+                payload = None
+        yield Shown(record, sv_flags_of(record.pid, 0), payload)

@@ -190,18 +190,6 @@ def _freebsd_signal(signo: int) -> str:
     return name if name is not None else f"SIG {signo}"
 
 
-def _struct_name(payload: bytes, alnum: bool) -> tuple[str, bytes] | None:
-    """Split `name\\0data`; None when kdump's sanity check calls the record invalid."""
-    nul = payload.find(b"\0")
-    if nul < 0:
-        return None
-    name = payload[:nul]
-    for ch in name:
-        if not (65 <= ch <= 90 or 97 <= ch <= 122 or ch == 95 or (alnum and 48 <= ch <= 57)):
-            return None
-    return name.decode("ascii"), payload[nul + 1 :]
-
-
 # -- struct stat -------------------------------------------------------------
 
 _PW_CACHE: dict[int, str | None] = {}
@@ -389,10 +377,25 @@ def _sigset_text(data: bytes) -> str:
 
 def format_struct(payload: bytes, *, word: int, resolve: bool, linux: bool) -> str:
     """The text after `STRU  ` for a KTR_STRUCT payload, without the newline."""
-    split = _struct_name(payload, alnum=False)
-    if split is None or not split[1]:
+    nul = payload.find(b"\0")
+    if nul < 0:
         return "invalid record"
-    name, data = split
+    return struct_text(payload[:nul], payload[nul + 1 :], word=word, resolve=resolve, linux=linux)
+
+
+def _valid_name(raw: bytes, alnum: bool) -> str | None:
+    """kdump's sanity check of a structure name: letters and '_' (and digits for arrays)."""
+    for ch in raw:
+        if not (65 <= ch <= 90 or 97 <= ch <= 122 or ch == 95 or (alnum and 48 <= ch <= 57)):
+            return None
+    return raw.decode("ascii")
+
+
+def struct_text(raw_name: bytes, data: bytes, *, word: int, resolve: bool, linux: bool) -> str:
+    """The text after `STRU  ` for a KTR_STRUCT's name and data, without the newline."""
+    name = _valid_name(raw_name, alnum=False)
+    if name is None or not data:
+        return "invalid record"
     n = len(data)
     if name == "caprights":
         if n != 16:
@@ -449,11 +452,17 @@ def format_struct(payload: bytes, *, word: int, resolve: bool, linux: bool) -> s
 
 def struct_fields(payload: bytes, *, word: int) -> tuple[str, dict[str, object] | None]:
     """(structure name, decoded members as plain JSON values); None when not decodable."""
-    split = _struct_name(payload, alnum=False)
-    if split is None:
-        nul = payload.find(b"\0")
-        return _c_str(payload[: nul if nul >= 0 else len(payload)]), None
-    name, data = split
+    nul = payload.find(b"\0")
+    if nul < 0:
+        return _c_str(payload), None
+    return struct_fields_of(payload[:nul], payload[nul + 1 :], word=word)
+
+
+def struct_fields_of(raw_name: bytes, data: bytes, *, word: int) -> tuple[str, dict[str, object] | None]:
+    """(structure name, decoded members) of a KTR_STRUCT's name and data."""
+    name = _valid_name(raw_name, alnum=False)
+    if name is None:
+        return _c_str(raw_name), None
     n = len(data)
     if not n:
         return name, None
@@ -571,10 +580,18 @@ def format_struct_array(payload: bytes, *, word: int, decimal: bool) -> str:
     if len(payload) < word:
         return "invalid record"
     size = int.from_bytes(payload[:word], "little")
-    split = _struct_name(payload[word:], alnum=True)
-    if split is None:
+    rest = payload[word:]
+    nul = rest.find(b"\0")
+    if nul < 0:
         return "invalid record"
-    name, data = split
+    return struct_array_text(size, rest[:nul], rest[nul + 1 :], word=word, decimal=decimal)
+
+
+def struct_array_text(size: int, raw_name: bytes, data: bytes, *, word: int, decimal: bool) -> str:
+    """The text after `STRU  ` for a KTR_STRUCT_ARRAY's element size, name and data."""
+    name = _valid_name(raw_name, alnum=True)
+    if name is None:
+        return "invalid record"
     parts = [f"struct {name}[] = {{ "]
     offset = 0
     while len(data) - offset >= size:

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import CSW_NEW, CSW_OLD, EXTERR, FAULTEND, Arch
-from ktrace_cli.format.records import PayloadError
+from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import (
+    CapFail,
+    Csw,
+    Exterr,
+    Fault,
+    FaultEnd,
+    Genio,
+    Namei,
+    Psig,
+    Strings,
+    Struct,
+    StructArray,
+    Syscall,
+    Sysctl,
+    Sysret,
+    User,
+)  # fmt: skip
 from ktrace_cli.render.dump import gio_data
 from ktrace_cli.render.options import KdumpOptions
 
@@ -36,8 +54,13 @@ class SyscallText:
         self.bits = arch.word * 8
         self.mask = (1 << self.bits) - 1
         self._formatters: dict[A.Abi, ArgsFormatter] | None = None
+        self._names: dict[tuple[A.Abi, int], tuple[str, str | None]] = {}
+        self._decoders: dict[int, Callable[[str, Sequence[int]], str] | Literal[False]] = {}
 
     def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
+        # Still one printer per ABI: folding both into one cursor and one set
+        # of primitives (DESIGN's single argument vocabulary) waits until the
+        # Linux decoder rewrite has landed, so the two changes do not collide.
         if self._formatters is None:
             from ktrace_cli.decode.freebsd_args import format_freebsd_args
             from ktrace_cli.decode.linux_args import format_linux_args
@@ -51,6 +74,15 @@ class SyscallText:
 
     def name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         """(what kdump prints for the syscall, the bare name or None)."""
+        key = (abi, code)
+        names = self._names.get(key)
+        if names is None:
+            if len(self._names) > 65536:
+                self._names.clear()  # hostile files: any number of distinct codes
+            names = self._names[key] = self._name(abi, code)
+        return names
+
+    def _name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         name = A.syscall_name(abi, code) if code >= 0 else None
         if name is None:
             return f"[{code}]", None
@@ -58,45 +90,47 @@ class SyscallText:
             return f"{name}[{code}]", name
         return name, name
 
+    def _decoder(self, abi: A.Abi, sv_flags: int) -> Callable[[str, Sequence[int]], str] | Literal[False]:
+        """The argument printer for a process's sv_flags, False for raw numbers."""
+        if not self.o.fancy or sv_flags & K.SV_ABI_MASK not in (K.SV_ABI_FREEBSD, K.SV_ABI_LINUX):
+            return False
+        formatter = self._args_formatters().get(abi)
+        if formatter is None:
+            return False
+        decimal = self.o.decimal
+        ilp32 = bool(sv_flags & K.SV_ILP32) or self.arch.word == 4
+        if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
+            return functools.partial(formatter, decimal=decimal, ilp32=ilp32, register_bits=self.bits)
+        return functools.partial(formatter, decimal=decimal, ilp32=ilp32)
+
     def raw_args(self, args: Sequence[int], start: str = "(") -> str:
         if self.o.decimal:
             bits = self.bits
             return start + ",".join(str(_signed(a, bits)) for a in args) + ")"
         return start + ",".join(f"{a:#x}" if a else "0" for a in args) + ")"
 
-    def call(self, payload: bytes, abi: A.Abi, sv_flags: int) -> str:
-        arch = self.arch
-        fixed = arch.syscall_fixed
-        if len(payload) < fixed.size:
-            raise PayloadError("short SYSCALL")
-        code, narg = fixed.unpack_from(payload)
-        shown, name = self.name(abi, code)
-        if narg <= 0:
+    def call(self, p: Syscall, abi: A.Abi, sv_flags: int) -> str:
+        shown, name = self.name(abi, p.code)
+        args = p.args
+        if not args:
             return shown + "\n"
-        if len(payload) < fixed.size + narg * arch.word:
-            raise PayloadError("short SYSCALL")
-        args = arch.args_struct(narg).unpack_from(payload, fixed.size)
-        if self.o.fancy and name is not None and sv_flags & K.SV_ABI_MASK in (
-            K.SV_ABI_FREEBSD,
-            K.SV_ABI_LINUX,
-        ):
-            formatter = self._args_formatters().get(abi)
-            if formatter is not None:
-                ilp32 = bool(sv_flags & K.SV_ILP32) or arch.word == 4
-                if abi is A.Abi.FREEBSD:  # slots are the file's register_t, not the process's
-                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32, register_bits=self.bits)
-                else:
-                    text = formatter(name, args, decimal=self.o.decimal, ilp32=ilp32)
-                return shown + text + "\n"
+        if name is not None:
+            decode = self._decoders.get(sv_flags)
+            if decode is None:
+                decode = self._decoders[sv_flags] = self._decoder(abi, sv_flags)
+            if decode is not False:
+                return shown + decode(name, args) + "\n"
         return shown + self.raw_args(args) + "\n"
 
-    def ret(self, payload: bytes, abi: A.Abi) -> str:
-        sysret = self.arch.sysret
-        if len(payload) < sysret.size:
-            raise PayloadError("short SYSRET")
-        code, _eosys, error, retval = sysret.unpack_from(payload)
-        shown, _ = self.name(abi, code)
+    def ret(self, p: Sysret, abi: A.Abi, sv_flags: int = 0) -> str:
+        shown, _ = self.name(abi, p.code)
+        return f"{shown} {self.ret_value(p, abi)}\n"
+
+    def ret_value(self, p: Sysret, abi: A.Abi) -> str:
+        """What kdump prints after the syscall name on a RET line."""
         o = self.o
+        error = p.error
+        retval = p.retval
         if error == 0:
             if o.fancy:
                 value = str(retval)
@@ -115,36 +149,35 @@ class SyscallText:
             value = f"-1 errno {info.number}"
             if o.fancy:
                 value += " " + info.text
-        return f"{shown} {value}\n"
+        return value
 
 
-def namei(record: object, abi: A.Abi, sv_flags: int) -> str:
+def namei(p: Namei | Sysctl) -> str:
     """NAMI and SCTL: the bytes up to the first NUL, in double quotes."""
-    payload: bytes = record.payload  # type: ignore[attr-defined]
-    return '"' + payload.split(b"\0", 1)[0].decode("latin-1") + '"\n'
+    raw = p.path if isinstance(p, Namei) else p.name
+    return '"' + raw.split(b"\0", 1)[0].decode("latin-1") + '"\n'
 
 
-def genio(payload: bytes, o: KdumpOptions, arch: Arch) -> str:
-    fixed = arch.genio_fixed
-    if len(payload) < fixed.size:
-        raise PayloadError("short GENIO")
-    fd, rw = fixed.unpack_from(payload)
-    datalen = len(payload) - fixed.size
-    line = f"fd {fd} {'read' if rw == K.UIO_READ else 'wrote'} {datalen} byte{'' if datalen == 1 else 's'}\n"
+def _namei_body(p: Namei, abi: A.Abi, sv_flags: int) -> str:
+    return '"' + p.path.split(b"\0", 1)[0].decode("latin-1") + '"\n'
+
+
+def genio(p: Genio, o: KdumpOptions) -> str:
+    data = p.data
+    datalen = len(data)
+    line = f"fd {p.fd} {'read' if p.rw == K.UIO_READ else 'wrote'} {datalen} byte{'' if datalen == 1 else 's'}\n"
     if o.suppress_data:
         return line
     shown = datalen
     if o.maxdata > 0 and datalen > o.maxdata:
         shown = o.maxdata
-    end = fixed.size + shown
-    lookahead = payload[end] if end < len(payload) else 0
-    return line + gio_data(payload[fixed.size : end], lookahead, o.screenwidth)
+    lookahead = data[shown] if shown < datalen else 0
+    return line + gio_data(data[:shown], lookahead, o.screenwidth)
 
 
-def psig(payload: bytes, abi: A.Abi, arch: Arch) -> str:
-    if len(payload) < arch.psig.size:
-        raise PayloadError("short PSIG")
-    signo, action, code, m0, m1, m2, m3 = arch.psig.unpack_from(payload)
+def psig(p: Psig, abi: A.Abi) -> str:
+    signo = p.signo
+    action = p.action
     text = A.signal_name(abi, signo)
     if action == 0:
         text += " SIG_DFL"
@@ -152,24 +185,20 @@ def psig(payload: bytes, abi: A.Abi, arch: Arch) -> str:
         if abi is A.Abi.LINUX or abi is A.Abi.LINUX32:
             from ktrace_cli.abi import linux
 
-            mask = linux.linux_sigmask_from_freebsd((m0, m1, m2, m3))
+            mask = linux.linux_sigmask_from_freebsd(p.mask)
         else:
-            mask = m0
+            mask = p.mask[0]
         text += f" caught handler=0x{action:x} mask=0x{mask:x}"
-    name = A.sigcode_name(abi, signo, code)
-    text += " code=" + (name if name is not None else f"<invalid={c_hex(code & 0xFFFFFFFF)}>")
+    name = A.sigcode_name(abi, signo, p.code)
+    text += " code=" + (name if name is not None else f"<invalid={c_hex(p.code & 0xFFFFFFFF)}>")
     return text + "\n"
 
 
-def csw(payload: bytes, arch: Arch) -> str:
-    if len(payload) == CSW_OLD.size:
-        out, user = CSW_OLD.unpack_from(payload)
-        return f"{'stop' if out else 'resume'} {'user' if user else 'kernel'}\n"
-    if len(payload) < CSW_NEW.size:
-        raise PayloadError("short CSW")
-    out, user, wmesg = CSW_NEW.unpack_from(payload)
-    wmesg = wmesg.split(b"\0", 1)[0].decode("latin-1")
-    return f'{"stop" if out else "resume"} {"user" if user else "kernel"} "{wmesg}"\n'
+def csw(p: Csw) -> str:
+    head = f"{'stop' if p.out else 'resume'} {'user' if p.user else 'kernel'}"
+    if p.wmesg is None:
+        return head + "\n"
+    return f'{head} "{p.wmesg.decode("latin-1")}"\n'
 
 
 # -- USER: the utrace(2) payloads libsysdecode recognises ---------------------
@@ -258,7 +287,8 @@ def utrace_text(payload: bytes, arch: Arch) -> str | None:
     return None
 
 
-def user(payload: bytes, decimal: bool, arch: Arch) -> str:
+def user(p: User, decimal: bool, arch: Arch) -> str:
+    payload = p.data
     text = utrace_text(payload, arch)
     if text is not None:
         return text + "\n"
@@ -270,17 +300,17 @@ def user(payload: bytes, decimal: bool, arch: Arch) -> str:
 # -- STRU ------------------------------------------------------------------
 
 
-def stru(payload: bytes, o: KdumpOptions, arch: Arch, abi: A.Abi) -> str:
-    from ktrace_cli.decode.structs import format_struct
+def stru(p: Struct, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_text  # its tables load only when a STRU comes
 
     # kdump built with Linux support decodes l_sigset_t whatever the ABI.
-    return format_struct(payload, word=arch.word, resolve=o.resolve, linux=True) + "\n"
+    return struct_text(p.name, p.data, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
-def stru_array(payload: bytes, o: KdumpOptions, arch: Arch) -> str:
-    from ktrace_cli.decode.structs import format_struct_array
+def stru_array(p: StructArray, o: KdumpOptions, arch: Arch) -> str:
+    from ktrace_cli.decode.structs import struct_array_text
 
-    return format_struct_array(payload, word=arch.word, decimal=o.decimal) + "\n"
+    return struct_array_text(p.struct_size, p.name, p.data, word=arch.word, decimal=o.decimal) + "\n"
 
 
 # -- CAP ---------------------------------------------------------------------
@@ -294,9 +324,10 @@ def _rights(raw: bytes) -> str:
     return freebsd.cap_rights_text(_RIGHTS.unpack_from(raw))
 
 
-def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
-    if len(payload) == arch.capfail_old.size:
-        cap_type, needed, held = arch.capfail_old.unpack(payload)
+def capfail(p: CapFail, syscalls: SyscallText) -> str:
+    cap_type = p.cap_type
+    if not p.new:
+        needed, held = p.cap_data[:16], p.cap_data[16:32]
         if cap_type == CAPFAIL_NOTCAPABLE:
             text = f"operation requires {_rights(needed)}, descriptor holds {_rights(held)}"
         elif cap_type == CAPFAIL_INCREASE:
@@ -308,10 +339,8 @@ def capfail(payload: bytes, syscalls: SyscallText, arch: Arch) -> str:
         else:
             text = f"unknown capability failure: {_rights(needed)} {_rights(held)}"
         return text + "\n"
-    if len(payload) < arch.capfail_new.size:
-        raise PayloadError("short CAPFAIL")
-    cap_type, code, svflags, data = arch.capfail_new.unpack(payload)
-    abi = A.syscall_abi(svflags)
+    code, data = p.cap_code, p.cap_data
+    abi = A.syscall_abi(p.cap_svflags)
     name, _ = syscalls.name(abi, code)
     cap_int = struct.unpack_from("<i", data)[0]
     if cap_type == CAPFAIL_NOTCAPABLE:
@@ -380,28 +409,17 @@ def vmprot_mask(value: int) -> str:
     return text
 
 
-def fault(payload: bytes, arch: Arch) -> str:
-    if len(payload) < arch.fault.size:
-        raise PayloadError("short FAULT")
-    vaddr, ftype = arch.fault.unpack_from(payload)
-    return f"{c_hex(vaddr)} {vmprot_mask(ftype)}\n"
+def fault(p: Fault) -> str:
+    return f"{c_hex(p.vaddr)} {vmprot_mask(p.type)}\n"
 
 
-def faultend(record: object, abi: A.Abi, sv_flags: int) -> str:
-    payload: bytes = record.payload  # type: ignore[attr-defined]
-    if len(payload) < FAULTEND.size:
-        raise PayloadError("short FAULTEND")
-    (result,) = FAULTEND.unpack_from(payload)
-    name = KERN_RESULTS.get(result)
-    return (name if name is not None else f"<invalid={result}>") + "\n"
+def faultend(p: FaultEnd) -> str:
+    name = KERN_RESULTS.get(p.result)
+    return (name if name is not None else f"<invalid={p.result}>") + "\n"
 
 
-def strings(record: object, abi: A.Abi, sv_flags: int) -> str:
-    payload: bytes = record.payload  # type: ignore[attr-defined]
-    parts = payload.split(b"\0")
-    if parts and parts[-1] == b"":
-        parts.pop()
-    return ", ".join(f'"{p.decode("latin-1")}"' for p in parts) + "\n"
+def strings(p: Strings) -> str:
+    return ", ".join(f'"{s.decode("latin-1")}"' for s in p.strings) + "\n"
 
 
 _PRINTF = re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
@@ -430,10 +448,33 @@ def _printf(fmt: str, args: Sequence[int]) -> str:
     return _PRINTF.sub(conv, fmt)
 
 
-def exterr(payload: bytes, arch: Arch) -> str:
-    if len(payload) < EXTERR.size:
-        raise PayloadError("short EXTERR")
-    v = EXTERR.unpack_from(payload)
-    _ver, error, cat, src_line, _flags, _r0, p1, p2 = v[:8]
-    msg = _printf(_c_string(v[12]), (p1, p2))
-    return f'{{ errno {error} sys/unknown:{src_line} "{msg}" (category {cat} p1 {c_hex(p1)} p2 {c_hex(p2)}) }}\n'
+def exterr(p: Exterr) -> str:
+    p1, p2 = p.p1, p.p2
+    msg = _printf(p.msg.decode("latin-1"), (p1, p2))
+    return f'{{ errno {p.error} sys/unknown:{p.src_line} "{msg}" (category {p.cat} p1 {c_hex(p1)} p2 {c_hex(p2)}) }}\n'
+
+
+Body = Callable[[Any, A.Abi, int], str]
+
+
+def body_table(o: KdumpOptions, arch: Arch, syscalls: SyscallText) -> dict[int, Body]:
+    """Record type -> the function giving the text after its tag, from its typed payload."""
+    decimal = o.decimal
+    return {
+        K.KTR_SYSCALL: syscalls.call,
+        K.KTR_SYSRET: syscalls.ret,
+        K.KTR_NAMEI: _namei_body,
+        K.KTR_SYSCTL: lambda p, abi, sv: namei(p),
+        K.KTR_GENIO: lambda p, abi, sv: genio(p, o),
+        K.KTR_PSIG: lambda p, abi, sv: psig(p, abi),
+        K.KTR_CSW: lambda p, abi, sv: csw(p),
+        K.KTR_USER: lambda p, abi, sv: user(p, decimal, arch),
+        K.KTR_STRUCT: lambda p, abi, sv: stru(p, o, arch),
+        K.KTR_STRUCT_ARRAY: lambda p, abi, sv: stru_array(p, o, arch),
+        K.KTR_CAPFAIL: lambda p, abi, sv: capfail(p, syscalls),
+        K.KTR_FAULT: lambda p, abi, sv: fault(p),
+        K.KTR_FAULTEND: lambda p, abi, sv: faultend(p),
+        K.KTR_ARGS: lambda p, abi, sv: strings(p),
+        K.KTR_ENVS: lambda p, abi, sv: strings(p),
+        K.KTR_EXTERR: lambda p, abi, sv: exterr(p),
+    }

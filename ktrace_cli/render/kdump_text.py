@@ -7,13 +7,12 @@ C's printf does and the output encodes back to the recorded bytes exactly.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
-from ktrace_cli.format.records import PayloadError, Record
+from ktrace_cli.format.records import Payload, PayloadError, Record
 from ktrace_cli.render import bodies
 from ktrace_cli.render.dump import vis, vis_line
 from ktrace_cli.render.options import KdumpOptions
@@ -54,9 +53,9 @@ def _c_int(value: int) -> int:
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
-def _escaped(renderer: Callable[[Record, A.Abi, int], str]) -> Callable[[Record, A.Abi, int], str]:
-    """`renderer` with its one-line body made safe for a terminal."""
-    return lambda record, abi, sv_flags: vis_line(renderer(record, abi, sv_flags))
+def _escaped(body: bodies.Body) -> bodies.Body:
+    """`body` with its one-line text made safe for a terminal."""
+    return lambda payload, abi, sv_flags: vis_line(body(payload, abi, sv_flags))
 
 
 class _Clock:
@@ -85,28 +84,12 @@ class KdumpText:
         self.word_mask = (1 << (8 * arch.word)) - 1
         self.clocks = {0: _Clock(1_000_000), 1: _Clock(1_000_000_000)}
         self._comm_cache: dict[bytes, str] = {}
-        self._renderers: dict[int, Callable[[Record, A.Abi, int], str]] = {
-            K.KTR_SYSCALL: self._call,
-            K.KTR_SYSRET: self._ret,
-            K.KTR_NAMEI: bodies.namei,
-            K.KTR_SYSCTL: bodies.namei,
-            K.KTR_GENIO: self._genio,
-            K.KTR_PSIG: self._psig,
-            K.KTR_CSW: self._csw,
-            K.KTR_USER: self._user,
-            K.KTR_STRUCT: self._struct,
-            K.KTR_STRUCT_ARRAY: self._struct_array,
-            K.KTR_CAPFAIL: self._capfail,
-            K.KTR_FAULT: self._fault,
-            K.KTR_FAULTEND: bodies.faultend,
-            K.KTR_ARGS: bodies.strings,
-            K.KTR_ENVS: bodies.strings,
-            K.KTR_EXTERR: self._exterr,
-        }
+        self.syscall_text = bodies.SyscallText(options, arch)
+        self._bodies = bodies.body_table(options, arch, self.syscall_text)
         if options.terminal:
             for rtype in (K.KTR_NAMEI, K.KTR_SYSCTL, K.KTR_ARGS, K.KTR_ENVS, K.KTR_STRUCT):
-                self._renderers[rtype] = _escaped(self._renderers[rtype])
-        self.syscall_text = bodies.SyscallText(options, arch)
+                self._bodies[rtype] = _escaped(self._bodies[rtype])
+        self._unpack = Unpack(arch)
         o = options
         # Without per-record columns a header depends only on pid, comm and type.
         self._plain_header = not (o.tid or o.timestamps or o.elapsed or o.relative or o.cpu or o.abi_column)
@@ -180,8 +163,32 @@ class KdumpText:
     def render(self, event: Shown | Dropped) -> str:
         if isinstance(event, Dropped):
             return self.dropped(event.record)
-        record, sv_flags = event
-        return self.head(record, sv_flags) + self.body(record, sv_flags)
+        record, sv_flags, payload = event
+        if payload is None:
+            payload = self._unpack(record)
+        rtype = record.type
+        if self._plain_header:
+            # head(), inlined: this runs once per record.
+            key = (record.pid, record.comm, rtype)
+            head = self._head_cache.get(key)
+            if head is None:
+                if len(self._head_cache) > 65536:
+                    self._head_cache.clear()
+                head = self._head_cache[key] = self.header(record, sv_flags)
+        else:
+            head = self.header(record, sv_flags)
+        fn = self._bodies.get(rtype)
+        if fn is None:
+            return head + "\n"
+        if payload is None:
+            return head + "invalid record\n"
+        abi = self._abi_cache.get(sv_flags)
+        if abi is None:
+            abi = self._abi_cache[sv_flags] = A.syscall_abi(sv_flags)
+        try:
+            return head + fn(payload, abi, sv_flags)
+        except (PayloadError, struct.error):
+            return head + "invalid record\n"
 
     def head(self, record: Record, sv_flags: int) -> str:
         """header(), from a cache when it depends only on pid, comm and type."""
@@ -197,50 +204,22 @@ class KdumpText:
 
     def parts(self, event: Shown) -> tuple[str, str]:
         """(header with its type tag, body) of a shown record."""
-        record, sv_flags = event
-        return self.head(record, sv_flags), self.body(record, sv_flags)
+        record, sv_flags, payload = event
+        if payload is None:
+            payload = self._unpack(record)
+        return self.head(record, sv_flags), self.body(record.type, payload, sv_flags)
 
-    def body(self, record: Record, sv_flags: int) -> str:
-        renderer = self._renderers.get(record.type)
-        if renderer is None:
+    def body(self, rtype: int, payload: Payload | None, sv_flags: int) -> str:
+        """The text after the tag: from the typed payload, "invalid record" without one."""
+        fn = self._bodies.get(rtype)
+        if fn is None:
             return "\n"
+        if payload is None:
+            return "invalid record\n"
         abi = self._abi_cache.get(sv_flags)
         if abi is None:
             abi = self._abi_cache[sv_flags] = A.syscall_abi(sv_flags)
         try:
-            return renderer(record, abi, sv_flags)
+            return fn(payload, abi, sv_flags)
         except (PayloadError, struct.error):
             return "invalid record\n"
-
-    def _call(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return self.syscall_text.call(r.payload, abi, sv_flags)
-
-    def _ret(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return self.syscall_text.ret(r.payload, abi)
-
-    def _genio(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.genio(r.payload, self.o, self.arch)
-
-    def _psig(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.psig(r.payload, abi, self.arch)
-
-    def _csw(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.csw(r.payload, self.arch)
-
-    def _user(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.user(r.payload, self.o.decimal, self.arch)
-
-    def _struct(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.stru(r.payload, self.o, self.arch, abi)
-
-    def _struct_array(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.stru_array(r.payload, self.o, self.arch)
-
-    def _capfail(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.capfail(r.payload, self.syscall_text, self.arch)
-
-    def _fault(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.fault(r.payload, self.arch)
-
-    def _exterr(self, r: Record, abi: A.Abi, sv_flags: int) -> str:
-        return bodies.exterr(r.payload, self.arch)

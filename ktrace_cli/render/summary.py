@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import Syscall, Sysret
 from ktrace_cli.render.dump import vis
 
 
@@ -55,6 +56,7 @@ class Summary:
     def __init__(self, arch: Arch, *, terminal: bool = False) -> None:
         self.arch = arch
         self.terminal = terminal
+        self._unpack = Unpack(arch)
         self.procs: dict[int, ProcessStats] = {}
         self.other: ProcessStats | None = None  # processes folded out of `procs`
         self.overall: dict[str, SyscallStats] = {}
@@ -86,30 +88,28 @@ class Summary:
         self.other = other
 
     def add(self, events: Iterable[Shown | Dropped]) -> None:
-        arch = self.arch
         pending = self.pending
         for event in events:
             if isinstance(event, Dropped):
                 continue
-            r, sv_flags = event
-            if r.type == K.KTR_SYSCALL and len(r.payload) >= arch.syscall_fixed.size:
-                code = arch.syscall_fixed.unpack_from(r.payload)[0]
-                ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
-                pending[r.tid] = (code, ns)
+            r, sv_flags, p = event
+            if p is None:
+                p = self._unpack(r)  # an event built by hand, without its payload
+            if isinstance(p, Syscall):
+                pending[r.tid] = (p.code, r.sec * 1_000_000_000 + r.nsec)
                 pending.move_to_end(r.tid)
                 if len(pending) > MAX_PENDING_CALLS:
                     pending.popitem(last=False)
-            elif r.type == K.KTR_SYSRET and len(r.payload) >= arch.sysret.size:
-                code, _eosys, error, _retval = arch.sysret.unpack_from(r.payload)
+            elif isinstance(p, Sysret):
+                code = p.code
                 abi = A.syscall_abi(sv_flags)
                 name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
                 rows = self._stats(r.pid, r.comm, name)
-                failed = error not in (0, K.ERESTART, K.EJUSTRETURN)
+                failed = p.error not in (0, K.ERESTART, K.EJUSTRETURN)
                 call = pending.pop(r.tid, None)
                 elapsed = None
                 if call is not None and call[0] == code:
-                    ns = r.sec * 1_000_000_000 + (r.frac if r.version else r.frac * 1000)
-                    elapsed = max(0, ns - call[1])
+                    elapsed = max(0, r.sec * 1_000_000_000 + r.nsec - call[1])
                 for stats in rows:
                     stats.calls += 1
                     if failed:

@@ -1,0 +1,277 @@
+"""--calls: one line per system call, strace-like, built from a decoded Call.
+
+` 4564 cat      openat(AT_FDCWD,"/etc/hostname",0x80000<O_RDONLY|O_CLOEXEC>) = 3</etc/hostname> <0.000012>`
+
+The arguments are the ABI's decoded arguments (the same printers as kdump's
+CALL lines), with each path argument replaced by the NAMI string the call
+looked up, a buffer argument by the data its GIO records carry, and a
+descriptor argument shown in decimal with what it is (`3</etc/hostname>`)
+when the rebuilt descriptor table knows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.calls import Call, base_name
+from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import Arch
+from ktrace_cli.format.records import Genio, Namei
+from ktrace_cli.render.bodies import SyscallText
+from ktrace_cli.render.dump import vis
+from ktrace_cli.render.options import KdumpOptions
+
+STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
+_OPEN = "([{"
+_CLOSE = ")]}"
+_POINTERS = frozenset({"mmap", "mmap2", "mremap", "brk", "sbrk", "shmat"})  # results shown in hex
+_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"}
+
+
+def split_args(text: str) -> list[str]:
+    """`(a,b<X|Y>,c)` -> ["a", "b<X|Y>", "c"]: commas inside brackets or quotes do not split."""
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    if not text:
+        return []
+    parts = text.split(",")
+    if '"' in text:
+        return _split_quoted(text)
+    if "(" not in text and "[" not in text and "{" not in text:
+        return parts  # the usual case: flags join with '|', never with ','
+    # Rejoin the pieces a comma inside brackets split.
+    out: list[str] = []
+    depth = 0
+    for part in parts:
+        if depth > 0:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+        depth += part.count("(") + part.count("[") + part.count("{")
+        depth -= part.count(")") + part.count("]") + part.count("}")
+        depth = max(depth, 0)
+    return out
+
+
+def _split_quoted(text: str) -> list[str]:
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    for i, ch in enumerate(text):
+        if quoted:
+            if ch == '"' and text[i - 1] != "\\":
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return out
+
+
+# Each byte as it appears inside a C string literal (latin-1 str in, text out).
+_QUOTE_TABLE = {
+    b: _ESCAPES.get(b, chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in range(256)
+}
+
+
+def c_quote(raw: bytes, limit: int | None = None) -> str:
+    """Bytes as a C string literal; `...` after it when cut at `limit` bytes."""
+    cut = limit is not None and len(raw) > limit
+    if cut:
+        raw = raw[:limit]
+    return '"' + raw.decode("latin-1").translate(_QUOTE_TABLE) + '"' + ("..." if cut else "")
+
+
+@cache
+def _arg_roles(abi: A.Abi, name: str) -> tuple[tuple[int, ...], int]:
+    """(indexes of path arguments, index of the data buffer or -1), from the Linux prototypes."""
+    from ktrace_cli.abi import linux
+    from ktrace_cli.decode.filters import FREEBSD_TWINS
+
+    name = base_name(name)
+    proto_name = FREEBSD_TWINS.get(name, name) if abi is A.Abi.FREEBSD else name
+    paths = linux.path_arg_indexes(proto_name)
+    proto = linux.syscall_prototype(proto_name)
+    buf = -1
+    if proto is not None:
+        for i, (_t, argname) in enumerate(proto[1]):
+            if argname in ("buf", "ubuf", "buff"):
+                buf = i
+                break
+    return paths, buf
+
+
+def _fd_text(fd: int, path: str | None) -> str:
+    if path is None:
+        return str(fd)
+    # Text lines are latin-1 str holding the recorded bytes one per character;
+    # a path chose by the traced program must not carry control characters.
+    return f"{fd}<{vis(path.encode('utf-8', 'surrogateescape').decode('latin-1'))}>"
+
+
+class CallText:
+    """The pieces of a --calls line, shared by the text and the JSON views."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        self.o = options
+        self.arch = arch
+        self.syscalls = SyscallText(options, arch)
+        self.mask = (1 << (8 * arch.word)) - 1
+        self._heads: dict[tuple[int, int, bytes], str] = {}
+        self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
+        self._quoted: dict[bytes, str] = {}
+        self._fd_texts: dict[tuple[int, str | None], str] = {}
+
+    def name(self, call: Call) -> str:
+        code = call.code
+        return self.syscalls.name(call.abi, code)[0]
+
+    def raw_pieces(self, call: Call) -> list[str]:
+        return split_args(self.syscalls.raw_args(call.args)) if call.args else []
+
+    def arg_pieces(self, call: Call) -> list[str]:
+        """Each argument as text: decoded, strings inline, descriptors with their paths."""
+        p = call.syscall
+        if p is None or not p.args:
+            return []
+        args = p.args
+        key = (call.sv_flags, p.code, args)
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
+            if len(self._decoded) > 4096:
+                self._decoded.clear()
+            body = self.syscalls.call(p, call.abi, call.sv_flags)
+            head = self.syscalls.name(call.abi, p.code)[0]
+            decoded = split_args(body[len(head) :].rstrip("\n"))
+            if len(decoded) > len(args):
+                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+            self._decoded[key] = decoded
+        pieces = decoded.copy()
+        name = call.name
+        if name is None or not self.o.fancy:
+            return pieces
+        path_i, buf_i = _arg_roles(call.abi, name)
+        if call.parts and (path_i or buf_i >= 0):
+            paths = []
+            data = []
+            for shown in call.parts:
+                payload = shown.payload
+                if isinstance(payload, Namei):
+                    paths.append(payload.path.split(b"\0", 1)[0])
+                elif isinstance(payload, Genio):
+                    data.append(payload.data)
+            quoted = self._quoted
+            for k, i in enumerate(path_i):
+                if k < len(paths) and i < len(pieces):
+                    text = quoted.get(paths[k])
+                    if text is None:
+                        if len(quoted) > 4096:
+                            quoted.clear()
+                        text = quoted[paths[k]] = c_quote(paths[k])
+                    pieces[i] = text
+            if data and 0 <= buf_i < len(pieces):
+                pieces[buf_i] = c_quote(b"".join(data), STRING_LIMIT)
+        if call.fd is not None and 0 <= call.fd_index < len(pieces):
+            pieces[call.fd_index] = self.fd_text(call.fd, call.fd_path)
+        return pieces
+
+    def fd_text(self, fd: int, path: str | None) -> str:
+        """`3</etc/hosts>`, from a bounded cache (descriptors are used over and over)."""
+        key = (fd, path)
+        text = self._fd_texts.get(key)
+        if text is None:
+            if len(self._fd_texts) > 4096:
+                self._fd_texts.clear()
+            text = self._fd_texts[key] = _fd_text(fd, path)
+        return text
+
+    def ret_text(self, call: Call) -> str:
+        """`3`, `3</etc/hostname>`, `-1 ENOENT (No such file or directory)`, `?`."""
+        ret = call.ret
+        if ret is None:
+            return "?"
+        error = ret.error
+        if error == 0 or error == K.EJUSTRETURN:
+            value = ret.retval if error == 0 else 0
+            if call.ret_path is not None:
+                return self.fd_text(value, call.ret_path)
+            if -4096 < value < 1 << 16 or (value < 1 << 32 and base_name(call.name or "") not in _POINTERS):
+                return str(value)
+            return f"{value & self.mask:#x}"
+        if error == K.ERESTART:
+            return "? ERESTART (To be restarted)"
+        info = A.error_info(call.abi, error)
+        name = info.name or f"E{info.number}"
+        return f"-1 {name} ({info.text})" if self.o.fancy else f"-1 errno {info.number}"
+
+    def head(self, pid: int, tid: int, comm: bytes, ns: int) -> str:
+        o = self.o
+        key = (pid, tid, comm)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) > 65536:
+                self._heads.clear()  # memory stays flat with any number of threads
+            name = comm.split(b"\0", 1)[0][: K.MAXCOMLEN].decode("latin-1")
+            if o.terminal:
+                name = vis(name)
+            head = f"{pid:6d} {tid:6d} " if o.tid else f"{pid:6d} "
+            head = self._heads[key] = head + f"{name:<8} "
+        if o.timestamps:
+            head += f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d} "
+        return head
+
+    def line(self, call: Call) -> str:
+        start = call.start
+        first = start.record if start is not None else call.first.record
+        text = self.head(call.pid, call.tid, first.comm, call.ns)
+        if start is None:
+            text += f"<... {self.name(call)} resumed>"
+        else:
+            text += f"{self.name(call)}({','.join(self.arg_pieces(call))})"
+        for s in call.parts:
+            if s.record.type == K.KTR_PSIG:
+                text += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+        text += f" = {self.ret_text(call)}"
+        end = call.end
+        if start is not None and end is not None:
+            r, q = start.record, end.record
+            dur = max(0, (q.sec - r.sec) * 1_000_000_000 + q.nsec - r.nsec)
+            text += f" <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>"
+        return text + "\n"
+
+
+class CallsText:
+    """Renders the items of `decode.pipeline.calls` as --calls lines (latin-1 text)."""
+
+    def __init__(self, options: KdumpOptions, arch: Arch) -> None:
+        from ktrace_cli.render.kdump_text import KdumpText
+
+        self.text = CallText(options, arch)
+        self.kdump = KdumpText(options, arch)
+
+    def render(self, item: Call | Shown | Dropped) -> str:
+        if isinstance(item, Call):
+            return self.text.line(item)
+        if isinstance(item, Dropped):
+            return self.kdump.dropped(item.record)
+        # A record outside any call: its kdump body, marked off as strace marks signals.
+        r = item.record
+        body = self.kdump.body(r.type, item.payload, item.sv_flags).rstrip("\n")
+        tag = self.kdump_tag(r.type)
+        return self.text.head(r.pid, r.tid, r.comm, r.sec * 1_000_000_000 + r.nsec) + f"--- {tag} {body} ---\n"
+
+    @staticmethod
+    def kdump_tag(rtype: int) -> str:
+        from ktrace_cli.render.kdump_text import TYPE_TAGS
+
+        return TYPE_TAGS.get(rtype, f"UNKNOWN({rtype})").rstrip()
