@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import control
+from ktrace_cli.trace import control, protocol
 from ktrace_cli.trace.bpf import service
-from ktrace_cli.trace.runtime import Runtime
+from ktrace_cli.trace.runtime import LOCK, Runtime
 
 if TYPE_CHECKING:
     from ktrace_cli.cli.pyktrace import Options
@@ -42,7 +42,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 def _start(rt: Runtime) -> bool:
     import fcntl
 
-    lockfd = os.open(rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lockfd = rt.open(LOCK, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,6 +57,13 @@ def _start(rt: Runtime) -> bool:
 def call(message: dict[str, object], fd: int | None = None, start: bool = True) -> dict[str, object] | None:
     """One request to the bpf engine, starting it on demand; None if start=False and none runs."""
     rt = service.runtime()
+    try:
+        return _call(rt, message, fd, start)
+    finally:
+        rt.close()
+
+
+def _call(rt: Runtime, message: dict[str, object], fd: int | None, start: bool) -> dict[str, object] | None:
     deadline = time.monotonic() + control.START_TIMEOUT
     while True:
         sock = control._connect(rt)
@@ -65,24 +72,25 @@ def call(message: dict[str, object], fd: int | None = None, start: bool = True) 
                 return None
             if not _start(rt):
                 if time.monotonic() > deadline:
-                    raise control.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not start")
-                time.sleep(0.005)  # another client is starting it, or the old one is exiting
+                    raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not start")
+                time.sleep(control.RETRY_PAUSE)  # another client is starting it, or the old one is exiting
             continue
         with sock:
             sock.settimeout(control.REPLY_TIMEOUT)
             try:
-                control.send_message(sock, message, fd)
-                reply, extra = control.recv_message(sock)
+                protocol.send_bytes(sock, service.message(message), fd)
+                line, extra = protocol.recv_line(sock)
             except TimeoutError:
-                raise control.EngineUnavailable(E.ETIMEDOUT, f"the bpf engine did not answer (see {rt.log})") from None
+                raise protocol.EngineUnavailable(E.ETIMEDOUT, f"the bpf engine did not answer (see {rt.log})") from None
             except OSError:
-                reply, extra = None, None
+                line, extra = None, None
             if extra is not None:
                 os.close(extra)
+        reply = service.parse(line)
         if reply is not None:
             return reply
         if time.monotonic() > deadline:
-            raise control.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
+            raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
 
 
 def run_command(argv: list[str], request: dict[str, object], fd: int,

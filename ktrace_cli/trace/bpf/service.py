@@ -13,8 +13,8 @@ every process on the machine a little).
 from __future__ import annotations
 
 import errno as E
+import json
 import logging
-import logging.handlers
 import os
 import select
 import signal
@@ -24,15 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import control
+from ktrace_cli.trace import protocol
 from ktrace_cli.trace.bpf import loader as L
 from ktrace_cli.trace.bpf.drain import Ring, write_all
+from ktrace_cli.trace.control_server import Endpoint
 from ktrace_cli.trace.emit import TraceFile
-from ktrace_cli.trace.runtime import Runtime, ensure_runtime
+from ktrace_cli.trace.runtime import Runtime, open_runtime
 
 log = logging.getLogger("pyktrace.engine")
 
 POLL = 0.1  # seconds between drains when the ring does not wake us
+CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
 DROP_REPORT = 1.0  # seconds between log lines about drops
 IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
@@ -41,17 +43,29 @@ ENGINE_NAME = b"pyktrace-bpf"
 
 
 def runtime() -> Runtime:
-    """The bpf engine's own directory inside the per-user runtime directory."""
-    base = ensure_runtime()
-    path = os.path.join(base.dir, "bpf")
+    """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened)."""
+    from ktrace_cli.trace.runtime import _own_subdir
+
+    base = open_runtime()
     try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if not os.path.isdir(path) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise control.EngineUnavailable(E.EPERM, f"{path}: not a private directory of yours")
-    return Runtime(path)
+        return _own_subdir(base.fd, base.dir, "bpf")
+    finally:
+        base.close()
+
+
+def message(data: dict[str, object]) -> bytes:
+    return json.dumps(data).encode() + b"\n"
+
+
+def parse(line: bytes | None) -> dict[str, object] | None:
+    """One JSON object of a line, None if it is not one."""
+    if line is None:
+        return None
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
 
 
 def ring_size() -> int:
@@ -414,7 +428,7 @@ def _comm(pid: int) -> bytes | None:
         return None
 
 
-def serve(engine: BpfEngine, listener: socket.socket, endpoint: object) -> None:
+def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> None:
     """The daemon's loop: one thread drains, serves requests and keeps house."""
     uid = os.getuid()
     next_house = 0.0
@@ -425,8 +439,10 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: object) -> None:
             conn, _ = listener.accept()
             with conn:
                 try:
-                    peer_pid, peer_uid, _gid = control.peer_credentials(conn)
-                    msg, fd = control.recv_message(conn)
+                    conn.settimeout(CONN_TIMEOUT)  # a client that never sends cannot hold us
+                    peer_pid, peer_uid, _gid = protocol.peer_credentials(conn)
+                    line, fd = protocol.recv_line(conn)
+                    msg = parse(line)
                 except OSError:
                     continue
                 try:
@@ -437,7 +453,7 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: object) -> None:
                             reply = engine.request(msg, fd, peer_pid)
                         except OSError as e:
                             reply = {"error": e.errno or E.EIO, "message": str(e)}
-                    control.send_message(conn, reply)
+                    protocol.send_bytes(conn, message(reply))
                 except OSError:
                     pass
                 finally:
@@ -447,9 +463,10 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: object) -> None:
         if now >= next_house:
             next_house = now + POLL
             engine.housekeeping()
-            check = getattr(endpoint, "check", None)
-            if callable(check):
-                check()
+            # The socket is put back if removed; not the directory: the
+            # endpoint would then move to the runtime directory itself.
+            if not endpoint.rt.removed():
+                endpoint.check()
             if not engine.files and now - engine.idle_since > IDLE_GRACE:
                 break
 
@@ -457,7 +474,7 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: object) -> None:
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     from ktrace_cli.trace import daemon
 
-    daemon._close_other_fds({lockfd, ready})
+    daemon._close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -466,14 +483,15 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     os.chdir("/")
     for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    handler = logging.handlers.WatchedFileHandler(rt.log)
+    daemon.set_title(ENGINE_NAME)
+    handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
         engine = BpfEngine()
-        endpoint = daemon.Endpoint(rt, lockfd)
+        endpoint = Endpoint(rt, lockfd)
     except Exception as e:
         log.warning("bpf engine start failed: %s", e)
         os.write(ready, f"the bpf engine failed to start: {e}".encode())
@@ -516,5 +534,5 @@ def spawn(rt: Runtime, lockfd: int) -> None:
     finally:
         os.close(r)
     if msg != b"ok":
-        raise control.EngineUnavailable(E.EIO, msg.decode(errors="replace")
+        raise protocol.EngineUnavailable(E.EIO, msg.decode(errors="replace")
                                         or f"the bpf engine failed to start (see {rt.log})")  # fmt: skip
