@@ -56,7 +56,9 @@ def _start(rt: Runtime) -> bool:
 
 def call(message: dict[str, object], fd: int | None = None, start: bool = True) -> dict[str, object] | None:
     """One request to the bpf engine, starting it on demand; None if start=False and none runs."""
-    rt = service.runtime()
+    rt = service.runtime(create=start)
+    if rt is None:
+        return None  # no bpf engine has ever run here: nothing to ask
     try:
         return _call(rt, message, fd, start)
     finally:

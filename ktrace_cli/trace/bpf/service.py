@@ -40,15 +40,22 @@ IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
 ENGINE_NAME = b"pyktrace-bpf"
+RUNTIME_SUBDIR = "bpf"
 
 
-def runtime() -> Runtime:
-    """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened)."""
+def runtime(create: bool = True) -> Runtime | None:
+    """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened);
+    None if it does not exist and `create` is false (then no bpf engine runs)."""
     from ktrace_cli.trace.runtime import _own_subdir
 
     base = open_runtime()
     try:
-        return _own_subdir(base.fd, base.dir, "bpf")
+        if not create:
+            try:
+                os.stat(RUNTIME_SUBDIR, dir_fd=base.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        return _own_subdir(base.fd, base.dir, RUNTIME_SUBDIR)
     finally:
         base.close()
 
