@@ -117,3 +117,8 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
     opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
     assert client.run(opts, 0, opts.facs, 1, None) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_live_needs_the_ptrace_engine() -> None:
+    with pytest.raises(cli.Fatal, match=r"^--live works with the ptrace engine only"):
+        cli.run(cli.parse(["--engine=bpf", "--live", "true"]))
