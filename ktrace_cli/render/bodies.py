@@ -63,7 +63,7 @@ class SyscallText:
         # Linux decoder rewrite has landed, so the two changes do not collide.
         if self._formatters is None:
             from ktrace_cli.decode.freebsd_args import format_freebsd_args
-            from ktrace_cli.decode.linux_args import format_linux_args
+            from ktrace_cli.decode.linux_calls import format_linux_args
 
             self._formatters = {
                 A.Abi.FREEBSD: format_freebsd_args,

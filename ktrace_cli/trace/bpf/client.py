@@ -10,24 +10,46 @@ promise that the trace file is complete when its parent sees it exit.
 from __future__ import annotations
 
 import errno as E
+import fcntl
 import os
 import resource
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import control, protocol
+from ktrace_cli.trace import protocol
 from ktrace_cli.trace.bpf import service
+from ktrace_cli.trace.bpf.loader import why_unavailable
+from ktrace_cli.trace.client import (
+    REPLY_TIMEOUT,
+    RETRY_PAUSE,
+    START_TIMEOUT,
+    TraceError,
+    TraceTarget,
+    connect,
+    engine_alive,
+)  # fmt: skip
 from ktrace_cli.trace.runtime import LOCK, Runtime
 
-if TYPE_CHECKING:
-    from ktrace_cli.cli.pyktrace import Options
 
-class Fatal(Exception):
-    """A one-line diagnostic for pyktrace to print (its own Fatal, raised by the caller)."""
+class Options(Protocol):
+    """What the bpf client reads of pyktrace's parsed command line (cli/options.py)."""
+
+    @property
+    def clear(self) -> str: ...
+    @property
+    def letters(self) -> str: ...
+    @property
+    def command(self) -> list[str]: ...
+    @property
+    def genio_size(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def trfile(self) -> str: ...
 
 
 # The words to the forked command: go on and exec, or give up.
@@ -40,8 +62,6 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _start(rt: Runtime) -> bool:
-    import fcntl
-
     lockfd = rt.open(LOCK, os.O_RDWR | os.O_CREAT)
     try:
         try:
@@ -66,19 +86,19 @@ def call(message: dict[str, object], fd: int | None = None, start: bool = True) 
 
 
 def _call(rt: Runtime, message: dict[str, object], fd: int | None, start: bool) -> dict[str, object] | None:
-    deadline = time.monotonic() + control.START_TIMEOUT
+    deadline = time.monotonic() + START_TIMEOUT
     while True:
-        sock = control._connect(rt)
+        sock = connect(rt)
         if sock is None:
-            if not start and not control._engine_alive(rt):
+            if not start and not engine_alive(rt):
                 return None
             if not _start(rt):
                 if time.monotonic() > deadline:
                     raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not start")
-                time.sleep(control.RETRY_PAUSE)  # another client is starting it, or the old one is exiting
+                time.sleep(RETRY_PAUSE)  # another client is starting it, or the old one is exiting
             continue
         with sock:
-            sock.settimeout(control.REPLY_TIMEOUT)
+            sock.settimeout(REPLY_TIMEOUT)
             try:
                 protocol.send_bytes(sock, service.message(message), fd)
                 line, extra = protocol.recv_line(sock)
@@ -170,35 +190,24 @@ def exit_like(status: int) -> int:
 
 def why_not() -> str | None:
     """None when the bpf engine can load here, else why not."""
-    from ktrace_cli.trace.bpf.loader import why_unavailable
-
     return why_unavailable()
 
 
-def resolve_auto(opts: Options) -> Options:
-    """--engine=auto: bpf where it can load, else ptrace, saying why on stderr."""
-    import dataclasses
-
+def resolve_auto() -> str:
+    """--engine=auto: the engine to use, bpf where it can load, else ptrace (saying why on stderr)."""
     why = why_not()
     if why:
         sys.stderr.write(f"pyktrace: --engine=auto: using ptrace: {why}\n")
-        return dataclasses.replace(opts, engine="ptrace")
-    return dataclasses.replace(opts, engine="bpf")
-
-
-class Target(Protocol):
-    """The new trace file of a set request (cli/trfile.py's TraceTarget)."""
-
-    fd: int
-
-    def settle(self, reply: dict[str, object]) -> None: ...
-    def abandon(self) -> None: ...
-    def close(self) -> None: ...
+        return "ptrace"
+    return "bpf"
 
 
 def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
-        target: Target | None = None) -> int:  # fmt: skip
+        target: TraceTarget | None = None) -> int:  # fmt: skip
     """pyktrace's run() for the bpf engine: the request, or command mode; the exit status.
+
+    A request that cannot be made or is refused raises TraceError, as the
+    ptrace engine's client does.
 
     `fd` is the trace file (owned by `target` when there is one, else ours
     to close). The bpf engine does not rename a new file into place: once
@@ -229,7 +238,7 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
         if target is not None:
             target.abandon()
         done()
-        raise Fatal(why)
+        raise TraceError(E.EOPNOTSUPP, why)
     missing = sorted({c for c in opts.letters if c in NOT_YET})
     if missing and not opts.clear:
         sys.stderr.write(f"pyktrace: warning: the bpf engine does not record trace points "
@@ -253,7 +262,7 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
     except OSError as e:
         if target is not None:
             target.abandon()
-        raise Fatal(f"bpf engine: {e.strerror or e}") from None
+        raise TraceError(e.errno or E.EIO, f"bpf engine: {e.strerror or e}") from None
     finally:
         done()
     if answer is not None:
@@ -264,16 +273,21 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
 def _check(opts: Options, reply: dict[str, object]) -> None:
     err = int(reply.get("error", 0))  # type: ignore[call-overload]
     if err:
-        raise Fatal(f"{opts.trfile}: {os.strerror(err)}")
+        raise TraceError(err, f"{opts.trfile}: {os.strerror(err)}")
 
 
 def clear_too(opts: Options, ops: int, facs: int, pid: int) -> None:
-    """A clear under the ptrace engine also clears what a running bpf engine traces (best effort)."""
+    """A clear under the ptrace engine also clears what a running bpf engine traces (best effort).
+
+    Only root can run the bpf engine, so only root's clear asks it.
+    """
+    if os.geteuid() != 0:
+        return
     request: dict[str, object] = {"op": "ktrace", "ops": ops, "facs": facs, "pid": pid}
     fd: int | None = None
     try:
         if K.ktrop(ops) == K.KTROP_CLEARFILE:
-            fd = os.open(opts.trfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(opts.trfile, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)  # as client.open_clear_file
         call(request, fd, start=False)
     except OSError:
         pass

@@ -1,6 +1,6 @@
 """The bpf engine daemon: ktrace(2)'s operations on the kernel's table of traced processes, and the drainer.
 
-It serves the same control protocol as the ptrace engine (control.py), in a
+It serves the same control protocol as the ptrace engine (control_server.py), in a
 runtime directory of its own, and owns what a ktrace(2) caller sets:
 which processes are traced (the `traced` map, keyed by tgid), with which
 facilities and into which file.  The kernel adds inheriting children and
@@ -24,12 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import protocol
+from ktrace_cli.format.writer import TraceFile
+from ktrace_cli.trace import convert, daemon, procfs, protocol
+from ktrace_cli.trace import rules as R
+from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.bpf import loader as L
 from ktrace_cli.trace.bpf.drain import Ring, write_all
 from ktrace_cli.trace.control_server import Endpoint
-from ktrace_cli.trace.emit import TraceFile
-from ktrace_cli.trace.runtime import Runtime, open_runtime
+from ktrace_cli.trace.runtime import Runtime, open_runtime, own_subdir
 
 log = logging.getLogger("pyktrace.engine")
 
@@ -46,8 +48,6 @@ RUNTIME_SUBDIR = "bpf"
 def runtime(create: bool = True) -> Runtime | None:
     """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened);
     None if it does not exist and `create` is false (then no bpf engine runs)."""
-    from ktrace_cli.trace.runtime import _own_subdir
-
     base = open_runtime()
     try:
         if not create:
@@ -55,7 +55,7 @@ def runtime(create: bool = True) -> Runtime | None:
                 os.stat(RUNTIME_SUBDIR, dir_fd=base.fd, follow_symlinks=False)
             except FileNotFoundError:
                 return None
-        return _own_subdir(base.fd, base.dir, RUNTIME_SUBDIR)
+        return own_subdir(base.fd, base.dir, RUNTIME_SUBDIR)
     finally:
         base.close()
 
@@ -91,10 +91,6 @@ def ring_size() -> int:
 def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
     """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
     and the errno map, from ktrace_cli's own."""
-    from ktrace_cli.abi import linux as abi
-    from ktrace_cli.trace import rules as R
-    from ktrace_cli.trace.engine import RESTART_ERRNOS
-
     rules = R.rules()
     systab: list[tuple[int, int, int, int, int]] = []
     for nr in range(L.MAX_SYSCALL):
@@ -119,17 +115,13 @@ def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
         if rule.name == "setitimer":
             flags |= L.SYS_SETITIMER
         systab.append((rule.narg, mask, flags, rule.stru, rule.stru_arg))
-    errmap = [abi.freebsd_errno_from_linux(e) for e in range(L.MAX_ERRNO)]
-    for e in RESTART_ERRNOS:
-        errmap[e] = K.ERESTART
-    return systab, errmap
+    return systab, convert.errno_map()[: L.MAX_ERRNO]
 
 
 def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int]:
     """Linux signal numbers to FreeBSD's, the mask conversion, and the signals
     whose default action never reaches FreeBSD's postsig() (no PSIG)."""
-    from ktrace_cli.abi import linux as abi
-    from ktrace_cli.trace import signals as S
+    from ktrace_cli.abi import linux as abi  # lazy: start-up (only the engine maps signals)
 
     signo = [abi.freebsd_signal_from_linux(n) for n in range(L.LINUX_NSIG + 1)]
     quiet = 0
@@ -152,8 +144,6 @@ class BpfEngine:
         size = ring_size()
         self.obj = L.BpfObject(size)
         systab, errmap = tables()
-        from ktrace_cli.trace import rules as R
-
         self.obj.fill_tables(systab, errmap, [R.rules().name(nr).encode() for nr in range(L.MAX_SYSCALL)])
         self.obj.fill_signals(*signal_tables())
         self.obj.configure(self._clock_offset(), min(L.BATCH_DATA - 1, size // 4), size // 4)
@@ -181,7 +171,7 @@ class BpfEngine:
             tf.buf += b"".join(chunks)
             err = tf.flush()
         else:
-            err = write_all(tf.fd, chunks, tf._whole)
+            err = write_all(tf.fd, chunks, tf.whole)
             tf.failed = err
         if err:
             # FreeBSD stops tracing the process whose write failed; here every
@@ -322,13 +312,11 @@ class BpfEngine:
 
     def _set(self, pid: int, facs: int, descend: bool, fd: int, version: int,
              genio: int, fsize: int) -> dict[str, object]:  # fmt: skip
-        from ktrace_cli.trace import ops as O
-
         bf = self._file(fd, version, genio)
         if bf is None:
             return {"error": E.EACCES}
         bf.tf.fsize_limit = fsize  # as FreeBSD keeps the tracer's limit with the file
-        roots = O._roots(pid)
+        roots = procfs.roots(pid)
         if not roots:
             return {"error": E.ESRCH}
         self.obj.attach()
@@ -361,16 +349,14 @@ class BpfEngine:
                 bf.pids.add(p)
                 done += 1
             if descend:
-                stack.extend(O.children(p))
+                stack.extend(procfs.children(p))
         return {"error": 0} if done else {"error": E.ESRCH}
 
     def _clear(self, pid: int, facs: int, descend: bool) -> dict[str, object]:
-        from ktrace_cli.trace import ops as O
-
         if descend and pid == 1:
             targets = self._traced()  # -C: everything this engine traces
         else:
-            roots = O._roots(pid)
+            roots = procfs.roots(pid)
             if not roots:
                 return {"error": E.ESRCH}
             targets, stack, seen = [], list(roots), set()
@@ -381,7 +367,7 @@ class BpfEngine:
                 seen.add(p)
                 targets.append(p)
                 if descend:
-                    stack.extend(O.children(p))
+                    stack.extend(procfs.children(p))
         for p in targets:
             v = self._value(p)
             if v is None:
@@ -479,9 +465,7 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> Non
 
 
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:
-    from ktrace_cli.trace import daemon
-
-    daemon._close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
+    daemon.close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
