@@ -32,6 +32,7 @@ _FREEBSD_FD_ARG = {
     "mmap": 4, "__acl_get_fd": 0, "extattr_get_fd": 0, "sctp_generic_sendmsg": 0,
 }  # fmt: skip
 AT_FDCWD = -100
+_UNSET = -2  # Call.code before __post_init__ looked at the payload
 
 
 def signed32(value: int) -> int:
@@ -91,10 +92,13 @@ class Call:
     fd_path: str | None = None  # what that descriptor was, from the rebuilt table
     ret_path: str | None = None  # what a descriptor the call returned is
     selected: bool | None = None  # the filters' decision, once taken
-    code: int = -1
+    code: int = _UNSET  # the syscall number: from the payload unless given
     name: str | None = None
 
     def __post_init__(self) -> None:
+        if self.code != _UNSET:
+            return  # the joiner passes both, from its cache
+        self.code = -1
         p = self.first.payload
         if isinstance(p, (Syscall, Sysret)):
             self.code = p.code
@@ -174,12 +178,37 @@ class CallJoiner:
     def __init__(self) -> None:
         self.open: dict[int, Call] = {}
         self._abis: dict[int, A.Abi] = {}
+        self._names: dict[tuple[int, int], tuple[A.Abi, str | None]] = {}
 
     def _abi(self, sv_flags: int) -> A.Abi:
         abi = self._abis.get(sv_flags)
         if abi is None:
             abi = self._abis[sv_flags] = A.syscall_abi(sv_flags)
         return abi
+
+    def named(self, sv_flags: int, code: int) -> tuple[A.Abi, str | None]:
+        """(the ABI of `sv_flags`, the name of syscall `code` in it), from a cache."""
+        key = (sv_flags, code)
+        found = self._names.get(key)
+        if found is None:
+            abi = self._abi(sv_flags)
+            found = (abi, A.syscall_name(abi, code) if code >= 0 else None)
+            if len(self._names) < 65536:  # bounded: a damaged trace may hold any numbers
+                self._names[key] = found
+        return found
+
+    def new(self, shown: Shown, start: bool) -> Call:
+        """The Call a CALL (start) or an orphan RET begins."""
+        record = shown.record
+        p = shown.payload
+        if isinstance(p, (Syscall, Sysret)):
+            abi, name = self.named(shown.sv_flags, p.code)
+            code = p.code
+        else:
+            abi, name, code = self._abi(shown.sv_flags), None, -1
+        if start:
+            return Call(record.pid, record.tid, shown.sv_flags, abi, shown, code=code, name=name)
+        return Call(record.pid, record.tid, shown.sv_flags, abi, None, shown, code=code, name=name)
 
     def feed(self, shown: Shown) -> tuple[Call | None, list[Call]]:
         """(the call `shown` belongs to or None, the calls it ended)."""
@@ -191,7 +220,7 @@ class CallJoiner:
             previous = self.open.pop(tid, None)
             if previous is not None:
                 done.append(previous)  # its RET never came (lost, or the thread was killed)
-            call = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), shown)
+            call = self.new(shown, True)
             if call.name in NO_RETURN:
                 done.append(call)
             else:
@@ -204,7 +233,7 @@ class CallJoiner:
                 pending.end = shown
                 return pending, [pending]
             done = [pending] if pending is not None else []
-            orphan = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), None, shown)
+            orphan = self.new(shown, False)
             done.append(orphan)
             return orphan, done
         current = self.open.get(tid)

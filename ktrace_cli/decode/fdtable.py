@@ -72,6 +72,9 @@ _AF_NAMES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "
 _AF_NAMES_FREEBSD = {1: "AF_UNIX", 2: "AF_INET", 28: "AF_INET6", 17: "AF_ROUTE"}
 
 
+# Full call names (compat prefixes included) known to change no descriptor: a
+# set filled as calls end, so `end` skips them with one lookup.
+_NO_EFFECT: set[str | None] = set()
 _EFFECTS = frozenset(
     {"close", "close_range", "closefrom", "connect", "bind", "socket", "accept", "accept4", "paccept",
      "dup", "dup2", "dup3", "fcntl"} | _EXECS | _FORKS | _OPENS.keys() | _ANON.keys()
@@ -127,6 +130,7 @@ class FdTables:
         self.tables: dict[int, FdTable] = {}
         self.word = word
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
+        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int]] = {}  # fd_arg_index, per call name
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -160,8 +164,17 @@ class FdTables:
             return
         if base_name(name) in _FORKS:
             self.forking[call.tid] = call
-        fd_i, dir_i = fd_arg_index_for(call)
-        args = call.args
+        if name == "mmap":
+            fd_i, dir_i = fd_arg_index_for(call)
+        else:
+            key = (call.abi, name)
+            found = self._arg_index.get(key)
+            if found is None:
+                found = self._arg_index[key] = fd_arg_index(call.abi, name)
+            fd_i, dir_i = found
+            if fd_i < 0 and dir_i < 0:
+                return
+        args = call.start.payload.args  # type: ignore[union-attr]
         index = -1
         if 0 <= fd_i < len(args):
             index = fd_i
@@ -171,13 +184,21 @@ class FdTables:
         if fd >= 0:
             call.fd = fd
             call.fd_index = index
-            call.fd_path = self.path(call.pid, fd)
+            t = self.tables.get(call.pid)
+            if t is not None:
+                e = t.fds.get(fd)
+                call.fd_path = e.path if e is not None else None
 
     def end(self, call: Call) -> None:
         """At the RET (or the end of a call that never returns): apply what it did."""
-        name = base_name(call.name or "")
-        if name not in _EFFECTS:
+        name = call.name
+        if name in _NO_EFFECT:
             return  # most calls (read, write, mmap...) change no descriptor
+        name = base_name(name or "")
+        if name not in _EFFECTS:
+            if len(_NO_EFFECT) < 4096:
+                _NO_EFFECT.add(call.name)
+            return
         ret = call.ret
         if name in _FORKS:
             if call.start is not None:

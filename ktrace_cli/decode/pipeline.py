@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ktrace_cli.decode.calls import Call, CallJoiner
+from ktrace_cli.decode.calls import NO_RETURN, Call, CallJoiner
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import TraceFormatError
-from ktrace_cli.format.records import Record, Struct
+from ktrace_cli.format.records import Record, Struct, Sysret
 
 HOLD_LIMIT = 65536
 
@@ -150,10 +150,20 @@ def calls(
     clock: Clock | None = None,
     shows: Shows | None = None,
 ) -> Iterator[Call | Shown | Dropped]:
-    """One Call per system call as it ends; records outside calls and drops as they come."""
+    """One Call per system call as it ends; records outside calls and drops as they come.
+
+    CallJoiner.feed, inlined: this loop runs once per record of the trace.
+    """
     shows = shows or Shows()
     joiner = CallJoiner()
+    open_calls = joiner.open
+    new_call = joiner.new
+    begin, end = tables.begin, tables.end
     active = flt.active
+    everyone = shows.pids is None
+    show_record = shows.record
+    wanted = (lambda c: True) if everyone and not active else lambda c: shows.call(c) and (not active or flt.call_ok(c))
+    syscall, sysret, struct = K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_STRUCT
     try:
         for event in events:
             if isinstance(event, Dropped):
@@ -161,21 +171,48 @@ def calls(
                 continue
             if clock is not None and flt.first_ns is None:
                 flt.first_ns = clock.first_ns
-            rtype = event.record.type
-            if rtype == K.KTR_STRUCT:
+            record = event.record
+            rtype = record.type
+            tid = record.tid
+            if rtype == syscall:
+                previous = open_calls.pop(tid, None)
+                call = new_call(event, True)
+                begin(call)
+                if previous is not None:  # its RET never came (lost, or the thread was killed)
+                    end(previous)
+                    if wanted(previous):
+                        yield previous
+                if call.name in NO_RETURN:
+                    end(call)
+                    if wanted(call):
+                        yield call
+                else:
+                    open_calls[tid] = call
+                continue
+            if rtype == sysret:
+                pending = open_calls.pop(tid, None)
+                p = event.payload
+                if pending is not None and p.__class__ is Sysret and pending.code == p.code:
+                    pending.end = event
+                    end(pending)
+                    if wanted(pending):
+                        yield pending
+                    continue
+                if pending is not None:
+                    end(pending)
+                    if wanted(pending):
+                        yield pending
+                orphan = new_call(event, False)
+                end(orphan)
+                if wanted(orphan):
+                    yield orphan
+                continue
+            if rtype == struct:
                 _snapshot(event, tables)
-            call, done = joiner.feed(event)
-            if call is not None and rtype == K.KTR_SYSCALL:
-                tables.begin(call)
-            for c in done:
-                tables.end(c)
-                if shows.call(c) and (not active or flt.call_ok(c)):
-                    yield c
-            if (
-                call is None
-                and shows.record(event.record)
-                and (not active or flt.record_ok(event.record.comm_name, _ns(event)))
-            ):
+            current = open_calls.get(tid)
+            if current is not None:
+                current.parts.append(event)
+            elif show_record(record) and (not active or flt.record_ok(record.comm_name, _ns(event))):
                 yield event
     except TraceFormatError:
         yield from _drain_calls(joiner, flt, shows)
