@@ -178,7 +178,7 @@ class CallJoiner:
     def __init__(self) -> None:
         self.open: dict[int, Call] = {}
         self._abis: dict[int, A.Abi] = {}
-        self._names: dict[tuple[int, int], tuple[A.Abi, str | None]] = {}
+        self.names: dict[tuple[int, int], tuple[A.Abi, str | None]] = {}  # (sv_flags, code) -> named()
 
     def _abi(self, sv_flags: int) -> A.Abi:
         abi = self._abis.get(sv_flags)
@@ -189,12 +189,12 @@ class CallJoiner:
     def named(self, sv_flags: int, code: int) -> tuple[A.Abi, str | None]:
         """(the ABI of `sv_flags`, the name of syscall `code` in it), from a cache."""
         key = (sv_flags, code)
-        found = self._names.get(key)
+        found = self.names.get(key)
         if found is None:
             abi = self._abi(sv_flags)
             found = (abi, A.syscall_name(abi, code) if code >= 0 else None)
-            if len(self._names) < 65536:  # bounded: a damaged trace may hold any numbers
-                self._names[key] = found
+            if len(self.names) < 65536:  # bounded: a damaged trace may hold any numbers
+                self.names[key] = found
         return found
 
     def new(self, shown: Shown, start: bool) -> Call:

@@ -130,7 +130,8 @@ class FdTables:
         self.tables: dict[int, FdTable] = {}
         self.word = word
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
-        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int]] = {}  # fd_arg_index, per call name
+        self.inert = _NO_EFFECT  # call names `end` has found to change no descriptor
+        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # fd_arg_index, fork-like
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -162,32 +163,35 @@ class FdTables:
         name = call.name
         if name is None or call.start is None:
             return
-        if base_name(name) in _FORKS:
+        key = (call.abi, name)
+        found = self._arg_index.get(key)
+        if found is None:
+            fd_i, dir_i = fd_arg_index(call.abi, name)
+            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS)
+        fd_i, dir_i, fork = found
+        if fork:
             self.forking[call.tid] = call
         if name == "mmap":
             fd_i, dir_i = fd_arg_index_for(call)
-        else:
-            key = (call.abi, name)
-            found = self._arg_index.get(key)
-            if found is None:
-                found = self._arg_index[key] = fd_arg_index(call.abi, name)
-            fd_i, dir_i = found
-            if fd_i < 0 and dir_i < 0:
-                return
+        elif fd_i < 0 and dir_i < 0:
+            return
         args = call.start.payload.args  # type: ignore[union-attr]
         index = -1
         if 0 <= fd_i < len(args):
             index = fd_i
         elif 0 <= dir_i < len(args) and signed32(args[dir_i]) != AT_FDCWD:
             index = dir_i
-        fd = signed32(args[index]) if index >= 0 else -1
-        if fd >= 0:
-            call.fd = fd
-            call.fd_index = index
-            t = self.tables.get(call.pid)
-            if t is not None:
-                e = t.fds.get(fd)
-                call.fd_path = e.path if e is not None else None
+        if index < 0:
+            return
+        fd = args[index] & 0xFFFFFFFF  # signed32, inlined: this runs once per call
+        if fd & 0x8000_0000:
+            return  # negative: no descriptor
+        call.fd = fd
+        call.fd_index = index
+        t = self.tables.get(call.pid)
+        if t is not None:
+            e = t.fds.get(fd)
+            call.fd_path = e.path if e is not None else None
 
     def end(self, call: Call) -> None:
         """At the RET (or the end of a call that never returns): apply what it did."""

@@ -25,7 +25,7 @@ from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import TraceFormatError
-from ktrace_cli.format.records import Record, Struct, Sysret
+from ktrace_cli.format.records import Record, Struct, Syscall, Sysret
 
 HOLD_LIMIT = 65536
 
@@ -158,11 +158,16 @@ def calls(
     joiner = CallJoiner()
     open_calls = joiner.open
     new_call = joiner.new
+    names = joiner.names
     begin, end = tables.begin, tables.end
+    inert = tables.inert  # call names that change no descriptor: `end` would return at once
     active = flt.active
-    everyone = shows.pids is None
+    judged = active or shows.pids is not None
     show_record = shows.record
-    wanted = (lambda c: True) if everyone and not active else lambda c: shows.call(c) and (not active or flt.call_ok(c))
+
+    def wanted(c: Call) -> bool:
+        return shows.call(c) and (not active or flt.call_ok(c))
+
     syscall, sysret, struct = K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_STRUCT
     try:
         for event in events:
@@ -173,43 +178,52 @@ def calls(
                 flt.first_ns = clock.first_ns
             record = event.record
             rtype = record.type
-            tid = record.tid
-            if rtype == syscall:
-                previous = open_calls.pop(tid, None)
-                call = new_call(event, True)
-                begin(call)
-                if previous is not None:  # its RET never came (lost, or the thread was killed)
-                    end(previous)
-                    if wanted(previous):
-                        yield previous
-                if call.name in NO_RETURN:
-                    end(call)
-                    if wanted(call):
-                        yield call
-                else:
-                    open_calls[tid] = call
-                continue
             if rtype == sysret:
-                pending = open_calls.pop(tid, None)
+                pending = open_calls.pop(record.tid, None)
                 p = event.payload
                 if pending is not None and p.__class__ is Sysret and pending.code == p.code:
                     pending.end = event
-                    end(pending)
-                    if wanted(pending):
+                    if pending.name not in inert:
+                        end(pending)
+                    if not judged or wanted(pending):
                         yield pending
                     continue
                 if pending is not None:
                     end(pending)
-                    if wanted(pending):
+                    if not judged or wanted(pending):
                         yield pending
                 orphan = new_call(event, False)
                 end(orphan)
-                if wanted(orphan):
+                if not judged or wanted(orphan):
                     yield orphan
+                continue
+            if rtype == syscall:
+                previous = open_calls.pop(record.tid, None)
+                p = event.payload
+                if p.__class__ is Syscall:
+                    sv_flags = event.sv_flags
+                    named = names.get((sv_flags, p.code))
+                    if named is None:
+                        named = joiner.named(sv_flags, p.code)
+                    call = Call(record.pid, record.tid, sv_flags, named[0], event, None, [],
+                                code=p.code, name=named[1])  # fmt: skip
+                else:
+                    call = new_call(event, True)
+                begin(call)
+                if previous is not None:  # its RET never came (lost, or the thread was killed)
+                    end(previous)
+                    if not judged or wanted(previous):
+                        yield previous
+                if call.name in NO_RETURN:
+                    end(call)
+                    if not judged or wanted(call):
+                        yield call
+                else:
+                    open_calls[record.tid] = call
                 continue
             if rtype == struct:
                 _snapshot(event, tables)
-            current = open_calls.get(tid)
+            current = open_calls.get(record.tid)
             if current is not None:
                 current.parts.append(event)
             elif show_record(record) and (not active or flt.record_ok(record.comm_name, _ns(event))):

@@ -130,6 +130,7 @@ class CallText:
         self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
         self._quoted: dict[bytes, str] = {}
         self._fd_texts: dict[tuple[int, str | None], str] = {}
+        self._shown_data: dict[bytes, str] = {}
         self._errors: dict[tuple[A.Abi, int], str] = {}
         self._plans: dict[tuple[int, int], tuple[str, tuple[int, ...], int, bool]] = {}
 
@@ -180,7 +181,9 @@ class CallText:
 
     def _pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
         """As arg_pieces, but may be the cached list itself: read it, never change it."""
-        pieces = self._decoded_args(call, args)
+        pieces = self._decoded.get((call.sv_flags, call.code, args))
+        if pieces is None:
+            pieces = self._decoded_args(call, args)
         if call.name is None or not self.o.fancy:
             return pieces
         copied = False
@@ -207,12 +210,20 @@ class CallText:
                         text = quoted[paths[k]] = c_quote(paths[k])
                     pieces[i] = text
             if data and 0 <= buf_i < len(pieces):
-                pieces[buf_i] = c_quote(b"".join(data), STRING_LIMIT)
+                # What is shown depends only on the first STRING_LIMIT + 1 bytes.
+                head = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
+                text = self._shown_data.get(head)
+                if text is None:
+                    if len(self._shown_data) > 4096:
+                        self._shown_data.clear()
+                    text = self._shown_data[head] = c_quote(head, STRING_LIMIT)
+                pieces[buf_i] = text
         fd_index = call.fd_index
         if call.fd is not None and 0 <= fd_index < len(pieces):
             if not copied:
                 pieces = pieces.copy()
-            pieces[fd_index] = self.fd_text(call.fd, call.fd_path)
+            text = self._fd_texts.get((call.fd, call.fd_path))
+            pieces[fd_index] = text if text is not None else self.fd_text(call.fd, call.fd_path)
         return pieces
 
     def fd_text(self, fd: int, path: str | None) -> str:
