@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import AT_FDCWD, Call, base_name, fd_arg_index, signed32
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Struct
+from ktrace_cli.format.records import Namei, Struct
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +204,12 @@ class FdTables:
                 _NO_EFFECT.add(call.name)
             return
         ret = call.ret
+        if name in _OPENS:  # the usual effect, first
+            if call.start is not None and ret is not None:
+                t = self.table(call.pid)
+                if ret.error == 0 and ret.retval >= 0:
+                    self._opened(call, name, t, ret.retval)
+            return
         if name in _FORKS:
             if call.start is not None:
                 self.forking.pop(call.tid, None)
@@ -251,19 +257,7 @@ class FdTables:
             return
         if not ok or value < 0:
             return
-        if name in _OPENS:
-            paths = call.paths
-            if not paths:
-                t.drop(value)  # opened, but the trace does not say what (no NAMI records)
-                return
-            path = paths[0].decode("utf-8", "surrogateescape")
-            if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
-                base = self.path(call.pid, signed32(arg(0)))
-                if base is not None and base.startswith("/"):
-                    path = base.rstrip("/") + "/" + path
-            fi = _OPENS[name]
-            t.set(value, path, fi >= 0 and bool(arg(fi) & flags.o_cloexec))
-        elif name == "socket":
+        if name == "socket":
             families = _AF_NAMES_FREEBSD if call.abi is A.Abi.FREEBSD else _AF_NAMES
             family = families.get(arg(0) & 0xFFFFFFFF, f"AF_{arg(0) & 0xFFFFFFFF}")
             t.set(value, f"socket:[{family}]", bool(arg(1) & flags.sock_cloexec))
@@ -301,6 +295,26 @@ class FdTables:
         else:
             return
         call.ret_path = self.path(call.pid, value)
+
+    def _opened(self, call: Call, name: str, t: FdTable, value: int) -> None:
+        """A successful open-like call: `value` is its first NAMI path."""
+        for shown in call.parts:
+            p = shown.payload
+            if p.__class__ is Namei:
+                path = p.path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                break
+        else:
+            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
+            return
+        args = call.args
+        if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
+            base = self.path(call.pid, signed32(args[0]) if args else 0)
+            if base is not None and base.startswith("/"):
+                path = base.rstrip("/") + "/" + path
+        fi = _OPENS[name]
+        flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
+        t.set(value, path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        call.ret_path = path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:
         for shown in call.parts:
