@@ -103,6 +103,13 @@ Examples:
                                 failed file calls, one line each
   pykdump --calls --json --path '/etc/*'
                                 calls on /etc files as JSON objects
+  pykdump --tree                which processes ran, how they ended
+  pykdump --errors              why it failed: unexpected failures first
+  pykdump --timeline run.json   open run.json in ui.perfetto.dev
+  pykdump --diff good.out bad.out
+                                where two runs of a program part ways
+  pykdump --summary --detail --sort=errors
+                                percentiles, errnos, threads, files
 """,
 )
 @click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
@@ -134,6 +141,15 @@ Examples:
 @click.option("--comm", "comms", multiple=True, metavar="NAME", help="Only records of processes with this name.")
 @click.option("--since", default=None, metavar="TIME", help="Only from TIME (epoch seconds, or +S.s after the first record).")
 @click.option("--until", default=None, metavar="TIME", help="Only up to TIME (epoch seconds, or +S.s).")
+@click.option("--tree", is_flag=True, help="The process tree: argv, exit status, times, calls.")
+@click.option("--errors", "errors_view", is_flag=True, help="A digest of failed calls per process, noise collapsed.")
+@click.option("--timeline", default=None, metavar="OUT.json", help="Write a Chrome/Perfetto trace-event timeline.")
+@click.option("--diff", "diff_files", nargs=2, default=None, metavar="A B", help="Compare two traces of one program.")
+@click.option("--detail", is_flag=True,
+              help="With --summary: call-time percentiles, errors by errno, threads and files.")
+@click.option("--histogram", is_flag=True, help="With --summary: log2 histograms of call times.")
+@click.option("--sort", "sort_key", type=click.Choice(["time", "count", "errors", "name"]), default=None,
+              help="With --summary: order of the rows (default time).")
 @click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
@@ -184,13 +200,31 @@ def run(
     comms: tuple[str, ...] = (),
     since: str | None = None,
     until: str | None = None,
+    tree: bool = False,
+    errors_view: bool = False,
+    timeline: str | None = None,
+    diff_files: tuple[str, str] | None = None,
+    histogram: bool = False,
+    sort_key: str | None = None,
+    detail: bool = False,
 ) -> int:
+    views = [v for v, on in (("tree", tree), ("errors", errors_view), ("timeline", timeline is not None),
+                             ("diff", bool(diff_files))) if on]  # fmt: skip
     if extra:
         raise UsageFailure(f"unexpected operand: {extra[0]}")
     if as_json and summary:
         raise UsageFailure("--json and --summary cannot be combined")
     if calls_view and summary:
         raise UsageFailure("--calls and --summary cannot be combined")
+    if len(views) > 1:
+        raise UsageFailure(f"--{views[0]} and --{views[1]} cannot be combined")
+    for other, on in (("summary", summary), ("calls", calls_view), ("-l", follow)):
+        if views and on:
+            raise UsageFailure(f"--{views[0]} and {'-l' if other == '-l' else '--' + other} cannot be combined")
+    if views and as_json and views[0] == "timeline":
+        raise UsageFailure("--timeline writes JSON itself: --json does not apply")
+    if (histogram or sort_key or detail) and not summary:
+        raise UsageFailure("--detail, --histogram and --sort go with --summary")
     flt = None
     if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
         # Imported only when asked for: plain kdump output starts faster.
@@ -209,6 +243,14 @@ def run(
             return ExitStatus.ERROR
         points = parsed
     pid_values = frozenset(v for v in (atoi(p) for p in pid) if v)
+    if views:
+        from ktrace_cli.cli.kdump_views import ViewRequest, run_view
+        from ktrace_cli.decode.filters import CallFilter
+
+        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
+                              timeline_out=timeline, diff_files=diff_files or None,
+                              terminal=sys.stdout.isatty())  # fmt: skip
+        return run_view(request, _Output(sys.stdout.buffer))
 
     from ktrace_cli.format.reader import TraceFormatError, TraceReader, open_trace
     from ktrace_cli.render.options import KdumpOptions
@@ -239,12 +281,17 @@ def run(
         screenwidth=_screenwidth(not plain, stdout),
         terminal=coloured or stdout.isatty(),
     )
-    reader = TraceReader(stream, follow=follow)
-    events: Any = _pipeline(reader, options, pid_values, flt, calls_view)
+    reader: Any = TraceReader(stream, follow=follow)
+    if not follow:
+        from ktrace_cli.views.progress import with_progress
+
+        reader = with_progress(reader, stream, trfile)
+    # The summary's added tables need the calls joined; its plain tables, the records.
+    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
     try:
         with stream:
             if summary:
-                return _summary(events, reader, stdout, color, options.terminal)
+                return _summary(events, reader, stdout, color, options.terminal, histogram, sort_key, detail)
             return _print(events, reader, options, stdout, as_json, coloured, calls_view)
     except TraceFormatError as e:
         stdout.flush()
@@ -435,10 +482,24 @@ def _terminal_encoder() -> Callable[[str], bytes]:
     return encode
 
 
-def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: bool) -> int:
+def _summary(
+    items: Any,
+    reader: Any,
+    stdout: IO[bytes],
+    color: str,
+    terminal: bool,
+    histogram: bool = False,
+    sort_key: str | None = None,
+    detail: bool = False,
+) -> int:
     from ktrace_cli.format.layouts import AMD64
     from ktrace_cli.format.reader import NotATrace, TraceFormatError
+    from ktrace_cli.render import summary_more
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
+
+    # The calls feed the added tables; their CALL and RET records, the per-process ones.
+    more = summary_more.CallStats()
+    events = summary_more.feed(items, more)
 
     # A damaged or torn trace still gets the table of the records before the
     # damage, then the error, as kdump prints those records then the error.
@@ -449,7 +510,7 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
         raise  # not a trace at all: no table
     except TraceFormatError as e:
         first, error = None, e
-    stats = Summary(reader.arch or AMD64, terminal=terminal)
+    stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64, terminal=terminal)
     if first is not None:
         try:
             stats.add([first])
@@ -462,8 +523,10 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
         # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.
         console = Console(file=_console_file(), highlight=False, force_terminal=True, no_color=False)
         print_rich(stats, console)
+        summary_more.print_rich(more, sort_key, detail, histogram, console)
     else:
         stdout.write(plain_text(stats).encode("utf-8"))
+        stdout.write(summary_more.plain_text(more, sort_key, detail, histogram).encode("utf-8", "surrogateescape"))
         stdout.flush()
     if error is not None:
         raise error
@@ -472,7 +535,12 @@ def _summary(events: Any, reader: Any, stdout: IO[bytes], color: str, terminal: 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: kdump's exit codes and messages, never a traceback."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if argv is None:
+        # As a command, `pykdump | head` ends quietly as kdump does. An
+        # in-process caller (a test runner, a library user) keeps its own
+        # SIGPIPE disposition: SIG_DFL there would let any later write to a
+        # closed socket kill the whole caller.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:] if argv is None else argv
     try:
         status = command.main(args=args, prog_name="pykdump", standalone_mode=False)

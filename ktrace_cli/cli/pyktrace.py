@@ -7,13 +7,16 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ktrace_cli import __version__
 from ktrace_cli.cli import trfile
 from ktrace_cli.format import constants as K
+
+if TYPE_CHECKING:
+    from ktrace_cli.trace.protocol import Reply
 
 T = TypeVar("T")
 USAGE = (
@@ -243,19 +246,18 @@ def _opened(how: Callable[..., T], *args: object) -> T:
 
 
 def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None, command: bool,
-            rename: list[object] | None = None) -> dict[str, object] | None:  # fmt: skip
+            rename: list[object] | None = None) -> Reply | None:  # fmt: skip
     """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
     import resource
 
     from ktrace_cli.trace import control
+    from ktrace_cli.trace.protocol import KtraceArgs, Request
 
-    message: dict[str, object] = {
-        "op": "ktrace", "ops": ops, "facs": facs, "pid": pid, "command": command,
-        "seccomp": opts.seccomp, "genio_size": opts.genio_size, "version": opts.version,
-        "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
-    }  # fmt: skip
-    if rename is not None:
-        message["rename"] = rename
+    message = Request("ktrace", KtraceArgs(
+        ops=ops, facs=facs, pid=pid, command=command, seccomp=opts.seccomp,
+        genio_size=opts.genio_size, header_version=opts.version,
+        fsize_limit=resource.getrlimit(resource.RLIMIT_FSIZE)[0],
+        rename=tuple(rename) if rename is not None else None))  # type: ignore[arg-type]  # fmt: skip
     # Clearing everything, or a file, with no engine running has nothing to
     # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
@@ -266,16 +268,16 @@ def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None, comman
         raise Fatal(f"trace engine: {e.strerror or e}") from None
 
 
-def _refused(opts: Options, reply: dict[str, object] | None) -> Fatal | None:
+def _refused(opts: Options, reply: Reply | None) -> Fatal | None:
     """The error a reply carries, as ktrace(1) words it; None if the request succeeded."""
-    err = int(reply.get("error", 0)) if reply is not None else 0  # type: ignore[call-overload]
+    err = reply.error if reply is not None else 0
     if not err:
         return None
     assert reply is not None
-    itself = reply.get("self")
+    itself = reply.itself
     if itself:
         return Fatal(str(itself))
-    why = reply.get("why")
+    why = reply.why
     if why:
         # ktrace(1)'s own line, then the cause Linux hides behind EPERM.
         sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
@@ -330,7 +332,7 @@ def run(opts: Options) -> int:
             target.abandon()
         raise refused
     if target is not None and reply is not None:
-        target.settle(reply)
+        target.settle(reply.result())
     if not command or reply is None:
         if target is not None:
             target.close()
@@ -339,8 +341,8 @@ def run(opts: Options) -> int:
         return 0
     # Command mode: the descriptors are close-on-exec; closing them here
     # would put two more calls into the command's trace.
-    nrs = reply.get("filter")
-    if isinstance(nrs, list) and opts.seccomp == "on":
+    nrs = reply.filter
+    if nrs is not None and opts.seccomp == "on":
         seccomp.install([int(n) for n in nrs], no_new_privs=os.geteuid() != 0)
     # Python ignores SIGPIPE and SIGXFSZ at start-up; an ignored signal stays
     # ignored across exec, so give the command the defaults a shell would.

@@ -1,34 +1,32 @@
-"""Starting the engine as a daemon and serving its control socket."""
+"""Starting the engine as a daemon: detached from its first client, named, woken without forking.
+
+The control socket and its thread are control_server's.
+"""
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
+import errno as E
 import logging
-import logging.handlers
 import os
 import resource
 import select
 import signal
-import socket
 import stat
 import threading
-from typing import TYPE_CHECKING
+from typing import TextIO
 
-from ktrace_cli.format import constants as K
-from ktrace_cli.trace import control
-from ktrace_cli.trace.runtime import Runtime
-
-if TYPE_CHECKING:
-    from ktrace_cli.trace.engine import Request
+from ktrace_cli.trace.control_server import Endpoint, serve_control
+from ktrace_cli.trace.engine import Engine
+from ktrace_cli.trace.protocol import EngineUnavailable, Identity
+from ktrace_cli.trace.runtime import LOG, SOCKET, Runtime
 
 log = logging.getLogger("pyktrace.engine")
-_ENGINE_NAME = ctypes.create_string_buffer(b"pyktrace-engine")
-_ENGINE_COMM = ctypes.addressof(_ENGINE_NAME)
-# How often the control thread checks that clients can still find the
-# engine; a client finding no socket but the lock held retries for
-# control.START_TIMEOUT, far longer.
-GUARD_PERIOD = 0.25
+ENGINE_NAME = b"pyktrace-engine"
+WAKER_NAME = b"pyktrace-waker"
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
+STAT_ARG_START = 47  # /proc/PID/stat fields (0-based) of argv's bounds, after the comm
 
 
 def spawn(rt: Runtime, lockfd: int) -> None:
@@ -53,8 +51,8 @@ def spawn(rt: Runtime, lockfd: int) -> None:
     finally:
         os.close(r)
     if msg != b"ok":
-        raise control.EngineUnavailable(
-            5, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
+        raise EngineUnavailable(
+            E.EIO, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
         )
 
 
@@ -68,8 +66,102 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
+def set_title(name: bytes) -> None:
+    """Show as `name` in ps: comm (PR_SET_NAME) and argv, rewritten in place.
+
+    The engine is forked from its first client, so argv would otherwise
+    read like a stale pyktrace command. The argument area is overwritten
+    and its last byte left non-zero, which tells Linux to report the
+    command line only up to the first NUL (the setproctitle convention).
+    Exec'ing a fresh interpreter would do the same at the cost of a second
+    start-up on every cold start.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[STAT_ARG_START - 2]), int(fields[STAT_ARG_START - 1])
+    except (OSError, ValueError, IndexError):
+        return
+    size = end - start
+    if size < 2:
+        return
+    title = name[: size - 2] + b"\0"
+    ctypes.memmove(start, title + b"\0" * (size - len(title)), size)
+    ctypes.memset(end - 1, 0x20, 1)
+
+
+class Waker:
+    """Wakes the engine thread out of waitpid() without forking.
+
+    One child, made at start-up, does nothing but sleep. Stopping it with
+    SIGSTOP (through a pidfd, so a recycled pid is never hit) makes the
+    engine's waitpid(WUNTRACED) report it; the engine sends SIGCONT. The
+    stop is level-triggered: a wake-up sent before the engine blocks is
+    not lost, and no zombie is left per wake-up (the fork-per-wake-up this
+    replaces failed under RLIMIT_NPROC and left one while idle).
+    """
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pidfd = -1
+        self._start()
+
+    def _start(self) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(0)
+                for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT}:
+                    try:  # a signal to the engine's process group must not take it away
+                        signal.signal(sig, signal.SIG_IGN)
+                    except (OSError, ValueError):
+                        pass
+                _close_other_fds(set())
+                set_title(WAKER_NAME)
+                while True:
+                    select.select([], [], [])
+            finally:
+                os._exit(0)
+        self.pid = pid
+        self.pidfd = os.pidfd_open(pid)
+
+    def ring(self) -> None:
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGSTOP)
+        except OSError as e:
+            log.warning("cannot wake the engine through pid %d: %s", self.pid, e)
+
+    def stopped(self, pid: int, status: int) -> bool:
+        """Whether this waitpid() report is the waker's: resumed if stopped, replaced if gone."""
+        if pid != self.pid:
+            return False
+        if os.WIFSTOPPED(status):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGCONT)
+        elif os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            log.warning("the waker (pid %d) was killed: starting another", pid)
+            os.close(self.pidfd)
+            try:
+                self._start()
+            except OSError as e:
+                log.error("cannot start a waker: %s; requests wait for the next traced event", e)
+        return True
+
+    def close(self) -> None:
+        """Kill and reap it: the engine leaves no child behind."""
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except OSError:
+            pass
+
+
 def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
-    _close_other_fds({lockfd, ready})
+    _close_other_fds({lockfd, ready, rt.fd})
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -88,34 +180,29 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
     except (OSError, ValueError):
         pass
-    # A name other users' tools can recognise (diagnose.is_foreign_engine).
-    from ktrace_cli.trace.ptrace import prctl
-
-    prctl(15, _ENGINE_COMM)  # PR_SET_NAME
+    # A name people and other users' tools recognise (diagnose.is_foreign_engine).
+    set_title(ENGINE_NAME)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    handler = logging.handlers.WatchedFileHandler(rt.log)  # reopened if removed
+    handler = RuntimeLogHandler(rt)
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        from ktrace_cli.trace.engine import Engine
-
         engine = Engine()
-        try:
-            os.unlink(rt.socket)
-        except FileNotFoundError:
-            pass
-        endpoint = Endpoint(rt, lockfd)
+        engine.waker = Waker()
+        rt.unlink(SOCKET)
+        endpoint = Endpoint(rt, lockfd, handler.moved)
     except Exception as e:
         log.exception("engine start failed")
-        os.write(ready, f"the trace engine failed to start: {e}".encode())
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        os.write(ready, f"the trace engine failed to start: {why}".encode())
         return 1
     _raise_fd_limit()
-    log.info("engine started (uid %d)", os.getuid())
+    log.info("engine started (uid %d, %s)", os.getuid(), Identity.ours().describe())
     os.write(ready, b"ok")
     os.close(ready)
-    threading.Thread(target=_serve_control, args=(engine, endpoint), daemon=True).start()
+    threading.Thread(target=serve_control, args=(engine, endpoint), daemon=True).start()
     try:
         engine.run()
     except BaseException:
@@ -123,6 +210,7 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     with engine.lock:  # the control thread must not put them back now
         engine.closing = True
         endpoint.remove()
+    engine.waker.close()
     log.info("engine exiting: nothing traced")
     logging.shutdown()
     return 0
@@ -130,10 +218,8 @@ def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
 
 def _raise_fd_limit() -> None:
     """Use the whole hard limit of descriptors: the engine keeps one per traced
-    process (/proc/PID/mem) and, with `w`, one per thread; running out would
-    silently cost records."""
-    import resource
-
+    process (/proc/PID/mem) and, with `w`, one per thread; running out costs
+    records (marked KTR_DROP)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         try:
@@ -142,179 +228,40 @@ def _raise_fd_limit() -> None:
             log.warning("could not raise the descriptor limit from %d", soft)
 
 
-class Endpoint:
-    """The engine's names in the runtime directory (socket, pid file, lock), put back if removed.
+class RuntimeLogHandler(logging.StreamHandler):
+    """Appends to engine.log, opened relative to the runtime directory; reopened if removed."""
 
-    A user or a tmp cleaner removing the socket would otherwise leave the
-    engine unreachable while it holds the lock: the next pyktrace could
-    neither reach it nor start another, and its traces could not be
-    cleared. So the control thread checks every GUARD_PERIOD and binds the
-    socket again, unless another engine has taken the directory over.
-    """
-
-    def __init__(self, rt: Runtime, lockfd: int) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.lockfd = lockfd
-        self.listener: socket.socket | None = None
         self.ident: tuple[int, int] | None = None
-        self.owner = True
-        self._bind()
+        super().__init__(self._open())
 
-    def _bind(self) -> None:
-        try:
-            os.unlink(self.rt.socket)
-        except FileNotFoundError:
-            pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            listener.bind(self.rt.socket)
-            os.chmod(self.rt.socket, 0o600)
-            listener.listen(64)
-            st = os.stat(self.rt.socket)
-        except OSError:
-            listener.close()
-            raise
-        if self.listener is not None:
-            self.listener.close()
-        self.listener, self.ident = listener, (st.st_dev, st.st_ino)
-        with open(self.rt.pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
+    def _open(self) -> TextIO:
+        fd = self.rt.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise OSError(E.EINVAL, f"{self.rt.log}: not a regular file")
+        self.ident = (st.st_dev, st.st_ino)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="replace")
 
-    def _ours(self, path: str, ident: tuple[int, int] | None) -> bool:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == ident
+    def moved(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.ident = (-1, -1)  # matches nothing: the next line opens the log in `rt`
 
-    def check(self) -> None:
-        """Put back what was removed; give up if another engine owns the directory now."""
-        if not self.owner or self._ours(self.rt.socket, self.ident):
-            return
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            os.mkdir(self.rt.dir, 0o700)
-        except FileExistsError:
-            pass
+            st = self.rt.stat(LOG)
+            current: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except OSError:
-            return
-        st = os.lstat(self.rt.dir)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            return
-        lock = os.fstat(self.lockfd)
-        if not self._ours(self.rt.lock, (lock.st_dev, lock.st_ino)):
-            fd = os.open(self.rt.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            current = None
+        if current != self.ident:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                self.owner = False
-                log.warning("another engine has taken over %s; this one (pid %d) runs on "
-                            "unreachable until its tracees exit or it gets SIGTERM",
-                            self.rt.dir, os.getpid())  # fmt: skip
-                return
-            os.close(self.lockfd)
-            self.lockfd = fd
-        try:
-            self._bind()
-        except OSError as e:
-            log.warning("cannot put back %s: %s", self.rt.socket, e)
-            return
-        log.info("%s was removed: bound again", self.rt.socket)
-
-    def remove(self) -> None:
-        if not self.owner:
-            return
-        for path, ident in ((self.rt.socket, self.ident), (self.rt.pidfile, None)):
-            if ident is None or self._ours(path, ident):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-
-
-def _serve_control(engine: object, endpoint: Endpoint) -> None:
-    from ktrace_cli.trace.engine import Engine
-
-    assert isinstance(engine, Engine)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
-    uid = os.getuid()
-    while True:
-        listener = endpoint.listener
-        assert listener is not None
-        if not select.select([listener], [], [], GUARD_PERIOD)[0]:
-            with engine.lock:
-                if not engine.closing:
-                    try:
-                        endpoint.check()
-                    except OSError as e:  # never lose the control thread over it
-                        log.warning("checking %s: %s", endpoint.rt.dir, e)
-            continue
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        try:
-            peer_pid, peer_uid, _gid = control.peer_credentials(conn)
-            if peer_uid != uid:
-                log.warning("refused a request from uid %d", peer_uid)
-                conn.close()
-                continue
-            msg, fd = control.recv_message(conn)
-        except OSError:
-            conn.close()
-            continue
-        if msg is None:
-            if fd is not None:
-                os.close(fd)
-            conn.close()
-            continue
-        req = _request(msg, fd, peer_pid, conn)
-        if req is None:
-            _answer(conn, {"error": 22, "message": "malformed request"})
-            if fd is not None:
-                os.close(fd)
-            continue
-        if not engine.submit(req):
-            if fd is not None:
-                os.close(fd)
-            conn.close()  # closing: the client starts a fresh engine
-
-
-def _answer(conn: socket.socket, reply: dict[str, object]) -> None:
-    try:
-        control.send_message(conn, reply)
-    except OSError:
-        pass
-    finally:
-        conn.close()
-
-
-def _request(msg: dict[str, object], fd: int | None, peer_pid: int, conn: socket.socket) -> Request | None:
-
-    from ktrace_cli.trace.engine import Request
-
-    try:
-        from ktrace_cli.trace.ops import SHUTDOWN, STATUS
-
-        op = msg.get("op")
-        if op in ("shutdown", "status"):
-            return Request(ops=SHUTDOWN if op == "shutdown" else STATUS, facs=0, pid=0, fd=fd,
-                           peer_pid=peer_pid, reply=lambda r: _answer(conn, r))  # fmt: skip
-        if op != "ktrace":
-            return None
-        return Request(
-            ops=int(msg["ops"]),  # type: ignore[call-overload]
-            facs=int(msg["facs"]),  # type: ignore[call-overload]
-            pid=int(msg["pid"]),  # type: ignore[call-overload]
-            fd=fd,
-            peer_pid=peer_pid,
-            command=bool(msg.get("command", False)),
-            seccomp=str(msg.get("seccomp", "auto")),
-            genio_size=max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT))),  # type: ignore[call-overload]
-            version=int(msg.get("version", K.KTR_VERSION1)),  # type: ignore[call-overload]
-            fsize_limit=int(msg.get("fsize_limit", -1)),  # type: ignore[call-overload]
-            rename=msg.get("rename"),
-            reply=lambda r: _answer(conn, r),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+                stream = self._open()
+            except OSError:
+                stream = None
+            if stream is not None:
+                old = self.setStream(stream)
+                if old is not None:
+                    old.close()
+        super().emit(record)

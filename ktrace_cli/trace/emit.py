@@ -27,12 +27,15 @@ GENIO_SIZE_MAX = 1 << 20
 # The CPU a thread last ran on is only in /proc/TID/stat, far too dear to read
 # per record; FreeBSD's cpu field is therefore always -1 ("unknown").
 CPU_UNKNOWN = -1
+HEADER_V0_SIZE, HEADER_V1_SIZE = AMD64.header_v0.size, AMD64.header_v1.size
+TYPE_OFFSET, PID_OFFSET = 4, 8  # ktr_type and ktr_pid, in both header versions
 
 
 class TraceFile:
     """One open trace file shared by every process tracing to it."""
 
-    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit")
+    __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit",
+                 "dropped")  # fmt: skip
 
     def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
         self.fd = fd
@@ -44,6 +47,7 @@ class TraceFile:
         # The tracer's RLIMIT_FSIZE captured at ktrace(2) time (-1: none), as
         # FreeBSD keeps it in ktr_io_params: the engine's own limit is not the user's.
         self.fsize_limit = -1
+        self.dropped: set[int] = set()  # pids that lost records: their next one gets KTR_DROP
         st = os.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
 
@@ -65,6 +69,8 @@ class TraceFile:
         if not self.buf or self.failed:
             self.buf.clear()
             return self.failed
+        if self.dropped:
+            self._flag_drops()
         data = bytes(self.buf)
         self.buf.clear()
         limit_err = 0
@@ -93,6 +99,25 @@ class TraceFile:
         elif limit_err:
             self.failed = limit_err
         return self.failed
+
+    def mark_drop(self, pid: int) -> None:
+        """Process `pid` lost records: its next record carries KTR_DROP, as FreeBSD's KTRFAC_DROP does.
+
+        Only a set is touched here: the records are flagged when the buffer
+        is written, so the hot path that packs them pays nothing.
+        """
+        self.dropped.add(pid)
+
+    def _flag_drops(self) -> None:
+        """Set KTR_DROP on the first buffered record of each process in `dropped`."""
+        head = HEADER_V1_SIZE if self.version else HEADER_V0_SIZE
+        buf, off = self.buf, 0
+        while self.dropped and off + head <= len(buf):
+            pid = int.from_bytes(buf[off + PID_OFFSET : off + PID_OFFSET + 4], "little", signed=True)
+            if pid in self.dropped:
+                self.dropped.discard(pid)
+                buf[off + TYPE_OFFSET + 1] |= K.KTR_DROP >> 8  # ktr_type's high byte (little-endian)
+            off += head + int.from_bytes(buf[off : off + 4], "little", signed=True)
 
     def _whole(self, data: bytes, n: int) -> int:
         """The length of the longest run of whole records in data[:n]."""

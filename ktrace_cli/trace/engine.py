@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import capture, events
@@ -98,6 +99,9 @@ class Engine:
         self.spin_skip = 0
         # Stops collected but not yet handled: see _wait.
         self.ready: deque[tuple[int, int]] = deque()
+        self.waker: Any = None  # daemon.Waker: wakes the loop out of waitpid() without forking
+        self.detach_started: dict[int, float] = {}  # tgid -> when its detach began (ops)
+        self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
 
     # ----- requests (called from the control thread) -----
 
@@ -113,10 +117,10 @@ class Engine:
         return True
 
     def ring(self) -> None:
-        """Wake the engine thread out of waitpid(): a child that exits at once."""
+        """Wake the engine thread out of waitpid() (daemon.Waker: no fork, no zombie)."""
         self.attention = True
-        if os.fork() == 0:
-            os._exit(0)
+        if self.waker is not None:
+            self.waker.ring()
 
     # ----- the loop -----
 
@@ -166,7 +170,7 @@ class Engine:
             for tf in list(self.files.values()):
                 if tf.failed:
                     self._write_failed(tf, tf.failed)
-        if self.requests:
+        if self.requests or self.held_replies:
             self._serve()
 
     def _idle(self) -> bool:
@@ -494,6 +498,8 @@ class Engine:
         self.dirty = True
 
     def _stray(self, pid: int, status: int) -> None:
+        if self.waker is not None and self.waker.stopped(pid, status):
+            return
         if pid in self.awaiting:
             if os.WIFSTOPPED(status):
                 events.first_stop(self, pid, status)

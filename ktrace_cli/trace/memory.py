@@ -2,33 +2,69 @@
 
 from __future__ import annotations
 
+import errno as E
+import logging
 import os
+from collections.abc import Callable
 
 PATH_MAX = 4096
 _CHUNK = 256
 _PTR = 8
 _VECTOR_CHUNK = 64  # pointers read at a time from an argv/envp vector
 _STRINGS_BLOCK = 4096  # bytes read at a time where the strings lie
+# Errors that say the engine is short of something, not that the process is gone.
+RESOURCE_ERRNOS = frozenset({E.EMFILE, E.ENFILE, E.ENOMEM})
+log = logging.getLogger("pyktrace.engine")
+
+
+def _nothing() -> None:
+    pass
 
 
 class ProcMem:
-    """One process's address space; reopen() after exec (the fd pins the old mm)."""
+    """One process's address space; reopen() after exec (the fd pins the old mm).
 
-    __slots__ = ("pid", "fd")
+    If /proc/PID/mem cannot be opened for lack of descriptors, every read
+    that finds no descriptor tries again and, failing, calls on_loss (the
+    owner marks its next record KTR_DROP); the log says why once.
+    """
 
-    def __init__(self, pid: int) -> None:
+    __slots__ = ("pid", "fd", "short", "on_loss", "logged")
+
+    def __init__(self, pid: int, on_loss: Callable[[], None] = _nothing) -> None:
         self.pid = pid
         self.fd = -1
+        self.short = 0  # errno of a failed open for lack of resources, 0 if none
+        self.on_loss = on_loss
+        self.logged = False
         self.reopen()
 
     def reopen(self, pid: int | None = None) -> None:
         if pid is not None:
             self.pid = pid
         self.close()
+        self._open()
+
+    def _open(self) -> bool:
         try:
             self.fd = os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+        except OSError as e:
             self.fd = -1
+            if e.errno not in RESOURCE_ERRNOS:
+                return False
+            self.short = e.errno
+            if not self.logged:
+                self.logged = True
+                log.warning("pid %d: cannot open /proc/%d/mem: %s; records needing its memory "
+                            "are lost (marked KTR_DROP)", self.pid, self.pid, e.strerror)  # fmt: skip
+            self.on_loss()
+            return False
+        self.short = 0
+        return True
+
+    def _usable(self) -> bool:
+        """Whether there is a descriptor to read through (after one more try if they ran short)."""
+        return self.fd >= 0 or (self.short != 0 and self._open())
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -40,7 +76,7 @@ class ProcMem:
 
     def read(self, addr: int, size: int) -> bytes:
         """Up to `size` bytes at `addr`; shorter where the mapping ends, b"" if unmapped."""
-        if size <= 0 or addr == 0 or self.fd < 0:
+        if size <= 0 or addr == 0 or not self._usable():
             return b""
         try:
             return os.pread(self.fd, size, addr)
@@ -49,7 +85,7 @@ class ProcMem:
 
     def read_path(self, addr: int, limit: int = PATH_MAX) -> bytes | None:
         """The NUL-terminated string at `addr` (without the NUL), None if unreadable."""
-        if addr == 0 or self.fd < 0:
+        if addr == 0 or not self._usable():
             return None
         try:
             chunk = os.pread(self.fd, _CHUNK, addr)

@@ -6,12 +6,14 @@ import errno as E
 import logging
 import os
 import stat
+import time
 from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.emit import GENIO_SIZE_MAX, TraceFile, procctor
+from ktrace_cli.trace.memory import RESOURCE_ERRNOS
 from ktrace_cli.trace.tracee import Proc, Thread, list_tasks, read_tgid
 
 if TYPE_CHECKING:
@@ -24,35 +26,117 @@ LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 log = logging.getLogger("pyktrace.engine")
 # Requests that are not ktrace(2) operations (Request.ops < 0).
 SHUTDOWN, STATUS = -1, -2
+DETACH_TIMEOUT = 10.0  # seconds a request waits for a process being detached to stop
 
 
 def serve(engine: Engine) -> None:
     """Answer queued requests in order; a clear is answered once its processes are detached.
 
-    While a process is being detached no further request is taken, so a
-    request never meets a half-detached process (FreeBSD's ktrace(2) is
-    atomic under the proctree lock; this is the engine's equivalent).
+    A request that sets tracing on a process being detached waits for it,
+    so it never meets a half-detached process (FreeBSD's ktrace(2) is atomic
+    under the proctree lock; this is the engine's equivalent). Requests
+    about other processes go on meanwhile, and a detach that does not finish within
+    DETACH_TIMEOUT (a frozen cgroup, a read stuck in a FUSE server) is
+    reported to whoever waits for it.
     """
+    now = time.monotonic()
+    _expire(engine, now)
+    blocked: list[Request] = []
     while True:
-        if any(p.detaching for p in engine.procs.values()):
-            return
         with engine.lock:
             if not engine.requests:
-                return
+                break
             req = engine.requests.popleft()
+        stuck = _blocked_by(engine, req)
+        if stuck is not None:
+            if _overdue(engine, stuck, now):
+                _close_fd(req)
+                send(req.reply, _stuck_reply(stuck))
+            else:
+                blocked.append(req)
+            continue
+        before = {p.tgid for p in engine.procs.values() if p.detaching}
         try:
             reply = apply(engine, req)
+        except OSError as e:
+            reply = _os_error(e)
         except Exception as e:  # a bad request must never take the engine down
             log.exception("request failed")
             reply = {"error": E.EIO, "message": str(e)}
         finally:
-            if req.fd is not None:
-                os.close(req.fd)
-        waiting = [p for p in engine.procs.values() if p.detaching]
+            _close_fd(req)
+        waiting = [p for p in engine.procs.values() if p.detaching and p.tgid not in before]
         if waiting:
             engine.held_replies.append((waiting, req.reply, reply))
         else:
             send(req.reply, reply)
+    if blocked:
+        with engine.lock:
+            engine.requests.extendleft(reversed(blocked))
+    _next_deadline(engine)
+
+
+def _close_fd(req: Request) -> None:
+    if req.fd is not None:
+        os.close(req.fd)
+        req.fd = None
+
+
+def _os_error(e: OSError) -> dict[str, object]:
+    if e.errno in RESOURCE_ERRNOS:
+        log.warning("request failed: %s", e)
+        return {"error": e.errno, "why": f"the trace engine is short of resources: {e.strerror}"}
+    log.exception("request failed")
+    return {"error": E.EIO, "message": str(e)}
+
+
+def _blocked_by(engine: Engine, req: Request) -> Proc | None:
+    """A process being detached that the request may set tracing on, if any.
+
+    Clearing a process that is being detached only asks again for what is
+    under way, so clears are never held back.
+    """
+    if req.ops < 0 or K.ktrop(req.ops) != K.KTROP_SET:
+        return None
+    detaching = [p for p in engine.procs.values() if p.detaching]
+    if not detaching:
+        return None
+    if req.pid > 0 and not req.ops & K.KTRFLAG_DESCEND and K.ktrop(req.ops) != K.KTROP_CLEARFILE:
+        return next((p for p in detaching if p.tgid == req.pid), None)
+    return detaching[0]  # a group, a tree or a file may reach any of them
+
+
+def _overdue(engine: Engine, p: Proc, now: float) -> bool:
+    return now - engine.detach_started.get(p.tgid, now) >= DETACH_TIMEOUT
+
+
+def _stuck_reply(p: Proc) -> dict[str, object]:
+    why = (f"pid {p.tgid} did not stop within {DETACH_TIMEOUT:.0f} s (frozen, or asleep in the "
+           "kernel); it is detached when it next stops")  # fmt: skip
+    log.warning("%s", why)
+    return {"error": E.EBUSY, "why": why}
+
+
+def _expire(engine: Engine, now: float) -> None:
+    """Answer the clears that waited too long for a process to stop."""
+    still = []
+    for procs, reply_fn, reply in engine.held_replies:
+        late = [p for p in procs if engine.procs.get(p.tgid) is p and _overdue(engine, p, now)]
+        if late:
+            send(reply_fn, _stuck_reply(late[0]))
+        else:
+            still.append((procs, reply_fn, reply))
+    engine.held_replies = still
+
+
+def _next_deadline(engine: Engine) -> None:
+    """When the control thread must wake the engine to report a detach that does not finish."""
+    if not engine.held_replies and not engine.requests:
+        engine.detach_deadline = 0.0
+        return
+    starts = [engine.detach_started[p.tgid] for p in engine.procs.values()
+              if p.detaching and p.tgid in engine.detach_started]  # fmt: skip
+    engine.detach_deadline = min(starts) + DETACH_TIMEOUT if starts else 0.0
 
 
 def send(reply_fn: object, reply: dict[str, object]) -> None:
@@ -71,6 +155,9 @@ def released(engine: Engine) -> None:
         else:
             send(reply_fn, reply)
     engine.held_replies = still
+    for tgid in [t for t in engine.detach_started if t not in engine.procs]:
+        del engine.detach_started[tgid]
+    _next_deadline(engine)
     if engine.requests:
         engine.attention = True
 
@@ -285,11 +372,18 @@ def _discard(engine: Engine, tf: TraceFile | None) -> None:
 
 
 def _state(pid: int) -> str | None:
-    """The process's state letter from /proc/PID/stat, None if there is no such process."""
+    """The process's state letter from /proc/PID/stat, None if there is no such process.
+
+    Running out of descriptors is not "no such process": it is raised.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise
+        return None
+    except IndexError:
         return None
 
 
@@ -346,7 +440,12 @@ def attach(engine: Engine, pid: int, facs: int, tf: TraceFile | None, want_secco
     seen: set[int] = set()
     first_error = 0
     while True:
-        tids = [x for x in list_tasks(pid) if x not in seen]
+        try:
+            tids = [x for x in list_tasks(pid) if x not in seen]
+        except OSError:
+            if not p.threads:
+                raise
+            break  # out of descriptors: keep the threads seized so far (clones come by event)
         if not tids:
             break
         for tid in tids:
@@ -398,6 +497,7 @@ def detach(engine: Engine, p: Proc, current: Thread | None = None) -> None:
         p.facs = 0
         return
     p.detaching = True
+    engine.detach_started.setdefault(p.tgid, time.monotonic())
     if current is not None:
         # Its records reach the file before it runs on (a set-id exec's
         # program could otherwise finish before they are written).

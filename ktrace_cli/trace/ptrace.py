@@ -64,8 +64,9 @@ BASE_OPTIONS = (
 )
 
 __WALL = 0x40000000
-WAIT_ALL = __WALL
-WAIT_ALL_NOHANG = __WALL | os.WNOHANG
+# WUNTRACED: the engine's one real child (daemon.Waker) wakes it by stopping.
+WAIT_ALL = __WALL | os.WUNTRACED
+WAIT_ALL_NOHANG = __WALL | os.WUNTRACED | os.WNOHANG
 
 # Wait statuses tested with a single compare in the hot loop.
 STATUS_SYSCALL_STOP = ((0x80 | 5) << 8) | 0x7F  # SIGTRAP|0x80: 0x857f

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace.emit import TraceFile
-from ktrace_cli.trace.memory import ProcMem
+from ktrace_cli.trace.memory import RESOURCE_ERRNOS, ProcMem
 from ktrace_cli.trace.ptrace import PTRACE_SYSCALL
 
 SIG_DFL = 0
 SIG_IGN = 1
 SA_RESETHAND = 0x80000000
 HANDLER_UNKNOWN = -1  # caught, but installed before we attached
+log = logging.getLogger("pyktrace.engine")
 
 
 class Proc:
@@ -21,6 +23,7 @@ class Proc:
     __slots__ = (
         "tgid", "facs", "file", "threads", "mem", "handlers", "resethand", "mode_op",
         "want_seccomp", "filtered", "passthrough", "dtor_done", "kill_reported", "detaching",
+        "status_short",
     )  # fmt: skip
 
     def __init__(self, tgid: int, facs: int, file: TraceFile | None) -> None:
@@ -30,7 +33,7 @@ class Proc:
         if file is not None:
             file.users += 1
         self.threads: dict[int, Thread] = {}
-        self.mem = ProcMem(tgid)
+        self.mem = ProcMem(tgid, self._lost)
         self.handlers: dict[int, int] = {}
         self.resethand: set[int] = set()
         self.mode_op = PTRACE_SYSCALL  # PTRACE_CONT once a seccomp filter selects the stops
@@ -40,6 +43,20 @@ class Proc:
         self.dtor_done = False
         self.kill_reported = False
         self.detaching = False
+        self.status_short = False  # a thread's status file could not be opened (logged once)
+
+    def status_lost(self, path: str, err: OSError) -> None:
+        """A status file (for `w`) could not be opened for lack of resources: said once, marked each time."""
+        if not self.status_short:
+            self.status_short = True
+            log.warning("pid %d: cannot open %s: %s; its context-switch records are lost (marked "
+                        "KTR_DROP)", self.tgid, path, err.strerror)  # fmt: skip
+        self._lost()
+
+    def _lost(self) -> None:
+        """Memory could not be read for lack of a descriptor: the next record says records were dropped."""
+        if self.file is not None:
+            self.file.mark_drop(self.tgid)
 
     @property
     def inherit(self) -> bool:
@@ -119,11 +136,12 @@ class Thread:
         """
         for _ in range(2):
             if self.status_fd < 0:
+                path = f"/proc/{self.proc.tgid}/task/{self.tid}/status"
                 try:
-                    self.status_fd = os.open(
-                        f"/proc/{self.proc.tgid}/task/{self.tid}/status", os.O_RDONLY | os.O_CLOEXEC
-                    )
-                except OSError:
+                    self.status_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    if e.errno in RESOURCE_ERRNOS:
+                        self.proc.status_lost(path, e)
                     return -1
             try:
                 data = os.pread(self.status_fd, 4096, 0)
@@ -174,9 +192,12 @@ def read_tgid(tid: int) -> int:
 
 
 def list_tasks(pid: int) -> list[int]:
+    """The threads of `pid`; [] if it is gone (a shortage of descriptors is raised, not hidden)."""
     try:
         return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except OSError:
+    except OSError as e:
+        if e.errno in RESOURCE_ERRNOS:
+            raise
         return []
 
 

@@ -11,6 +11,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+from ktrace_cli.trace.protocol import MISMATCH, PROTOCOL, Identity, Reply
 
 from .conftest import PYKTRACE, TIMEOUT, tracer
 
@@ -93,11 +95,29 @@ def test_a_symlink_is_replaced_never_followed(kt, tmp_path: Path) -> None:  # ty
 
 
 def _unreachable_env(runtime_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """A runtime directory that cannot be used: its pyktrace entry is a regular file."""
-    xdg = tmp_path / "xdg-broken"
-    xdg.mkdir(mode=0o700)
-    (xdg / "pyktrace").write_bytes(b"")
-    return dict(runtime_env, XDG_RUNTIME_DIR=str(xdg))
+    """A runtime directory held by an engine that cannot be used: another installation's, still tracing.
+
+    (A broken runtime directory is no longer enough: pyktrace falls back to
+    another place, as a squatted name must not deny tracing.)
+    """
+    rundir = tmp_path / "xdg-foreign" / "pyktrace"
+    rundir.mkdir(parents=True, mode=0o700)
+    rundir.parent.chmod(0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(rundir / "engine.sock"))
+    listener.listen(8)
+    answer = Reply(error=MISMATCH, identity=Identity(PROTOCOL, "0.0.1", "/elsewhere/ktrace_cli"),
+                   engine_pid=1, busy=True).to_wire()  # fmt: skip
+
+    def serve() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return dict(runtime_env, XDG_RUNTIME_DIR=str(rundir.parent))
 
 
 @pytest.mark.parametrize("why", ["no-such-process", "zombie", "engine-unreachable", "command-unreachable"])

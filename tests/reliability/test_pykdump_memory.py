@@ -174,7 +174,7 @@ def test_memory_error_anywhere_ends_in_one_line(tmp_path: Path, monkeypatch: pyt
         raise MemoryError
 
     records = [ctor(), rec(Namei(b"/a"))]
-    monkeypatch.setattr(KdumpText, "body", exhausted)
+    monkeypatch.setattr(KdumpText, "header", exhausted)  # on both the plain and the colour path
     for options in [(), ("--color=always",)]:
         result = run_pykdump(tmp_path, records, *options)
         assert (result.status, result.out, result.err) == (1, b"", "pykdump: out of memory\n"), options

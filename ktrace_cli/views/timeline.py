@@ -1,0 +1,206 @@
+"""--timeline OUT.json: the trace as Chrome trace-event JSON, for Perfetto's UI or chrome://tracing.
+
+One track per process and per thread, named by comm (metadata events); a
+complete slice (ph X) per call with its raw arguments, paths, result,
+errno and descriptor; instant events (ph i) for signals, failed calls,
+drops and USER records; flow events (ph s, f) from a fork to the child and
+from an exec to the new image's first call.
+
+Times are microseconds after the trace's first record, whose absolute time
+is `otherData.first_ns`: the format's unit is the microsecond, and a double
+holds epoch microseconds only to a quarter of one, so the times are made
+relative to keep every nanosecond.  Events are written as they come (a
+thread's calls end in order, so each track's slices stay sorted); only the
+names of processes and threads wait for the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any
+
+from ktrace_cli.decode.calls import Call, base_name
+from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.records import Psig, Sysret, User
+from ktrace_cli.views import lifecycle as L
+from ktrace_cli.views.stream import view_items
+
+USER_TEXT_LIMIT = 256  # bytes of a USER record shown in its marker
+_NOT_FAILURES = (0, K.ERESTART, K.EJUSTRETURN)
+_FLOW_NAMES = L.FORKS | L.EXECS  # FreeBSD's compat prefixes name no fork or exec
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class TimelineView:
+    def __init__(self, flt: CallFilter, out: IO[str]) -> None:
+        self.flt = flt
+        self.out = out
+        self.life = L.Lifecycle()
+        self.origin: int | None = None
+        self.flows = 0
+        self.threads: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> its comm field, as recorded
+        self.pending_exec: dict[int, int] = {}  # pid -> flow id waiting for the new image's first call
+        self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
+        self._first = True
+        self.out.write('{"displayTimeUnit":"ns","traceEvents":[\n')
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self._first:
+            self._first = False
+            self.out.write(self._encode(event))
+        else:
+            self.out.write(",\n" + self._encode(event))
+
+    def _ts(self, ns: int) -> float:
+        if self.origin is None:
+            self.origin = self.life.first_ns if self.life.first_ns is not None else ns
+        return (ns - self.origin) / 1000
+
+    def run(self, reader: Any, pids: frozenset[int] | None) -> None:
+        for item, ok in view_items(reader, self.flt, pids, self.life):
+            if isinstance(item, Call):
+                if ok:
+                    self._call(item)
+            elif isinstance(item, Dropped):
+                r = item.record
+                self._emit({"name": "records dropped", "cat": "drop", "ph": "i", "s": "g",
+                            "ts": self._ts(L.record_ns(r)), "pid": r.pid, "tid": r.tid})  # fmt: skip
+            elif ok:
+                self._lone(item)
+
+    def _track(self, pid: int, tid: int, comm: bytes) -> None:
+        self.threads[(pid, tid)] = comm  # the raw field: decoded once, at the end
+
+    def _call(self, call: Call) -> None:
+        # Once per call of the trace: each property of the call is read once.
+        pid, tid = call.pid, call.tid
+        start, end = call.start, call.end
+        last = (end if end is not None else start).record  # type: ignore[union-attr]
+        self.threads[(pid, tid)] = last.comm
+        name = call.name or f"[{call.code}]"
+        ns = call.ns
+        origin = self.origin
+        if origin is None:
+            self._ts(ns)
+            origin = self.origin or 0
+        ts = (ns - origin) / 1000
+        ret = end.payload if end is not None else None
+        args: dict[str, Any] = {"args": [f"{a:#x}" for a in call.args]}
+        paths = call.paths if call.parts else None
+        if paths:
+            args["paths"] = [_text(p) for p in paths]
+        if call.fd is not None:
+            args["fd"] = call.fd
+            if call.fd_path is not None:
+                args["fd_path"] = call.fd_path
+        failed = False
+        if isinstance(ret, Sysret):
+            failed = ret.error not in _NOT_FAILURES
+            args["ret"] = -1 if failed else ret.retval
+            if failed:
+                args["errno"] = call.errno_name or ret.error
+        if call.ret_path is not None:
+            args["ret_fd_path"] = call.ret_path
+        if start is not None and pid in self.pending_exec:
+            self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": self.pending_exec.pop(pid),
+                        "ts": ts, "pid": pid, "tid": tid})  # fmt: skip
+        if start is None:
+            args["resumed"] = True  # its CALL is not in the trace
+            dur = 0
+        elif end is None:
+            args["unfinished"] = True
+            dur = max(0, self.life.last_ns - ns)
+        else:
+            dur = max(0, last.sec * 1_000_000_000 + last.nsec - ns)
+        self._emit({"name": name, "cat": "syscall", "ph": "X", "ts": ts, "dur": dur / 1000,
+                    "pid": pid, "tid": tid, "args": args})  # fmt: skip
+        for part in call.parts:
+            if isinstance(part.payload, (Psig, User)):
+                self._lone(part)
+        if failed:
+            end_ts = (last.sec * 1_000_000_000 + last.nsec - origin) / 1000
+            self._emit({"name": f"{name} {args['errno']}", "cat": "failed", "ph": "i", "s": "t", "ts": end_ts,
+                        "pid": pid, "tid": tid, "args": {"paths": args.get("paths", [])}})  # fmt: skip
+        if name not in _FLOW_NAMES:
+            return
+        base = base_name(name)
+        if base in L.FORKS and isinstance(ret, Sysret) and not failed and ret.retval > 0 and start is not None:
+            child = self.life.by_pid.get(ret.retval)
+            if child is not None and child.parent is not None and child.parent.pid == pid:
+                self.flows += 1
+                self._emit({"name": "fork", "cat": "fork", "ph": "s", "id": self.flows, "ts": ts,
+                            "pid": pid, "tid": tid})  # fmt: skip
+                self._emit({"name": "fork", "cat": "fork", "ph": "f", "id": self.flows,
+                            "ts": max(ts, self._ts(child.start_ns)), "pid": child.pid, "tid": child.pid})  # fmt: skip
+        elif base in L.EXECS and call.succeeded and start is not None:
+            self.flows += 1
+            self._emit({"name": "exec", "cat": "exec", "ph": "s", "id": self.flows, "ts": ts, "pid": pid,
+                        "tid": tid})  # fmt: skip
+            old = self.pending_exec.get(pid)
+            if old is not None:  # an exec with no call after the one before: close that flow here
+                self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": old, "ts": ts,
+                            "pid": pid, "tid": tid})  # fmt: skip
+            self.pending_exec[pid] = self.flows
+
+    def _lone(self, shown: Shown) -> None:
+        r = shown.record
+        p = shown.payload
+        ts = self._ts(L.record_ns(r))
+        if isinstance(p, Psig):
+            from ktrace_cli.decode import abi as A
+
+            abi = A.syscall_abi(shown.sv_flags)
+            self._track(r.pid, r.tid, r.comm)
+            self._emit({"name": A.signal_name(abi, p.signo), "cat": "signal", "ph": "i", "s": "t", "ts": ts,
+                        "pid": r.pid, "tid": r.tid,
+                        "args": {"signo": p.signo, "action": f"{p.action:#x}", "code": p.code}})  # fmt: skip
+        elif isinstance(p, User):
+            data = p.data[:USER_TEXT_LIMIT]
+            self._track(r.pid, r.tid, r.comm)
+            self._emit({"name": "USER", "cat": "user", "ph": "i", "s": "t", "ts": ts, "pid": r.pid, "tid": r.tid,
+                        "args": {"len": len(p.data), "data": _text(data)}})  # fmt: skip
+
+    def finish(self) -> None:
+        """The pending flows' ends, the track names, and the end of the document."""
+        for pid, flow in sorted(self.pending_exec.items()):
+            self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": flow,
+                        "ts": self._ts(self.life.last_ns), "pid": pid, "tid": pid})  # fmt: skip
+        self.pending_exec.clear()
+        named: set[int] = set()
+        for proc in self.life.processes:
+            if proc.pid in named:
+                continue
+            named.add(proc.pid)
+            label = f"{proc.comm} {proc.pid}"
+            self._emit({"name": "process_name", "ph": "M", "pid": proc.pid, "tid": 0, "args": {"name": label}})
+        for (pid, tid), raw in sorted(self.threads.items()):
+            comm = _text(raw.split(b"\0", 1)[0])
+            if pid not in named:
+                named.add(pid)
+                self._emit({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+                            "args": {"name": f"{comm} {pid}"}})  # fmt: skip
+            self._emit({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": f"{comm} {tid}"}})
+        other = {"first_ns": self.origin if self.origin is not None else self.life.first_ns,
+                 "source": "pykdump --timeline", "drops": self.life.drops}  # fmt: skip
+        self.out.write('\n],"otherData":' + self._encode(other) + "}\n")
+
+
+def write_timeline(path: str, build: Any) -> None:
+    """Run `build(out)` into a temporary file beside `path`, renamed over it when whole."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="ascii", buffering=1 << 20) as out:
+            build(out)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
