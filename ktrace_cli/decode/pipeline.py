@@ -169,13 +169,16 @@ def calls(
         return shows.call(c) and (not active or flt.call_ok(c))
 
     syscall, sysret, struct = K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_STRUCT
+    unclocked = clock is not None
     try:
         for event in events:
             if isinstance(event, Dropped):
                 yield event
                 continue
-            if clock is not None and flt.first_ns is None:
-                flt.first_ns = clock.first_ns
+            if unclocked:  # select set the clock before the first record came
+                unclocked = False
+                if flt.first_ns is None:
+                    flt.first_ns = clock.first_ns  # type: ignore[union-attr]
             record = event.record
             rtype = record.type
             if rtype == sysret:

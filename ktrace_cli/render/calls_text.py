@@ -186,30 +186,33 @@ class CallText:
             pieces = self._decoded_args(call, args)
         if call.name is None or not self.o.fancy:
             return pieces
-        copied = False
-        _shown, path_i, buf_i, _pointer = plan
+        path_i = plan[1]
+        buf_i = plan[2]
+        fd = call.fd
+        if fd is None and not path_i and buf_i < 0:
+            return pieces  # nothing to put in: the decoded text as it is
+        pieces = pieces.copy()
+        n = len(pieces)
         if call.parts and (path_i or buf_i >= 0):
             paths = []
             data = []
             for shown in call.parts:
                 rtype = shown.record.type
                 if rtype == K.KTR_NAMEI:
-                    paths.append(shown.payload.path.split(b"\0", 1)[0])  # type: ignore[union-attr]
+                    paths.append(shown.payload.path)  # type: ignore[union-attr]
                 elif rtype == K.KTR_GENIO:
                     data.append(shown.payload.data)  # type: ignore[union-attr]
-            if paths or data:
-                pieces = pieces.copy()
-                copied = True
-            quoted = self._quoted
-            for k, i in enumerate(path_i):
-                if k < len(paths) and i < len(pieces):
-                    text = quoted.get(paths[k])
-                    if text is None:
-                        if len(quoted) > 4096:
-                            quoted.clear()
-                        text = quoted[paths[k]] = c_quote(paths[k])
-                    pieces[i] = text
-            if data and 0 <= buf_i < len(pieces):
+            if paths:
+                quoted = self._quoted
+                for k, i in enumerate(path_i):
+                    if k < len(paths) and i < n:
+                        text = quoted.get(paths[k])
+                        if text is None:
+                            if len(quoted) > 4096:
+                                quoted.clear()
+                            text = quoted[paths[k]] = c_quote(paths[k].split(b"\0", 1)[0])
+                        pieces[i] = text
+            if data and 0 <= buf_i < n:
                 # What is shown depends only on the first STRING_LIMIT + 1 bytes.
                 head = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
                 text = self._shown_data.get(head)
@@ -219,11 +222,9 @@ class CallText:
                     text = self._shown_data[head] = c_quote(head, STRING_LIMIT)
                 pieces[buf_i] = text
         fd_index = call.fd_index
-        if call.fd is not None and 0 <= fd_index < len(pieces):
-            if not copied:
-                pieces = pieces.copy()
-            text = self._fd_texts.get((call.fd, call.fd_path))
-            pieces[fd_index] = text if text is not None else self.fd_text(call.fd, call.fd_path)
+        if fd is not None and 0 <= fd_index < n:
+            text = self._fd_texts.get((fd, call.fd_path))
+            pieces[fd_index] = text if text is not None else self.fd_text(fd, call.fd_path)
         return pieces
 
     def fd_text(self, fd: int, path: str | None) -> str:
