@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.cfmt import c_int32
 from ktrace_cli.decode.events import Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Namei, Syscall, Sysret
@@ -35,9 +36,7 @@ AT_FDCWD = -100
 _UNSET = -2  # Call.code before __post_init__ looked at the payload
 
 
-def signed32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+signed32 = c_int32  # the name the call views use
 
 
 _COMPAT = re.compile(r"^(?:compat\d*\.|freebsd\d+_)")

@@ -30,25 +30,10 @@ from functools import cache
 from ktrace_cli.abi import linux_flags as F
 from ktrace_cli.abi import sysdecode
 from ktrace_cli.abi.linux import signal_name, syscall_prototype
+from ktrace_cli.decode.cfmt import c_hex, c_int32, c_int64
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
-
-
-def _int32(value: int) -> int:
-    """A slot truncated to a C int, as kdump passes it to its int decoders."""
-    value &= _U32
-    return value - 0x100000000 if value & 0x80000000 else value
-
-
-def _int64(value: int) -> int:
-    value &= _U64
-    return value - 0x10000000000000000 if value & 0x8000000000000000 else value
-
-
-def hex_alt(value: int) -> str:
-    """C's `%#x`/`%#jx` of an unsigned value: `0` for zero, else `0x...`."""
-    return f"{value:#x}" if value else "0"
 
 
 class MaskTable:
@@ -81,8 +66,8 @@ class MaskTable:
         value &= _U32
         names, rem = self.names(value)
         if names:
-            return f"{hex_alt(value)}<{names}>"
-        return f"{hex_alt(value)}<><invalid>{rem}"
+            return f"{c_hex(value)}<{names}>"
+        return f"{c_hex(value)}<><invalid>{rem}"
 
     def mask0(self, value: int) -> str:
         """kdump's print_mask_arg0: `0` for zero, else as mask()."""
@@ -138,10 +123,10 @@ def open_flags(value: int) -> str:
     names, rem = OPEN_FLAGS.names(value & ~F.O_ACCMODE)
     if access is not None:
         # Something was printed, so kdump drops any undecoded bits silently.
-        return f"{hex_alt(value)}<{access}|{names}>" if names else f"{hex_alt(value)}<{access}>"
+        return f"{c_hex(value)}<{access}|{names}>" if names else f"{c_hex(value)}<{access}>"
     if names:
-        return f"{hex_alt(value)}<{names}>"
-    return f"{hex_alt(value)}<><invalid>{rem | mode}"
+        return f"{c_hex(value)}<{names}>"
+    return f"{c_hex(value)}<><invalid>{rem | mode}"
 
 
 def clone_flags(value: int) -> str:
@@ -152,17 +137,17 @@ def clone_flags(value: int) -> str:
     signame = f"({signal_name(sig) or '(null)'})" if sig else ""
     names, rem = CLONE_FLAGS.names(value & ~F.CLONE_CSIGNAL)
     if names:
-        return f"{hex_alt(value)}<{signame}{names}>"
-    return f"{hex_alt(value)}<{signame}><invalid>{rem}"
+        return f"{c_hex(value)}<{signame}{names}>"
+    return f"{c_hex(value)}<{signame}><invalid>{rem}"
 
 
 def clockid(value: int) -> str:
     """sysdecode_linux_clockid: a name, UNKNOWN(%d), or a CPU clock with its pid."""
-    which = _int32(value)
+    which = c_int32(value)
     if which >= 0:
         name = _CLOCK_IDS.get(which)
         return name if name is not None else f"UNKNOWN({which})"
-    pid = _int32(~(which >> 3))
+    pid = c_int32(~(which >> 3))
     if which & F.CLOCKFD_MASK == F.CLOCKFD_MASK:
         return f"INVALID PERTHREAD|CLOCKFD({pid})"
     kind = "THREAD|" if which & F.CPUCLOCK_PERTHREAD_MASK else "PROCESS|"
@@ -221,17 +206,17 @@ class _Args:
             if kind:
                 text = self.signed(value, kind)
             else:
-                text = str(_int64(value)) if self.decimal else hex_alt(value & _U64)
+                text = str(c_int64(value)) if self.decimal else c_hex(value & _U64)
             self.out.append(self.sep + text)
             self.sep = ","
 
     def signed(self, value: int, kind: str) -> str:
         """A signed C value: pid_t in decimal; int or long negative as -N, else as N."""
         # off_t and long are 32 bits wide on an ILP32 ABI.
-        n = _int64(value) if kind == "long" and not self.ilp32 else _int32(value)
+        n = c_int64(value) if kind == "long" and not self.ilp32 else c_int32(value)
         if kind == "pid" or n < 0 or self.decimal:
             return str(n)
-        return hex_alt(n)
+        return c_hex(n)
 
     def put(self, text: str) -> None:
         """One argument's text after the separator."""
@@ -246,7 +231,7 @@ class _Args:
     def decimal_number(self) -> None:
         """D: print_decimal_number."""
         if self.more():
-            self.out.append(f"{self.sep}{_int64(self.take())}")
+            self.out.append(f"{self.sep}{c_int64(self.take())}")
             self.sep = ","
 
     def number64(self) -> None:
@@ -257,7 +242,7 @@ class _Args:
         if self.ilp32:
             high = self.take() & _U32 if self.more() else 0
             value = (value & _U32) | high << 32
-        text = str(_int64(value)) if self.decimal else hex_alt(value)
+        text = str(c_int64(value)) if self.decimal else c_hex(value)
         self.out.append(self.sep + text)
         self.sep = ","
 
@@ -273,20 +258,20 @@ class _Args:
 
     def atfd(self, value: int) -> str:
         """print_integer_arg_valid(sysdecode_atfd)."""
-        fd = _int32(value)
+        fd = c_int32(value)
         if fd == F.AT_FDCWD:
             return "AT_FDCWD"
         if fd < 0 and not self.kdump:
             return str(fd)
-        return str(fd) if self.decimal else hex_alt(fd & _U32)
+        return str(fd) if self.decimal else c_hex(fd & _U32)
 
     def integer(self, names: dict[int, str], value: int) -> str:
         """print_integer_arg: a name, or `<invalid=%#x>` (`<invalid=%d>` with -d)."""
-        n = _int32(value)
+        n = c_int32(value)
         name = names.get(n)
         if name is not None:
             return name
-        return f"<invalid={n}>" if self.decimal else f"<invalid={hex_alt(n & _U32)}>"
+        return f"<invalid={n}>" if self.decimal else f"<invalid={c_hex(n & _U32)}>"
 
 
 def _first(a: _Args, decode: Callable[[int], str]) -> None:

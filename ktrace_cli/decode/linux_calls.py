@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ktrace_cli.abi import linux_flags as F
+from ktrace_cli.decode.cfmt import c_hex, c_int32
 from ktrace_cli.decode.linux_args import (
     MaskTable,
     _Args,
-    _int32,
     clockid,
-    hex_alt,
     linux_signal,
     lookup,
     open_flags,
@@ -44,10 +43,10 @@ def compose(value: int, parts: list[str], rest: int) -> str:
     if parts:
         if rest:
             parts = [*parts, hex(rest)]
-        return f"{hex_alt(value)}<{'|'.join(parts)}>"
+        return f"{c_hex(value)}<{'|'.join(parts)}>"
     if not value:
         return "0"
-    return f"{hex_alt(value)}<><invalid>{rest}"
+    return f"{c_hex(value)}<><invalid>{rest}"
 
 
 def flags(table: MaskTable, bits: int = 32) -> Callable[[int], str]:
@@ -69,7 +68,7 @@ def plain_flags(table: MaskTable) -> Callable[[int], str]:
         value &= _U32
         names, rest = table.names(value)
         if not names:
-            return hex_alt(value)
+            return c_hex(value)
         return names + (f"|{rest:#x}" if rest else "")
 
     return decode
@@ -174,7 +173,7 @@ def socket_type(value: int) -> str:
 def _socket(a: _Args) -> None:
     if not a.more():
         return
-    domain = _int32(a.take())
+    domain = c_int32(a.take())
     a.put(a.integer(DOMAINS, domain))
     a.arg(socket_type)
     if domain in (AF_INET, AF_INET6):
@@ -185,7 +184,7 @@ def _sockopt(a: _Args) -> None:
     a.number()
     if not a.more():
         return
-    level = _int32(a.take())
+    level = c_int32(a.take())
     a.put(a.integer(LEVELS, level))
     names = OPTIONS.get(level)
     if names is not None:
@@ -216,14 +215,14 @@ def _fcntl(a: _Args) -> None:
     a.number()
     if not a.more():
         return
-    cmd = _int32(a.take())
+    cmd = c_int32(a.take())
     a.put(a.integer(FCNTL_CMDS, cmd))
     if cmd == F_SETFD:
         a.arg(FD_FLAGS)
     elif cmd == F_SETFL:
         a.arg(open_flags)
     elif cmd == F_SETSIG:
-        a.arg(lambda v: linux_signal(_int32(v)) if _int32(v) else "0")
+        a.arg(lambda v: linux_signal(c_int32(v)) if c_int32(v) else "0")
     elif cmd == F_ADD_SEALS:
         a.arg(SEALS)
     elif cmd in F_SIGNED_ARG:
@@ -232,7 +231,7 @@ def _fcntl(a: _Args) -> None:
 
 def _ioctl(a: _Args) -> None:
     a.number()
-    a.arg(lambda v: IOCTLS.get(v & _U32) or hex_alt(v & _U32))  # kdump prints an unknown request as a number
+    a.arg(lambda v: IOCTLS.get(v & _U32) or c_hex(v & _U32))  # kdump prints an unknown request as a number
 
 
 def _lseek(a: _Args) -> None:
@@ -293,10 +292,10 @@ PR_SET_PDEATHSIG = F.value("prctl_option", "PR_SET_PDEATHSIG")
 def _prctl(a: _Args) -> None:
     if not a.more():
         return
-    option = _int32(a.take())
+    option = c_int32(a.take())
     a.put(a.integer(PRCTL, option))
     if option == PR_SET_PDEATHSIG:
-        a.arg(lambda v: linux_signal(_int32(v)) if _int32(v) else "0")
+        a.arg(lambda v: linux_signal(c_int32(v)) if c_int32(v) else "0")
 
 
 RLIMITS = lookup(F.table("rlimit_resource"))
@@ -324,13 +323,13 @@ def _prlimit64(a: _Args) -> None:
 
 def _kill(a: _Args) -> None:
     a.arg(_signed(a, "pid"))
-    a.arg(lambda v: linux_signal(_int32(v)))
+    a.arg(lambda v: linux_signal(c_int32(v)))
 
 
 def _tgkill(a: _Args) -> None:
     a.arg(_signed(a, "pid"))
     a.arg(_signed(a, "pid"))
-    a.arg(lambda v: linux_signal(_int32(v)))
+    a.arg(lambda v: linux_signal(c_int32(v)))
 
 
 CLONE = MaskTable(F.CLONE_FLAGS)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.cfmt import c_hex
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -31,11 +32,6 @@ from ktrace_cli.format.records import (
 )  # fmt: skip
 from ktrace_cli.render.dump import gio_data
 from ktrace_cli.render.options import KdumpOptions
-
-
-def c_hex(value: int) -> str:
-    """printf("%#x"): no prefix for zero."""
-    return f"{value:#x}" if value else "0"
 
 
 def _signed(value: int, bits: int) -> int:
