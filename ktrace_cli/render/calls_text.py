@@ -282,41 +282,43 @@ class CallText:
         return head
 
     def line(self, call: Call) -> str:
+        # Runs once per printed call: caches read inline, one string built at the end.
         start = call.start
         end = call.end
-        plan = self._plan(call)
+        plan = self._plans.get((call.sv_flags, call.code))
+        if plan is None:
+            plan = self._plan(call)
         first = (start if start is not None else end).record  # type: ignore[union-attr]
-        o = self.o
-        # head(), inlined: one dict lookup in the usual case.
-        text = self._heads.get((call.pid, call.tid, first.comm))
-        if text is None or o.timestamps:
-            text = self.head(call.pid, call.tid, first.comm, call.ns if o.timestamps else 0)
+        head = self._heads.get((call.pid, call.tid, first.comm))
+        if head is None or self.o.timestamps:
+            head = self.head(call.pid, call.tid, first.comm, call.ns if self.o.timestamps else 0)
         if start is None:
-            text += f"<... {plan[0]} resumed>"
+            body = f"<... {plan[0]} resumed>"
         else:
             args = start.payload.args if start.payload.__class__ is Syscall else ()
-            text += f"{plan[0]}({','.join(self._pieces(call, args, plan)) if args else ''})"
-        parts = call.parts
-        if parts:
-            for s in parts:
+            body = f"{plan[0]}({','.join(self._pieces(call, args, plan)) if args else ''})"
+        if call.parts:
+            for s in call.parts:
                 if s.record.type == K.KTR_PSIG:
-                    text += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+                    body += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
         ret = end.payload if end is not None else None
         if ret.__class__ is Sysret and not ret.error and call.ret_path is None:
             value = ret.retval
             if -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
-                text += f" = {value}"
+                result = str(value)
             else:
-                text += f" = {value & self.mask:#x}"
+                result = f"{value & self.mask:#x}"
         else:
-            text += f" = {self.ret_text(call)}"
-        if start is not None and end is not None:
-            r, q = start.record, end.record
-            dur = (q.sec - r.sec) * 1_000_000_000 + q.nsec - r.nsec
-            if dur <= 0:
-                return text + " <0.000000>\n"
-            return text + f" <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>\n"
-        return text + "\n"
+            result = self.ret_text(call)
+        if start is None or end is None:
+            return f"{head}{body} = {result}\n"
+        r, q = start.record, end.record
+        # Record.nsec, inlined: a v0 header counts microseconds.
+        dur = (q.sec - r.sec) * 1_000_000_000 + (q.frac if q.version else q.frac * 1000)
+        dur -= r.frac if r.version else r.frac * 1000
+        if dur <= 0:
+            return f"{head}{body} = {result} <0.000000>\n"
+        return f"{head}{body} = {result} <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>\n"
 
 
 class CallsText:
