@@ -48,10 +48,15 @@ lint-man:
 	@command -v mandoc >/dev/null || { echo "mandoc is needed: apt-get install mandoc"; exit 1; }
 	mandoc -Tlint -W warning man/pyktrace.1 man/pykdump.1
 
+# Every figure of the README's Performance section, then a markdown summary to paste there.
+# BENCHFLAGS=--quick checks that everything runs (small sizes, one run).
 bench: $(DEVSTAMP)
-	$(BIN)/python bench/kdump_bench.py
-	$(BIN)/python bench/trace_bench.py
-	$(BIN)/python bench/load_bench.py
+	@summary=$$(mktemp) && trap 'rm -f "$$summary"' EXIT && \
+	$(BIN)/python bench/kdump_bench.py $(BENCHFLAGS) && \
+	$(BIN)/python bench/trace_bench.py $(BENCHFLAGS) --summary "$$summary" && \
+	$(BIN)/python bench/startup_bench.py $(BENCHFLAGS) --profile --summary "$$summary" && \
+	$(BIN)/python bench/load_bench.py $(BENCHFLAGS) && \
+	printf '\n# Summary (markdown, for the README)\n' && cat "$$summary"
 
 # The reliability suite, larger loads and a 10-minute traced shell loop (MINUTES=...), then the figures table.
 soak: $(DEVSTAMP)

@@ -1,13 +1,19 @@
 """Benchmark pyktrace against strace on the same machine in the same run (ratios, never absolute goals).
 
 Each workload runs untraced, under `strace -f -o /dev/null`, under
-`strace -f --seccomp-bpf -e trace=%file -o /dev/null`, under `pyktrace -t c`
-and under `pyktrace -t n` (command mode: seccomp filter), unpinned and pinned
-to one CPU (`taskset -c 0` around the whole command, baseline included).
-Reported: median wall time, overhead per syscall in µs (start-up corrected
-with /bin/true), and pyktrace's overhead as a fraction of strace's.
+`strace -f --seccomp-bpf -e trace=%file -o /dev/null`, under `pyktrace -t c`,
+under `pyktrace -t n` (the default: no seccomp filter, every call stops) and
+under `pyktrace -t n --seccomp=on` (the opt-in filter: only calls that can
+make a record stop); and, where the eBPF engine exists and loads, under
+`pyktrace --engine=bpf -t c`. Unpinned and pinned to one CPU (`taskset -c 0`
+around the whole command, baseline included). Reported: median wall time,
+overhead per syscall in µs (start-up corrected with /bin/true), ratios
+against strace from the same run, and CPU per traced syscall: the engine's
+(utime+stime from /proc/PID/stat, before and after each run) next to
+strace's (the rusage wait4 returns for the strace process, which covers
+strace and its tracee, minus the untraced run's).
 
-    python bench/trace_bench.py            # full sizes, 3 runs (a few minutes)
+    python bench/trace_bench.py            # full sizes, median of 5
     python bench/trace_bench.py --quick    # CI size, 1 run
 """
 
@@ -38,40 +44,87 @@ def build(out: Path) -> None:
 
 
 def workloads(bin_: Path, quick: bool) -> list[tuple[str, list[str], bool]]:
-    """(name, argv, inherit) for each workload."""
+    """(name, argv, inherit) for each workload.
+
+    Full sizes keep each traced run near a second, enough to bury start-up noise, while five runs
+    of every tracer, pinned and unpinned, leave `make bench` well inside ten minutes.
+    """
     s = 20 if quick else 1
     children = 10 if quick else 50
     sh = f"i=0; while [ $i -lt {children} ]; do /bin/true; i=$((i+1)); done"
-    tar_src = "/usr/include/linux" if quick else "/usr/include"
+    tar_src = ["/usr/include/linux"] if quick else ["/usr/include/linux", "/usr/include/x86_64-linux-gnu"]
     return [
         ("true", ["/bin/true"], False),
-        ("getppid", [str(bin_ / "sysloop"), str(100000 // s)], False),
-        ("rw64", [str(bin_ / "ioloop"), str(50000 // s)], False),
-        ("namei", [str(bin_ / "nameiloop"), str(6000 // s)], False),
-        ("tar", ["tar", "cf", "/dev/null", tar_src], False),
+        ("getppid", [str(bin_ / "sysloop"), str(40000 // s)], False),
+        ("rw64", [str(bin_ / "ioloop"), str(20000 // s)], False),
+        ("namei", [str(bin_ / "nameiloop"), str(2500 // s)], False),
+        ("tar", ["tar", "cf", "/dev/null", *[d for d in tar_src if Path(d).is_dir()]], False),
         ("sh50", ["/bin/sh", "-c", sh], True),
-        ("threads4", [str(bin_ / "threads"), "4", str(5000 // s)], False),
+        ("threads4", [str(bin_ / "threads"), "4", str(2000 // s)], False),
     ]
 
 
-def tracers(tmp: Path, inherit: bool) -> dict[str, list[str]]:
-    pyk = [sys.executable, "-m", "ktrace_cli.cli.pyktrace", "-f", str(tmp / "bench.out")]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def pyktrace_argv() -> list[str]:
+    return [sys.executable, "-m", "ktrace_cli.cli.pyktrace"]
+
+
+def bpf_status(tmp: Path, env: dict[str, str]) -> str | None:
+    """None when `pyktrace --engine=bpf` records here, else why it is skipped."""
+    helptext = subprocess.run([*pyktrace_argv(), "--help"], capture_output=True, text=True, env=env).stdout
+    if "--engine" not in helptext:
+        return "this pyktrace has no --engine option (no eBPF engine)"
+    r = subprocess.run([*pyktrace_argv(), "--engine=bpf", "-f", str(tmp / "probe.out"), "/bin/true"],
+                       capture_output=True, text=True, env=env)  # fmt: skip
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        return "--engine=bpf cannot load: " + (lines[-1] if lines else f"exit {r.returncode}")
+    return None
+
+
+def tracers(tmp: Path, inherit: bool, bpf: bool) -> dict[str, list[str]]:
+    pyk = [*pyktrace_argv(), "-f", str(tmp / "bench.out")]
     if inherit:
         pyk.append("-i")
-    return {
+    out = {
         "untraced": [],
         "strace": ["strace", "-f", "-qq", "-o", "/dev/null"],
         "strace-bpf": ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=%file", "-o", "/dev/null"],
-        "pyktrace-c": [*pyk, "-t", "c"],
-        "pyktrace-n": [*pyk, "-t", "n"],
+        "pyk-c": [*pyk, "-t", "c"],
+        "pyk-n": [*pyk, "-t", "n"],
+        "pyk-n-sec": [*pyk, "-t", "n", "--seccomp=on"],
     }
+    if bpf:
+        out["bpf-c"] = [*pyk, "--engine=bpf", "-t", "c"]
+    return out
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def engine_ticks(rt: Path) -> int:
+    """The running engine's utime+stime in clock ticks (0 if none runs)."""
+    try:
+        pid = int((rt / "pyktrace" / "engine.pid").read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0
+    # After the comm field: state is fields[0], so utime (14th) and stime (15th) are 11 and 12.
+    return int(fields[11]) + int(fields[12])
+
+
+def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s of the process and its waited-for children, engine CPU s) of one run."""
+    before = engine_ticks(rt)
     start = time.perf_counter()
-    subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env=env, check=False)  # fmt: skip
-    return time.perf_counter() - start
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped above; keep Popen from waiting again
+    if p.returncode != 0:
+        # A run that failed measured nothing; a figure made from it would mislead.
+        raise SystemExit(f"trace_bench: {' '.join(argv)} exited with {p.returncode}")
+    return wall, ru.ru_utime + ru.ru_stime, (engine_ticks(rt) - before) / TICK
 
 
 def count_calls(path: Path) -> int:
@@ -86,72 +139,151 @@ def count_calls(path: Path) -> int:
     return n + 1  # the workload's execve, made by pyktrace
 
 
-def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path) -> None:
+def nan_ratio(a: float, b: float, floor: float = 0.0) -> str:
+    return f"{a / b:.2f}" if b > floor else "–"
+
+
+def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_why: str | None,
+             summary: list[str]) -> None:  # fmt: skip
     rt = tmp / ("rt-pinned" if pinned else "rt-unpinned")
     rt.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(rt), PYTHONPATH=str(ROOT))
     prefix = ["taskset", "-c", "0"] if pinned else []
+    mode = "pinned" if pinned else "unpinned"
     print(f"\n## {'pinned (taskset -c 0)' if pinned else 'unpinned'}: median of {runs} run(s)\n")
-    results: dict[str, dict[str, float]] = {}
+    wall: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    eng: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     for name, argv, inherit in workloads(bin_, quick):
-        results[name] = {}
-        for tname, tr in tracers(tmp, inherit).items():
+        wall[name], cpu[name], eng[name] = {}, {}, {}
+        for tname, tr in tracers(tmp, inherit, bpf_why is None).items():
             cmd = prefix + tr + argv
-            timed(cmd, env)  # warm-up (also starts the engine)
-            results[name][tname] = statistics.median(timed(cmd, env) for _ in range(runs))
-            if tname == "pyktrace-c":
+            if tname.startswith(("pyk", "bpf")) and name == "true":
+                timed(cmd, env, rt)  # warm-up: starts the engine, so no run pays its start
+            samples = [timed(cmd, env, rt) for _ in range(runs)]
+            wall[name][tname] = statistics.median(s[0] for s in samples)
+            cpu[name][tname] = statistics.median(s[1] for s in samples)
+            eng[name][tname] = statistics.median(s[2] for s in samples)
+            if tname == "pyk-c":
                 counts[name] = count_calls(tmp / "bench.out")
-    names = list(tracers(tmp, False))
+    names = list(tracers(tmp, False, bpf_why is None))
+    traced = names[1:]
     print("| workload | syscalls | " + " | ".join(f"{n} ms" for n in names) + " |")
     print("|---|---:|" + "---:|" * len(names))
-    for name, row in results.items():
+    for name, row in wall.items():
         print(f"| {name} | {counts[name]} | " + " | ".join(f"{row[n] * 1e3:.1f}" for n in names) + " |")
-    print("\nOverhead per syscall, µs (start-up corrected with /bin/true); last column: "
-          "pyktrace -t c overhead / strace overhead\n")  # fmt: skip
-    traced = names[1:]
-    print("| workload | " + " | ".join(traced) + " | pyk-c/strace | pyk-n/strace-bpf |")
-    print("|---|" + "---:|" * (len(traced) + 2))
-    base = results["true"]
-    for name, row in results.items():
+    ratio_cols = ["pyk-c/strace", "pyk-n/strace", "pyk-n-sec/strace-bpf"]
+    if bpf_why is None:
+        ratio_cols.append("bpf-c/strace")
+    print("\nWall overhead per syscall, µs (start-up corrected with /bin/true), and ratios "
+          "against strace from this run\n")  # fmt: skip
+    print("| workload | " + " | ".join(traced) + " | " + " | ".join(ratio_cols) + " |")
+    print("|---|" + "---:|" * (len(traced) + len(ratio_cols)))
+    base = wall["true"]
+    pyk = [t for t in traced if t.startswith(("pyk", "bpf"))]
+
+    def spent(name: str, t: str) -> float:
+        """CPU seconds of the run over the untraced one: tracer (and engine) plus the tracee's extra."""
+        return cpu[name][t] + eng[name].get(t, 0.0) - cpu[name]["untraced"]
+
+    cpu_lines = []
+    for name, row in wall.items():
         if name == "true":
             continue
-        per = {}
-        for t in traced:
-            startup = base[t] - base["untraced"]
-            per[t] = (row[t] - row["untraced"] - startup) / counts[name] * 1e6
-        ratio_c = per["pyktrace-c"] / per["strace"] if per["strace"] > 0 else float("nan")
-        ratio_n = (per["pyktrace-n"] / per["strace-bpf"]) if per["strace-bpf"] > 0.5 else float("nan")
-        print(f"| {name} | " + " | ".join(f"{per[t]:.1f}" for t in traced)
-              + f" | {ratio_c:.2f} | {ratio_n:.2f} |")  # fmt: skip
+        n = counts[name]
+        per = {t: (row[t] - row["untraced"] - (base[t] - base["untraced"])) / n * 1e6 for t in traced}
+        # CPU is start-up corrected the same way: the /bin/true run's share is subtracted.
+        extra = {t: (spent(name, t) - spent("true", t)) / n * 1e6 for t in traced}
+        engine = {t: (eng[name][t] - eng["true"][t]) / n * 1e6 for t in pyk}
+        ratios = [nan_ratio(per["pyk-c"], per["strace"]), nan_ratio(per["pyk-n"], per["strace"]),
+                  nan_ratio(per["pyk-n-sec"], per["strace-bpf"], 0.5)]  # fmt: skip
+        if bpf_why is None:
+            ratios.append(nan_ratio(per["bpf-c"], per["strace"]))
+        cpu_ratios = [nan_ratio(engine["pyk-c"], extra["strace"]), nan_ratio(extra["pyk-c"], extra["strace"])]
+        print(f"| {name} | " + " | ".join(f"{per[t]:.1f}" for t in traced) + " | " + " | ".join(ratios) + " |")
+        cpu_lines.append(f"| {name} | {extra['strace']:.1f} | {extra['strace-bpf']:.1f} | "
+                         + " | ".join(f"{engine[t]:.1f} | {extra[t]:.1f}" for t in pyk)
+                         + " | " + " | ".join(cpu_ratios) + " |")  # fmt: skip
+        summary.append(f"| {mode}: {name} | {per['strace']:.1f} | {per['strace-bpf']:.1f} | {per['pyk-c']:.1f} | "
+                       f"{per['pyk-n']:.1f} | {per['pyk-n-sec']:.1f} | " + " | ".join(ratios + cpu_ratios)
+                       + " |")  # fmt: skip
+    print("\nCPU per traced syscall, µs, start-up corrected: each pyktrace's engine alone (utime+stime from "
+          "/proc), and every run's extra CPU over the untraced run (strace: its wait4 rusage, which covers "
+          "strace and its tracee; pyktrace: the engine plus the client and its tracee). Strace's figure "
+          "includes the tracee's share of the stops, so `engine/strace` flatters the engine a little and "
+          "`extra/strace` compares like with like. Goal: engine/strace at most 1.0.\n")  # fmt: skip
+    print("| workload | strace extra | strace-bpf extra | " + " | ".join(f"{t} engine | {t} extra" for t in pyk)
+          + " | pyk-c engine/strace | pyk-c extra/strace |")  # fmt: skip
+    print("|---|---:|---:|" + "---:|---:|" * len(pyk) + "---:|---:|")
+    print("\n".join(cpu_lines))
     print("\nStart-up (/bin/true minus untraced), ms: " + ", ".join(
         f"{t} {(base[t] - base['untraced']) * 1e3:.1f}" for t in traced))  # fmt: skip
+
+
+def idle_check(bin_: Path, tmp: Path, runs: int, quick: bool, summary: list[str]) -> None:
+    """An untraced getppid loop with the bpf engine idle vs with no engine at all (goal: within 3%)."""
+    rt = tmp / "rt-idle"
+    rt.mkdir(mode=0o700, exist_ok=True)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt), PYTHONPATH=str(ROOT))
+    loop = [str(bin_ / "sysloop"), str(200000 // (20 if quick else 1))]
+    reps = max(runs, 5)
+    timed(loop, env, rt)
+    none = statistics.median(timed(loop, env, rt)[0] for _ in range(reps))
+    subprocess.run([*pyktrace_argv(), "--engine=bpf", "-f", str(tmp / "idle.out"), "/bin/true"], env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+    idle = statistics.median(timed(loop, env, rt)[0] for _ in range(reps))
+    _stop_engine(rt / "pyktrace")
+    delta = (idle / none - 1) * 100
+    print(f"\n## idle bpf engine: untraced getppid loop {none * 1e3:.1f} ms without an engine, "
+          f"{idle * 1e3:.1f} ms with it idle: {delta:+.1f}% (goal: within ±3%)")  # fmt: skip
+    summary.append(f"\nIdle bpf engine, untraced getppid loop: {delta:+.1f}% (goal ±3%).")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and one run (CI)")
-    ap.add_argument("--runs", type=int, default=0, help="runs per measurement (default 3, quick 1)")
+    ap.add_argument("--runs", type=int, default=0, help="runs per measurement (default 5, quick 1)")
     ap.add_argument("--mode", choices=["both", "pinned", "unpinned"], default="both")
+    ap.add_argument("--summary", type=Path, help="append the compact markdown table to this file")
     args = ap.parse_args()
     for tool in ("gcc", "strace", "taskset", "tar"):
         if shutil.which(tool) is None:
             print(f"trace_bench: {tool} is required", file=sys.stderr)
             return 1
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs or (1 if args.quick else 5)
+    summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="trace-bench-") as d:
         tmp = Path(d)
         bin_ = tmp / "bin"
         bin_.mkdir()
         build(bin_)
+        probe_rt = tmp / "rt-probe"
+        probe_rt.mkdir(mode=0o700)
+        bpf_why = bpf_status(tmp, dict(os.environ, XDG_RUNTIME_DIR=str(probe_rt), PYTHONPATH=str(ROOT)))
+        _stop_engine(probe_rt / "pyktrace")
         print(f"# pyktrace vs strace ({os.uname().release}, {os.cpu_count()} CPUs, "
               f"{'quick' if args.quick else 'full'} sizes)")  # fmt: skip
+        print("eBPF engine: " + ("measured (bpf-c)" if bpf_why is None else f"skipped: {bpf_why}"))
+        bpf_head = " bpf-c/strace |" if bpf_why is None else ""
+        summary += [f"\n**pyktrace**, overhead per system call in µs (start-up excluded, median of {runs}), "
+                    "against `strace -f` and `strace -f --seccomp-bpf -e trace=%file`:\n",
+                    "| workload | strace | strace-bpf | `-t c` | `-t n` | `-t n --seccomp=on` | c / strace | "
+                    "n / strace | n+seccomp / strace-bpf |" + bpf_head + " c engine CPU / strace CPU | c CPU / strace CPU |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if bpf_why is None else "")
+                    + "---:|---:|"]  # fmt: skip
         modes = {"both": [False, True], "pinned": [True], "unpinned": [False]}[args.mode]
         for pinned in modes:
-            run_mode(pinned, args.quick, runs, bin_, tmp)
+            run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary)
             _stop_engine(tmp / ("rt-pinned" if pinned else "rt-unpinned") / "pyktrace")
+        if bpf_why is None:
+            idle_check(bin_, tmp, runs, args.quick, summary)
+        else:
+            summary.append(f"\neBPF engine rows and the idle-engine check skipped: {bpf_why}.")
+    if args.summary:
+        with args.summary.open("a") as f:
+            f.write("\n".join(summary) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

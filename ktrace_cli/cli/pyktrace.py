@@ -52,6 +52,13 @@ class Options:
     genio_size: int = K.GENIO_SIZE_DEFAULT
     version: int = K.KTR_VERSION1
     seccomp: str = "off"
+    # --live (cli/live.py): print the records while tracing, to stderr or elsewhere.
+    live: bool = False
+    live_file: str = ""
+    live_fd: int = -1
+    calls: bool = False
+    color: str = "auto"
+    trfile_given: bool = False  # -f named: with --live, the only case a trace file is written
 
 
 def _parse_id(text: str) -> int:
@@ -124,6 +131,8 @@ Examples:
   pyktrace -c -p 1234           stop tracing it (it runs on, untraced)
   pyktrace -c -f trace.out      stop everything tracing to trace.out
   pyktrace -C                   stop all your tracing
+  pyktrace --live ls            print ls's records on stderr as it runs
+  pyktrace --live --calls -f t.out ls  ... a line per call, and write t.out too
 """
 
 
@@ -137,7 +146,7 @@ Examples:
 @click.option("-c", "c", count=True, callback=_on_clear,
               help="Clear the trace points of -p/-g, or all tracing to trfile.")  # fmt: skip
 @click.option("-d", "descend", is_flag=True, help="Also every current descendant.")
-@click.option("-f", "trfile", default=K.DEF_TRACEFILE, metavar="trfile",
+@click.option("-f", "trfile", default=None, metavar="trfile",
               help="Trace file (default ktrace.out).")  # fmt: skip
 @click.option("-g", "g", multiple=True, metavar="pgrp", callback=_on_id, help="A process group.")
 @click.option("-i", "inherit", is_flag=True, help="Future children inherit the tracing.")
@@ -151,6 +160,14 @@ Examples:
 @click.option("--seccomp", "seccomp", metavar="on|off",
               help="Command mode: stop only at syscalls that can make a record "
                    "(default off; see CAVEATS in pyktrace(1)).")  # fmt: skip
+@click.option("--live", "live", is_flag=True,
+              help="Print the records on stderr while tracing, as kdump would "
+                   "(no trace file unless -f is given).")  # fmt: skip
+@click.option("--live-file", "live_file", metavar="FILE", help="--live, printing into FILE.")
+@click.option("--live-fd", "live_fd", metavar="N", help="--live, printing on descriptor N.")
+@click.option("--calls", "calls", is_flag=True, help="With --live: one line per call, as pykdump --calls.")
+@click.option("--color", "color", metavar="auto|always|never",
+              help="With --live: colour (default auto: on a terminal, unless NO_COLOR is set).")  # fmt: skip
 @click.version_option(__version__, "--version", prog_name="pyktrace",
                       message="%(prog)s %(version)s", help="Print the version and exit.")  # fmt: skip
 @click.argument("command_args", nargs=-1, type=click.UNPROCESSED, metavar="[command [args]]")
@@ -162,9 +179,11 @@ def command(ctx: click.Context, **kw: Any) -> Options:
 
 def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: bool,
              t: tuple[str, ...], genio_size: str | None, header_version: str | None,
-             seccomp: str | None, command_args: tuple[str, ...], **_: object) -> Options:  # fmt: skip
-    o: dict[str, object] = {"append": append, "descend": descend, "trfile": trfile,
-                            "inherit": inherit}  # fmt: skip
+             seccomp: str | None, command_args: tuple[str, ...], **kw: Any) -> Options:  # fmt: skip
+    o: dict[str, object] = {"append": append, "descend": descend, "inherit": inherit,
+                            "trfile": K.DEF_TRACEFILE if trfile is None else trfile,
+                            "trfile_given": trfile is not None}  # fmt: skip
+    o.update(_live_options(st, **kw))
     facs, letters = K.DEF_POINTS, ""
     if t:
         letters = t[-1]
@@ -188,6 +207,33 @@ def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: b
         raise Fatal("", usage=True)
     return Options(clear=clear, pid=pid, facs=facs, letters=letters, command=rest,
                    **o)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _live_options(st: _State, *, live: bool, live_file: str | None, live_fd: str | None,
+                  calls: bool, color: str | None, **_: object) -> dict[str, object]:  # fmt: skip
+    """--live and the options that go with it (cli/live.py)."""
+    o: dict[str, object] = {}
+    if live_fd is not None:
+        if not (live_fd.isascii() and live_fd.isdigit()) or int(live_fd) > 0x7FFFFFFF:
+            raise Fatal(f"invalid --live-fd: {live_fd}")
+        o["live_fd"] = int(live_fd)
+    if live_file is not None:
+        if not live_file:
+            raise Fatal("invalid --live-file: empty name")
+        o["live_file"] = live_file
+    if live_fd is not None and live_file is not None:
+        raise Fatal("--live-file and --live-fd exclude each other")
+    live = live or live_fd is not None or live_file is not None
+    if color is not None:
+        if color not in ("auto", "always", "never"):
+            raise Fatal(f"invalid --color: {color} (auto, always or never)")
+        o["color"] = color
+    if (calls or color is not None) and not live:
+        raise Fatal(f"{'--calls' if calls else '--color'} goes with --live")
+    if live and st.clear:
+        raise Fatal(f"--live may not be combined with -{st.clear}", usage=True)
+    o["live"], o["calls"] = live, calls
+    return o
 
 
 def parse(argv: list[str]) -> Options:
@@ -291,6 +337,10 @@ def run(opts: Options) -> int:
             "pyktrace: warning: trace points f and p (page faults, capability failures) "
             "cannot be observed through ptrace on Linux; not recorded\n"
         )
+    if opts.live:  # records printed while tracing, through a pipe (cli/live.py)
+        from ktrace_cli.cli import live
+
+        return live.run(opts)
     facs = opts.facs
     if opts.inherit:
         facs |= K.KTRFAC_INHERIT

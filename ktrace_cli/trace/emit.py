@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 from ktrace_cli.format import constants as K
@@ -35,7 +36,7 @@ class TraceFile:
     """One open trace file shared by every process tracing to it."""
 
     __slots__ = ("fd", "buf", "version", "genio_size", "users", "failed", "ident", "fsize_limit",
-                 "dropped")  # fmt: skip
+                 "dropped", "pipe")  # fmt: skip
 
     def __init__(self, fd: int, version: int = K.KTR_VERSION1, genio_size: int = 4096) -> None:
         self.fd = fd
@@ -50,6 +51,8 @@ class TraceFile:
         self.dropped: set[int] = set()  # pids that lost records: their next one gets KTR_DROP
         st = os.fstat(fd)
         self.ident = (st.st_dev, st.st_ino)
+        # pyktrace --live: a pipe to the user's reader (no size limit, no truncation).
+        self.pipe = stat.S_ISFIFO(st.st_mode)
 
     def record(self, rtype: int, pid: int, tid: int, comm: bytes, ns: int, payload: bytes) -> None:
         """Append one record (header + payload) to the buffer."""
@@ -74,7 +77,7 @@ class TraceFile:
         data = bytes(self.buf)
         self.buf.clear()
         limit_err = 0
-        if self.fsize_limit >= 0:
+        if self.fsize_limit >= 0 and not self.pipe:  # RLIMIT_FSIZE limits files only
             try:
                 room = self.fsize_limit - os.fstat(self.fd).st_size
             except OSError:
@@ -86,6 +89,10 @@ class TraceFile:
         try:
             if data:
                 n = os.write(self.fd, data)
+                # --live: a signal can cut a pipe write short; the rest follows
+                # (a dead reader is EPIPE, which stops tracing like any failure).
+                while self.pipe and 0 < n < len(data):
+                    n += os.write(self.fd, memoryview(data)[n:])
         except OSError as e:
             self.failed = e.errno or 5
             return self.failed

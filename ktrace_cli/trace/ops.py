@@ -180,7 +180,9 @@ def apply(engine: Engine, req: Request) -> dict[str, object]:
         if req.fd is None:
             return {"error": E.EBADF}
         st = os.fstat(req.fd)
-        if not stat.S_ISREG(st.st_mode):
+        # A pipe is pyktrace --live's stream to its reader (and, for a clear,
+        # names everything tracing into it); anything else but a file is refused.
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
             return {"error": E.EACCES}
         tf = engine.files.get((st.st_dev, st.st_ino))
         if tf is None or tf.failed:

@@ -634,14 +634,33 @@ def test_a_removed_runtime_directory_is_made_again_by_the_same_rules(env, looper
 WORK = "/run/work"  # where the test's directory is seen inside the namespace
 
 
+def _under_covered_dirs() -> list[str]:
+    """The checkout and the interpreter's prefix where the fresh /tmp or /run would hide them.
+
+    A clone under /tmp (as CI's may be) must still find its venv's python and its
+    own package once a tmpfs covers /tmp: each such directory is held open before
+    the mount and bound back at its own path through /proc/self/fd.
+    """
+    repo = Path(__file__).resolve().parents[2]
+    kept: list[str] = []
+    for p in sorted({str(repo), os.path.realpath(sys.prefix)}):
+        if p.startswith(("/tmp/", "/run/")) and not any(p.startswith(k + "/") for k in kept):
+            kept.append(p)
+    assert len(kept) <= 7, kept  # sh opens descriptors 3 to 9 only
+    return kept
+
+
 def in_namespace(script: str, work: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run a shell script as root in a private mount namespace: /run and /tmp fresh tmpfs.
 
     The test's directory (under the real /tmp) is bind-mounted at WORK first,
     so it stays in reach once /tmp is covered.
     """
-    head = (f"set -e\nmount -t tmpfs -o mode=755 tmpfs /run\nmkdir {WORK}\n"
-            f"mount --bind {work} {WORK}\nmount -t tmpfs -o mode=1777 tmpfs /tmp\ncd {WORK}\n")  # fmt: skip
+    kept = _under_covered_dirs()
+    held = "".join(f"exec {3 + i}<{p}\n" for i, p in enumerate(kept))
+    rebound = "".join(f"mkdir -p {p}\nmount --no-canonicalize --bind /proc/self/fd/{3 + i} {p}\n" for i, p in enumerate(kept))
+    head = (f"set -e\n{held}mount -t tmpfs -o mode=755 tmpfs /run\nmkdir {WORK}\n"
+            f"mount --bind {work} {WORK}\nmount -t tmpfs -o mode=1777 tmpfs /tmp\n{rebound}cd {WORK}\n")  # fmt: skip
     e = dict(os.environ, PYKTRACE=" ".join(PYKTRACE))
     e.pop("XDG_RUNTIME_DIR", None)
     e.update(env)
