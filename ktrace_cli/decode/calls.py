@@ -71,7 +71,7 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     return fd, dirfd
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Call:
     """One system call of one thread, with every record written while it ran.
 
@@ -94,15 +94,34 @@ class Call:
     code: int = _UNSET  # the syscall number: from the payload unless given
     name: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.code != _UNSET:
-            return  # the joiner passes both, from its cache
-        self.code = -1
-        p = self.first.payload
-        if isinstance(p, (Syscall, Sysret)):
-            self.code = p.code
-            if p.code >= 0:
-                self.name = A.syscall_name(self.abi, p.code)
+    def __init__(
+        self, pid: int, tid: int, sv_flags: int, abi: A.Abi, start: Shown | None, end: Shown | None = None,
+        parts: list[Shown] | None = None, fd: int | None = None, fd_index: int = -1, fd_path: str | None = None,
+        ret_path: str | None = None, selected: bool | None = None, code: int = _UNSET, name: str | None = None,
+    ) -> None:  # fmt: skip
+        # Written out rather than generated: one Call is built per system call,
+        # and the generated __init__ would call a __post_init__ besides.
+        self.pid = pid
+        self.tid = tid
+        self.sv_flags = sv_flags
+        self.abi = abi
+        self.start = start
+        self.end = end
+        self.parts = parts if parts is not None else []
+        self.fd = fd
+        self.fd_index = fd_index
+        self.fd_path = fd_path
+        self.ret_path = ret_path
+        self.selected = selected
+        self.code = code
+        self.name = name
+        if code == _UNSET:  # not given: from the payload (the joiner passes both, from its cache)
+            self.code = -1
+            p = self.first.payload
+            if isinstance(p, (Syscall, Sysret)):
+                self.code = p.code
+                if p.code >= 0:
+                    self.name = A.syscall_name(self.abi, p.code)
 
     @property
     def first(self) -> Shown:

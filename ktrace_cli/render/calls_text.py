@@ -328,11 +328,12 @@ class CallsText:
         from ktrace_cli.render.kdump_text import KdumpText
 
         self.text = CallText(options, arch)
+        self.line = self.text.line
         self.kdump = KdumpText(options, arch)
 
     def render(self, item: Call | Shown | Dropped) -> str:
         if isinstance(item, Call):
-            return self.text.line(item)
+            return self.line(item)
         if isinstance(item, Dropped):
             return self.kdump.dropped(item.record)
         # A record outside any call: its kdump body, marked off as strace marks signals.
