@@ -39,7 +39,7 @@ from ktrace_cli.format.records import (  # noqa: E402
     Syscall,
     Sysret,
 )
-from ktrace_cli.format.writer import TraceWriter, encode_record, make_record  # noqa: E402
+from ktrace_cli.format.writer import TraceFile, encode_record, make_record  # noqa: E402
 
 FORMAT_VERSION = 1  # bump when the generated trace changes, so old files are not reused
 GOAL_TEXT_RPS = 200_000
@@ -121,7 +121,7 @@ def calls_in(count: int) -> int:
 def build_trace(path: Path, count: int) -> None:
     """Write `count` records to `path` (atomically: a partial file never has the name)."""
     tmp = path.with_suffix(".partial")
-    writer = TraceWriter(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600))
+    writer = TraceFile(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600))
     try:
         sec, nsec = 1_760_000_000, 0
         batch = [
@@ -141,9 +141,13 @@ def build_trace(path: Path, count: int) -> None:
             written += len(group)
             i += 1
             if len(batch) >= 90_000:
-                writer.write(b"".join(batch))
+                writer.buf += b"".join(batch)
                 batch.clear()
-        writer.write(b"".join(batch))
+                if writer.flush():
+                    raise OSError(writer.failed, os.strerror(writer.failed))
+        writer.buf += b"".join(batch)
+        if writer.flush():
+            raise OSError(writer.failed, os.strerror(writer.failed))
     finally:
         writer.close()
     os.replace(tmp, path)

@@ -118,6 +118,11 @@ def syscall_name(nr: int) -> str | None:
     return _syscall_names().get(nr)
 
 
+def syscall_names() -> frozenset[str]:
+    """Every x86_64 syscall name known."""
+    return frozenset(_syscall_names().values())
+
+
 def syscall_number(name: str) -> int | None:
     """x86_64 syscall number of a name ('execve' -> 59, never the x32 520); None if unknown."""
     return _syscall_numbers().get(name)

@@ -28,11 +28,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ktrace_cli.cli import trfile
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import client
 
 if TYPE_CHECKING:
-    from ktrace_cli.cli.pyktrace import Options
+    from ktrace_cli.cli.options import Options
     from ktrace_cli.trace.protocol import Reply
 
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -132,7 +132,7 @@ class _Source:
 class _Tee:
     """The trace file of -f, written with what the pipe brings."""
 
-    def __init__(self, target: trfile.TraceTarget, path: str) -> None:
+    def __init__(self, target: client.TraceTarget, path: str) -> None:
         self.target, self.path = target, path
         self.failed = False
 
@@ -167,18 +167,13 @@ def _open_output(opts: Options) -> _Output:
 
 def _request(opts: Options, ops: int, facs: int, pid: int, fd: int, command: bool) -> Reply | None:
     """One ktrace(2)-like request naming the pipe; a pipe has no size limit nor a name to settle."""
-    from ktrace_cli.cli.pyktrace import _allow_engine
-    from ktrace_cli.trace import control
-    from ktrace_cli.trace.protocol import KtraceArgs, Request
-
-    message = Request("ktrace", KtraceArgs(
-        ops=ops, facs=facs, pid=pid, command=command, seccomp=opts.seccomp,
-        genio_size=opts.genio_size, header_version=opts.version))  # fmt: skip
     start = K.ktrop(ops) != K.KTROP_CLEARFILE
     try:
-        return control.call(message, fd, before_send=_allow_engine if command else None, start=start)
-    except OSError as e:
-        raise Fatal(f"trace engine: {e.strerror or e}") from None
+        return client.ktrace(ops, facs, pid, fd, command=command, seccomp=opts.seccomp,
+                             genio_size=opts.genio_size, version=opts.version, rename=None,
+                             start=start)  # fmt: skip
+    except client.TraceError as e:
+        raise Fatal(e.text) from None
 
 
 def _refusal(reply: Reply | None, what: str) -> Fatal | None:
@@ -201,7 +196,7 @@ def _points(opts: Options) -> tuple[int, int]:
 
 def _show(rfd: int, out: _Output, tee: _Tee | None, calls: bool, color: str) -> _Source:
     """Decode and print the pipe until its end (or until the output fails)."""
-    from ktrace_cli.cli.pykdump import _pipeline, _screenwidth, _terminal_encoder, _use_color
+    from ktrace_cli.cli.pykdump import pipeline, screenwidth, terminal_encoder, use_color
     from ktrace_cli.format.layouts import AMD64
     from ktrace_cli.format.reader import TraceFormatError, TraceReader
     from ktrace_cli.render.options import KdumpOptions
@@ -211,13 +206,13 @@ def _show(rfd: int, out: _Output, tee: _Tee | None, calls: bool, color: str) -> 
         def isatty() -> bool:
             return os.isatty(out.fd)
 
-    coloured = _use_color(color, _Tty)  # type: ignore[arg-type]
-    options = KdumpOptions(screenwidth=_screenwidth(True, _Tty),  # type: ignore[arg-type]
+    coloured = use_color(color, _Tty)  # type: ignore[arg-type]
+    options = KdumpOptions(screenwidth=screenwidth(True, _Tty),  # type: ignore[arg-type]
                            terminal=coloured or _Tty.isatty())  # fmt: skip
     source = _Source(rfd, out, tee)
     # The engine writes amd64 records: no need to wait for 64 KiB to tell.
     reader = TraceReader(source, arch=AMD64)  # type: ignore[arg-type]
-    events: Any = _pipeline(reader, options, frozenset(), None, calls)
+    events: Any = pipeline(reader, options, frozenset(), None, calls)
     render: Callable[[Any], str]
     if calls:
         from ktrace_cli.render.calls_text import CallsText
@@ -232,7 +227,7 @@ def _show(rfd: int, out: _Output, tee: _Tee | None, calls: bool, color: str) -> 
             from ktrace_cli.render.color import ColorKdump
 
             render = ColorKdump(text).render
-            out.encode = _terminal_encoder()
+            out.encode = terminal_encoder()
     try:
         for event in events:
             out.add(render(event))
@@ -246,13 +241,13 @@ def _show(rfd: int, out: _Output, tee: _Tee | None, calls: bool, color: str) -> 
     return source
 
 
-def _tee_target(opts: Options) -> trfile.TraceTarget | None:
+def _tee_target(opts: Options) -> client.TraceTarget | None:
     if not opts.trfile_given:
         return None
     try:
-        return trfile.open_trace_file(opts.trfile, opts.append)
-    except trfile.Refused as e:
-        raise Fatal(str(e)) from None
+        return client.open_trace_file(opts.trfile, opts.append)
+    except client.TraceError as e:
+        raise Fatal(e.text) from None
 
 
 def run(opts: Options) -> int:
@@ -280,7 +275,7 @@ def _run(opts: Options) -> int:
 
 
 def _run_command(opts: Options, out: _Output, rfd: int, wfd: int,
-                 target: trfile.TraceTarget | None) -> int:  # fmt: skip
+                 target: client.TraceTarget | None) -> int:  # fmt: skip
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
@@ -324,9 +319,9 @@ def _run_command(opts: Options, out: _Output, rfd: int, wfd: int,
 
 def _become_command(opts: Options, wfd: int) -> None:
     """The child: ask to be traced into the pipe, then execute the command (as pyktrace does)."""
-    from ktrace_cli.cli.pyktrace import _set_comm
+    from ktrace_cli.trace.ptrace import set_comm
 
-    _set_comm(b"pyktrace")
+    set_comm(b"pyktrace")
     if opts.seccomp == "on":
         from ktrace_cli.trace import seccomp
     ops, facs = _points(opts)
@@ -365,7 +360,7 @@ def _exit_status(status: int) -> int:
 
 
 def _run_attached(opts: Options, out: _Output, rfd: int, wfd: int,
-                  target: trfile.TraceTarget | None) -> int:  # fmt: skip
+                  target: client.TraceTarget | None) -> int:  # fmt: skip
     """-p/-g: print until the traced processes are gone, or ^C clears their tracing."""
     ops, facs = _points(opts)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import io
 import os
 import signal
@@ -13,15 +12,10 @@ from typing import IO, Any
 import click
 
 from ktrace_cli import __version__
+from ktrace_cli.cli.exit_status import ExitStatus
 from ktrace_cli.format import constants as K
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    INTERRUPTED = 130
 
 
 class OutputError(OSError):
@@ -72,7 +66,7 @@ def atoi(text: str) -> int:
     return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
-def _screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
+def screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
     """kdump's data width: the terminal's columns when printing to one, else 80."""
     if fancy and stdout.isatty():
         try:
@@ -247,7 +241,7 @@ def run(
         from ktrace_cli.cli.kdump_views import ViewRequest, run_view
         from ktrace_cli.decode.filters import CallFilter
 
-        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, _use_color(color, sys.stdout.buffer),
+        request = ViewRequest(views[0], trfile, flt if flt is not None else CallFilter(), pid_values, as_json, use_color(color, sys.stdout.buffer),
                               timeline_out=timeline, diff_files=diff_files or None,
                               terminal=sys.stdout.isatty())  # fmt: skip
         return run_view(request, _Output(sys.stdout.buffer))
@@ -261,7 +255,7 @@ def run(
         fail(f"{trfile}: {e.strerror}")
         return ExitStatus.ERROR
     stdout: Any = _Output(sys.stdout.buffer)
-    coloured = _use_color(color, stdout)
+    coloured = use_color(color, stdout)
     options = KdumpOptions(
         abi_column=abi_column,
         cpu=cpu,
@@ -278,7 +272,7 @@ def run(
         suppress_data=suppress,
         timestamps=timestamps,
         points=points,
-        screenwidth=_screenwidth(not plain, stdout),
+        screenwidth=screenwidth(not plain, stdout),
         terminal=coloured or stdout.isatty(),
     )
     reader: Any = TraceReader(stream, follow=follow)
@@ -287,7 +281,7 @@ def run(
 
         reader = with_progress(reader, stream, trfile)
     # The summary's added tables need the calls joined; its plain tables, the records.
-    events: Any = _pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
+    events: Any = pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
     try:
         with stream:
             if summary:
@@ -360,7 +354,7 @@ def _call_filter(
     )
 
 
-def _pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
+def pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
     """select, then the call filters and the per-call view when asked for."""
     from ktrace_cli.decode.events import select
 
@@ -395,7 +389,7 @@ def _console_file() -> IO[str]:
     return out
 
 
-def _use_color(color: str, stdout: IO[bytes]) -> bool:
+def use_color(color: str, stdout: IO[bytes]) -> bool:
     """--color=always, or auto on a terminal unless NO_COLOR is set (https://no-color.org)."""
     if color == "auto":
         return stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -435,7 +429,7 @@ def _print(
             from ktrace_cli.render.color import ColorKdump
 
             render = ColorKdump(text).render
-            encode = _terminal_encoder()
+            encode = terminal_encoder()
     write = stdout.write
     write(encode(render(first)))
     if options.follow:
@@ -468,7 +462,7 @@ def _latin1(text: str) -> bytes:
     return text.encode("latin-1")
 
 
-def _terminal_encoder() -> Callable[[str], bytes]:
+def terminal_encoder() -> Callable[[str], bytes]:
     """Recorded bytes shown as the UTF-8 they most likely are, in the terminal's encoding.
 
     Bytes that are not UTF-8 become U+FFFD, and what the terminal's encoding
@@ -517,7 +511,7 @@ def _summary(
             stats.add(events)
         except TraceFormatError as e:
             error = e
-    if _use_color(color, stdout):
+    if use_color(color, stdout):
         from rich.console import Console
 
         # no_color=False: --color=always wins over NO_COLOR, which rich would read itself.

@@ -1,4 +1,4 @@
-"""pyktrace: FreeBSD ktrace(1) for Linux, a thin client of the per-user trace engine."""
+"""pyktrace: FreeBSD ktrace(1) for Linux: its options, messages and exit codes; the client is trace/client.py."""
 
 from __future__ import annotations
 
@@ -6,16 +6,17 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ktrace_cli import __version__
-from ktrace_cli.cli import trfile
+from ktrace_cli.cli.exit_status import ExitStatus
+from ktrace_cli.cli.options import Options
 from ktrace_cli.format import constants as K
 
 if TYPE_CHECKING:
+    from ktrace_cli.trace.client import TraceTarget
     from ktrace_cli.trace.protocol import Reply
 
 T = TypeVar("T")
@@ -24,8 +25,6 @@ USAGE = (
     "       pyktrace [-adi] [-f trfile] [-t trstr] command\n"
 )
 UNOBSERVABLE = "fp"  # trace points ptrace cannot see on Linux
-PR_SET_NAME = 15
-PR_SET_PTRACER = 0x59616D61
 
 
 class Fatal(Exception):
@@ -34,31 +33,6 @@ class Fatal(Exception):
     def __init__(self, message: str, usage: bool = False) -> None:
         super().__init__(message)
         self.usage = usage
-
-
-@dataclass(frozen=True)
-class Options:
-    """The parsed command line (the flags of ktrace(1) plus the long extensions)."""
-
-    append: bool = False
-    clear: str = ""  # "", "c" or "C"
-    descend: bool = False
-    inherit: bool = False
-    trfile: str = K.DEF_TRACEFILE
-    pid: int = 0  # > 0 process, < 0 process group
-    facs: int = K.DEF_POINTS
-    letters: str = ""
-    command: list[str] = field(default_factory=list)
-    genio_size: int = K.GENIO_SIZE_DEFAULT
-    version: int = K.KTR_VERSION1
-    seccomp: str = "off"
-    # --live (cli/live.py): print the records while tracing, to stderr or elsewhere.
-    live: bool = False
-    live_file: str = ""
-    live_fd: int = -1
-    calls: bool = False
-    color: str = "auto"
-    trfile_given: bool = False  # -f named: with --live, the only case a trace file is written
 
 
 def _parse_id(text: str) -> int:
@@ -115,7 +89,7 @@ def _on_genio(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is not None and not (value.isascii() and value.isdigit()):
         raise Fatal(f"invalid --genio-size: {value}")
     if value is not None:
-        from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+        from ktrace_cli.format.writer import GENIO_SIZE_MAX
 
         if int(value) > GENIO_SIZE_MAX:
             raise Fatal(f"invalid --genio-size: {value} (at most {GENIO_SIZE_MAX})", usage=True)
@@ -268,50 +242,30 @@ class HelpShown(Exception):
         self.status = status
 
 
-def _allow_engine(engine_pid: int) -> None:
-    """Yama ptrace_scope 1 lets only ancestors trace us unless we name the tracer."""
-    if os.getuid() == 0:
-        return
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
-            scope = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return
-    if scope == 1:
-        from ktrace_cli.trace.ptrace import prctl
-
-        prctl(PR_SET_PTRACER, engine_pid)
-
-
 def _opened(how: Callable[..., T], *args: object) -> T:
-    """A trfile opener's result; its refusal as pyktrace's one-line error."""
+    """A trace-file opener's result; its refusal as pyktrace's one-line error."""
+    from ktrace_cli.trace.client import TraceError
+
     try:
         return how(*args)
-    except trfile.Refused as e:
-        raise Fatal(str(e)) from None
+    except TraceError as e:
+        raise Fatal(e.text) from None
 
 
 def _ktrace(opts: Options, ops: int, facs: int, pid: int, fd: int | None, command: bool,
             rename: list[object] | None = None) -> Reply | None:  # fmt: skip
     """One ktrace(2)-like request to the engine; None if a clear found no engine running."""
-    import resource
+    from ktrace_cli.trace import client
 
-    from ktrace_cli.trace import control
-    from ktrace_cli.trace.protocol import KtraceArgs, Request
-
-    message = Request("ktrace", KtraceArgs(
-        ops=ops, facs=facs, pid=pid, command=command, seccomp=opts.seccomp,
-        genio_size=opts.genio_size, header_version=opts.version,
-        fsize_limit=resource.getrlimit(resource.RLIMIT_FSIZE)[0],
-        rename=tuple(rename) if rename is not None else None))  # type: ignore[arg-type]  # fmt: skip
     # Clearing everything, or a file, with no engine running has nothing to
     # clear: no need to start one (clearing a pid still asks, for ESRCH/EPERM).
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or (opts.clear == "C"))
     try:
-        return control.call(message, fd, before_send=_allow_engine if command else None,
-                            start=start)  # fmt: skip
-    except OSError as e:
-        raise Fatal(f"trace engine: {e.strerror or e}") from None
+        return client.ktrace(ops, facs, pid, fd, command=command, seccomp=opts.seccomp,
+                             genio_size=opts.genio_size, version=opts.version, rename=rename,
+                             start=start)  # fmt: skip
+    except client.TraceError as e:
+        raise Fatal(e.text) from None
 
 
 def _refused(opts: Options, reply: Reply | None) -> Fatal | None:
@@ -345,8 +299,10 @@ def run(opts: Options) -> int:
     if opts.inherit:
         facs |= K.KTRFAC_INHERIT
     ops = K.KTRFLAG_DESCEND if opts.descend else 0
+    from ktrace_cli.trace import client
+
     fd: int | None = None
-    target: trfile.TraceTarget | None = None
+    target: TraceTarget | None = None
     if opts.clear == "C":
         ops, facs, pid = K.KTROP_CLEAR | K.KTRFLAG_DESCEND, K.ALL_POINTS, 1
     elif opts.clear:
@@ -356,15 +312,17 @@ def run(opts: Options) -> int:
         else:
             ops = K.KTROP_CLEARFILE
             pid = 0
-            fd = _opened(trfile.open_clear_file, opts.trfile)
+            fd = _opened(client.open_clear_file, opts.trfile)
     else:
         facs |= K.PROC_ABI_POINTS
-        target = _opened(trfile.open_trace_file, opts.trfile, opts.append)
+        target = _opened(client.open_trace_file, opts.trfile, opts.append)
         fd = target.fd
         pid = opts.pid or os.getpid()
     command = bool(opts.command)
     if command:
-        _set_comm(b"pyktrace")
+        from ktrace_cli.trace.ptrace import set_comm
+
+        set_comm(b"pyktrace")
         if opts.seccomp == "on":
             # Everything is imported before the engine attaches: from its
             # answer to the exec the trace holds only what ktrace(1) does.
@@ -388,7 +346,7 @@ def run(opts: Options) -> int:
             target.close()
         elif fd is not None:
             os.close(fd)
-        return 0
+        return ExitStatus.OK
     # Command mode: the descriptors are close-on-exec; closing them here
     # would put two more calls into the command's trace.
     nrs = reply.filter
@@ -402,14 +360,7 @@ def run(opts: Options) -> int:
         os.execvp(opts.command[0], opts.command)
     except OSError as e:
         raise Fatal(f"exec of '{opts.command[0]}' failed: {os.strerror(e.errno or 0)}") from None
-    return 1
-
-
-def _set_comm(name: bytes) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+    return ExitStatus.ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,12 +374,12 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"pyktrace: {e}\n")
         if e.usage:
             sys.stderr.write(USAGE)
-        return 1
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
-        return 130
+        return ExitStatus.INTERRUPTED
     except Exception as e:  # never a traceback for a user
         sys.stderr.write(f"pyktrace: internal error: {e}\n")
-        return 1
+        return ExitStatus.ERROR
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
+from ktrace_cli.abi.twins import FREEBSD_TWINS
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.cfmt import c_int32
 from ktrace_cli.decode.events import Shown
@@ -55,7 +56,6 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     if abi is A.Abi.FREEBSD and name in _FREEBSD_FD_ARG:
         return _FREEBSD_FD_ARG[name], -1
     from ktrace_cli.abi import linux
-    from ktrace_cli.decode.filters import FREEBSD_TWINS
 
     if abi is A.Abi.FREEBSD:
         name = FREEBSD_TWINS.get(name, name)

@@ -16,25 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
+from ktrace_cli.abi.twins import FREEBSD_TWINS
 from ktrace_cli.decode.calls import Call, base_name
 
 CLASS_FLAGS = {
     "file": "TF", "desc": "TD", "net": "TN", "network": "TN", "process": "TP", "signal": "TS",
     "memory": "TM", "ipc": "TI", "creds": "TC", "clock": "TCL",
-}  # fmt: skip
-# FreeBSD calls that have a Linux twin under another name, for the classes.
-FREEBSD_TWINS = {
-    "fstatat": "newfstatat", "getdirentries": "getdents64", "sigprocmask": "rt_sigprocmask",
-    "sigaction": "rt_sigaction", "sigreturn": "rt_sigreturn", "sigsuspend": "rt_sigsuspend",
-    "sigpending": "rt_sigpending", "sigtimedwait": "rt_sigtimedwait", "sigwaitinfo": "rt_sigtimedwait",
-    "sigqueue": "rt_sigqueueinfo", "thr_kill": "tgkill", "thr_kill2": "tgkill", "thr_exit": "exit",
-    "rfork": "clone", "pdfork": "fork", "thr_new": "clone", "pread": "pread64", "pwrite": "pwrite64",
-    "kqueue": "epoll_create", "kevent": "epoll_wait", "freebsd11_stat": "stat", "freebsd11_fstat": "fstat",
-    "freebsd11_lstat": "lstat", "freebsd11_fstatat": "newfstatat", "fstatfs": "fstatfs",
-    "closefrom": "close_range", "shm_open2": "memfd_create", "__getcwd": "getcwd", "funlinkat": "unlinkat",
-    "fexecve": "execveat", "wait6": "waitid", "clock_nanosleep": "clock_nanosleep",
-    "cap_enter": "capset", "getresuid": "getresuid", "issetugid": "getuid", "eaccess": "access",
-    "lchmod": "chmod", "mkfifo": "mknod", "mkfifoat": "mknodat", "posix_openpt": "open",
 }  # fmt: skip
 
 
@@ -66,7 +53,7 @@ def known_names() -> frozenset[str]:
     from ktrace_cli.abi import freebsd, linux
 
     names = {n for n in (freebsd.syscall_name(i) for i in range(freebsd.syscall_count())) if n}
-    names.update(linux._syscall_names().values())
+    names.update(linux.syscall_names())
     return frozenset(names)
 
 

@@ -36,6 +36,12 @@ _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
 
 
+# The C-format helpers, under the names the Linux rows use (decode/cfmt.py).
+int32 = c_int32  # a slot truncated to a C int, as kdump passes it to its int decoders
+_int64 = c_int64
+hex_alt = c_hex  # %#x / %#jx
+
+
 class MaskTable:
     """A libsysdecode mask table: walked in order, each matching entry printed once."""
 
@@ -66,8 +72,8 @@ class MaskTable:
         value &= _U32
         names, rem = self.names(value)
         if names:
-            return f"{c_hex(value)}<{names}>"
-        return f"{c_hex(value)}<><invalid>{rem}"
+            return f"{hex_alt(value)}<{names}>"
+        return f"{hex_alt(value)}<><invalid>{rem}"
 
     def mask0(self, value: int) -> str:
         """kdump's print_mask_arg0: `0` for zero, else as mask()."""
@@ -123,10 +129,10 @@ def open_flags(value: int) -> str:
     names, rem = OPEN_FLAGS.names(value & ~F.O_ACCMODE)
     if access is not None:
         # Something was printed, so kdump drops any undecoded bits silently.
-        return f"{c_hex(value)}<{access}|{names}>" if names else f"{c_hex(value)}<{access}>"
+        return f"{hex_alt(value)}<{access}|{names}>" if names else f"{hex_alt(value)}<{access}>"
     if names:
-        return f"{c_hex(value)}<{names}>"
-    return f"{c_hex(value)}<><invalid>{rem | mode}"
+        return f"{hex_alt(value)}<{names}>"
+    return f"{hex_alt(value)}<><invalid>{rem | mode}"
 
 
 def clone_flags(value: int) -> str:
@@ -137,17 +143,17 @@ def clone_flags(value: int) -> str:
     signame = f"({signal_name(sig) or '(null)'})" if sig else ""
     names, rem = CLONE_FLAGS.names(value & ~F.CLONE_CSIGNAL)
     if names:
-        return f"{c_hex(value)}<{signame}{names}>"
-    return f"{c_hex(value)}<{signame}><invalid>{rem}"
+        return f"{hex_alt(value)}<{signame}{names}>"
+    return f"{hex_alt(value)}<{signame}><invalid>{rem}"
 
 
 def clockid(value: int) -> str:
     """sysdecode_linux_clockid: a name, UNKNOWN(%d), or a CPU clock with its pid."""
-    which = c_int32(value)
+    which = int32(value)
     if which >= 0:
         name = _CLOCK_IDS.get(which)
         return name if name is not None else f"UNKNOWN({which})"
-    pid = c_int32(~(which >> 3))
+    pid = int32(~(which >> 3))
     if which & F.CLOCKFD_MASK == F.CLOCKFD_MASK:
         return f"INVALID PERTHREAD|CLOCKFD({pid})"
     kind = "THREAD|" if which & F.CPUCLOCK_PERTHREAD_MASK else "PROCESS|"
@@ -173,7 +179,7 @@ def slot_kinds(name: str) -> tuple[str, ...]:
     return tuple(_SIGNED_KINDS.get(" ".join(argtype.split()), "") for argtype, _name in proto[1])
 
 
-class _Args:
+class Args:
     """The running state of kdump's argument printer: slots, position, separator."""
 
     __slots__ = ("slots", "i", "sep", "out", "decimal", "ilp32", "kinds", "kdump")
@@ -206,17 +212,17 @@ class _Args:
             if kind:
                 text = self.signed(value, kind)
             else:
-                text = str(c_int64(value)) if self.decimal else c_hex(value & _U64)
+                text = str(_int64(value)) if self.decimal else hex_alt(value & _U64)
             self.out.append(self.sep + text)
             self.sep = ","
 
     def signed(self, value: int, kind: str) -> str:
         """A signed C value: pid_t in decimal; int or long negative as -N, else as N."""
         # off_t and long are 32 bits wide on an ILP32 ABI.
-        n = c_int64(value) if kind == "long" and not self.ilp32 else c_int32(value)
+        n = _int64(value) if kind == "long" and not self.ilp32 else int32(value)
         if kind == "pid" or n < 0 or self.decimal:
             return str(n)
-        return c_hex(n)
+        return hex_alt(n)
 
     def put(self, text: str) -> None:
         """One argument's text after the separator."""
@@ -231,7 +237,7 @@ class _Args:
     def decimal_number(self) -> None:
         """D: print_decimal_number."""
         if self.more():
-            self.out.append(f"{self.sep}{c_int64(self.take())}")
+            self.out.append(f"{self.sep}{_int64(self.take())}")
             self.sep = ","
 
     def number64(self) -> None:
@@ -242,7 +248,7 @@ class _Args:
         if self.ilp32:
             high = self.take() & _U32 if self.more() else 0
             value = (value & _U32) | high << 32
-        text = str(c_int64(value)) if self.decimal else c_hex(value)
+        text = str(_int64(value)) if self.decimal else hex_alt(value)
         self.out.append(self.sep + text)
         self.sep = ","
 
@@ -258,76 +264,76 @@ class _Args:
 
     def atfd(self, value: int) -> str:
         """print_integer_arg_valid(sysdecode_atfd)."""
-        fd = c_int32(value)
+        fd = int32(value)
         if fd == F.AT_FDCWD:
             return "AT_FDCWD"
         if fd < 0 and not self.kdump:
             return str(fd)
-        return str(fd) if self.decimal else c_hex(fd & _U32)
+        return str(fd) if self.decimal else hex_alt(fd & _U32)
 
     def integer(self, names: dict[int, str], value: int) -> str:
         """print_integer_arg: a name, or `<invalid=%#x>` (`<invalid=%d>` with -d)."""
-        n = c_int32(value)
+        n = int32(value)
         name = names.get(n)
         if name is not None:
             return name
-        return f"<invalid={n}>" if self.decimal else f"<invalid={c_hex(n & _U32)}>"
+        return f"<invalid={n}>" if self.decimal else f"<invalid={hex_alt(n & _U32)}>"
 
 
-def _first(a: _Args, decode: Callable[[int], str]) -> None:
+def _first(a: Args, decode: Callable[[int], str]) -> None:
     if a.more():
         a.open_paren(decode(a.take()))
 
 
-def _access(a: _Args) -> None:
+def _access(a: Args) -> None:
     a.number()
     a.comma(ACCESS_MODES.mask)
 
 
-def _filemode(a: _Args) -> None:
+def _filemode(a: Args) -> None:
     a.number()
     a.comma(filemode)
 
 
-def _link(a: _Args) -> None:
+def _link(a: Args) -> None:
     a.number()
     a.comma(a.atfd)
     a.number()
 
 
-def _numbers(count: int) -> Callable[[_Args], None]:
-    def template(a: _Args) -> None:
+def _numbers(count: int) -> Callable[[Args], None]:
+    def template(a: Args) -> None:
         for _ in range(count):
             a.number()
 
     return template
 
 
-def _clock(a: _Args) -> None:
+def _clock(a: Args) -> None:
     _first(a, clockid)
 
 
-def _clock_nanosleep(a: _Args) -> None:
+def _clock_nanosleep(a: Args) -> None:
     _first(a, clockid)
     a.comma(CLOCK_FLAGS.mask0)
 
 
-def _clone(a: _Args) -> None:
+def _clone(a: Args) -> None:
     _first(a, clone_flags)
 
 
-def _kill(a: _Args) -> None:
+def _kill(a: Args) -> None:
     a.decimal_number()
     a.comma(linux_signal)
 
 
-def _tgkill(a: _Args) -> None:
+def _tgkill(a: Args) -> None:
     a.decimal_number()
     a.decimal_number()
     a.comma(linux_signal)
 
 
-def _open(a: _Args) -> None:
+def _open(a: Args) -> None:
     a.number()
     if not a.more():
         return
@@ -339,20 +345,20 @@ def _open(a: _Args) -> None:
         a.i += 1  # kdump consumes the mode slot even when it does not print it
 
 
-def _sigaction(a: _Args) -> None:
+def _sigaction(a: Args) -> None:
     _first(a, linux_signal)
 
 
-def _truncate(a: _Args) -> None:
+def _truncate(a: Args) -> None:
     a.number()
     a.number64()
 
 
-def _itimer(a: _Args) -> None:
+def _itimer(a: Args) -> None:
     _first(a, lambda v: a.integer(_ITIMER_WHICH, v))
 
 
-def _sigprocmask(a: _Args) -> None:
+def _sigprocmask(a: Args) -> None:
     _first(a, lambda v: a.integer(_SIGPROCMASK_HOW, v))
 
 
@@ -366,7 +372,7 @@ _DIRFD_FIRST = frozenset(
 )  # fmt: skip
 
 # Pass B: the per-syscall template.
-_TEMPLATES: dict[str, Callable[[_Args], None]] = {
+_TEMPLATES: dict[str, Callable[[Args], None]] = {
     "access": _access,
     "faccessat": _access,
     "faccessat2": _access,
@@ -407,7 +413,7 @@ _TEMPLATES: dict[str, Callable[[_Args], None]] = {
 }
 
 # linux32 (ILP32) has a few more entries in kdump's table.
-_TEMPLATES_ILP32: dict[str, Callable[[_Args], None]] = {
+_TEMPLATES_ILP32: dict[str, Callable[[Args], None]] = {
     **_TEMPLATES,
     "fchmod": _filemode,
     "clock_gettime64": _clock,
@@ -433,25 +439,16 @@ _AT_FLAGS_LAST: dict[str, MaskTable] = {
 }
 
 
-def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool, kdump: bool = False) -> str:
-    """The text after a Linux syscall's name in a CALL line: `(...)`, or '' with no slots.
+def format_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool,
+                kinds: tuple[str, ...] | None = None) -> str:
+    """The text after a Linux syscall's name as FreeBSD's kdump prints it: `(...)`, or '' with no slots.
 
-    kdump=True prints exactly what FreeBSD's kdump prints for the record;
-    the default also applies the rows of linux_calls.KDUMP_OVERRIDES.
+    `kinds` (slot_kinds) prints signed slots as their C types say; the
+    per-call rows over this module's cursor are in linux_calls.
     """
     if not args:
         return ""
-    if kdump:
-        a = _Args(args, decimal, ilp32)
-    else:
-        a = _Args(args, decimal, ilp32, slot_kinds(name))
-        row = _override_rows().get(name)
-        if row is not None:
-            row(a)
-            while a.more():
-                a.number()
-            a.out.append(")")
-            return "".join(a.out)
+    a = Args(args, decimal, ilp32, kinds)
     if name in _DIRFD_FIRST:
         a.open_paren(a.atfd(a.take()))
     template = (_TEMPLATES_ILP32 if ilp32 else _TEMPLATES).get(name)
@@ -464,11 +461,3 @@ def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: b
         a.number()
     a.out.append(")")
     return "".join(a.out)
-
-
-@cache
-def _override_rows() -> dict[str, Callable[[_Args], None]]:
-    # Imported here: linux_calls builds its rows from this module's primitives.
-    from ktrace_cli.decode.linux_calls import ROWS
-
-    return ROWS

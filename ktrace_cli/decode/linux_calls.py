@@ -15,23 +15,26 @@ exact text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ktrace_cli.abi import linux_flags as F
-from ktrace_cli.decode.cfmt import c_hex, c_int32
 from ktrace_cli.decode.linux_args import (
+    Args,
     MaskTable,
-    _Args,
     clockid,
+    format_args,
+    hex_alt,
+    int32,
     linux_signal,
     lookup,
     open_flags,
+    slot_kinds,
 )
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
 
-Row = Callable[[_Args], None]
+Row = Callable[[Args], None]
 
 
 def _mask(name: str) -> MaskTable:
@@ -43,10 +46,10 @@ def compose(value: int, parts: list[str], rest: int) -> str:
     if parts:
         if rest:
             parts = [*parts, hex(rest)]
-        return f"{c_hex(value)}<{'|'.join(parts)}>"
+        return f"{hex_alt(value)}<{'|'.join(parts)}>"
     if not value:
         return "0"
-    return f"{c_hex(value)}<><invalid>{rest}"
+    return f"{hex_alt(value)}<><invalid>{rest}"
 
 
 def flags(table: MaskTable, bits: int = 32) -> Callable[[int], str]:
@@ -68,21 +71,21 @@ def plain_flags(table: MaskTable) -> Callable[[int], str]:
         value &= _U32
         names, rest = table.names(value)
         if not names:
-            return c_hex(value)
+            return hex_alt(value)
         return names + (f"|{rest:#x}" if rest else "")
 
     return decode
 
 
-def _value(a: _Args, names: dict[int, str]) -> Callable[[int], str]:
+def _value(a: Args, names: dict[int, str]) -> Callable[[int], str]:
     return lambda v: a.integer(names, v)
 
 
-def _signed(a: _Args, kind: str = "int") -> Callable[[int], str]:
+def _signed(a: Args, kind: str = "int") -> Callable[[int], str]:
     return lambda v: a.signed(v, kind)
 
 
-def _n(a: _Args, count: int = 1) -> None:
+def _n(a: Args, count: int = 1) -> None:
     for _ in range(count):
         a.number()
 
@@ -106,7 +109,7 @@ def mmap_flags(value: int) -> str:
     return compose(value, parts, rest)
 
 
-def _mmap(a: _Args) -> None:
+def _mmap(a: Args) -> None:
     _n(a, 2)
     a.arg(PROT)
     a.arg(mmap_flags)
@@ -114,15 +117,15 @@ def _mmap(a: _Args) -> None:
     a.number()
 
 
-def _mprotect(a: _Args) -> None:
+def _mprotect(a: Args) -> None:
     _n(a, 2)
     a.arg(PROT)
 
 
-def _after(count: int, decode_of: Callable[[_Args], Callable[[int], str]]) -> Row:
+def _after(count: int, decode_of: Callable[[Args], Callable[[int], str]]) -> Row:
     """count plain slots, then one decoded slot."""
 
-    def row(a: _Args) -> None:
+    def row(a: Args) -> None:
         _n(a, count)
         a.arg(decode_of(a))
 
@@ -170,21 +173,21 @@ def socket_type(value: int) -> str:
     return compose(value, parts, rest)
 
 
-def _socket(a: _Args) -> None:
+def _socket(a: Args) -> None:
     if not a.more():
         return
-    domain = c_int32(a.take())
+    domain = int32(a.take())
     a.put(a.integer(DOMAINS, domain))
     a.arg(socket_type)
     if domain in (AF_INET, AF_INET6):
         a.arg(_value(a, IPPROTO))  # the protocol is an IPPROTO_ value only for IP sockets
 
 
-def _sockopt(a: _Args) -> None:
+def _sockopt(a: Args) -> None:
     a.number()
     if not a.more():
         return
-    level = c_int32(a.take())
+    level = int32(a.take())
     a.put(a.integer(LEVELS, level))
     names = OPTIONS.get(level)
     if names is not None:
@@ -211,30 +214,30 @@ IOCTLS = lookup(F.table("ioctl_tty") + F.table("ioctl_misc"))
 WHENCE = lookup(F.table("seek_whence"))
 
 
-def _fcntl(a: _Args) -> None:
+def _fcntl(a: Args) -> None:
     a.number()
     if not a.more():
         return
-    cmd = c_int32(a.take())
+    cmd = int32(a.take())
     a.put(a.integer(FCNTL_CMDS, cmd))
     if cmd == F_SETFD:
         a.arg(FD_FLAGS)
     elif cmd == F_SETFL:
         a.arg(open_flags)
     elif cmd == F_SETSIG:
-        a.arg(lambda v: linux_signal(c_int32(v)) if c_int32(v) else "0")
+        a.arg(lambda v: linux_signal(int32(v)) if int32(v) else "0")
     elif cmd == F_ADD_SEALS:
         a.arg(SEALS)
     elif cmd in F_SIGNED_ARG:
         a.arg(_signed(a))
 
 
-def _ioctl(a: _Args) -> None:
+def _ioctl(a: Args) -> None:
     a.number()
-    a.arg(lambda v: IOCTLS.get(v & _U32) or c_hex(v & _U32))  # kdump prints an unknown request as a number
+    a.arg(lambda v: IOCTLS.get(v & _U32) or hex_alt(v & _U32))  # kdump prints an unknown request as a number
 
 
-def _lseek(a: _Args) -> None:
+def _lseek(a: Args) -> None:
     a.number()
     a.arg(_signed(a, "long"))
     a.arg(_value(a, WHENCE))
@@ -248,7 +251,7 @@ STATX_MASK = flags(_mask("statx_mask"))
 STATX_FLAGS = flags(STATX_AT)
 
 
-def _statx(a: _Args) -> None:
+def _statx(a: Args) -> None:
     a.arg(a.atfd)
     a.number()
     a.arg(STATX_FLAGS)
@@ -266,7 +269,7 @@ FUTEX_PRIVATE_FLAG = F.value("futex_flags", "FUTEX_PRIVATE_FLAG")
 FUTEX_CLOCK_REALTIME = F.value("futex_flags", "FUTEX_CLOCK_REALTIME")
 
 
-def futex_op(a: _Args, value: int) -> str:
+def futex_op(a: Args, value: int) -> str:
     """The command, `_PRIVATE` appended as the kernel's own names do, then FUTEX_CLOCK_REALTIME."""
     op = value & _U32
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
@@ -280,7 +283,7 @@ def futex_op(a: _Args, value: int) -> str:
     return name
 
 
-def _futex(a: _Args) -> None:
+def _futex(a: Args) -> None:
     a.number()
     a.arg(lambda v: futex_op(a, v))
 
@@ -289,13 +292,13 @@ PRCTL = lookup(F.table("prctl_option"))
 PR_SET_PDEATHSIG = F.value("prctl_option", "PR_SET_PDEATHSIG")
 
 
-def _prctl(a: _Args) -> None:
+def _prctl(a: Args) -> None:
     if not a.more():
         return
-    option = c_int32(a.take())
+    option = int32(a.take())
     a.put(a.integer(PRCTL, option))
     if option == PR_SET_PDEATHSIG:
-        a.arg(lambda v: linux_signal(c_int32(v)) if c_int32(v) else "0")
+        a.arg(lambda v: linux_signal(int32(v)) if int32(v) else "0")
 
 
 RLIMITS = lookup(F.table("rlimit_resource"))
@@ -303,33 +306,33 @@ WAIT = flags(_mask("wait_options"))
 IDTYPES = lookup(F.table("waitid_idtype"))
 
 
-def _wait4(a: _Args) -> None:
+def _wait4(a: Args) -> None:
     a.arg(_signed(a, "pid"))
     a.number()
     a.arg(WAIT)
 
 
-def _waitid(a: _Args) -> None:
+def _waitid(a: Args) -> None:
     a.arg(_value(a, IDTYPES))
     a.arg(_signed(a))
     a.number()
     a.arg(WAIT)
 
 
-def _prlimit64(a: _Args) -> None:
+def _prlimit64(a: Args) -> None:
     a.arg(_signed(a, "pid"))
     a.arg(_value(a, RLIMITS))
 
 
-def _kill(a: _Args) -> None:
+def _kill(a: Args) -> None:
     a.arg(_signed(a, "pid"))
-    a.arg(lambda v: linux_signal(c_int32(v)))
+    a.arg(lambda v: linux_signal(int32(v)))
 
 
-def _tgkill(a: _Args) -> None:
+def _tgkill(a: Args) -> None:
     a.arg(_signed(a, "pid"))
     a.arg(_signed(a, "pid"))
-    a.arg(lambda v: linux_signal(c_int32(v)))
+    a.arg(lambda v: linux_signal(int32(v)))
 
 
 CLONE = MaskTable(F.CLONE_FLAGS)
@@ -347,7 +350,7 @@ def clone_flags(value: int) -> str:
     return compose(value, parts, rest)
 
 
-def _clone(a: _Args) -> None:
+def _clone(a: Args) -> None:
     a.arg(clone_flags)
 
 
@@ -361,7 +364,7 @@ EPOLL_OPS = lookup(F.table("epoll_ctl_op"))
 TIMERFD_CREATE = flags(_mask("timerfd_create_flags"))
 
 
-def _timerfd_create(a: _Args) -> None:
+def _timerfd_create(a: Args) -> None:
     a.arg(clockid)
     a.arg(TIMERFD_CREATE)
 
@@ -425,3 +428,24 @@ ROWS: dict[str, Row] = {name: row for name, (row, _why) in KDUMP_OVERRIDES.items
 # Beyond the rows, in every syscall an argument the prototype declares int,
 # pid_t or off_t prints signed where kdump prints the 64-bit register.
 SIGNED_ARGUMENTS_NOTE = "int, pid_t and off_t arguments print signed, from the syscall prototypes"
+
+
+def format_linux_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool, kdump: bool = False) -> str:
+    """The text after a Linux syscall's name in a CALL line: `(...)`, or '' with no slots.
+
+    kdump=True prints exactly what FreeBSD's kdump prints for the record;
+    the default also applies the rows of KDUMP_OVERRIDES.
+    """
+    if not args:
+        return ""
+    if kdump:
+        return format_args(name, args, decimal=decimal, ilp32=ilp32)
+    row = ROWS.get(name)
+    if row is None:
+        return format_args(name, args, decimal=decimal, ilp32=ilp32, kinds=slot_kinds(name))
+    a = Args(args, decimal, ilp32, slot_kinds(name))
+    row(a)
+    while a.more():
+        a.number()
+    a.out.append(")")
+    return "".join(a.out)

@@ -128,7 +128,7 @@ def _stat11(layout: struct.Struct) -> Callable[[bytes], tuple[int, ...]]:
 
 
 # sys/sys/stat.h struct stat (ino64): amd64 224 bytes; i386 208 bytes.
-_ST_AMD64 = struct.Struct("<QQQH2xII4xQ qq qq qq qq qqiI8x80x")
+from ktrace_cli.format.layouts import FREEBSD_STAT as _ST_AMD64  # noqa: E402, I001  (declared once)
 _ST_I386 = struct.Struct("<QQQH2xII4xQ 4xil 4xil 4xil 4xil qqiI8x80x")
 # struct freebsd11_stat: amd64 120 bytes, i386 96 bytes (8 bytes of padding
 # after st_birthtim pad it to 16 bytes).  st_gen and st_lspare are skipped.

@@ -10,6 +10,36 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+# struct ktr_header's fields, in order (sys/sys/ktrace.h); the per-arch
+# Structs below pack exactly these, padding aside.
+HEADER_V0_FIELDS = ("ktr_len", "ktr_type", "ktr_pid", "ktr_comm", "ktr_time_sec", "ktr_time_usec", "ktr_tid")
+HEADER_V1_FIELDS = ("ktr_len", "ktr_type", "ktr_version", "ktr_pid", "ktr_comm", "ktr_time_sec",
+                    "ktr_time_nsec", "ktr_tid", "ktr_cpu")  # fmt: skip
+
+
+def offsets(layout: struct.Struct, fields: tuple[str, ...]) -> dict[str, int]:
+    """Each field's byte offset in `layout` (pad bytes skipped, a `20s` is one field)."""
+    fmt = layout.format
+    order, body = (fmt[0], fmt[1:]) if fmt[:1] in "<>=!@" else ("", fmt)
+    out: dict[str, int] = {}
+    names = iter(fields)
+    prefix, count = "", ""
+    for ch in body.replace(" ", ""):
+        if ch.isdigit():
+            count += ch
+            continue
+        n = int(count or 1)
+        if ch == "x":
+            pass
+        elif ch in "sp":
+            out[next(names)] = struct.calcsize(order + prefix)
+        else:
+            for i in range(n):
+                out[next(names)] = struct.calcsize(order + prefix + f"{i}{ch}")
+        prefix += count + ch
+        count = ""
+    return out
+
 
 @dataclass(frozen=True)
 class Arch:
@@ -88,11 +118,25 @@ I386 = Arch(
 
 ARCHES = {AMD64.name: AMD64, I386.name: I386}
 
+# Where kdump and the writer find these fields: the same in both header
+# versions and on both architectures (they precede the first long).
+HEADER_OFFSETS = offsets(AMD64.header_v1, HEADER_V1_FIELDS)
+TYPE_OFFSET = HEADER_OFFSETS["ktr_type"]
+PID_OFFSET = HEADER_OFFSETS["ktr_pid"]
+COMM_OFFSET = HEADER_OFFSETS["ktr_comm"]
+COMM_SIZE = 20  # MAXCOMLEN + 1
+HEADER_SIZES = (AMD64.header_v0.size, I386.header_v0.size, AMD64.header_v1.size, I386.header_v1.size)
+
 # Word-size independent payloads.
 CSW_OLD = struct.Struct("<ii")
 CSW_NEW = struct.Struct("<ii8s")
 PROCCTOR = struct.Struct("<I")
 FAULTEND = struct.Struct("<i")
+# struct stat, FreeBSD amd64 >= 12 (224 bytes; docs/FORMAT.md, STRU records): st_dev,
+# st_ino, st_nlink, st_mode, (st_bsdflags pad), st_uid, st_gid, (pad), st_rdev,
+# st_atim, st_mtim, st_ctim, st_birthtim (sec, nsec each), st_size, st_blocks,
+# st_blksize, st_flags, (st_gen, st_spare[10]). The writer and the decoder use this one.
+FREEBSD_STAT = struct.Struct("<QQQH2xII4xQ qq qq qq qq qqiI8x80x")
 # struct uexterror: ver, error, cat, src_line, flags, rsrv0; p1, p2; rsrv1[4]; msg[128].
 EXTERR = struct.Struct("<6I2Q4Q128s")
 
@@ -100,4 +144,7 @@ assert AMD64.header_v0.size == 56 and AMD64.header_v1.size == 64
 assert I386.header_v0.size == 44 and I386.header_v1.size == 48
 assert AMD64.psig.size == 40 and I386.psig.size == 28
 assert AMD64.capfail_new.size == 1040 and AMD64.capfail_old.size == 40
-assert EXTERR.size == 200
+assert EXTERR.size == 200 and FREEBSD_STAT.size == 224
+for _arch in ARCHES.values():
+    assert offsets(_arch.header_v0, HEADER_V0_FIELDS)["ktr_comm"] == COMM_OFFSET
+    assert offsets(_arch.header_v1, HEADER_V1_FIELDS)["ktr_pid"] == PID_OFFSET

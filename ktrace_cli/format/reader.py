@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import AMD64, I386, Arch
+from ktrace_cli.format.layouts import AMD64, COMM_OFFSET, COMM_SIZE, HEADER_SIZES, I386, Arch
 from ktrace_cli.format.records import Record
 
 CHUNK = 1 << 20
@@ -111,7 +111,7 @@ def _walk_score(sample: bytes, arch: Arch, complete: bool) -> int:
         hsize = arch.header_v1.size if (versioned and version) else arch.header_v0.size
         # The two bytes after a v0 ktr_type are padding that FreeBSD 6 to 13 never
         # wrote (its request pool is not zeroed): they say nothing about the layout.
-        comm = sample[pos + 12 : pos + 32]
+        comm = sample[pos + COMM_OFFSET : pos + COMM_OFFSET + COMM_SIZE]
         if b"\0" not in comm:
             return count
         if pos + hsize + length > n:
@@ -138,7 +138,7 @@ def _other_bsd(sample: bytes) -> str | None:
         length, rtype, version = _PREFIX.unpack_from(sample, 0)
         base = rtype & 0x3FFF
         # NetBSD: type 7 is KTR_EMUL, whose payload names the emulation.
-        for hsize in (56, 44, 64, 48):
+        for hsize in HEADER_SIZES:
             payload = sample[hsize : hsize + max(0, length)]
             if base == 7 and payload.rstrip(b"\0 ") in (b"netbsd", b"netbsd32", b"linux", b"linux32"):
                 return "NetBSD"
@@ -196,7 +196,7 @@ def _implausible_start(sample: bytes) -> str | None:
             return None
         implausible = base > MAX_TYPE
     if len(sample) >= 32 and not implausible:
-        implausible = b"\0" not in sample[12:32]
+        implausible = b"\0" not in sample[COMM_OFFSET : COMM_OFFSET + COMM_SIZE]
     if not implausible:
         return None
     kind = _kind(sample)

@@ -60,7 +60,7 @@ class SyscallText:
 
             return format_freebsd_args
         if abi is A.Abi.LINUX or abi is A.Abi.LINUX32:
-            from ktrace_cli.decode.linux_args import format_linux_args
+            from ktrace_cli.decode.linux_calls import format_linux_args
 
             return format_linux_args
         return None

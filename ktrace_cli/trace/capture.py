@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import GENIO_FIXED, csw
 from ktrace_cli.trace import convert
 from ktrace_cli.trace import rules as R
-from ktrace_cli.trace.emit import GENIO_FIXED, csw
 from ktrace_cli.trace.tracee import Thread
 
 # The `u` convention: prctl(UTRACE_PRCTL, addr, len, 0, 0) is a harmless

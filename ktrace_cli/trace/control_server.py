@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from ktrace_cli.trace import engine as engine_mod
-from ktrace_cli.trace import ops, protocol
+from ktrace_cli.trace import ktrops, protocol
 from ktrace_cli.trace.engine import Engine
 from ktrace_cli.trace.protocol import (
     ANY_VERSION_OPS,
@@ -368,7 +368,7 @@ class ControlServer:
 def _engine_request(req: Request, fd: int | None, peer_pid: int,
                     reply: Callable[[dict[str, object]], None]) -> engine_mod.Request:  # fmt: skip
     if req.args is None:
-        op = ops.SHUTDOWN if req.op == "shutdown" else ops.STATUS
+        op = ktrops.SHUTDOWN if req.op == "shutdown" else ktrops.STATUS
         return engine_mod.Request(ops=op, facs=0, pid=0, fd=fd, peer_pid=peer_pid, reply=reply)
     a = req.args
     return engine_mod.Request(ops=a.ops, facs=a.facs, pid=a.pid, fd=fd, peer_pid=peer_pid, command=a.command,

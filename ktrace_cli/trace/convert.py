@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import struct
 
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import FREEBSD_STAT
+
 # struct stat, x86_64 Linux (144 bytes).
 LINUX_STAT = struct.Struct("<QQQIII4xQqqq9q")
-# struct stat, FreeBSD amd64 >= 12 (224 bytes): docs/FORMAT.md, STRU records.
-FREEBSD_STAT = struct.Struct("<QQQHhII4xQ8qqqiIQ80x")
 # struct statx (the fields we use, 144 of its 256 bytes).
 STATX = struct.Struct("<IIQIIIH2xQQQQ4q4qIIII")
 
-assert LINUX_STAT.size == 144 and FREEBSD_STAT.size == 224
+assert LINUX_STAT.size == 144
 
 # Linux address family -> FreeBSD (sys/sys/socket.h). Families FreeBSD lacks
 # (AF_PACKET, ...) have no FreeBSD form, so no STRU record is written for them.
 FAMILY_TO_FREEBSD = {0: 0, 1: 1, 2: 2, 10: 28, 16: 38, 31: 36}
 SOCKADDR_MAX = 255  # sa_len is one byte
 SUN_PATH_FREEBSD = 104
+# Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit:
+# FreeBSD's ERESTART in a record.
+RESTART_ERRNOS = frozenset({512, 513, 514, 516})
+ERRNO_LIMIT = 4096  # a syscall's error return is -1 .. -4095
+
+
+def errno_map() -> list[int]:
+    """FreeBSD's errno for each Linux one below ERRNO_LIMIT, as a capture backend records it."""
+    from ktrace_cli.abi import linux as abi  # lazy: start-up (only the engine maps errnos)
+
+    out = [abi.freebsd_errno_from_linux(e) for e in range(ERRNO_LIMIT)]
+    for e in RESTART_ERRNOS:
+        out[e] = K.ERESTART
+    return out
 
 
 def freebsd_makedev(major: int, minor: int) -> int:
@@ -47,9 +62,9 @@ def stat_from_linux(raw: bytes) -> bytes | None:
     (dev, ino, nlink, mode, uid, gid, rdev, size, blksize, blocks,
      asec, ansec, msec, mnsec, csec, cnsec, _r0, _r1, _r2) = LINUX_STAT.unpack_from(raw)  # fmt: skip
     return FREEBSD_STAT.pack(
-        freebsd_dev(dev), ino, nlink, mode & 0xFFFF, 0, uid, gid, freebsd_dev(rdev),
+        freebsd_dev(dev), ino, nlink, mode & 0xFFFF, uid, gid, freebsd_dev(rdev),
         asec, ansec, msec, mnsec, csec, cnsec, -1, 0,  # no birth time in Linux stat
-        size, blocks, blksize & 0xFFFFFFFF, 0, 0,
+        size, blocks, blksize & 0xFFFFFFFF, 0,
     )  # fmt: skip
 
 
@@ -65,9 +80,9 @@ def stat_from_statx(raw: bytes) -> bytes | None:
     if not mask & 0x800:  # STATX_BTIME
         bsec, bnsec = -1, 0
     return FREEBSD_STAT.pack(
-        freebsd_makedev(dmaj, dmin), ino, nlink, mode, 0, uid, gid, freebsd_makedev(rmaj, rmin),
+        freebsd_makedev(dmaj, dmin), ino, nlink, mode, uid, gid, freebsd_makedev(rmaj, rmin),
         asec, ansec, msec, mnsec, csec, cnsec, bsec, bnsec,
-        size, blocks, blksize, 0, 0,
+        size, blocks, blksize, 0,
     )  # fmt: skip
 
 

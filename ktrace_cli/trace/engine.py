@@ -1,7 +1,15 @@
-"""The ptrace engine: one loop that owns every traced thread and writes their records."""
+"""The ptrace engine: one loop that waits for the traced threads' stops, and the request hand-off.
+
+The table of traced processes is trace/table.py's; fork/exec/exit stops
+are trace/lifecycle.py's; ktrace(2)'s operations are trace/ktrops.py's.
+This module holds the wait loop, the syscall and signal stops (the hot
+path), and the queue of requests from the control thread with the
+replies held until their processes are detached.
+"""
 
 from __future__ import annotations
 
+import errno as E
 import logging
 import os
 import signal
@@ -9,60 +17,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace import capture, events
+from ktrace_cli.format.writer import TraceFile
+from ktrace_cli.trace import capture, convert, ktrops, lifecycle
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
-from ktrace_cli.trace.emit import (
-    ARGS,
-    H1,
-    SYSCALL_FIXED,
-    SYSCALL_LEN,
-    SYSRET,
-    T_SYSCALL,
-    T_SYSRET,
-    TraceFile,
-    procdtor,
-)  # fmt: skip
-from ktrace_cli.trace.tracee import (
-    HANDLER_UNKNOWN,
-    SA_RESETHAND,
-    Proc,
-    Thread,
-    read_comm,
-)  # fmt: skip
+from ktrace_cli.trace.ktrops import DETACH_TIMEOUT, SHUTDOWN, STATUS, Reply, Request
+from ktrace_cli.trace.memory import RESOURCE_ERRNOS
+from ktrace_cli.trace.ptrace_backend import PtraceBackend
+from ktrace_cli.trace.table import TraceeTable
+from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, Proc, Thread
 
 log = logging.getLogger("pyktrace.engine")
 
-# Linux's kernel-internal "restart me" codes, seen by a tracer at syscall exit.
-RESTART_ERRNOS = frozenset({512, 513, 514, 516})
-
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
-
-
-@dataclass
-class Request:
-    """One ktrace(2)-like request from a client, handed to the engine thread."""
-
-    ops: int
-    facs: int
-    pid: int
-    fd: int | None
-    peer_pid: int
-    command: bool = False
-    seccomp: str = "off"  # "on": install the command-mode filter
-    genio_size: int = K.GENIO_SIZE_DEFAULT
-    version: int = K.KTR_VERSION1
-    fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
-    # [dirfd in the client, temporary name, final name]: the new trace file to
-    # rename once the request is accepted (ops.rename_accepted).
-    rename: object = None
-    reply: Callable[[dict[str, object]], None] = field(default=lambda r: None)
 
 
 class Engine:
@@ -70,17 +42,16 @@ class Engine:
 
     def __init__(self, idle_grace: float = 1.0) -> None:
         self.rules = R.rules()
-        from ktrace_cli.abi import linux as abi
-
-        self.errmap = [abi.freebsd_errno_from_linux(e) for e in range(4096)]
-        self.threads: dict[int, Thread] = {}
-        self.procs: dict[int, Proc] = {}
-        self.files: dict[tuple[int, int], TraceFile] = {}
-        self.pending: dict[int, int] = {}  # tid -> first stop status of a task not yet known
-        self.awaiting: dict[int, tuple[Proc | None, Thread]] = {}  # new task -> (proc, creator)
+        self.errmap = convert.errno_map()
+        self.table = TraceeTable(PtraceBackend())
+        self.table.on_release = self._released
+        self.table.on_write_failure = self._write_failure
+        # The table's dicts, bound once: the loop reads them at every stop.
+        self.threads = self.table.threads
+        self.procs = self.table.procs
         self.requests: deque[Request] = deque()
         # Replies to clears, sent once their processes are fully detached.
-        self.held_replies: list[tuple[list[Proc], object, dict[str, object]]] = []
+        self.held_replies: list[tuple[list[Proc], Callable[[Reply], None], Reply]] = []
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.closing = False
@@ -88,19 +59,16 @@ class Engine:
         self.idle_grace = idle_grace
         self.bufs = P.PtraceBuffers()
         self.is_root = os.geteuid() == 0
-        self.dirty = False
         self.attention = False
         self.write_failure = False
         self.shutdown_started = False
         self.timer_armed = False
-        self.in_flush = False
         self.spin = len(os.sched_getaffinity(0)) > 1 and os.environ.get("PYKTRACE_SPIN") != "0"
         self.spin_misses = 0
         self.spin_skip = 0
         # Stops collected but not yet handled: see _wait.
         self.ready: deque[tuple[int, int]] = deque()
         self.waker: Any = None  # daemon.Waker: wakes the loop out of waitpid() without forking
-        self.detach_started: dict[int, float] = {}  # tgid -> when its detach began (ops)
         self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
 
     # ----- requests (called from the control thread) -----
@@ -131,14 +99,15 @@ class Engine:
         while True:
             if self.attention:
                 self._attend()
-            if not self.threads and not self.awaiting:
+            if not self.threads and not self.table.awaiting:
                 if self.shutdown or not self._idle():
                     break
                 continue
             try:
                 pid, status = self._wait()
             except ChildProcessError:
-                self._forget_all()
+                self.table.forget_all()
+                self.ready.clear()
                 continue
             t = self.threads.get(pid)
             try:
@@ -152,12 +121,10 @@ class Engine:
                 # A bug must not leave a tracee stopped or take the others down.
                 log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
                 if t is not None and os.WIFSTOPPED(status):
-                    P._ptrace(t.resume_op(), pid, 0, 0)
-        self._flush_all()
+                    P.libc_ptrace(t.resume_op(), pid, 0, 0)
+        self.table.flush_all()
         for _procs, reply_fn, reply in self.held_replies:
-            from ktrace_cli.trace import ops
-
-            ops.send(reply_fn, reply)
+            send(reply_fn, reply)
 
     def _attend(self) -> None:
         """Work the signal handlers and the control thread left for the engine thread."""
@@ -167,7 +134,7 @@ class Engine:
             self._begin_shutdown()
         if self.write_failure:
             self.write_failure = False
-            for tf in list(self.files.values()):
+            for tf in list(self.table.files.values()):
                 if tf.failed:
                     self._write_failed(tf, tf.failed)
         if self.requests or self.held_replies:
@@ -175,7 +142,7 @@ class Engine:
 
     def _idle(self) -> bool:
         """Wait for a request while nothing is traced; False to exit."""
-        self._flush_all()
+        self.table.flush_all()
         with self.lock:
             if not self.requests:
                 self.wake.wait(self.idle_grace)
@@ -209,7 +176,7 @@ class Engine:
 
     def _wait_one(self) -> tuple[int, int]:
         waitpid = os.waitpid
-        if self.dirty and not self.timer_armed:
+        if self.table.dirty and not self.timer_armed:
             self.timer_armed = True
             signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
         if self.spin and not self.spin_skip:
@@ -233,8 +200,8 @@ class Engine:
 
     def _on_alarm(self, signum: int, frame: object) -> None:
         self.timer_armed = False
-        if not self.in_flush:
-            self._flush_all(from_signal=True)
+        if not self.table.in_flush:
+            self.table.flush_all(from_signal=True)
 
     def _on_term(self, signum: int, frame: object) -> None:
         if not self.shutdown:
@@ -242,27 +209,21 @@ class Engine:
             self.closing = True
             self.ring()
 
-    def _flush_all(self, from_signal: bool = False) -> None:
-        self.in_flush = True
-        try:
-            for tf in list(self.files.values()):
-                if tf.buf and tf.flush():
-                    self.write_failure = self.attention = True
-            self.dirty = False
-            if self.write_failure and not from_signal:
-                self._attend()
-        finally:
-            self.in_flush = False
+    def _write_failure(self, from_signal: bool) -> None:
+        """A buffer could not be written: the processes writing to it are detached (in _attend)."""
+        self.write_failure = self.attention = True
+        if not from_signal:
+            self._attend()
 
     # ----- syscall stops: the hot path -----
 
     def _syscall_stop(self, t: Thread) -> None:
         tid = t.tid
         info = self.bufs.info
-        if P._ptrace(P.PTRACE_GET_SYSCALL_INFO, tid, P.SYSCALL_INFO_SIZE, info) <= 0:
-            P._ptrace(t.resume_op(), tid, 0, 0)
+        if P.libc_ptrace(P.PTRACE_GET_SYSCALL_INFO, tid, P.SYSCALL_INFO_SIZE, info) <= 0:
+            P.libc_ptrace(t.resume_op(), tid, 0, 0)
             return
-        op, nr, a0, a1, a2, a3, a4, a5 = _INFO.unpack_from(info)
+        op, nr, a0, a1, a2, a3, a4, a5 = P.SYSCALL_INFO.unpack_from(info)
         if op == P.PTRACE_SYSCALL_INFO_NONE:
             # A SIGKILL took the thread out of the stop we collected; it is in
             # another (its exit event), reported on its own. The rest of the
@@ -276,11 +237,11 @@ class Engine:
             rval = nr - (1 << 64) if nr >> 63 else nr
             self._exit(t, p, rval, a0 & 0xFF)
             t.insys = False
-            P._ptrace(p.mode_op, tid, 0, 0)
+            P.libc_ptrace(p.mode_op, tid, 0, 0)
             return
         if op == P.PTRACE_SYSCALL_INFO_SECCOMP and t.insys:
             # A program's own RET_TRACE filter after our entry stop: same call.
-            P._ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
+            P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
             return
         t.insys = True
         t.nr = nr
@@ -290,34 +251,27 @@ class Engine:
         t.entry_ns = ns
         tf = p.file
         if tf is not None and p.facs & K.KTRFAC_SYSCALL:
-            narg = self.rules.narg[nr] if nr < R.MAX_SYSCALL else 6
-            if tf.version:
-                sec, nsec = divmod(ns, 1_000_000_000)
-                tf.buf += H1(SYSCALL_LEN[narg], T_SYSCALL, 1, p.tgid, t.comm, sec, nsec,
-                             tid, -1) + SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg])  # fmt: skip
-            else:
-                tf.record(K.KTR_SYSCALL, p.tgid, tid, t.comm, ns,
-                          SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg]))  # fmt: skip
-            self.dirty = True
+            tf.syscall(p.tgid, tid, t.comm, ns, nr, self.rules.narg[nr] if nr < R.MAX_SYSCALL else 6, args)
+            self.table.dirty = True
         rule = self.rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
         if rule is not None:
             if rule.special:
-                if self._entry_special(t, p, rule, args):
+                if lifecycle.entry_special(self.table, t, p, rule, args, self.is_root):
                     return  # the thread was detached
             if tf is not None and (rule.paths or rule.stru or rule.special
                                    or p.facs & K.KTRFAC_CSW):  # fmt: skip
                 capture.entry_records(t, rule, args, ns)
-                self.dirty = True
-        P._ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
+                self.table.dirty = True
+        P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
 
     def _quiet_stop(self, t: Thread, p: Proc) -> None:
         """A syscall stop of a process we no longer record: detach or let it run."""
         t.insys = False
         if p.detaching:
-            P._ptrace(P.PTRACE_DETACH, t.tid, 0, 0)
-            self._drop_thread(t)
+            P.libc_ptrace(P.PTRACE_DETACH, t.tid, 0, 0)
+            self.table.drop_thread(t)
         else:
-            P._ptrace(P.PTRACE_CONT, t.tid, 0, 0)
+            P.libc_ptrace(P.PTRACE_CONT, t.tid, 0, 0)
 
     def _exit(self, t: Thread, p: Proc, rval: int, is_error: int) -> None:
         nr = t.nr
@@ -333,11 +287,11 @@ class Engine:
         error = 0
         if is_error:
             e = -rval
-            error = K.ERESTART if e in RESTART_ERRNOS else (self.errmap[e] if 0 < e < 4096 else e)
+            error = self.errmap[e] if 0 < e < convert.ERRNO_LIMIT else e
             rval = 0
         if rule is not None:
             if rule.special and not is_error:
-                self._exit_special(t, p, rule)
+                lifecycle.exit_special(t, p, rule)
                 if rule.special == R.SPECIAL_EXEC:
                     error = K.EJUSTRETURN
                     rval = 0
@@ -347,67 +301,8 @@ class Engine:
                 capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
         tf = p.file
         if tf is not None and p.facs & K.KTRFAC_SYSRET:
-            if tf.version:
-                sec, nsec = divmod(ns, 1_000_000_000)
-                tf.buf += H1(16, T_SYSRET, 1, p.tgid, t.comm, sec, nsec, t.tid, -1) + SYSRET(
-                    nr, 0, error, rval
-                )
-            else:
-                tf.record(K.KTR_SYSRET, p.tgid, t.tid, t.comm, ns, SYSRET(nr, 0, error, rval))
-            self.dirty = True
-
-    def _entry_special(self, t: Thread, p: Proc, rule: R.SyscallRule, args: tuple[int, ...]) -> bool:
-        kind = rule.special
-        if kind == R.SPECIAL_SIGACTION:
-            t.sigaction = None
-            if args[1]:
-                raw = p.mem.read(args[1], 16)
-                if len(raw) == 16:
-                    handler = int.from_bytes(raw[:8], "little")
-                    flags = int.from_bytes(raw[8:], "little")
-                    t.sigaction = (args[0], handler, flags)
-        elif kind == R.SPECIAL_EXEC and not self.is_root and not p.filtered:
-            return self._setid_exec_check(t, p, rule, args)
-        return False
-
-    def _exit_special(self, t: Thread, p: Proc, rule: R.SyscallRule) -> None:
-        kind = rule.special
-        args = t.args
-        if kind == R.SPECIAL_SIGACTION and t.sigaction is not None:
-            sig, handler, flags = t.sigaction
-            p.handlers[sig] = handler
-            if flags & SA_RESETHAND:
-                p.resethand.add(sig)
-            else:
-                p.resethand.discard(sig)
-        elif kind == R.SPECIAL_PRCTL and args:
-            if args[0] == capture.PR_SET_NAME:
-                t.comm = read_comm(p.tgid, t.tid)
-            elif args[0] == capture.PR_SET_SECCOMP and args[1] == capture.SECCOMP_MODE_FILTER:
-                self._filter_live(p)
-        elif kind == R.SPECIAL_SECCOMP and args and args[0] == capture.SECCOMP_SET_MODE_FILTER:
-            self._filter_live(p)
-
-    def _filter_live(self, p: Proc) -> None:
-        p.filtered = True
-        if p.want_seccomp:
-            p.want_seccomp = False
-            p.mode_op = P.PTRACE_CONT
-            log.info("pid %d: seccomp filter live, stopping only on selected syscalls", p.tgid)
-
-    def _setid_exec_check(self, t: Thread, p: Proc, rule: R.SyscallRule, args: tuple[int, ...]) -> bool:
-        """Detach before an exec that would gain privileges, so the program keeps them."""
-        target = events.exec_target(t.tid, rule.name, args, p.mem)
-        if target is None:
-            return False
-        where, follow, name = target
-        why = events.exec_privileges(where, follow)
-        if why is None:
-            return False
-        shown = name.decode(errors="backslashreplace")
-        log.info("pid %d: %s exec of %s: tracing stopped so it keeps its privileges", p.tgid, why, shown)
-        self._detach_proc(p, current=t)
-        return True
+            tf.sysret(p.tgid, t.tid, t.comm, ns, nr, error, rval)
+            self.table.dirty = True
 
     # ----- every other stop -----
 
@@ -428,29 +323,31 @@ class Engine:
         elif event == P.PTRACE_EVENT_STOP:
             t.descend_pending = False  # the attach stop: later forks are only inherited
             if p.detaching and sig not in S.STOP_SIGNALS:
-                P._ptrace(P.PTRACE_DETACH, tid, 0, 0)
-                self._drop_thread(t)
+                P.libc_ptrace(P.PTRACE_DETACH, tid, 0, 0)
+                self.table.drop_thread(t)
             elif not t.started:
                 t.started = True
-                P._ptrace(p.mode_op, tid, 0, 0)
+                P.libc_ptrace(p.mode_op, tid, 0, 0)
             elif sig in S.STOP_SIGNALS:
                 if p.detaching:
-                    P._ptrace(P.PTRACE_DETACH, tid, 0, 0)  # stays in its group-stop
-                    self._drop_thread(t)
+                    P.libc_ptrace(P.PTRACE_DETACH, tid, 0, 0)  # stays in its group-stop
+                    self.table.drop_thread(t)
                 else:
-                    P._ptrace(P.PTRACE_LISTEN, tid, 0, 0)
+                    P.libc_ptrace(P.PTRACE_LISTEN, tid, 0, 0)
             else:
-                P._ptrace(t.resume_op(), tid, 0, 0)
+                P.libc_ptrace(t.resume_op(), tid, 0, 0)
         elif event in (P.PTRACE_EVENT_FORK, P.PTRACE_EVENT_VFORK, P.PTRACE_EVENT_CLONE):
-            events.new_task(self, t, p, event)
-            P._ptrace(t.resume_op(), tid, 0, 0)
+            held = lifecycle.new_task(self.table, self.bufs, t, p, event)
+            if held is not None:
+                self._other_stop(*held)
+            P.libc_ptrace(t.resume_op(), tid, 0, 0)
         elif event == P.PTRACE_EVENT_EXEC:
-            events.exec_(self, t, p)
+            lifecycle.exec_(self.table, self.bufs, t, p)
         elif event == P.PTRACE_EVENT_EXIT:
-            events.exiting(self, t, p)
-            P._ptrace(P.PTRACE_CONT, t.tid, 0, 0)
+            lifecycle.exiting(self.table, self.bufs, t, p)
+            P.libc_ptrace(P.PTRACE_CONT, t.tid, 0, 0)
         else:
-            P._ptrace(t.resume_op(), tid, 0, 0)
+            P.libc_ptrace(t.resume_op(), tid, 0, 0)
 
     def _signal_stop(self, t: Thread, p: Proc, sig: int) -> None:
         tid = t.tid
@@ -461,12 +358,12 @@ class Engine:
                 rip = P.peek_user(tid, P.RIP_OFFSET) or 0
                 p.handlers[stepped] = rip
                 self._psig_record(t, p, self_ns, payload, rip)
-                P._ptrace(t.resume_op(), tid, 0, 0)
+                P.libc_ptrace(t.resume_op(), tid, 0, 0)
                 return
             self._psig_record(t, p, self_ns, payload, 0)
         if p.detaching:
-            P._ptrace(P.PTRACE_DETACH, tid, 0, sig)
-            self._drop_thread(t)
+            P.libc_ptrace(P.PTRACE_DETACH, tid, 0, sig)
+            self.table.drop_thread(t)
             return
         if p.file is not None and p.facs & K.KTRFAC_PSIG:
             handler = p.handlers.get(sig, 0)
@@ -478,14 +375,14 @@ class Engine:
                     t.stepping = sig
                     t.entry_ns = ns
                     self._step_payload = S.psig_payload(t, sig, 0, self.bufs)
-                    P._ptrace(P.PTRACE_SINGLESTEP, tid, 0, sig)
+                    P.libc_ptrace(P.PTRACE_SINGLESTEP, tid, 0, sig)
                     return
                 S.write_psig(t, sig, handler, ns, self.bufs)
-                self.dirty = True
+                self.table.dirty = True
         if sig in p.resethand and p.handlers.get(sig, 0) > 1:
             p.handlers[sig] = 0
             p.resethand.discard(sig)
-        P._ptrace(t.resume_op(), tid, 0, sig)
+        P.libc_ptrace(t.resume_op(), tid, 0, sig)
 
     _step_payload = b""
 
@@ -495,95 +392,169 @@ class Engine:
         # Patch the action field (offset 8) of the payload computed at delivery.
         data = payload[:8] + action.to_bytes(8, "little") + payload[16:]
         p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, ns, data)
-        self.dirty = True
+        self.table.dirty = True
 
     def _stray(self, pid: int, status: int) -> None:
         if self.waker is not None and self.waker.stopped(pid, status):
             return
-        if pid in self.awaiting:
+        if pid in self.table.awaiting:
             if os.WIFSTOPPED(status):
-                events.first_stop(self, pid, status)
+                held = lifecycle.first_stop(self.table, pid, status)
+                if held is not None:
+                    self._other_stop(*held)
             else:
-                self.awaiting.pop(pid, None)
+                self.table.awaiting.pop(pid, None)
             return
         if os.WIFSTOPPED(status):
             # A new task reported before its creator's fork event: hold it.
-            self.pending[pid] = status
-
-    def _dtor(self, p: Proc, t: Thread) -> None:
-        if p.dtor_done or p.passthrough or p.file is None:
-            return
-        p.dtor_done = True
-        procdtor(p.file, p.tgid, t.tid, t.comm)
-        self.dirty = True
+            self.table.pending[pid] = status
 
     def _gone(self, t: Thread, status: int) -> None:
         p = t.proc
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-            self._killed(t, p)
+            self.table.report_kill(t, p)
         if len(p.threads) <= 1 and p.threads.get(t.tid) is t:
-            self._dtor(p, t)
-            self._flush_all()
-        self._drop_thread(t)
+            self.table.write_dtor(p, t)
+            self.table.flush_all()
+        self.table.drop_thread(t)
 
-    def _killed(self, t: Thread, p: Proc) -> None:
-        """SIGKILL has no delivery stop; FreeBSD logs it as a default-action PSIG."""
-        if p.kill_reported or p.dtor_done or p.file is None or not p.facs & K.KTRFAC_PSIG:
-            return
-        p.kill_reported = True
-        data = S.PSIG_PACK(9, 0, 0, 0, 0, 0, 0)  # SIGKILL is 9 in both numberings
-        p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, time.time_ns(), data)
-        self.dirty = True
-
-    def _drop_thread(self, t: Thread) -> None:
-        t.close()
-        p = t.proc
-        if self.threads.get(t.tid) is t:
-            del self.threads[t.tid]
-        if p.threads.get(t.tid) is t:
-            del p.threads[t.tid]
-        if not p.threads:
-            self._release(p)
-
-    def _release(self, p: Proc) -> None:
-        if self.procs.get(p.tgid) is p:
-            del self.procs[p.tgid]
-        p.mem.close()
-        old = p.set_file(None)
-        if old is not None:
-            old.flush()
-            if self.files.get(old.ident) is old:
-                del self.files[old.ident]
-            old.close()
-        if self.held_replies or self.requests:
-            from ktrace_cli.trace import ops
-
-            ops.released(self)
-
-    def _forget_all(self) -> None:
-        for t in list(self.threads.values()):
-            self._drop_thread(t)
-        self.awaiting.clear()
-        self.pending.clear()
-        self.ready.clear()
-
-    # ----- attach, detach, write failures -----
+    # ----- the hand-off with the control thread: requests in, replies out -----
 
     def _serve(self) -> None:
-        from ktrace_cli.trace import ops
+        """Answer queued requests in order; a clear is answered once its processes are detached.
 
-        ops.serve(self)
+        A request that sets tracing on a process being detached waits for it,
+        so it never meets a half-detached process (FreeBSD's ktrace(2) is atomic
+        under the proctree lock; this is the engine's equivalent). Requests
+        about other processes go on meanwhile, and a detach that does not finish
+        within DETACH_TIMEOUT (a frozen cgroup, a read stuck in a FUSE server)
+        is reported to whoever waits for it.
+        """
+        now = time.monotonic()
+        self._expire(now)
+        blocked: list[Request] = []
+        while True:
+            with self.lock:
+                if not self.requests:
+                    break
+                req = self.requests.popleft()
+            stuck = self._blocked_by(req)
+            if stuck is not None:
+                if self._overdue(stuck, now):
+                    _close_fd(req)
+                    send(req.reply, _stuck_reply(stuck))
+                else:
+                    blocked.append(req)
+                continue
+            before = {p.tgid for p in self.procs.values() if p.detaching}
+            try:
+                reply = self._apply(req)
+            except OSError as e:
+                reply = _os_error(e)
+            except Exception as e:  # a bad request must never take the engine down
+                log.exception("request failed")
+                reply = {"error": E.EIO, "message": str(e)}
+            finally:
+                _close_fd(req)
+            waiting = [p for p in self.procs.values() if p.detaching and p.tgid not in before]
+            if waiting:
+                self.held_replies.append((waiting, req.reply, reply))
+            else:
+                send(req.reply, reply)
+        if blocked:
+            with self.lock:
+                self.requests.extendleft(reversed(blocked))
+        self._next_deadline()
 
-    def _detach_proc(self, p: Proc, current: Thread | None = None) -> None:
-        from ktrace_cli.trace import ops
+    def _apply(self, req: Request) -> Reply:
+        if req.ops == STATUS:
+            return self.status()
+        if req.ops == SHUTDOWN:  # detach everything and exit
+            with self.lock:
+                self.closing = True
+            self.shutdown = self.attention = True
+            return {"error": 0}
+        return ktrops.apply(self.table, self.rules, req)
 
-        ops.detach(self, p, current)
+    def status(self) -> Reply:
+        """What the engine holds, for tests and for a user asking why it still runs.
+
+        Taken on the engine thread between events, so it is never half-updated.
+        """
+        return {
+            "error": 0,
+            "pid": os.getpid(),
+            "procs": sorted(self.procs),
+            "threads": sorted(self.threads),
+            "files": len(self.table.files),
+            "awaiting": sorted(self.table.awaiting),
+            "pending": sorted(self.table.pending),
+            "held_replies": len(self.held_replies),
+        }
+
+    def _blocked_by(self, req: Request) -> Proc | None:
+        """A process being detached that the request may set tracing on, if any.
+
+        Clearing a process that is being detached only asks again for what is
+        under way, so clears are never held back.
+        """
+        if req.ops < 0 or K.ktrop(req.ops) != K.KTROP_SET:
+            return None
+        detaching = [p for p in self.procs.values() if p.detaching]
+        if not detaching:
+            return None
+        if req.pid > 0 and not req.ops & K.KTRFLAG_DESCEND and K.ktrop(req.ops) != K.KTROP_CLEARFILE:
+            return next((p for p in detaching if p.tgid == req.pid), None)
+        return detaching[0]  # a group, a tree or a file may reach any of them
+
+    def _overdue(self, p: Proc, now: float) -> bool:
+        return now - self.table.detach_started.get(p.tgid, now) >= DETACH_TIMEOUT
+
+    def _expire(self, now: float) -> None:
+        """Answer the clears that waited too long for a process to stop."""
+        still = []
+        for procs, reply_fn, reply in self.held_replies:
+            late = [p for p in procs if self.procs.get(p.tgid) is p and self._overdue(p, now)]
+            if late:
+                send(reply_fn, _stuck_reply(late[0]))
+            else:
+                still.append((procs, reply_fn, reply))
+        self.held_replies = still
+
+    def _next_deadline(self) -> None:
+        """When the control thread must wake the engine to report a detach that does not finish."""
+        if not self.held_replies and not self.requests:
+            self.detach_deadline = 0.0
+            return
+        started = self.table.detach_started
+        starts = [started[p.tgid] for p in self.procs.values() if p.detaching and p.tgid in started]
+        self.detach_deadline = min(starts) + DETACH_TIMEOUT if starts else 0.0
+
+    def _released(self) -> None:
+        """A process left the table: answer the clears that waited for it, take new requests."""
+        if not (self.held_replies or self.requests):
+            return
+        still = []
+        for procs, reply_fn, reply in self.held_replies:
+            if any(self.procs.get(p.tgid) is p for p in procs):
+                still.append((procs, reply_fn, reply))
+            else:
+                send(reply_fn, reply)
+        self.held_replies = still
+        started = self.table.detach_started
+        for tgid in [t for t in started if t not in self.procs]:
+            del started[tgid]
+        self._next_deadline()
+        if self.requests:
+            self.attention = True
+
+    # ----- shutdown and write failures -----
 
     def _begin_shutdown(self) -> None:
         log.info("shutting down: detaching every tracee")
         for p in list(self.procs.values()):
-            self._detach_proc(p)
-        self._flush_all()
+            self.table.detach(p)
+        self.table.flush_all()
 
     def _write_failed(self, tf: TraceFile, err: int) -> None:
         for p in list(self.procs.values()):
@@ -591,7 +562,32 @@ class Engine:
                 # FreeBSD stops the process whose record failed; here every
                 # process sharing the buffer lost records in the same write.
                 log.error("ktrace write failed, errno %d, tracing stopped for pid %d", err, p.tgid)
-                self._detach_proc(p)
+                self.table.detach(p)
 
 
-_INFO = __import__("struct").Struct("<B23x7Q")
+def send(reply_fn: Callable[[Reply], None], reply: Reply) -> None:
+    try:
+        reply_fn(reply)
+    except OSError:
+        pass
+
+
+def _close_fd(req: Request) -> None:
+    if req.fd is not None:
+        os.close(req.fd)
+        req.fd = None
+
+
+def _os_error(e: OSError) -> Reply:
+    if e.errno in RESOURCE_ERRNOS:
+        log.warning("request failed: %s", e)
+        return {"error": e.errno, "why": f"the trace engine is short of resources: {e.strerror}"}
+    log.exception("request failed")
+    return {"error": E.EIO, "message": str(e)}
+
+
+def _stuck_reply(p: Proc) -> Reply:
+    why = (f"pid {p.tgid} did not stop within {DETACH_TIMEOUT:.0f} s (frozen, or asleep in the "
+           "kernel); it is detached when it next stops")  # fmt: skip
+    log.warning("%s", why)
+    return {"error": E.EBUSY, "why": why}

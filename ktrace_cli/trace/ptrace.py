@@ -9,8 +9,9 @@ import struct
 _libc = ctypes.CDLL(None, use_errno=True)
 # No argtypes: ctypes then passes Python ints as C ints/longs without a
 # conversion wrapper, the cheapest call path measured (docs/DESIGN.md, Speed).
-_ptrace = _libc.ptrace
-_ptrace.restype = ctypes.c_long
+# The hot path calls this binding directly: P.libc_ptrace(op, tid, 0, 0).
+libc_ptrace = _libc.ptrace
+libc_ptrace.restype = ctypes.c_long
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
@@ -77,11 +78,10 @@ RIP_OFFSET = 16 * 8
 
 # struct ptrace_syscall_info: op u8, pad[3], arch u32, ip u64, sp u64, then
 # entry/seccomp {nr u64, args[6] u64, (seccomp) ret_data u32} or exit {rval s64, is_error u8}.
+# SYSCALL_INFO reads op and the seven words after the header in one unpack:
+# at entry (nr, args...), at exit (rval as unsigned, is_error in the low byte, ...).
 SYSCALL_INFO_SIZE = 88
-INFO_HEAD = struct.Struct("<B3xIQQ")
-INFO_ENTRY = struct.Struct("<7Q")  # nr, args[6], at offset 24
-INFO_EXIT = struct.Struct("<qB")  # rval, is_error, at offset 24
-INFO_OFFSET = 24
+SYSCALL_INFO = struct.Struct("<B23x7Q")
 
 SIGINFO = struct.Struct("<iii")  # si_signo, si_errno, si_code
 
@@ -103,35 +103,30 @@ class PtraceBuffers:
 
 def ptrace(request: int, pid: int, addr: int = 0, data: object = 0) -> int:
     """ptrace(2); returns -1 on failure with the errno left in ctypes.get_errno()."""
-    return int(_ptrace(request, pid, addr, data))
+    return int(libc_ptrace(request, pid, addr, data))
 
 
 def errno_now() -> int:
     return ctypes.get_errno()
 
 
-def raw_ptrace() -> object:
-    """The bare ctypes function, for the hot loop to bind to a local name."""
-    return _ptrace
-
-
 def seize(pid: int, options: int) -> int:
     """PTRACE_SEIZE; 0, or the errno of the failure."""
     ctypes.set_errno(0)
-    if _ptrace(PTRACE_SEIZE, pid, 0, options) < 0:
+    if libc_ptrace(PTRACE_SEIZE, pid, 0, options) < 0:
         return ctypes.get_errno()
     return 0
 
 
 def get_event_msg(pid: int, bufs: PtraceBuffers) -> int:
-    if _ptrace(PTRACE_GETEVENTMSG, pid, 0, bufs.ulong_ref) < 0:
+    if libc_ptrace(PTRACE_GETEVENTMSG, pid, 0, bufs.ulong_ref) < 0:
         return -1
     return bufs.ulong.value
 
 
 def get_siginfo(pid: int, bufs: PtraceBuffers) -> tuple[int, int, int] | None:
     """(si_signo, si_errno, si_code) of the signal the tracee is stopped for."""
-    if _ptrace(PTRACE_GETSIGINFO, pid, 0, bufs.siginfo) < 0:
+    if libc_ptrace(PTRACE_GETSIGINFO, pid, 0, bufs.siginfo) < 0:
         return None
     signo, err, code = SIGINFO.unpack_from(bufs.siginfo.raw)
     return signo, err, code
@@ -139,14 +134,14 @@ def get_siginfo(pid: int, bufs: PtraceBuffers) -> tuple[int, int, int] | None:
 
 def get_sigmask(pid: int, bufs: PtraceBuffers) -> int:
     """The thread's blocked-signal mask as a 64-bit Linux sigset."""
-    if _ptrace(PTRACE_GETSIGMASK, pid, 8, bufs.sigmask_ref) < 0:
+    if libc_ptrace(PTRACE_GETSIGMASK, pid, 8, bufs.sigmask_ref) < 0:
         return 0
     return bufs.sigmask.value
 
 
 def peek_user(pid: int, offset: int) -> int | None:
     ctypes.set_errno(0)
-    value = _ptrace(PTRACE_PEEKUSER, pid, offset, 0)
+    value = libc_ptrace(PTRACE_PEEKUSER, pid, offset, 0)
     if value == -1 and ctypes.get_errno():
         return None
     return value & 0xFFFFFFFFFFFFFFFF
@@ -161,6 +156,14 @@ def syscall(nr: int, *args: object) -> int:
         if e:
             return -e
     return r
+
+
+PR_SET_NAME = 15
+
+
+def set_comm(name: bytes) -> None:
+    """prctl(PR_SET_NAME): the calling thread's comm, as records show it."""
+    _libc.prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
 
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:

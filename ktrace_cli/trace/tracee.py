@@ -6,7 +6,7 @@ import logging
 import os
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace.emit import TraceFile
+from ktrace_cli.format.writer import TraceFile
 from ktrace_cli.trace.memory import RESOURCE_ERRNOS, ProcMem
 from ktrace_cli.trace.ptrace import PTRACE_SYSCALL
 

@@ -36,7 +36,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, unpack_payload
 from ktrace_cli.trace import protocol
-from ktrace_cli.trace.ops import DETACH_TIMEOUT
+from ktrace_cli.trace.ktrops import DETACH_TIMEOUT
 from ktrace_cli.trace.protocol import Identity, KtraceArgs, Reply, Request
 
 from .conftest import PYKTRACE, TIMEOUT, _stop_engine, tracer

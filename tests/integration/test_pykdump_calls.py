@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ktrace_cli.decode.linux_args import format_linux_args
+from ktrace_cli.decode.linux_calls import format_linux_args
 from ktrace_cli.render.calls_text import split_args
 from tests.integration.conftest import PYKTRACE, TIMEOUT
 

@@ -212,3 +212,35 @@ def test_already_traced_by_strace(looper, kt) -> None:  # type: ignore[no-untype
         st.terminate()
         st.wait(timeout=TIMEOUT)
     lp.ping()
+
+
+def test_attach_writes_the_descriptors_already_open(progs: Path, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """-p writes a STRU fdtable at attach, so the first traced call on descriptor 3 shows its path."""
+    import sys
+
+    data = tmp_path / "held.txt"
+    data.write_bytes(b"held data\n")
+    proc = subprocess.Popen([str(progs / "fdholder"), str(data)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, close_fds=True)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        kt("-p", proc.pid)
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        assert proc.stdout.read(1) == b"x"  # one pread made while traced
+        kt("-c", "-p", proc.pid)
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=TIMEOUT) == 0
+    f = tmp_path / "ktrace.out"
+    stru = [r for r in records(f) if r.type == K.KTR_STRUCT and r.payload.startswith(b"fdtable\0")]
+    assert len(stru) == 1 and stru[0].pid == proc.pid
+    table = dict(line.split(b"\t", 1) for line in stru[0].payload[8:].splitlines())
+    assert table[b"3"] == bytes(data)
+    out = subprocess.run([sys.executable, "-m", "ktrace_cli.cli.pykdump", "-f", str(f), "--calls",
+                          "-e", "trace=pread64"], capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    # The duration cut; the fdtable record itself prints as kdump prints an unknown STRU.
+    lines = [line.rsplit(" <", 1)[0] for line in out.stdout.splitlines() if " pread64(" in line]
+    assert lines == [f'{proc.pid:6d} fdholder pread64(3<{data}>,"held",0x4,0) = 4']

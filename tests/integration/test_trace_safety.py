@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace.emit import GENIO_SIZE_MAX
+from ktrace_cli.format.writer import GENIO_SIZE_MAX
 from ktrace_cli.trace.protocol import MISMATCH, PROTOCOL, Identity, Reply
 
 from .conftest import PYKTRACE, TIMEOUT, tracer

@@ -12,8 +12,8 @@ import pytest
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.writer import TraceFile
 from ktrace_cli.trace import memory
-from ktrace_cli.trace.emit import TraceFile
 from ktrace_cli.trace.memory import ProcMem
 
 COMM = b"x".ljust(K.MAXCOMLEN + 1, b"\0")

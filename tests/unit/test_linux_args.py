@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ktrace_cli.decode.linux_args import clockid, format_linux_args
-from ktrace_cli.decode.linux_calls import KDUMP_OVERRIDES
+from ktrace_cli.decode.linux_args import clockid
+from ktrace_cli.decode.linux_calls import KDUMP_OVERRIDES, format_linux_args
 
 
 def U(value: int) -> int:

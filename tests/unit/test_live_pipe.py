@@ -10,7 +10,7 @@ from ktrace_cli.cli.live import grow_pipe
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import TraceReader
-from ktrace_cli.trace.emit import TraceFile
+from ktrace_cli.format.writer import TraceFile
 
 COMM = b"prog".ljust(20, b"\0")
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)

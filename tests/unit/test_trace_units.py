@@ -13,11 +13,11 @@ import pytest
 from ktrace_cli.abi import linux as abi
 from ktrace_cli.cli import pyktrace as cli
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.layouts import AMD64, FREEBSD_STAT
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Syscall, unpack_payload
+from ktrace_cli.format.writer import ARGS, H1, SYSCALL_FIXED, TraceFile
 from ktrace_cli.trace import convert, seccomp
-from ktrace_cli.trace.emit import ARGS, H1, SYSCALL_FIXED, TraceFile
 from ktrace_cli.trace.memory import ProcMem
 from ktrace_cli.trace.rules import rules
 
@@ -36,11 +36,11 @@ def test_stat_conversion_keeps_every_field(tmp_path: Path) -> None:
         os.close(fd)
     out = convert.stat_from_linux(libc_stat.raw)
     assert out is not None and len(out) == 224
-    v = convert.FREEBSD_STAT.unpack(out)
+    v = FREEBSD_STAT.unpack(out)  # dev ino nlink mode uid gid rdev, 4 timespecs, size ...
     assert v[1] == st.st_ino and v[2] == st.st_nlink
-    assert v[3] == st.st_mode & 0xFFFF and v[5] == st.st_uid and v[6] == st.st_gid
-    assert v[16] == 5 and v[8] == int(st.st_atime) and v[12] == int(st.st_ctime)
-    assert v[14] == -1  # no birth time in Linux's struct stat
+    assert v[3] == st.st_mode & 0xFFFF and v[4] == st.st_uid and v[5] == st.st_gid
+    assert v[15] == 5 and v[7] == int(st.st_atime) and v[11] == int(st.st_ctime)
+    assert v[13] == -1  # no birth time in Linux's struct stat
     major, minor = os.major(st.st_dev), os.minor(st.st_dev)
     assert v[0] == convert.freebsd_makedev(major, minor)
 

@@ -1,7 +1,9 @@
 /* midsys MODE [PATH ARGS...]: threads caught in the middle of system calls.
  * NBLOCKED threads block in read(2) on a pipe nobody writes and NBUSY
- * threads call getppid(2) in a loop.  Once /proc shows every blocked thread
- * sleeping inside read (state S, syscall 0), MODE decides what happens:
+ * threads call getppid(2) in a loop.  Once every busy thread is inside its
+ * loop (past the thread start-up calls, rt_sigprocmask among them) and /proc
+ * shows every blocked thread sleeping inside read (state S, syscall 0), MODE
+ * decides what happens:
  *   exit: the main thread prints "exiting" and calls exit_group(3);
  *   exec: the main thread blocks in read too, and a non-leader thread
  *         prints "exec" and execv()s PATH with ARGS. */
@@ -20,6 +22,7 @@ static pid_t blocked[NBLOCKED + 1];
 static int nblocked;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char **exec_argv;
+static int nbusy_looping;
 
 static void *block(void *arg)
 {
@@ -35,6 +38,8 @@ static void *block(void *arg)
 static void *busy(void *arg)
 {
     (void)arg;
+    getppid();
+    __atomic_add_fetch(&nbusy_looping, 1, __ATOMIC_SEQ_CST);
     for (;;)
         getppid();
     return NULL;
@@ -66,6 +71,8 @@ static int in_read(pid_t tid)
 
 static void wait_blocked(int want)
 {
+    while (__atomic_load_n(&nbusy_looping, __ATOMIC_SEQ_CST) < NBUSY)
+        sched_yield();
     for (;;) {
         int ok = 0;
         pthread_mutex_lock(&mu);

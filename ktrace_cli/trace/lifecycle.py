@@ -2,81 +2,86 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
-from typing import TYPE_CHECKING
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import SYSRET, procctor
+from ktrace_cli.trace import capture
 from ktrace_cli.trace import ptrace as P
-from ktrace_cli.trace.emit import SYSRET, procctor
+from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.memory import ProcMem
-from ktrace_cli.trace.tracee import Proc, Thread, read_comm, read_tgid
+from ktrace_cli.trace.table import TraceeTable
+from ktrace_cli.trace.tracee import SA_RESETHAND, Proc, Thread, read_comm, read_tgid
 
-if TYPE_CHECKING:
-    from ktrace_cli.trace.engine import Engine
-
+log = logging.getLogger("pyktrace.engine")
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
 XATTR_CAPS = "security.capability"
 
 
-def new_task(engine: Engine, t: Thread, p: Proc, event: int) -> None:
-    child = P.get_event_msg(t.tid, engine.bufs)
+def new_task(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc,
+             event: int) -> tuple[Thread, int] | None:  # fmt: skip
+    """A fork/clone event: adopt the new task or let it go; a first stop already seen is returned to handle."""
+    child = P.get_event_msg(t.tid, bufs)
     if child <= 0:
-        return
+        return None
     if event == P.PTRACE_EVENT_CLONE and read_tgid(child) == p.tgid:
         nt = Thread(child, p, t.comm)
         nt.started = False
         p.threads[child] = nt
-        engine.threads[child] = nt
+        table.threads[child] = nt
     elif p.passthrough or not ((p.inherit or t.descend_pending) and p.file is not None):
         if p.filtered:
             np = Proc(child, 0, None)
             np.passthrough = np.filtered = True
             np.mode_op = P.PTRACE_CONT
-            adopt(engine, np, child, t, None)
+            adopt(table, np, child, t, None)
         else:
-            engine.awaiting[child] = (None, t)
+            table.awaiting[child] = (None, t)
     else:
         np = Proc(child, p.facs, p.file)
         np.handlers = dict(p.handlers)
         np.resethand = set(p.resethand)
         np.filtered = p.filtered
         np.mode_op = p.mode_op
-        adopt(engine, np, child, t, t.comm)
+        adopt(table, np, child, t, t.comm)
         if p.file is not None:
             procctor(p.file, child, child, t.comm)
             if p.facs & K.KTRFAC_SYSRET and t.nr >= 0:
                 # The child's return from fork/clone, as FreeBSD logs it.
                 p.file.record(K.KTR_SYSRET, child, child, t.comm, time.time_ns(),
                               SYSRET(t.nr, 0, 0, 0))  # fmt: skip
-            engine.dirty = True
-    status = engine.pending.pop(child, None)
+            table.dirty = True
+    status = table.pending.pop(child, None)
     if status is not None:
-        first_stop(engine, child, status)
+        return first_stop(table, child, status)
+    return None
 
-def adopt(engine: Engine, np: Proc, child: int, creator: Thread, comm: bytes | None) -> None:
-    engine.procs[child] = np
+
+def adopt(table: TraceeTable, np: Proc, child: int, creator: Thread, comm: bytes | None) -> None:
+    table.procs[child] = np
     nt = Thread(child, np, comm if comm is not None else creator.comm)
     nt.started = False
     np.threads[child] = nt
-    engine.threads[child] = nt
+    table.threads[child] = nt
 
-def first_stop(engine: Engine, tid: int, status: int) -> None:
-    """A new task's first stop, once we know whether to keep it."""
-    entry = engine.awaiting.pop(tid, None)
+
+def first_stop(table: TraceeTable, tid: int, status: int) -> tuple[Thread, int] | None:
+    """A new task's first stop, once we know whether to keep it: the thread and stop to handle, if kept."""
+    entry = table.awaiting.pop(tid, None)
     if entry is not None:
-        P._ptrace(P.PTRACE_DETACH, tid, 0, 0)  # not inherited: runs on untraced
-        return
-    t = engine.threads.get(tid)
-    if t is not None:
-        engine._other_stop(t, status)
+        P.libc_ptrace(P.PTRACE_DETACH, tid, 0, 0)  # not inherited: runs on untraced
+        return None
+    t = table.threads.get(tid)
+    return (t, status) if t is not None else None
 
 
-def exec_(engine: Engine, t: Thread, p: Proc) -> None:
-    former = P.get_event_msg(t.tid, engine.bufs)
+def exec_(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> None:
+    former = P.get_event_msg(t.tid, bufs)
     if former > 0 and former != p.tgid:
         # execve from a non-leader thread: it takes over the leader's tid,
         # and the leader (already through its exit stop) is gone.
@@ -84,12 +89,12 @@ def exec_(engine: Engine, t: Thread, p: Proc) -> None:
         if execer is not None:
             for tid in (p.tgid, former):
                 gone = p.threads.pop(tid, None)
-                engine.threads.pop(tid, None)
+                table.threads.pop(tid, None)
                 if gone is not None:
                     gone.close()
             execer.tid = p.tgid
             p.threads[p.tgid] = execer
-            engine.threads[p.tgid] = execer
+            table.threads[p.tgid] = execer
             t = execer
     t.exiting = False
     p.mem.reopen(p.tgid)
@@ -97,18 +102,80 @@ def exec_(engine: Engine, t: Thread, p: Proc) -> None:
     t.comm = read_comm(p.tgid, t.tid)
     if p.file is not None:
         procctor(p.file, p.tgid, t.tid, t.comm)
-        engine.dirty = True
-    P._ptrace(t.resume_op(), t.tid, 0, 0)
+        table.dirty = True
+    P.libc_ptrace(t.resume_op(), t.tid, 0, 0)
 
-def exiting(engine: Engine, t: Thread, p: Proc) -> None:
+
+def exiting(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> None:
     """PTRACE_EVENT_EXIT: the thread is dying but its parent has not been told yet."""
     t.exiting = True
-    code = P.get_event_msg(t.tid, engine.bufs)
+    code = P.get_event_msg(t.tid, bufs)
     if code >= 0 and code & 0x7F == signal.SIGKILL:
-        engine._killed(t, p)
+        table.report_kill(t, p)
     if all(th.exiting for th in p.threads.values()):
-        engine._dtor(p, t)
-        engine._flush_all()  # records are on disk before the parent can wait for it
+        table.write_dtor(p, t)
+        table.flush_all()  # records are on disk before the parent can wait for it
+
+
+def entry_special(table: TraceeTable, t: Thread, p: Proc, rule: R.SyscallRule, args: tuple[int, ...],
+                  is_root: bool) -> bool:  # fmt: skip
+    """A special call's entry (sigaction, a set-id exec); True if the process was let go."""
+    kind = rule.special
+    if kind == R.SPECIAL_SIGACTION:
+        t.sigaction = None
+        if args[1]:
+            raw = p.mem.read(args[1], 16)
+            if len(raw) == 16:
+                handler = int.from_bytes(raw[:8], "little")
+                flags = int.from_bytes(raw[8:], "little")
+                t.sigaction = (args[0], handler, flags)
+    elif kind == R.SPECIAL_EXEC and not is_root and not p.filtered:
+        return _setid_exec_check(table, t, p, rule, args)
+    return False
+
+
+def exit_special(t: Thread, p: Proc, rule: R.SyscallRule) -> None:
+    """A special call's successful exit: dispositions, the thread's name, a live seccomp filter."""
+    kind = rule.special
+    args = t.args
+    if kind == R.SPECIAL_SIGACTION and t.sigaction is not None:
+        sig, handler, flags = t.sigaction
+        p.handlers[sig] = handler
+        if flags & SA_RESETHAND:
+            p.resethand.add(sig)
+        else:
+            p.resethand.discard(sig)
+    elif kind == R.SPECIAL_PRCTL and args:
+        if args[0] == capture.PR_SET_NAME:
+            t.comm = read_comm(p.tgid, t.tid)
+        elif args[0] == capture.PR_SET_SECCOMP and args[1] == capture.SECCOMP_MODE_FILTER:
+            _filter_live(p)
+    elif kind == R.SPECIAL_SECCOMP and args and args[0] == capture.SECCOMP_SET_MODE_FILTER:
+        _filter_live(p)
+
+
+def _filter_live(p: Proc) -> None:
+    p.filtered = True
+    if p.want_seccomp:
+        p.want_seccomp = False
+        p.mode_op = P.PTRACE_CONT
+        log.info("pid %d: seccomp filter live, stopping only on selected syscalls", p.tgid)
+
+
+def _setid_exec_check(table: TraceeTable, t: Thread, p: Proc, rule: R.SyscallRule,
+                      args: tuple[int, ...]) -> bool:  # fmt: skip
+    """Detach before an exec that would gain privileges, so the program keeps them."""
+    target = exec_target(t.tid, rule.name, args, p.mem)
+    if target is None:
+        return False
+    where, follow, name = target
+    why = exec_privileges(where, follow)
+    if why is None:
+        return False
+    shown = name.decode(errors="backslashreplace")
+    log.info("pid %d: %s exec of %s: tracing stopped so it keeps its privileges", p.tgid, why, shown)
+    table.detach(p, current=t)
+    return True
 
 
 def exec_target(tid: int, name: str, args: tuple[int, ...],

@@ -1,0 +1,11 @@
+"""The exit statuses both commands use (kdump(1) and ktrace(1) exit 0 or 1; 130 after ^C, as a shell reports SIGINT)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    INTERRUPTED = 130
