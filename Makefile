@@ -9,7 +9,7 @@ SHARE  := $(DESTDIR)$(PREFIX)/share
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit bench soak install completions lint-man clean
+.PHONY: run test lint typecheck unit bench soak install completions lint-man clean bpf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,19 @@ bench: $(DEVSTAMP)
 # The reliability suite, larger loads and a 10-minute traced shell loop (MINUTES=...), then the figures table.
 soak: $(DEVSTAMP)
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
+
+# The eBPF engine's object, committed as package data so installing needs no
+# compiler (clang, bpftool and libbpf-dev only to rebuild it). vmlinux.h is
+# generated from the running kernel's BTF and not kept: CO-RE relocates the
+# object onto any BTF kernel at load time.
+BPF_DIR := ktrace_cli/trace/bpf
+BPF_BUILD := build/bpf
+bpf:
+	mkdir -p $(BPF_BUILD)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BPF_BUILD)/vmlinux.h
+	clang -target bpf -O2 -g -mcpu=v3 -D__TARGET_ARCH_x86 -I$(BPF_BUILD) \
+		-c $(BPF_DIR)/ktrace.bpf.c -o $(BPF_BUILD)/ktrace.bpf.o
+	llvm-strip -g $(BPF_BUILD)/ktrace.bpf.o -o $(BPF_DIR)/ktrace.bpf.o
 
 install:
 	$(PYTHON) -m pip install .

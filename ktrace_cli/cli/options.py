@@ -30,3 +30,7 @@ class Options:
     calls: bool = False
     color: str = "auto"
     trfile_given: bool = False  # -f named: with --live, the only case a trace file is written
+    engine: str = "ptrace"  # the capture backend: ptrace or bpf (auto is resolved in run())
+
+
+ENGINES = ("auto", "ptrace", "bpf")  # --engine's values (and $PYKTRACE_ENGINE's)

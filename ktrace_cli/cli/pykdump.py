@@ -404,12 +404,16 @@ def _print(
         return ExitStatus.OK
     encode: Callable[[str], bytes]
     render: Callable[[Any], str]
-    if calls_view:
-        from ktrace_cli.render.calls_json import CallsJson
+    if calls_view and as_json:
+        from ktrace_cli.render.calls_json import CallsJson  # loads the STRU decoders
+
+        render = CallsJson(options, reader.arch).render
+        encode = _ascii
+    elif calls_view:
         from ktrace_cli.render.calls_text import CallsText
 
-        render = (CallsJson if as_json else CallsText)(options, reader.arch).render
-        encode = _ascii if as_json else _latin1
+        render = CallsText(options, reader.arch).render
+        encode = _latin1
     elif as_json:
         from ktrace_cli.render.json_lines import JsonLines
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ import click
 
 from ktrace_cli import __version__
 from ktrace_cli.cli.exit_status import ExitStatus
-from ktrace_cli.cli.options import Options
+from ktrace_cli.cli.options import ENGINES, Options
 from ktrace_cli.format import constants as K
 
 if TYPE_CHECKING:
@@ -131,6 +132,8 @@ Examples:
               help="Bytes of data per GIO record (default 4096).")  # fmt: skip
 @click.option("--header-version", "header_version", metavar="0|1",
               help="Record header version (default 1).")  # fmt: skip
+@click.option("--engine", "engine", metavar="auto|ptrace|bpf",
+              help="Capture backend (default ptrace, or $PYKTRACE_ENGINE).")  # fmt: skip
 @click.option("--seccomp", "seccomp", metavar="on|off",
               help="Command mode: stop only at syscalls that can make a record "
                    "(default off; see CAVEATS in pyktrace(1)).")  # fmt: skip
@@ -153,7 +156,8 @@ def command(ctx: click.Context, **kw: Any) -> Options:
 
 def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: bool,
              t: tuple[str, ...], genio_size: str | None, header_version: str | None,
-             seccomp: str | None, command_args: tuple[str, ...], **kw: Any) -> Options:  # fmt: skip
+             seccomp: str | None, command_args: tuple[str, ...], engine: str | None = None,
+             **kw: Any) -> Options:  # fmt: skip
     o: dict[str, object] = {"append": append, "descend": descend, "inherit": inherit,
                             "trfile": K.DEF_TRACEFILE if trfile is None else trfile,
                             "trfile_given": trfile is not None}  # fmt: skip
@@ -172,6 +176,10 @@ def _options(st: _State, *, append: bool, descend: bool, trfile: str, inherit: b
         if seccomp not in ("on", "off"):
             raise Fatal(f"invalid --seccomp: {seccomp} (on or off)")
         o["seccomp"] = seccomp
+    engine = engine if engine is not None else os.environ.get("PYKTRACE_ENGINE") or "ptrace"
+    if engine not in ENGINES:
+        raise Fatal(f"invalid --engine: {engine} (auto, ptrace or bpf)")
+    o["engine"] = engine
     clear, pid, rest = st.clear, st.pid, list(command_args)
     if clear == "C" and pid:
         raise Fatal("the -C flag may not be combined with -g or -p", usage=True)
@@ -286,11 +294,17 @@ def _refused(opts: Options, reply: Reply | None) -> Fatal | None:
 
 
 def run(opts: Options) -> int:
-    if opts.letters and any(c in UNOBSERVABLE for c in opts.letters):
+    if opts.engine == "auto":
+        from ktrace_cli.trace.bpf import client as bpf
+
+        opts = dataclasses.replace(opts, engine=bpf.resolve_auto())  # bpf where it loads, else ptrace and why
+    if opts.engine == "ptrace" and opts.letters and any(c in UNOBSERVABLE for c in opts.letters):
         sys.stderr.write(
             "pyktrace: warning: trace points f and p (page faults, capability failures) "
             "cannot be observed through ptrace on Linux; not recorded\n"
         )
+    if opts.live and opts.engine == "bpf":
+        raise Fatal("--live works with the ptrace engine only (the bpf engine writes regular files)")
     if opts.live:  # records printed while tracing, through a pipe (cli/live.py)
         from ktrace_cli.cli import live
 
@@ -318,6 +332,13 @@ def run(opts: Options) -> int:
         target = _opened(client.open_trace_file, opts.trfile, opts.append)
         fd = target.fd
         pid = opts.pid or os.getpid()
+    if opts.engine == "bpf":
+        from ktrace_cli.trace.bpf import client as bpf
+
+        try:
+            return bpf.run(opts, ops, facs, pid, fd, target)  # the eBPF capture backend
+        except client.TraceError as e:
+            raise Fatal(e.text) from None
     command = bool(opts.command)
     if command:
         from ktrace_cli.trace.ptrace import set_comm
@@ -335,6 +356,10 @@ def run(opts: Options) -> int:
         if target is not None:
             target.abandon()
         raise
+    if opts.clear and os.geteuid() == 0:  # only root runs a bpf engine: nobody else loads its client
+        from ktrace_cli.trace.bpf import client as bpf
+
+        bpf.clear_too(opts, ops, facs, pid)  # "clear all your tracing" covers both engines
     if refused is not None:
         if target is not None:
             target.abandon()

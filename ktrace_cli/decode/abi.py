@@ -20,6 +20,11 @@ class Abi(Enum):
     LINUX32 = "linux32"
     UNKNOWN = "unknown"
 
+    # Members are singletons compared by identity, so identity hashing agrees
+    # with ==; Enum's own __hash__ is a Python call, and (Abi, code) keys are
+    # looked up once per record.
+    __hash__ = object.__hash__
+
 
 def syscall_abi(sv_flags: int) -> Abi:
     """kdump's syscallabi(): which name table a process uses."""

@@ -14,6 +14,7 @@ from functools import cache
 
 from ktrace_cli.abi.twins import FREEBSD_TWINS
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.cfmt import c_int32
 from ktrace_cli.decode.events import Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Namei, Syscall, Sysret
@@ -33,11 +34,10 @@ _FREEBSD_FD_ARG = {
     "mmap": 4, "__acl_get_fd": 0, "extattr_get_fd": 0, "sctp_generic_sendmsg": 0,
 }  # fmt: skip
 AT_FDCWD = -100
+_UNSET = -2  # Call.code before __post_init__ looked at the payload
 
 
-def signed32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+signed32 = c_int32  # the name the call views use
 
 
 _COMPAT = re.compile(r"^(?:compat\d*\.|freebsd\d+_)")
@@ -71,7 +71,7 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     return fd, dirfd
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class Call:
     """One system call of one thread, with every record written while it ran.
 
@@ -91,15 +91,37 @@ class Call:
     fd_path: str | None = None  # what that descriptor was, from the rebuilt table
     ret_path: str | None = None  # what a descriptor the call returned is
     selected: bool | None = None  # the filters' decision, once taken
-    code: int = -1
+    code: int = _UNSET  # the syscall number: from the payload unless given
     name: str | None = None
 
-    def __post_init__(self) -> None:
-        p = self.first.payload
-        if isinstance(p, (Syscall, Sysret)):
-            self.code = p.code
-            if p.code >= 0:
-                self.name = A.syscall_name(self.abi, p.code)
+    def __init__(
+        self, pid: int, tid: int, sv_flags: int, abi: A.Abi, start: Shown | None, end: Shown | None = None,
+        parts: list[Shown] | None = None, fd: int | None = None, fd_index: int = -1, fd_path: str | None = None,
+        ret_path: str | None = None, selected: bool | None = None, code: int = _UNSET, name: str | None = None,
+    ) -> None:  # fmt: skip
+        # Written out rather than generated: one Call is built per system call,
+        # and the generated __init__ would call a __post_init__ besides.
+        self.pid = pid
+        self.tid = tid
+        self.sv_flags = sv_flags
+        self.abi = abi
+        self.start = start
+        self.end = end
+        self.parts = parts if parts is not None else []
+        self.fd = fd
+        self.fd_index = fd_index
+        self.fd_path = fd_path
+        self.ret_path = ret_path
+        self.selected = selected
+        self.code = code
+        self.name = name
+        if code == _UNSET:  # not given: from the payload (the joiner passes both, from its cache)
+            self.code = -1
+            p = self.first.payload
+            if isinstance(p, (Syscall, Sysret)):
+                self.code = p.code
+                if p.code >= 0:
+                    self.name = A.syscall_name(self.abi, p.code)
 
     @property
     def first(self) -> Shown:
@@ -174,12 +196,37 @@ class CallJoiner:
     def __init__(self) -> None:
         self.open: dict[int, Call] = {}
         self._abis: dict[int, A.Abi] = {}
+        self.names: dict[tuple[int, int], tuple[A.Abi, str | None]] = {}  # (sv_flags, code) -> named()
 
     def _abi(self, sv_flags: int) -> A.Abi:
         abi = self._abis.get(sv_flags)
         if abi is None:
             abi = self._abis[sv_flags] = A.syscall_abi(sv_flags)
         return abi
+
+    def named(self, sv_flags: int, code: int) -> tuple[A.Abi, str | None]:
+        """(the ABI of `sv_flags`, the name of syscall `code` in it), from a cache."""
+        key = (sv_flags, code)
+        found = self.names.get(key)
+        if found is None:
+            abi = self._abi(sv_flags)
+            found = (abi, A.syscall_name(abi, code) if code >= 0 else None)
+            if len(self.names) < 65536:  # bounded: a damaged trace may hold any numbers
+                self.names[key] = found
+        return found
+
+    def new(self, shown: Shown, start: bool) -> Call:
+        """The Call a CALL (start) or an orphan RET begins."""
+        record = shown.record
+        p = shown.payload
+        if isinstance(p, (Syscall, Sysret)):
+            abi, name = self.named(shown.sv_flags, p.code)
+            code = p.code
+        else:
+            abi, name, code = self._abi(shown.sv_flags), None, -1
+        if start:
+            return Call(record.pid, record.tid, shown.sv_flags, abi, shown, code=code, name=name)
+        return Call(record.pid, record.tid, shown.sv_flags, abi, None, shown, code=code, name=name)
 
     def feed(self, shown: Shown) -> tuple[Call | None, list[Call]]:
         """(the call `shown` belongs to or None, the calls it ended)."""
@@ -191,7 +238,7 @@ class CallJoiner:
             previous = self.open.pop(tid, None)
             if previous is not None:
                 done.append(previous)  # its RET never came (lost, or the thread was killed)
-            call = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), shown)
+            call = self.new(shown, True)
             if call.name in NO_RETURN:
                 done.append(call)
             else:
@@ -204,7 +251,7 @@ class CallJoiner:
                 pending.end = shown
                 return pending, [pending]
             done = [pending] if pending is not None else []
-            orphan = Call(record.pid, tid, shown.sv_flags, self._abi(shown.sv_flags), None, shown)
+            orphan = self.new(shown, False)
             done.append(orphan)
             return orphan, done
         current = self.open.get(tid)

@@ -68,12 +68,19 @@ def unpackers(arch: Arch) -> dict[int, Unpacker]:
     genio_size = arch.genio_fixed.size
     genio_head = arch.genio_fixed.unpack_from
 
+    args_unpackers: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
+
     def syscall(buf: bytes) -> Syscall:
         # kdump prints no arguments for a CALL whose count is zero or negative.
         code, narg = call_head(buf)
         if narg <= 0:
             return Syscall(code, ())
-        return Syscall(code, args_struct(narg).unpack_from(buf, call_size))
+        unpack = args_unpackers.get(narg)
+        if unpack is None:
+            unpack = args_struct(narg).unpack_from
+            if narg <= 64:  # a damaged count gets no entry: the table stays small
+                args_unpackers[narg] = unpack
+        return Syscall(code, unpack(buf, call_size))
 
     def ret(buf: bytes) -> Sysret:
         code, eosys, error, retval = sysret(buf)
@@ -135,45 +142,46 @@ def select(
     table: dict[int, Unpacker] = {}
     drop_logged = False
     sv_flags_of = procs.sv_flags.get
-    iterator = iter(records)
-    while True:
-        try:
-            record = next(iterator)
-        except StopIteration:
-            return
-        except TraceFormatError as e:
-            # kdump notes a drop before it checks the record's length.
-            if e.header is not None and e.header.drop and not drop_logged:
-                yield Dropped(e.header)
-            raise
-        if not table:
-            # The reader knows the layout once it has framed the first record.
-            table = unpackers(arch or getattr(records, "arch", None) or AMD64)
-            if clock is not None:
-                clock.first_ns = record.sec * 1_000_000_000 + record.nsec
-        if record.drop and not drop_logged:
-            drop_logged = True
-            yield Dropped(record)
-        rtype = record.type
-        if rtype == K.KTR_PROCCTOR:
-            if len(record.payload) >= 4:
-                procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
-            continue
-        if rtype == K.KTR_PROCDTOR:
-            procs.dtor(record.pid)
-            continue
-        if pids is not None and record.pid not in pids and record.tid not in pids:
-            continue
-        if not points & (1 << (rtype & 31)):
-            continue
-        drop_logged = False
-        fn = table.get(rtype)
-        payload: Payload | None
-        if fn is None:
-            payload = None
-        else:
-            try:
-                payload = fn(record.payload)
-            except (PayloadError, struct.error):
+    # Shown's own __new__ is a Python function; tuple.__new__ builds the same
+    # tuple without a frame, once per record.
+    shown = functools.partial(tuple.__new__, Shown)
+    try:
+        # Only the reader raises TraceFormatError here: the loop's own work
+        # catches its payload errors, and a consumer's errors never enter.
+        for record in records:
+            if not table:
+                # The reader knows the layout once it has framed the first record.
+                table = unpackers(arch or getattr(records, "arch", None) or AMD64)
+                if clock is not None:
+                    clock.first_ns = record.sec * 1_000_000_000 + record.nsec
+            if record.drop and not drop_logged:
+                drop_logged = True
+                yield Dropped(record)
+            rtype = record.type
+            if rtype == K.KTR_PROCCTOR:
+                if len(record.payload) >= 4:
+                    procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
+                continue
+            if rtype == K.KTR_PROCDTOR:
+                procs.dtor(record.pid)
+                continue
+            if pids is not None and record.pid not in pids and record.tid not in pids:
+                continue
+            if not points & (1 << (rtype & 31)):
+                continue
+            drop_logged = False
+            fn = table.get(rtype)
+            payload: Payload | None
+            if fn is None:
                 payload = None
-        yield Shown(record, sv_flags_of(record.pid, 0), payload)
+            else:
+                try:
+                    payload = fn(record.payload)
+                except (PayloadError, struct.error):
+                    payload = None
+            yield shown((record, sv_flags_of(record.pid, 0), payload))
+    except TraceFormatError as e:
+        # kdump notes a drop before it checks the record's length.
+        if e.header is not None and e.header.drop and not drop_logged:
+            yield Dropped(e.header)
+        raise

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import AT_FDCWD, Call, base_name, fd_arg_index, signed32
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Struct
+from ktrace_cli.format.records import Namei, Struct
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,9 @@ _AF_NAMES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "
 _AF_NAMES_FREEBSD = {1: "AF_UNIX", 2: "AF_INET", 28: "AF_INET6", 17: "AF_ROUTE"}
 
 
+# Full call names (compat prefixes included) known to change no descriptor: a
+# set filled as calls end, so `end` skips them with one lookup.
+_NO_EFFECT: set[str | None] = set()
 _EFFECTS = frozenset(
     {"close", "close_range", "closefrom", "connect", "bind", "socket", "accept", "accept4", "paccept",
      "dup", "dup2", "dup3", "fcntl"} | _EXECS | _FORKS | _OPENS.keys() | _ANON.keys()
@@ -127,6 +130,8 @@ class FdTables:
         self.tables: dict[int, FdTable] = {}
         self.word = word
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
+        self.inert = _NO_EFFECT  # call names `end` has found to change no descriptor
+        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # fd_arg_index, fork-like
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -158,27 +163,53 @@ class FdTables:
         name = call.name
         if name is None or call.start is None:
             return
-        if base_name(name) in _FORKS:
+        key = (call.abi, name)
+        found = self._arg_index.get(key)
+        if found is None:
+            fd_i, dir_i = fd_arg_index(call.abi, name)
+            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS)
+        fd_i, dir_i, fork = found
+        if fork:
             self.forking[call.tid] = call
-        fd_i, dir_i = fd_arg_index_for(call)
-        args = call.args
+        if name == "mmap":
+            fd_i, dir_i = fd_arg_index_for(call)
+        elif fd_i < 0 and dir_i < 0:
+            return
+        args = call.start.payload.args  # type: ignore[union-attr]
         index = -1
         if 0 <= fd_i < len(args):
             index = fd_i
         elif 0 <= dir_i < len(args) and signed32(args[dir_i]) != AT_FDCWD:
             index = dir_i
-        fd = signed32(args[index]) if index >= 0 else -1
-        if fd >= 0:
-            call.fd = fd
-            call.fd_index = index
-            call.fd_path = self.path(call.pid, fd)
+        if index < 0:
+            return
+        fd = args[index] & 0xFFFFFFFF  # signed32, inlined: this runs once per call
+        if fd & 0x8000_0000:
+            return  # negative: no descriptor
+        call.fd = fd
+        call.fd_index = index
+        t = self.tables.get(call.pid)
+        if t is not None:
+            e = t.fds.get(fd)
+            call.fd_path = e.path if e is not None else None
 
     def end(self, call: Call) -> None:
         """At the RET (or the end of a call that never returns): apply what it did."""
-        name = base_name(call.name or "")
-        if name not in _EFFECTS:
+        name = call.name
+        if name in _NO_EFFECT:
             return  # most calls (read, write, mmap...) change no descriptor
+        name = base_name(name or "")
+        if name not in _EFFECTS:
+            if len(_NO_EFFECT) < 4096:
+                _NO_EFFECT.add(call.name)
+            return
         ret = call.ret
+        if name in _OPENS:  # the usual effect, first
+            if call.start is not None and ret is not None:
+                t = self.table(call.pid)
+                if ret.error == 0 and ret.retval >= 0:
+                    self._opened(call, name, t, ret.retval)
+            return
         if name in _FORKS:
             if call.start is not None:
                 self.forking.pop(call.tid, None)
@@ -226,19 +257,7 @@ class FdTables:
             return
         if not ok or value < 0:
             return
-        if name in _OPENS:
-            paths = call.paths
-            if not paths:
-                t.drop(value)  # opened, but the trace does not say what (no NAMI records)
-                return
-            path = paths[0].decode("utf-8", "surrogateescape")
-            if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
-                base = self.path(call.pid, signed32(arg(0)))
-                if base is not None and base.startswith("/"):
-                    path = base.rstrip("/") + "/" + path
-            fi = _OPENS[name]
-            t.set(value, path, fi >= 0 and bool(arg(fi) & flags.o_cloexec))
-        elif name == "socket":
+        if name == "socket":
             families = _AF_NAMES_FREEBSD if call.abi is A.Abi.FREEBSD else _AF_NAMES
             family = families.get(arg(0) & 0xFFFFFFFF, f"AF_{arg(0) & 0xFFFFFFFF}")
             t.set(value, f"socket:[{family}]", bool(arg(1) & flags.sock_cloexec))
@@ -276,6 +295,26 @@ class FdTables:
         else:
             return
         call.ret_path = self.path(call.pid, value)
+
+    def _opened(self, call: Call, name: str, t: FdTable, value: int) -> None:
+        """A successful open-like call: `value` is its first NAMI path."""
+        for shown in call.parts:
+            p = shown.payload
+            if p.__class__ is Namei:
+                path = p.path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                break
+        else:
+            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
+            return
+        args = call.args
+        if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
+            base = self.path(call.pid, signed32(args[0]) if args else 0)
+            if base is not None and base.startswith("/"):
+                path = base.rstrip("/") + "/" + path
+        fi = _OPENS[name]
+        flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
+        t.set(value, path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        call.ret_path = path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:
         for shown in call.parts:

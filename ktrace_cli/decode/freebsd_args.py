@@ -7,13 +7,9 @@ from dataclasses import dataclass
 
 from ktrace_cli.abi import sysdecode as sd
 from ktrace_cli.abi.freebsd import signal_name
+from ktrace_cli.decode.cfmt import c_hex, c_int32
 
 _U32 = 0xFFFFFFFF
-
-
-def _s32(value: int) -> int:
-    value &= _U32
-    return value - (1 << 32) if value & 0x80000000 else value
 
 
 @dataclass
@@ -49,7 +45,7 @@ class _State:
     def number(self, decimal: bool) -> None:
         """print_number / print_decimal_number: separator, then %#jx or %jd."""
         value = self.slot()
-        text = str(self.signed(value)) if decimal else _hex(value)
+        text = str(self.signed(value)) if decimal else c_hex(value)
         self.emit(self.sep + text)
         self.pos += 1
         self.sep = ","
@@ -65,14 +61,9 @@ class _State:
         if decimal:
             text = str(value - (1 << 64) if value >> 63 else value)
         else:
-            text = _hex(value)
+            text = c_hex(value)
         self.emit(self.sep + text)
         self.sep = ","
-
-
-def _hex(value: int) -> str:
-    """C's %#x: "0" for zero, "0x..." otherwise."""
-    return f"{value:#x}" if value else "0"
 
 
 Op = Callable[[_State], None]
@@ -98,7 +89,7 @@ def D64(st: _State) -> None:  # noqa: N802
 
 def PID(st: _State) -> None:  # noqa: N802
     """kill/wait4 narrow the slot to pid_t before print_decimal_number."""
-    st.emit(st.sep + str(_s32(st.slot())))
+    st.emit(st.sep + str(c_int32(st.slot())))
     st.pos += 1
     st.sep = ","
 
@@ -123,8 +114,8 @@ def _int_text(name: str | None, value: int, decimal: bool, valid: bool) -> str:
     if name is not None:
         return name
     if valid:
-        return str(_s32(value)) if decimal else _hex(value & _U32)
-    return f"<invalid={_s32(value)}>" if decimal else f"<invalid={_hex(value & _U32)}>"
+        return str(c_int32(value)) if decimal else c_hex(value & _U32)
+    return f"<invalid={c_int32(value)}>" if decimal else f"<invalid={c_hex(value & _U32)}>"
 
 
 def INT(table: str) -> Op:  # noqa: N802
@@ -136,7 +127,7 @@ def INT(table: str) -> Op:  # noqa: N802
     def op(st: _State) -> None:
         value = st.slot()
         known = table in sd.table_names()
-        st.emit(_int_text(sd.table(table).lookup(_s32(value)), value, st.decimal, not known))
+        st.emit(_int_text(sd.table(table).lookup(c_int32(value)), value, st.decimal, not known))
         st.pos += 1
     return op
 
@@ -145,7 +136,7 @@ def INTV(lookup: Callable[[int], str | None]) -> Op:  # noqa: N802
     """print_integer_arg_valid(): the name, else the number."""
     def op(st: _State) -> None:
         value = st.slot()
-        st.emit(_int_text(lookup(_s32(value)), value, st.decimal, True))
+        st.emit(_int_text(lookup(c_int32(value)), value, st.decimal, True))
         st.pos += 1
     return op
 
@@ -155,7 +146,7 @@ ATFD = INTV(sd.atfd)
 
 def _mask_text(value: int, result: sd.MaskResult) -> str:
     text, printed, rem = result
-    return f"{_hex(value)}<{text}>" + ("" if printed else f"<invalid>{rem & _U32}")
+    return f"{c_hex(value)}<{text}>" + ("" if printed else f"<invalid>{rem & _U32}")
 
 
 def MASK(decoder: Callable[[int], sd.MaskResult]) -> Op:  # noqa: N802
@@ -196,7 +187,7 @@ FILEFLAGS = MASK0(lambda value: sd.mask_0("fileflags", value))
 
 def SIG(st: _State) -> None:  # noqa: N802
     """print_signal(): the FreeBSD signal name, else "SIG %d"."""
-    signo = _s32(st.slot())
+    signo = c_int32(st.slot())
     name = signal_name(signo)
     st.emit(name if name is not None else f"SIG {signo}")
     st.pos += 1
@@ -206,7 +197,7 @@ def IOCTL(st: _State) -> None:  # noqa: N802
     """ioctlname(): the ioctl's name, else %#lx (%lu with -d) of the whole slot."""
     value = st.slot()
     name = sd.ioctlname(value)
-    st.emit(name if name is not None else (str(value) if st.decimal else _hex(value)))
+    st.emit(name if name is not None else (str(value) if st.decimal else c_hex(value)))
     st.pos += 1
 
 
@@ -228,19 +219,19 @@ def OPEN_FLAGS_MODE(st: _State) -> None:  # noqa: N802
 def FCNTL_CMD_ARG(st: _State) -> None:  # noqa: N802
     """fcntl: the command, and its argument unless the command takes none."""
     cmd, arg = st.slot(), st.slot(1)
-    st.emit(_int_text(sd.table("fcntlcmd").lookup(_s32(cmd)), cmd, st.decimal, False))
-    if _s32(cmd) not in (1, 3, 5):  # F_GETFD, F_GETFL, F_GETOWN
+    st.emit(_int_text(sd.table("fcntlcmd").lookup(c_int32(cmd)), cmd, st.decimal, False))
+    if c_int32(cmd) not in (1, 3, 5):  # F_GETFD, F_GETFL, F_GETOWN
         st.emit(",")
         if cmd == 4:  # F_SETFL
             st.emit(_mask_text(arg & _U32, sd.fcntl_fileflags(arg)))
         else:
-            st.emit(sd.fcntl_arg(_s32(cmd), arg, st.decimal))
+            st.emit(sd.fcntl_arg(c_int32(cmd), arg, st.decimal))
     st.pos += 2
 
 
 def SOCKET_PROTO(st: _State) -> None:  # noqa: N802
     """socket: the protocol is decoded only for PF_INET and PF_INET6."""
-    if _s32(st.slot(-2)) in (2, 28):
+    if c_int32(st.slot(-2)) in (2, 28):
         st.emit(",")
         INT("sockipproto")(st)
 
@@ -248,7 +239,7 @@ def SOCKET_PROTO(st: _State) -> None:  # noqa: N802
 def SOCKOPT_NAME(st: _State) -> None:  # noqa: N802
     """[gs]etsockopt: the option name when the level's table knows it."""
     level, optname = st.slot(-1), st.slot()
-    name = sd.sockopt_name(_s32(level), _s32(optname))
+    name = sd.sockopt_name(c_int32(level), c_int32(optname))
     if name is not None:
         st.emit("," + name)
         st.pos += 1
@@ -289,7 +280,7 @@ def QUOTACTL_CMD(st: _State) -> None:  # noqa: N802
     value = st.slot()
     text = sd.quotactl_cmd(value)
     if text is None:
-        text = f"<invalid={_s32(value)}>" if st.decimal else f"<invalid={_hex(value & _U32)}>"
+        text = f"<invalid={c_int32(value)}>" if st.decimal else f"<invalid={c_hex(value & _U32)}>"
     st.emit(text)
     st.pos += 1
 
@@ -298,8 +289,8 @@ def UMTX_OP(st: _State) -> None:  # noqa: N802
     """_umtx_op: %#x<flags|op>, plus the CV_WAIT / RW_RDLOCK flag word."""
     value = st.slot()
     text, printed, op = sd.umtx_op_flags(value)
-    name = sd.table("umtxop").lookup(_s32(op))
-    st.emit(f"{_hex(value & _U32)}<{text}{'|' if printed else ''}"
+    name = sd.table("umtxop").lookup(c_int32(op))
+    st.emit(f"{c_hex(value & _U32)}<{text}{'|' if printed else ''}"
             f"{_int_text(name, op, st.decimal, False)}>")
     extra = {8: "umtxcvwaitflags", 12: "umtxrwlockflags"}.get(value)
     if extra is not None:
@@ -309,7 +300,7 @@ def UMTX_OP(st: _State) -> None:  # noqa: N802
             st.emit(",0")
         else:
             text, printed, rem = sd.mask_0ul(extra, flags)
-            st.emit(f",{_hex(flags)}<{text}>" + ("" if printed else f"<invalid>{rem}"))
+            st.emit(f",{c_hex(flags)}<{text}>" + ("" if printed else f"<invalid>{rem}"))
     st.pos += 1
 
 

@@ -30,25 +30,16 @@ from functools import cache
 from ktrace_cli.abi import linux_flags as F
 from ktrace_cli.abi import sysdecode
 from ktrace_cli.abi.linux import signal_name, syscall_prototype
+from ktrace_cli.decode.cfmt import c_hex, c_int32, c_int64
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
 
 
-def int32(value: int) -> int:
-    """A slot truncated to a C int, as kdump passes it to its int decoders."""
-    value &= _U32
-    return value - 0x100000000 if value & 0x80000000 else value
-
-
-def _int64(value: int) -> int:
-    value &= _U64
-    return value - 0x10000000000000000 if value & 0x8000000000000000 else value
-
-
-def hex_alt(value: int) -> str:
-    """C's `%#x`/`%#jx` of an unsigned value: `0` for zero, else `0x...`."""
-    return f"{value:#x}" if value else "0"
+# The C-format helpers, under the names the Linux rows use (decode/cfmt.py).
+int32 = c_int32  # a slot truncated to a C int, as kdump passes it to its int decoders
+_int64 = c_int64
+hex_alt = c_hex  # %#x / %#jx
 
 
 class MaskTable:

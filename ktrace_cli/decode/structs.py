@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
-from ktrace_cli.decode.linux_args import MaskTable, hex_alt, lookup
+from ktrace_cli.decode.cfmt import c_hex
+from ktrace_cli.decode.linux_args import MaskTable, lookup
 
 SOCK_MAXADDRLEN = 128  # sizeof(struct sockaddr_storage): the largest sockaddr kdump accepts
 NAME_MAX = 255
@@ -406,7 +407,7 @@ def struct_text(raw_name: bytes, data: bytes, *, word: int, resolve: bool, linux
             return "invalid record"
         wd, mask, cookie, length = _INOTIFY.unpack_from(data)
         return (
-            f"inotify {{ .wd = {wd}, .mask = {hex_alt(mask)}, .cookie = {cookie}, "
+            f"inotify {{ .wd = {wd}, .mask = {c_hex(mask)}, .cookie = {cookie}, "
             f".len = {length}, .name = {_c_text(data[_INOTIFY.size :])} }}"
         )
     if name == "itimerval":
@@ -431,7 +432,7 @@ def struct_text(raw_name: bytes, data: bytes, *, word: int, resolve: bool, linux
         if layout is None or n != layout.size:
             return "invalid record"
         fd, maxlen, sec, usec = layout.unpack(data)
-        return f"struct splice {{ fd={fd}, max={hex_alt(maxlen & _U64)}, idle={sec}.{usec:06d} }}"
+        return f"struct splice {{ fd={fd}, max={c_hex(maxlen & _U64)}, idle={sec}.{usec:06d} }}"
     if name == "thrparam":
         layout = _THR_PARAM.get(word)
         if layout is None or n != layout.size:
@@ -441,7 +442,7 @@ def struct_text(raw_name: bytes, data: bytes, *, word: int, resolve: bool, linux
         )
         return (
             f"thr param {{ start={_ptr(start)} arg={_ptr(arg)} stack_base={_ptr(stack)} "
-            f"stack_size={hex_alt(stack_size)} tls_base={_ptr(tls)} tls_size={hex_alt(tls_size)} "
+            f"stack_size={c_hex(stack_size)} tls_base={_ptr(tls)} tls_size={c_hex(tls_size)} "
             f"child_tidp={_ptr(child)} parent_tidp={_ptr(parent)} "
             f"flags={_THR_CREATE_FLAGS.mask(flags)} rtp={_ptr(rtp)} }}"
         )
@@ -518,7 +519,7 @@ def _kevent_fflags(filt: int, fflags: int, decimal: bool) -> str:
     if table is not None:
         names, rem = table.names(fflags)
         if not names:
-            return hex_alt(rem)
+            return c_hex(rem)
         return names + (f"|{rem:#x}" if rem else "")
     if filt == EVFILT_USER:
         ctrl = fflags & NOTE_FFCTRLMASK
@@ -529,7 +530,7 @@ def _kevent_fflags(filt: int, fflags: int, decimal: bool) -> str:
                 return "NOTE_TRIGGER"
             prefix = "NOTE_TRIGGER|"
         if ctrl or fflags & NOTE_TRIGGER:
-            return f"{prefix}{_NOTE_USER_CTRL[ctrl]}|{hex_alt(data)}"
+            return f"{prefix}{_NOTE_USER_CTRL[ctrl]}|{c_hex(data)}"
         return prefix + (str(data) if decimal else f"0x{data:x}")
     signed = fflags - 0x100000000 if fflags & 0x80000000 else fflags
     return str(signed) if decimal else f"0x{fflags:x}"
@@ -550,7 +551,7 @@ def _kevent_text(
         name = f"<invalid={filt}>" if decimal else f"<invalid={filt & 0xFFFFFFFF:#x}>"
     return (
         f"{{ ident={ident_text}, filter={name}, flags={_EV_FLAGS.mask0(flags)}, "
-        f"fflags={_kevent_fflags(filt, fflags, decimal)}, data={hex_alt(data & _U64)}, "
+        f"fflags={_kevent_fflags(filt, fflags, decimal)}, data={c_hex(data & _U64)}, "
         f"udata={_ptr(udata)} }}"
     )
 

@@ -193,7 +193,7 @@ class TraceFile:
             except OSError:
                 room = len(data)
             if room < len(data):
-                data = data[: self._whole(data, max(room, 0))]
+                data = data[: self.whole(data, max(room, 0))]
                 limit_err = 27  # EFBIG, as the kernel's vn_rlimit_fsize() check fails it
         n = 0
         try:
@@ -207,7 +207,7 @@ class TraceFile:
             self.failed = e.errno or 5
             return self.failed
         if n != len(data):
-            whole = self._whole(data, n)
+            whole = self.whole(data, n)
             try:
                 os.ftruncate(self.fd, os.fstat(self.fd).st_size - (n - whole))
             except OSError:
@@ -236,7 +236,7 @@ class TraceFile:
                 buf[off + TYPE_OFFSET + 1] |= K.KTR_DROP >> 8  # ktr_type's high byte (little-endian)
             off += head + int.from_bytes(buf[off + LEN_OFFSET : off + LEN_OFFSET + 4], "little", signed=True)
 
-    def _whole(self, data: bytes, n: int) -> int:
+    def whole(self, data: bytes, n: int) -> int:
         """The length of the longest run of whole records in data[:n]."""
         head = HEADER_V1_SIZE if self.version else HEADER_V0_SIZE
         off = 0

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.cfmt import c_hex
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -33,11 +34,6 @@ from ktrace_cli.render.dump import gio_data
 from ktrace_cli.render.options import KdumpOptions
 
 
-def c_hex(value: int) -> str:
-    """printf("%#x"): no prefix for zero."""
-    return f"{value:#x}" if value else "0"
-
-
 def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
@@ -53,24 +49,21 @@ class SyscallText:
         self.arch = arch
         self.bits = arch.word * 8
         self.mask = (1 << self.bits) - 1
-        self._formatters: dict[A.Abi, ArgsFormatter] | None = None
         self._names: dict[tuple[A.Abi, int], tuple[str, str | None]] = {}
         self._decoders: dict[int, Callable[[str, Sequence[int]], str] | Literal[False]] = {}
 
-    def _args_formatters(self) -> dict[A.Abi, ArgsFormatter]:
-        # Still one printer per ABI: folding both into one cursor and one set
-        # of primitives (DESIGN's single argument vocabulary) waits until the
-        # Linux decoder rewrite has landed, so the two changes do not collide.
-        if self._formatters is None:
+    def _args_formatter(self, abi: A.Abi) -> ArgsFormatter | None:
+        # Each ABI's printer is imported when a process of that ABI first
+        # needs it: a FreeBSD trace never loads the Linux tables.
+        if abi is A.Abi.FREEBSD:
             from ktrace_cli.decode.freebsd_args import format_freebsd_args
+
+            return format_freebsd_args
+        if abi is A.Abi.LINUX or abi is A.Abi.LINUX32:
             from ktrace_cli.decode.linux_calls import format_linux_args
 
-            self._formatters = {
-                A.Abi.FREEBSD: format_freebsd_args,
-                A.Abi.LINUX: format_linux_args,
-                A.Abi.LINUX32: format_linux_args,
-            }
-        return self._formatters
+            return format_linux_args
+        return None
 
     def name(self, abi: A.Abi, code: int) -> tuple[str, str | None]:
         """(what kdump prints for the syscall, the bare name or None)."""
@@ -94,7 +87,7 @@ class SyscallText:
         """The argument printer for a process's sv_flags, False for raw numbers."""
         if not self.o.fancy or sv_flags & K.SV_ABI_MASK not in (K.SV_ABI_FREEBSD, K.SV_ABI_LINUX):
             return False
-        formatter = self._args_formatters().get(abi)
+        formatter = self._args_formatter(abi)
         if formatter is None:
             return False
         decimal = self.o.decimal

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from ktrace_cli.decode import abi as A
@@ -14,7 +13,7 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Genio, Psig, Struct
 from ktrace_cli.render.calls_text import CallText
-from ktrace_cli.render.json_lines import errno_fields
+from ktrace_cli.render.json_lines import compact_encoder, errno_fields
 from ktrace_cli.render.options import KdumpOptions
 
 SCHEMA = 1  # bump when a member changes meaning or goes away
@@ -41,7 +40,7 @@ class CallsJson:
         self.o = options
         self.arch = arch
         self.text = CallText(options, arch)
-        self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+        self._encode = compact_encoder()
 
     def render(self, item: Call | Shown | Dropped) -> str:
         if not isinstance(item, Call):

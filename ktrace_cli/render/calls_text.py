@@ -18,7 +18,7 @@ from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
-from ktrace_cli.format.records import Genio, Namei
+from ktrace_cli.format.records import Syscall, Sysret
 from ktrace_cli.render.bodies import SyscallText
 from ktrace_cli.render.dump import vis
 from ktrace_cli.render.options import KdumpOptions
@@ -130,59 +130,101 @@ class CallText:
         self._decoded: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
         self._quoted: dict[bytes, str] = {}
         self._fd_texts: dict[tuple[int, str | None], str] = {}
+        self._shown_data: dict[bytes, str] = {}
+        self._errors: dict[tuple[A.Abi, int], str] = {}
+        self._plans: dict[tuple[int, int], tuple[str, tuple[int, ...], int, bool]] = {}
 
     def name(self, call: Call) -> str:
-        code = call.code
-        return self.syscalls.name(call.abi, code)[0]
+        return self._plan(call)[0]
+
+    def _plan(self, call: Call) -> tuple[str, tuple[int, ...], int, bool]:
+        """(the name shown, path argument indexes, buffer index, result is an address), per call."""
+        key = (call.sv_flags, call.code)
+        plan = self._plans.get(key)
+        if plan is None:
+            shown = self.syscalls.name(call.abi, call.code)[0]
+            name = call.name
+            if name is None:
+                plan = (shown, (), -1, False)
+            else:
+                paths, buf = _arg_roles(call.abi, name) if self.o.fancy else ((), -1)
+                plan = (shown, paths, buf, base_name(name) in _POINTERS)
+            if len(self._plans) < 65536:  # bounded: a damaged trace may hold any numbers
+                self._plans[key] = plan
+        return plan
 
     def raw_pieces(self, call: Call) -> list[str]:
         return split_args(self.syscalls.raw_args(call.args)) if call.args else []
+
+    def _decoded_args(self, call: Call, args: tuple[int, ...]) -> list[str]:
+        """The decoded arguments, one piece per slot, from a bounded cache."""
+        key = (call.sv_flags, call.code, args)
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
+            if len(self._decoded) > 4096:
+                self._decoded.clear()
+            body = self.syscalls.call(call.start.payload, call.abi, call.sv_flags)  # type: ignore[union-attr, arg-type]
+            head = self._plan(call)[0]
+            decoded = split_args(body[len(head) :].rstrip("\n"))
+            if len(decoded) > len(args):
+                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+            self._decoded[key] = decoded
+        return decoded
 
     def arg_pieces(self, call: Call) -> list[str]:
         """Each argument as text: decoded, strings inline, descriptors with their paths."""
         p = call.syscall
         if p is None or not p.args:
             return []
-        args = p.args
-        key = (call.sv_flags, p.code, args)
-        decoded = self._decoded.get(key)
-        if decoded is None:
-            # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
-            if len(self._decoded) > 4096:
-                self._decoded.clear()
-            body = self.syscalls.call(p, call.abi, call.sv_flags)
-            head = self.syscalls.name(call.abi, p.code)[0]
-            decoded = split_args(body[len(head) :].rstrip("\n"))
-            if len(decoded) > len(args):
-                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
-            self._decoded[key] = decoded
-        pieces = decoded.copy()
-        name = call.name
-        if name is None or not self.o.fancy:
+        return list(self._pieces(call, p.args, self._plan(call)))
+
+    def _pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
+        """As arg_pieces, but may be the cached list itself: read it, never change it."""
+        pieces = self._decoded.get((call.sv_flags, call.code, args))
+        if pieces is None:
+            pieces = self._decoded_args(call, args)
+        if call.name is None or not self.o.fancy:
             return pieces
-        path_i, buf_i = _arg_roles(call.abi, name)
+        path_i = plan[1]
+        buf_i = plan[2]
+        fd = call.fd
+        if fd is None and not path_i and buf_i < 0:
+            return pieces  # nothing to put in: the decoded text as it is
+        pieces = pieces.copy()
+        n = len(pieces)
         if call.parts and (path_i or buf_i >= 0):
             paths = []
             data = []
             for shown in call.parts:
-                payload = shown.payload
-                if isinstance(payload, Namei):
-                    paths.append(payload.path.split(b"\0", 1)[0])
-                elif isinstance(payload, Genio):
-                    data.append(payload.data)
-            quoted = self._quoted
-            for k, i in enumerate(path_i):
-                if k < len(paths) and i < len(pieces):
-                    text = quoted.get(paths[k])
-                    if text is None:
-                        if len(quoted) > 4096:
-                            quoted.clear()
-                        text = quoted[paths[k]] = c_quote(paths[k])
-                    pieces[i] = text
-            if data and 0 <= buf_i < len(pieces):
-                pieces[buf_i] = c_quote(b"".join(data), STRING_LIMIT)
-        if call.fd is not None and 0 <= call.fd_index < len(pieces):
-            pieces[call.fd_index] = self.fd_text(call.fd, call.fd_path)
+                rtype = shown.record.type
+                if rtype == K.KTR_NAMEI:
+                    paths.append(shown.payload.path)  # type: ignore[union-attr]
+                elif rtype == K.KTR_GENIO:
+                    data.append(shown.payload.data)  # type: ignore[union-attr]
+            if paths:
+                quoted = self._quoted
+                for k, i in enumerate(path_i):
+                    if k < len(paths) and i < n:
+                        text = quoted.get(paths[k])
+                        if text is None:
+                            if len(quoted) > 4096:
+                                quoted.clear()
+                            text = quoted[paths[k]] = c_quote(paths[k].split(b"\0", 1)[0])
+                        pieces[i] = text
+            if data and 0 <= buf_i < n:
+                # What is shown depends only on the first STRING_LIMIT + 1 bytes.
+                head = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
+                text = self._shown_data.get(head)
+                if text is None:
+                    if len(self._shown_data) > 4096:
+                        self._shown_data.clear()
+                    text = self._shown_data[head] = c_quote(head, STRING_LIMIT)
+                pieces[buf_i] = text
+        fd_index = call.fd_index
+        if fd is not None and 0 <= fd_index < n:
+            text = self._fd_texts.get((fd, call.fd_path))
+            pieces[fd_index] = text if text is not None else self.fd_text(fd, call.fd_path)
         return pieces
 
     def fd_text(self, fd: int, path: str | None) -> str:
@@ -205,14 +247,23 @@ class CallText:
             value = ret.retval if error == 0 else 0
             if call.ret_path is not None:
                 return self.fd_text(value, call.ret_path)
-            if -4096 < value < 1 << 16 or (value < 1 << 32 and base_name(call.name or "") not in _POINTERS):
+            if -4096 < value < 1 << 16 or (value < 1 << 32 and not self._plan(call)[3]):
                 return str(value)
             return f"{value & self.mask:#x}"
         if error == K.ERESTART:
             return "? ERESTART (To be restarted)"
-        info = A.error_info(call.abi, error)
-        name = info.name or f"E{info.number}"
-        return f"-1 {name} ({info.text})" if self.o.fancy else f"-1 errno {info.number}"
+        return self._error_text(call.abi, error)
+
+    def _error_text(self, abi: A.Abi, error: int) -> str:
+        key = (abi, error)
+        text = self._errors.get(key)
+        if text is None:
+            info = A.error_info(abi, error)
+            name = info.name or f"E{info.number}"
+            text = f"-1 {name} ({info.text})" if self.o.fancy else f"-1 errno {info.number}"
+            if len(self._errors) < 4096:
+                self._errors[key] = text
+        return text
 
     def head(self, pid: int, tid: int, comm: bytes, ns: int) -> str:
         o = self.o
@@ -231,23 +282,43 @@ class CallText:
         return head
 
     def line(self, call: Call) -> str:
+        # Runs once per printed call: caches read inline, one string built at the end.
         start = call.start
-        first = start.record if start is not None else call.first.record
-        text = self.head(call.pid, call.tid, first.comm, call.ns)
-        if start is None:
-            text += f"<... {self.name(call)} resumed>"
-        else:
-            text += f"{self.name(call)}({','.join(self.arg_pieces(call))})"
-        for s in call.parts:
-            if s.record.type == K.KTR_PSIG:
-                text += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
-        text += f" = {self.ret_text(call)}"
         end = call.end
-        if start is not None and end is not None:
-            r, q = start.record, end.record
-            dur = max(0, (q.sec - r.sec) * 1_000_000_000 + q.nsec - r.nsec)
-            text += f" <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>"
-        return text + "\n"
+        plan = self._plans.get((call.sv_flags, call.code))
+        if plan is None:
+            plan = self._plan(call)
+        first = (start if start is not None else end).record  # type: ignore[union-attr]
+        head = self._heads.get((call.pid, call.tid, first.comm))
+        if head is None or self.o.timestamps:
+            head = self.head(call.pid, call.tid, first.comm, call.ns if self.o.timestamps else 0)
+        if start is None:
+            body = f"<... {plan[0]} resumed>"
+        else:
+            args = start.payload.args if start.payload.__class__ is Syscall else ()
+            body = f"{plan[0]}({','.join(self._pieces(call, args, plan)) if args else ''})"
+        if call.parts:
+            for s in call.parts:
+                if s.record.type == K.KTR_PSIG:
+                    body += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+        ret = end.payload if end is not None else None
+        if ret.__class__ is Sysret and not ret.error and call.ret_path is None:
+            value = ret.retval
+            if -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
+                result = str(value)
+            else:
+                result = f"{value & self.mask:#x}"
+        else:
+            result = self.ret_text(call)
+        if start is None or end is None:
+            return f"{head}{body} = {result}\n"
+        r, q = start.record, end.record
+        # Record.nsec, inlined: a v0 header counts microseconds.
+        dur = (q.sec - r.sec) * 1_000_000_000 + (q.frac if q.version else q.frac * 1000)
+        dur -= r.frac if r.version else r.frac * 1000
+        if dur <= 0:
+            return f"{head}{body} = {result} <0.000000>\n"
+        return f"{head}{body} = {result} <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>\n"
 
 
 class CallsText:
@@ -257,11 +328,12 @@ class CallsText:
         from ktrace_cli.render.kdump_text import KdumpText
 
         self.text = CallText(options, arch)
+        self.line = self.text.line
         self.kdump = KdumpText(options, arch)
 
     def render(self, item: Call | Shown | Dropped) -> str:
         if isinstance(item, Call):
-            return self.text.line(item)
+            return self.line(item)
         if isinstance(item, Dropped):
             return self.kdump.dropped(item.record)
         # A record outside any call: its kdump body, marked off as strace marks signals.

@@ -47,13 +47,34 @@ def _b64(raw: bytes) -> str:
 Fields = Callable[[dict[str, Any], Any, A.Abi], None]
 
 
+def compact_encoder() -> Callable[[Any], str]:
+    """A JSON encoder to compact ASCII text, as JSONEncoder(separators=(",", ":")).encode.
+
+    The C encoder, called directly when Python has it: JSONEncoder.encode and
+    iterencode are two Python calls per object, and there is an object per
+    record.  No circular-reference check: the objects are trees built here.
+    """
+    reference = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    ascii_string = getattr(json.encoder, "c_encode_basestring_ascii", None)
+    if make is None or ascii_string is None:
+        return reference.encode
+    chunks = make(None, reference.default, ascii_string, None, ":", ",", False, False, True)
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        return join(chunks(obj, 0))
+
+    return encode
+
+
 class JsonLines:
     """Renders `select` events as NDJSON lines (Dropped events print nothing)."""
 
     def __init__(self, options: KdumpOptions, arch: Arch) -> None:
         self.o = options
         self.arch = arch
-        self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+        self._encode = compact_encoder()
         self._comm_cache: dict[bytes, str] = {}
         self._text_body = bodies.SyscallText(options, arch)
         self._unpack = Unpack(arch)
@@ -93,10 +114,13 @@ class JsonLines:
         return comm
 
     def as_dict(self, r: Record, sv_flags: int, payload: Payload | None = None) -> dict[str, Any]:
+        comm = self._comm_cache.get(r.comm)  # comm(), inlined: once per record
+        if comm is None:
+            comm = self.comm(r)
         out: dict[str, Any] = {
             "pid": r.pid,
             "tid": r.tid,
-            "comm": self.comm(r),
+            "comm": comm,
             "type": JSON_TYPES.get(r.type, f"UNKNOWN({r.type})"),
             "sec": r.sec,
             "nsec": r.frac if r.version else r.frac * 1000,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.cfmt import c_int32
 from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
@@ -45,12 +46,6 @@ def _tag(rtype: int) -> str:
     if 0 <= rtype < _HDR_TYPES:
         return "(null)"
     return f"UNKNOWN({rtype})"
-
-
-def _c_int(value: int) -> int:
-    """A value cast to a C int (32-bit, two's complement)."""
-    value &= 0xFFFFFFFF
-    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
 
 
 def _escaped(body: bodies.Body) -> bodies.Body:
@@ -111,7 +106,7 @@ class KdumpText:
 
     def dropped(self, record: Record) -> str:
         if self.o.tid:
-            tid = _c_int(record.tid) if record.tid > 0 else 0
+            tid = c_int32(record.tid) if record.tid > 0 else 0
             return f"{record.pid:6d} {tid:6d} {self._comm(record.comm)}Events dropped.\n"
         return f"{record.pid:6d} {self._comm(record.comm)}Events dropped.\n"
 
@@ -145,7 +140,7 @@ class KdumpText:
     def header(self, r: Record, sv_flags: int) -> str:
         o = self.o
         if o.tid:
-            tid = _c_int(r.tid) if r.tid > 0 else 0
+            tid = c_int32(r.tid) if r.tid > 0 else 0
             head = f"{r.pid:6d} {tid:6d} {self._comm(r.comm)}"
         else:
             head = f"{r.pid:6d} {self._comm(r.comm)}"

@@ -65,7 +65,7 @@ class ForeignEngine(EngineUnavailable):
     """The engine running for this user belongs to another installation and still traces."""
 
 
-def _connect(rt: Runtime) -> socket.socket | None:
+def connect(rt: Runtime) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(rt.name(SOCKET))
@@ -79,7 +79,7 @@ def _connect(rt: Runtime) -> socket.socket | None:
     return sock
 
 
-def _engine_alive(rt: Runtime) -> bool:
+def engine_alive(rt: Runtime) -> bool:
     """Whether an engine holds the lock (running, starting or exiting)."""
     try:
         lockfd = rt.open(LOCK, os.O_RDWR)
@@ -197,10 +197,10 @@ def _reach(start: bool) -> _Reached:
     """
     rt = open_runtime()
     try:
-        sock = _connect(rt)
+        sock = connect(rt)
         if sock is not None:
             return _Reached(sock, rt.log)
-        other = not _start_engine(rt) if start else _engine_alive(rt)
+        other = not _start_engine(rt) if start else engine_alive(rt)
         return _Reached(None, rt.log, other)
     finally:
         rt.close()

@@ -56,7 +56,7 @@ def spawn(rt: Runtime, lockfd: int) -> None:
         )
 
 
-def _close_other_fds(keep: set[int]) -> None:
+def close_other_fds(keep: set[int]) -> None:
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd > 2 and fd not in keep:
@@ -121,7 +121,7 @@ class Waker:
                         signal.signal(sig, signal.SIG_IGN)
                     except (OSError, ValueError):
                         pass
-                _close_other_fds(set())
+                close_other_fds(set())
                 set_title(WAKER_NAME)
                 while True:
                     select.select([], [], [])
@@ -161,7 +161,7 @@ class Waker:
 
 
 def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
-    _close_other_fds({lockfd, ready, rt.fd})
+    close_other_fds({lockfd, ready, rt.fd})
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

@@ -95,7 +95,7 @@ def _private_base(path: str) -> int:
     return fd
 
 
-def _own_subdir(base_fd: int, base: str, leaf: str) -> Runtime:
+def own_subdir(base_fd: int, base: str, leaf: str) -> Runtime:
     """`leaf` in the open `base`, created 0700 if absent; it must be a directory of ours."""
     try:
         os.mkdir(leaf, PRIVATE, dir_fd=base_fd)
@@ -118,7 +118,7 @@ def _own_subdir(base_fd: int, base: str, leaf: str) -> Runtime:
 def _in_private(base: str) -> Runtime:
     fd = _private_base(base)
     try:
-        return _own_subdir(fd, base, NAME)
+        return own_subdir(fd, base, NAME)
     finally:
         os.close(fd)
 
@@ -126,7 +126,7 @@ def _in_private(base: str) -> Runtime:
 def _in_shared_tmp() -> Runtime:
     fd = _open_dir(SHARED_TMP)
     try:
-        return _own_subdir(fd, SHARED_TMP, f"{NAME}-{os.getuid()}")
+        return own_subdir(fd, SHARED_TMP, f"{NAME}-{os.getuid()}")
     finally:
         os.close(fd)
 
@@ -135,11 +135,11 @@ def _in_home() -> Runtime:
     home = os.environ.get("HOME") or ""
     fd = _private_base(home)
     try:
-        cache = _own_subdir(fd, home, ".cache")
+        cache = own_subdir(fd, home, ".cache")
     finally:
         os.close(fd)
     try:
-        return _own_subdir(cache.fd, cache.dir, NAME)
+        return own_subdir(cache.fd, cache.dir, NAME)
     finally:
         cache.close()
 

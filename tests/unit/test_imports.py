@@ -50,6 +50,9 @@ LAZY = {
     ("cli.pyktrace", "trace.seccomp"),
     ("cli.pyktrace", "trace.ptrace"),
     ("cli.pyktrace", "cli.live"),
+    # The eBPF backend (libbpf loader, its daemon) only with --engine=bpf or
+    # auto, or for root's clear, which clears a running bpf engine too.
+    ("cli.pyktrace", "trace.bpf.client"),
     # --live: kdump's renderers and the seccomp filter only as its options need.
     ("cli.live", "cli.pykdump"),
     ("cli.live", "format.layouts"),
@@ -70,6 +73,7 @@ LAZY = {
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),
+    ("trace.bpf.service", "abi.linux"),
     # Name tables and decoders load when the first record needing them comes.
     ("decode.abi", "abi.linuxulator"),
     ("render.calls_text", "abi.linux"),

@@ -1,0 +1,27 @@
+"""C printf and integer-cast helpers shared by every argument and struct printer.
+
+kdump builds its text with printf; these give the same digits in Python, so
+that each format is written once.
+"""
+
+from __future__ import annotations
+
+_U32 = 0xFFFF_FFFF
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def c_hex(value: int) -> str:
+    """printf("%#x") of an unsigned value: "0" for zero (no prefix), else "0x..."."""
+    return f"{value:#x}" if value else "0"
+
+
+def c_int32(value: int) -> int:
+    """A value cast to a C int: its low 32 bits, two's complement."""
+    value &= _U32
+    return value - 0x1_0000_0000 if value & 0x8000_0000 else value
+
+
+def c_int64(value: int) -> int:
+    """A value cast to a 64-bit signed integer: its low 64 bits, two's complement."""
+    value &= _U64
+    return value - 0x1_0000_0000_0000_0000 if value & 0x8000_0000_0000_0000 else value

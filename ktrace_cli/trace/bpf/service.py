@@ -1,0 +1,529 @@
+"""The bpf engine daemon: ktrace(2)'s operations on the kernel's table of traced processes, and the drainer.
+
+It serves the same control protocol as the ptrace engine (control_server.py), in a
+runtime directory of its own, and owns what a ktrace(2) caller sets:
+which processes are traced (the `traced` map, keyed by tgid), with which
+facilities and into which file.  The kernel adds inheriting children and
+removes exiting processes itself; this loop drains the ring, notices
+processes that are gone, closes files nobody writes to any more, and
+detaches the programs when nothing is traced (an attached program costs
+every process on the machine a little).
+"""
+
+from __future__ import annotations
+
+import errno as E
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.writer import TraceFile
+from ktrace_cli.trace import convert, daemon, procfs, protocol
+from ktrace_cli.trace import rules as R
+from ktrace_cli.trace import signals as S
+from ktrace_cli.trace.bpf import loader as L
+from ktrace_cli.trace.bpf.drain import Ring, write_all
+from ktrace_cli.trace.control_server import Endpoint
+from ktrace_cli.trace.runtime import Runtime, open_runtime, own_subdir
+
+log = logging.getLogger("pyktrace.engine")
+
+POLL = 0.1  # seconds between drains when the ring does not wake us
+CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
+DROP_REPORT = 1.0  # seconds between log lines about drops
+IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
+LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
+ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
+ENGINE_NAME = b"pyktrace-bpf"
+RUNTIME_SUBDIR = "bpf"
+
+
+def runtime(create: bool = True) -> Runtime | None:
+    """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened);
+    None if it does not exist and `create` is false (then no bpf engine runs)."""
+    base = open_runtime()
+    try:
+        if not create:
+            try:
+                os.stat(RUNTIME_SUBDIR, dir_fd=base.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        return own_subdir(base.fd, base.dir, RUNTIME_SUBDIR)
+    finally:
+        base.close()
+
+
+def message(data: dict[str, object]) -> bytes:
+    return json.dumps(data).encode() + b"\n"
+
+
+def parse(line: bytes | None) -> dict[str, object] | None:
+    """One JSON object of a line, None if it is not one."""
+    if line is None:
+        return None
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def ring_size() -> int:
+    raw = os.environ.get(ENV_RING, "")
+    if not raw:
+        return L.RING_DEFAULT
+    try:
+        n = int(raw, 0)
+    except ValueError:
+        n = 0
+    if n < L.RING_MIN or n & (n - 1):
+        raise L.BpfUnavailable(E.EINVAL, f"{ENV_RING}={raw}: a power of two of at least {L.RING_MIN}")
+    return n
+
+
+def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
+    """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
+    and the errno map, from ktrace_cli's own."""
+    rules = R.rules()
+    systab: list[tuple[int, int, int, int, int]] = []
+    for nr in range(L.MAX_SYSCALL):
+        rule = rules.by_nr[nr]
+        if rule is None:
+            systab.append((6, 0, 0, 0, 0))
+            continue
+        mask = sum(1 << i for i in rule.paths if i < 6)
+        flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
+        if rule.name == "rt_sigreturn":
+            flags |= L.SYS_SIGRETURN
+        if rule.special == R.SPECIAL_PRCTL:
+            flags |= L.SYS_PRCTL
+        if rule.special == R.SPECIAL_OPEN:
+            flags |= L.SYS_OPEN
+        if rule.gio == R.GIO_BUF:
+            flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
+        elif rule.gio in (R.GIO_IOV, R.GIO_MSG):
+            flags |= L.SYS_GIO_IOV if rule.gio == R.GIO_IOV else L.SYS_GIO_MSG
+            if rule.gio_rw == K.UIO_WRITE:
+                flags |= L.SYS_GIO_OUT
+        if rule.name == "setitimer":
+            flags |= L.SYS_SETITIMER
+        systab.append((rule.narg, mask, flags, rule.stru, rule.stru_arg))
+    return systab, convert.errno_map()[: L.MAX_ERRNO]
+
+
+def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int]:
+    """Linux signal numbers to FreeBSD's, the mask conversion, and the signals
+    whose default action never reaches FreeBSD's postsig() (no PSIG)."""
+    from ktrace_cli.abi import linux as abi  # lazy: start-up (only the engine maps signals)
+
+    signo = [abi.freebsd_signal_from_linux(n) for n in range(L.LINUX_NSIG + 1)]
+    quiet = 0
+    for n in (*S.DEFAULT_IGNORED, *S.STOP_SIGNALS):
+        quiet |= 1 << (int(n) - 1)
+    return signo, abi.freebsd_sigmask_from_linux, quiet
+
+
+@dataclass
+class BFile:
+    index: int
+    tf: TraceFile
+    pids: set[int] = field(default_factory=set)
+
+
+class BpfEngine:
+    """The loaded object, the files, and what this engine asked the kernel to trace."""
+
+    def __init__(self) -> None:
+        size = ring_size()
+        self.obj = L.BpfObject(size)
+        systab, errmap = tables()
+        self.obj.fill_tables(systab, errmap, [R.rules().name(nr).encode() for nr in range(L.MAX_SYSCALL)])
+        self.obj.fill_signals(*signal_tables())
+        self.obj.configure(self._clock_offset(), min(L.BATCH_DATA - 1, size // 4), size // 4)
+        self.ring = Ring(self.obj.ring_fd, size)
+        self.files: dict[int, BFile] = {}
+        self.next_index = 1
+        self.lost_reported = 0
+        self.report_at = 0.0
+        self.idle_since = time.monotonic()
+        self.stop = False
+
+    @staticmethod
+    def _clock_offset() -> int:
+        return time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+    # ----- the drainer -----
+
+    def _write(self, index: int, chunks: list[memoryview]) -> None:
+        bf = self.files.get(index)
+        if bf is None or bf.tf.failed:
+            return
+        tf = bf.tf
+        if tf.fsize_limit >= 0:
+            # The tracer's RLIMIT_FSIZE: TraceFile keeps whole records under it (rare: a copy).
+            tf.buf += b"".join(chunks)
+            err = tf.flush()
+        else:
+            err = write_all(tf.fd, chunks, tf.whole)
+            tf.failed = err
+        if err:
+            # FreeBSD stops tracing the process whose write failed; here every
+            # process writing to the file lost records in the same write.
+            # (A process may have exited since its records were made: it is named too.)
+            stopped = set(bf.pids)
+            for pid in self._traced():
+                if self._file_of(pid) == index:
+                    self.obj.traced.delete(L.U32.pack(pid))
+                    stopped.add(pid)
+            for pid in sorted(stopped):
+                log.error("ktrace write failed, errno %d, tracing stopped for pid %d", err, pid)
+
+    def drain(self) -> None:
+        self.ring.drain(self._write)
+        self.obj.rearm_wakeup()
+    def report_drops(self) -> None:
+        """At most one log line a second: how many records the full ring cost."""
+        _batches, records = self.obj.lost()
+        now = time.monotonic()
+        if records != self.lost_reported and (now >= self.report_at or not self.obj.attached):
+            self.report_at = now + DROP_REPORT
+            log.warning("ring buffer full: %d records dropped (%d since load), marked KTR_DROP",
+                        records - self.lost_reported, records)  # fmt: skip
+            self.lost_reported = records
+
+    def barrier(self) -> None:
+        """Every record made before now is on disk: flush each CPU's batch, then drain.
+
+        Running on a CPU switches its current task out, and the switch
+        hook flushes that CPU's batch; so visiting every CPU in turn leaves
+        no record behind in a batch.
+        """
+        if self.obj.attached:
+            mine = os.sched_getaffinity(0)
+            for cpu in sorted(mine):
+                try:
+                    os.sched_setaffinity(0, {cpu})
+                except OSError:
+                    continue
+            os.sched_setaffinity(0, mine)
+        self.drain()
+
+    # ----- the table of traced processes -----
+
+    def _traced(self) -> list[int]:
+        return [L.U32.unpack(k)[0] for k in self.obj.traced.keys()]
+
+    def _value(self, pid: int) -> tuple[int, ...] | None:
+        raw = self.obj.traced.lookup(L.U32.pack(pid))
+        return None if raw is None else L.PROC.unpack(raw)
+
+    def _file_of(self, pid: int) -> int:
+        v = self._value(pid)
+        return -1 if v is None else v[1]
+
+    def housekeeping(self) -> None:
+        """Forget exited processes, close unused files, detach when nothing is traced."""
+        # Drained first: a write failure names the processes of the records it lost.
+        self.drain()
+        self.obj.set_clock(self._clock_offset())
+        self.report_drops()
+        live: dict[int, set[int]] = {}
+        for pid in self._traced():
+            index = self._file_of(pid)
+            if index >= 0:
+                live.setdefault(index, set()).add(pid)
+        unused = [bf for bf in self.files.values() if not live.get(bf.index)]
+        for bf in self.files.values():
+            bf.pids = live.get(bf.index, set())
+        if unused or not live:
+            if self.obj.attached and not live:
+                self.barrier()
+                self.obj.detach()
+                self.obj.watch(0)
+                self.report_drops()
+                log.info("nothing traced: programs detached")
+            elif unused:
+                self.barrier()
+            for bf in unused:
+                bf.tf.close()
+                del self.files[bf.index]
+        if live:
+            self.idle_since = time.monotonic()
+
+    # ----- requests -----
+
+    def request(self, msg: dict[str, object], fd: int | None, peer_pid: int) -> dict[str, object]:
+        op = msg.get("op")
+        if op == "status":
+            self.housekeeping()  # so the answer says what is traced now
+            return {"error": 0, "pid": os.getpid(), "procs": sorted(self._traced()),
+                    "files": len(self.files), "attached": self.obj.attached,
+                    "lost": self.obj.lost()[1]}  # fmt: skip
+        if op == "shutdown":
+            self.stop = True
+            return {"error": 0}
+        if op == "sync":
+            self.barrier()
+            self.housekeeping()  # detached, and the drops logged, before the command's parent goes on
+            return {"error": 0}
+        if op != "ktrace":
+            return {"error": E.EINVAL, "message": "malformed request"}
+        try:
+            ops = int(msg["ops"])  # type: ignore[call-overload]
+            facs = int(msg["facs"]) & ~K.KTRFAC_ROOT  # type: ignore[call-overload]
+            pid = int(msg["pid"])  # type: ignore[call-overload]
+            version = int(msg.get("version", K.KTR_VERSION1))  # type: ignore[call-overload]
+            genio = max(0, int(msg.get("genio_size", K.GENIO_SIZE_DEFAULT)))  # type: ignore[call-overload]
+            fsize = int(msg.get("fsize_limit", -1))  # type: ignore[call-overload]
+        except (KeyError, TypeError, ValueError):
+            return {"error": E.EINVAL, "message": "malformed request"}
+        op_ = K.ktrop(ops)
+        descend = bool(ops & K.KTRFLAG_DESCEND)
+        if op_ == K.KTROP_CLEARFILE:
+            return self._clear_file(fd)
+        if not facs & K.KTRFAC_MASK:
+            return {"error": E.EINVAL}
+        if op_ == K.KTROP_CLEAR:
+            return self._clear(pid, facs, descend)
+        if fd is None:
+            return {"error": E.EBADF}
+        if msg.get("command") and _parent_of(pid) != peer_pid:
+            return {"error": E.EPERM, "message": "command mode traces only the caller's child"}
+        return self._set(pid, facs, descend, fd, version, genio, fsize)
+
+    def _file(self, fd: int, version: int, genio: int) -> BFile | None:
+        st = os.fstat(fd)
+        if not os.path.isfile(f"/proc/self/fd/{fd}"):
+            return None
+        for bf in self.files.values():
+            if bf.tf.ident == (st.st_dev, st.st_ino) and not bf.tf.failed:
+                return bf
+        bf = BFile(self.next_index, TraceFile(os.dup(fd), version, genio))
+        self.next_index += 1
+        self.files[bf.index] = bf
+        return bf
+
+    def _set(self, pid: int, facs: int, descend: bool, fd: int, version: int,
+             genio: int, fsize: int) -> dict[str, object]:  # fmt: skip
+        bf = self._file(fd, version, genio)
+        if bf is None:
+            return {"error": E.EACCES}
+        bf.tf.fsize_limit = fsize  # as FreeBSD keeps the tracer's limit with the file
+        roots = procfs.roots(pid)
+        if not roots:
+            return {"error": E.ESRCH}
+        self.obj.attach()
+        watch = self.obj.watching
+        if facs & K.KTRFAC_CSW:
+            watch |= L.WATCH_CSW
+        if facs & (K.KTRFAC_FAULT | K.KTRFAC_FAULTEND):
+            watch |= L.WATCH_FAULT
+        self.obj.watch(watch)
+        seen: set[int] = {os.getpid()}
+        stack = list(roots)
+        done = 0
+        while stack:
+            p = stack.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            old = self._value(p)
+            flags = facs | (old[0] if old is not None and old[1] == bf.index else 0)
+            # ktrops(): announce the (re)set with a PROCCTOR before the kernel's records.
+            comm = _comm(p)
+            if comm is None:
+                continue
+            bf.tf.record(K.KTR_PROCCTOR, p, p, comm, time.time_ns(),
+                         L.U32.pack(K.SV_ABI_LINUX | K.SV_LP64))  # fmt: skip
+            if bf.tf.flush():
+                return {"error": bf.tf.failed}
+            value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0)
+            if self.obj.traced.update(L.U32.pack(p), value) == 0:
+                bf.pids.add(p)
+                done += 1
+            if descend:
+                stack.extend(procfs.children(p))
+        return {"error": 0} if done else {"error": E.ESRCH}
+
+    def _clear(self, pid: int, facs: int, descend: bool) -> dict[str, object]:
+        if descend and pid == 1:
+            targets = self._traced()  # -C: everything this engine traces
+        else:
+            roots = procfs.roots(pid)
+            if not roots:
+                return {"error": E.ESRCH}
+            targets, stack, seen = [], list(roots), set()
+            while stack:
+                p = stack.pop()
+                if p in seen:
+                    continue
+                seen.add(p)
+                targets.append(p)
+                if descend:
+                    stack.extend(procfs.children(p))
+        for p in targets:
+            v = self._value(p)
+            if v is None:
+                continue
+            left = v[0] & ~facs
+            if not left & LIVE_POINTS:
+                self.obj.traced.delete(L.U32.pack(p))
+            else:
+                self.obj.traced.update(L.U32.pack(p), L.PROC.pack(left, *v[1:]))
+        self.barrier()
+        self.housekeeping()
+        return {"error": 0}
+
+    def _clear_file(self, fd: int | None) -> dict[str, object]:
+        if fd is None:
+            return {"error": E.EBADF}
+        st = os.fstat(fd)
+        for bf in self.files.values():
+            if bf.tf.ident == (st.st_dev, st.st_ino):
+                for p in self._traced():
+                    if self._file_of(p) == bf.index:
+                        self.obj.traced.delete(L.U32.pack(p))
+        self.barrier()
+        self.housekeeping()
+        return {"error": 0}
+
+    def close(self) -> None:
+        for p in self._traced():
+            self.obj.traced.delete(L.U32.pack(p))
+        self.barrier()
+        self.obj.detach()
+        for bf in self.files.values():
+            bf.tf.close()
+        self.ring.close()
+        self.obj.close()
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _comm(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")[:16]
+    except OSError:
+        return None
+
+
+def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> None:
+    """The daemon's loop: one thread drains, serves requests and keeps house."""
+    uid = os.getuid()
+    next_house = 0.0
+    while not engine.stop:
+        ready = select.select([listener.fileno(), engine.obj.ring_fd], [], [], POLL)[0]
+        engine.drain()
+        if listener.fileno() in ready:
+            conn, _ = listener.accept()
+            with conn:
+                try:
+                    conn.settimeout(CONN_TIMEOUT)  # a client that never sends cannot hold us
+                    peer_pid, peer_uid, _gid = protocol.peer_credentials(conn)
+                    line, fd = protocol.recv_line(conn)
+                    msg = parse(line)
+                except OSError:
+                    continue
+                try:
+                    if peer_uid != uid or msg is None:
+                        reply: dict[str, object] = {"error": E.EPERM if msg else E.EINVAL}
+                    else:
+                        try:
+                            reply = engine.request(msg, fd, peer_pid)
+                        except OSError as e:
+                            reply = {"error": e.errno or E.EIO, "message": str(e)}
+                    protocol.send_bytes(conn, message(reply))
+                except OSError:
+                    pass
+                finally:
+                    if fd is not None:
+                        os.close(fd)
+        now = time.monotonic()
+        if now >= next_house:
+            next_house = now + POLL
+            engine.housekeeping()
+            # The socket is put back if removed; not the directory: the
+            # endpoint would then move to the runtime directory itself.
+            if not endpoint.rt.removed():
+                endpoint.check()
+            if not engine.files and now - engine.idle_since > IDLE_GRACE:
+                break
+
+
+def _main(rt: Runtime, lockfd: int, ready: int) -> int:
+    daemon.close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.umask(0o077)
+    os.chdir("/")
+    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    daemon.set_title(ENGINE_NAME)
+    handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
+    handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
+    root = logging.getLogger("pyktrace")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        engine = BpfEngine()
+        endpoint = Endpoint(rt, lockfd)
+    except Exception as e:
+        log.warning("bpf engine start failed: %s", e)
+        os.write(ready, f"the bpf engine failed to start: {e}".encode())
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: setattr(engine, "stop", True))
+    log.info("bpf engine started (ring %d bytes)", engine.ring.size)
+    os.write(ready, b"ok")
+    os.close(ready)
+    try:
+        assert endpoint.listener is not None
+        serve(engine, endpoint.listener, endpoint)
+    except BaseException:
+        log.exception("bpf engine failed")
+    finally:
+        endpoint.remove()
+        engine.close()  # never leave a program attached
+        log.info("bpf engine exiting")
+    return 0
+
+
+def spawn(rt: Runtime, lockfd: int) -> None:
+    """Double-fork the daemon holding the lock; return once it listens."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            code = _main(rt, lockfd, w)
+        except BaseException:
+            pass
+        os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    try:
+        msg = os.read(r, 4096)
+    finally:
+        os.close(r)
+    if msg != b"ok":
+        raise protocol.EngineUnavailable(E.EIO, msg.decode(errors="replace")
+                                        or f"the bpf engine failed to start (see {rt.log})")  # fmt: skip

@@ -1,0 +1,506 @@
+"""The eBPF engine: the same records as the ptrace engine, drops marked, attaching without stopping.
+
+Skipped (with the reason) only where the BPF programs cannot load: not
+root, no kernel BTF, no libbpf.  Every test leaves nothing attached: the
+engine detaches when nothing is traced, and the session's engine is shut
+down at the end even when a test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ktrace_cli.abi import linux as abi
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import Record, unpack_payload
+
+from .conftest import PYKTRACE, TIMEOUT, _stop_engine
+
+PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+
+
+def _bpf_unavailable() -> str | None:
+    from ktrace_cli.trace.bpf import loader
+
+    why = loader.why_unavailable()
+    if why:
+        return why
+    try:
+        loader.BpfObject(loader.RING_MIN).close()  # loads, never attaches
+    except OSError as e:
+        return str(e)
+    return None
+
+
+_WHY = _bpf_unavailable()
+pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"BPF cannot load here: {_WHY}")
+
+
+def _engine_call(env: dict[str, str], message: dict[str, object]) -> dict[str, object] | None:
+    path = Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(path))
+            s.sendall(json.dumps(message).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return json.loads(data) if data else None
+
+
+@pytest.fixture(scope="session")
+def bpf_env(runtime_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The session's private runtime directory; its bpf engine is shut down at the end."""
+    yield runtime_env
+    _stop_engine(Path(runtime_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf")
+
+
+@pytest.fixture
+def fresh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A runtime directory of its own, for an engine loaded with other settings."""
+    rt = tmp_path / "xdg"
+    rt.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    yield env
+    _stop_engine(rt / "pyktrace" / "bpf")
+
+
+def _run(env: dict[str, str], args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*PYKTRACE, *args], env=env, cwd=cwd, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=TIMEOUT)  # fmt: skip
+
+
+def _program_records(path: Path, comm: bytes) -> list[Record]:
+    """The records from the traced program's first one on (after its exec)."""
+    recs = list(iter_records(str(path)))
+    first = next(i for i, r in enumerate(recs) if r.comm_name == comm)
+    return recs[first:]
+
+
+def _comparable(r: Record) -> tuple[int, bytes, bytes]:
+    """A record without what differs by engine: times, CPU, and the pid (the
+    ptrace engine runs the command in pyktrace's process, the bpf engine in a
+    child), also where a CALL or RET carries it (getpid, kill, set_tid_address)."""
+    payload = bytearray(r.payload)
+    if r.type in (K.KTR_SYSCALL, K.KTR_SYSRET):
+        pid = r.pid.to_bytes(8, "little")
+        for off in range(8, len(payload) - 7, 8):
+            if payload[off : off + 8] == pid:
+                payload[off : off + 8] = bytes(8)
+    return r.type, r.comm_name, bytes(payload)
+
+
+CASES = {  # program, arguments, trace points, header version
+    "io-v1": ("basic", ["in.txt"], "cni", "1"),
+    "io-v0": ("basic", ["in.txt"], "cni", "0"),
+    "signals": ("sig", [], "cs", "1"),
+    "structures": ("io", [], "cit", "1"),  # pipe I/O, writev, stat, sockaddr in and out
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_records_as_the_ptrace_engine(bpf_env, progs: Path, tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+    """One deterministic program (no ASLR, so pointers agree) traced by both engines."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    prog, args, points, version = CASES[case]
+    (tmp_path / "in.txt").write_bytes(b"hello ktrace\n")
+    got, outcomes = {}, []
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "--header-version", version, "-t", points,
+                           "-f", str(out), "setarch", "-R", str(progs / prog), *args],
+                 cwd=tmp_path)  # fmt: skip
+        outcomes.append((r.returncode, r.stdout))
+        got[engine] = _program_records(out, prog.encode())
+    assert outcomes[0] == outcomes[1]  # the same exit status and output
+    ptrace, bpf = got["ptrace"], got["bpf"]
+    assert [_comparable(r) for r in bpf] == [_comparable(r) for r in ptrace]
+    assert len({r.pid for r in bpf}) == 1
+    wanted = {K.KTR_SYSCALL, K.KTR_SYSRET}
+    wanted |= {"s": {K.KTR_PSIG}, "t": {K.KTR_STRUCT}}.get(points[-1], {K.KTR_NAMEI, K.KTR_GENIO})
+    assert wanted <= {r.type for r in bpf}
+    if version == "1":
+        # The bpf engine knows the CPU each record was made on; ptrace cannot.
+        assert all(r.cpu >= 0 for r in bpf) and all(r.cpu == -1 for r in ptrace)
+        assert all(r.version == 1 for r in bpf)
+        assert bpf[-1].type == K.KTR_PROCDTOR
+    else:
+        assert all(r.version == 0 for r in bpf)
+
+
+def test_pykdump_prints_a_bpf_trace_exactly(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "in.txt"
+    data.write_bytes(b"hello ktrace\n")
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cni", "-f", str(out), str(progs / "basic"), "in.txt"],
+             cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    text = subprocess.run([*PYKDUMP, "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    lines = text.splitlines()
+    start = lines.index(next(x for x in lines if x.endswith('NAMI  "in.txt"')))
+    pid = lines[start].split()[0]
+    # Pointers vary from run to run: shown as PTR.
+    shown = [re.sub(r"0x[0-9a-f]{6,}", "PTR", x) for x in lines[start:]]
+    head = f"{pid:>6} basic    "
+    assert shown == [
+        head + 'NAMI  "in.txt"',
+        head + "RET   openat 3",
+        head + "CALL  read(0x3,PTR,0x40)",
+        head + "GIO   fd 3 read 13 bytes",
+        '       "hello ktrace',
+        '       "',
+        head + "RET   read 13/0xd",
+        head + "CALL  close(0x3)",
+        head + "RET   close 0",
+        head + "CALL  write(0x1,PTR,0xd)",
+        head + "GIO   fd 1 wrote 13 bytes",
+        '       "hello ktrace',
+        '       "',
+        head + "RET   write 13/0xd",
+        head + "CALL  openat(AT_FDCWD,PTR,0<O_RDONLY>)",
+        head + 'NAMI  "/nonexistent/basic"',
+        head + "RET   openat -1 errno 2 No such file or directory",
+        head + "CALL  pipe2(PTR,0x800<O_NONBLOCK>)",
+        head + "RET   pipe2 0",
+        head + "CALL  read(0x3,PTR,0x40)",
+        head + "RET   read -1 errno 11 Resource temporarily unavailable",
+        head + "CALL  exit_group(0x3)",
+    ]
+
+
+def test_inherit_follows_children_from_the_kernel(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-i", "-t", "cn", "-f", str(out), str(progs / "forker")])
+    assert r.returncode == 7, r.stderr
+    recs = _program_records(out, b"forker")
+    parent = recs[0].pid
+    child = next(r.pid for r in recs if r.pid != parent)
+    mine = [r for r in recs if r.pid == child]
+    # The child's PROCCTOR (its parent's name) precedes its own RET from fork.
+    assert mine[0].type == K.KTR_PROCCTOR and mine[0].comm_name == b"forker"
+    first_ret = unpack_payload(AMD64, K.KTR_SYSRET, mine[1].payload)
+    assert mine[1].type & 0xFF == K.KTR_SYSRET and first_ret.retval == 0 and first_ret.error == 0
+    names = [unpack_payload(AMD64, K.KTR_NAMEI, r.payload).path for r in mine
+             if r.type == K.KTR_NAMEI]  # fmt: skip
+    assert names == [b"/nonexistent/child"]
+    assert mine[-1].type == K.KTR_PROCDTOR
+    # Without -i the child is not traced.
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cn", "-f", str(out), str(progs / "forker")])
+    assert r.returncode == 7
+    assert len({x.pid for x in _program_records(out, b"forker")}) == 1
+
+
+def test_nothing_stays_attached(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    r = _run(bpf_env, ["--engine=bpf", "-f", str(tmp_path / "k.out"), str(progs / "forker")])
+    assert r.returncode == 7
+    # Detached before pyktrace returned; the engine may since have exited (idle).
+    log = (Path(bpf_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    last = log.rstrip().splitlines()[-2:]
+    assert any(x.endswith("nothing traced: programs detached") for x in last), last
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or (status["procs"] == [] and status["attached"] is False)
+
+
+def test_drops_are_counted_and_marked(fresh_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A one-page ring cannot hold a getppid storm: batches are lost, the next record says so."""
+    env = dict(fresh_env, PYKTRACE_BPF_RING="4096")
+    out = tmp_path / "k.out"
+    r = _run(env, ["--engine=bpf", "-t", "c", "-f", str(out), str(progs / "getppids"), "200000"])
+    assert r.returncode == 0, r.stderr
+    recs = list(iter_records(str(out)))  # every record that arrived is whole
+    marked = [x for x in recs if x.drop]
+    assert marked, "no record carries KTR_DROP"
+    calls = sum(1 for x in recs if x.type == K.KTR_SYSCALL and x.comm_name == b"getppids")
+    assert calls < 200000
+    text = subprocess.run([*PYKDUMP, "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    assert text.count("Events dropped.") == len(marked)
+    # The engine logs the count (logged before pyktrace returned).
+    log = (Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    counts = [int(n) for n in re.findall(r"records dropped \((\d+) since load\)", log)]
+    getppid = abi.syscall_number("getppid")
+    kept = sum(1 for x in recs if x.type in (K.KTR_SYSCALL, K.KTR_SYSRET)
+               and int.from_bytes(x.payload[:2], "little") == getppid)  # fmt: skip
+    assert counts and counts[-1] >= 2 * 200000 - kept, log[-400:]
+
+
+def test_attach_to_a_process_strace_traces(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """ptrace allows one tracer; the bpf engine needs none, and never stops the process."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    lp = looper(prefix=("strace", "-qq", "-o", str(tmp_path / "strace.out")))
+    pid = lp.pid
+    with open(f"/proc/{pid}/status") as f:
+        assert re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M), "strace does not trace it"
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-p", str(pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping()
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-p", str(pid)])
+    assert r.returncode == 0, r.stderr
+    lp.ping()  # still running, untraced now
+    recs = list(iter_records(str(out)))
+    assert recs[0].type == K.KTR_PROCCTOR and recs[0].pid == pid
+    names = [unpack_payload(AMD64, K.KTR_NAMEI, x.payload).path for x in recs
+             if x.type == K.KTR_NAMEI]  # fmt: skip
+    assert names == [b"/nonexistent/looper-0"]
+    assert lp.close() == 0
+
+
+def _names(path: Path) -> dict[int, list[bytes]]:
+    out: dict[int, list[bytes]] = {}
+    for x in iter_records(str(path)):
+        if x.type == K.KTR_NAMEI:
+            out.setdefault(x.pid, []).append(unpack_payload(AMD64, K.KTR_NAMEI, x.payload).path)
+    return out
+
+
+def test_descendants_and_clear_by_file(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(2)
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-d", "-t", "n", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        status = _engine_call(bpf_env, {"op": "status"})
+        assert status is not None and status["procs"] == sorted(lp.pids)
+        lp.ping(0)
+        lp.ping(1)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-f", str(out)])
+    assert r.returncode == 0, r.stderr
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or status["procs"] == []
+    lp.ping(0)
+    lp.ping(1)
+    assert _names(out) == {lp.pids[0]: [b"/nonexistent/looper-0"],
+                           lp.pids[1]: [b"/nonexistent/looper-1"]}  # fmt: skip
+    assert lp.close() == 0
+
+
+def test_process_group_and_clear_all(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper(2, start_new_session=True)  # a group of its own: never the test runner's
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-g", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping(1)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-C"])
+    assert r.returncode == 0, r.stderr
+    lp.ping(0)  # after the clear: not recorded
+    assert _names(out) == {lp.pids[1]: [b"/nonexistent/looper-1"]}
+    assert lp.close() == 0
+
+
+def test_utrace_records(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    code = "from ktrace_cli.utrace import utrace; utrace(b'from python'); utrace(b'again')"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "u", "-f", str(out), sys.executable, "-c", code])
+    assert r.returncode == 0, r.stderr
+    users = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_USER]
+    assert users == [b"from python", b"again"]
+
+
+def test_file_size_limit_stops_tracing_with_whole_records(fresh_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The tracer's RLIMIT_FSIZE holds for the file, as with the ptrace engine."""
+    limit = 65536
+    out = tmp_path / "limited.out"
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    r = subprocess.run([*PYKTRACE, "--engine=bpf", "-t", "ci", "-f", str(out), "dd", "if=/dev/zero",
+                        "of=/dev/null", "bs=4096", "count=64", "status=none"],
+                       capture_output=True, env=fresh_env, timeout=TIMEOUT,
+                       preexec_fn=low_limit)  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # dd never noticed
+    size = out.stat().st_size
+    assert 0 < size <= limit
+    recs = list(iter_records(str(out)))
+    assert sum(64 + len(x.payload) for x in recs) == size  # whole records only
+    pid = next(x.pid for x in recs if x.comm_name == b"dd")
+    log = (Path(fresh_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    assert f"ktrace write failed, errno 27, tracing stopped for pid {pid}\n" in log
+
+
+def test_args_and_envs_at_exec(progs: Path, tmp_path: Path, bpf_env) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    env = dict(bpf_env, KTRACE_TEST_VAR="one two")
+    r = subprocess.run([*PYKTRACE, "--engine=bpf", "-t", "ae", "-f", str(out), str(progs / "basic"),
+                        "in.txt", "second arg"],
+                       capture_output=True, env=env, cwd=tmp_path, timeout=TIMEOUT)  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    text = subprocess.run([*PYKDUMP, "-t", "ae", "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    args = [x for x in text.splitlines() if " ARGS  " in x]
+    envs = [x for x in text.splitlines() if " ENVS  " in x]
+    assert len(args) == 1 and len(envs) == 1
+    assert args[0].split(" ARGS  ", 1)[1] == f'"{progs / "basic"}", "in.txt", "second arg"'
+    assert '"KTRACE_TEST_VAR=one two"' in envs[0].split(" ENVS  ", 1)[1].split(", ")
+
+
+def _asleep_in_read(pid: int) -> None:
+    """Wait until the process sleeps in read(2) (a condition, not a delay)."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/syscall") as f:
+            nr = f.read().split()[0]
+        if state == b"S" and nr == str(abi.syscall_number("read")):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"pid {pid} never slept in read")
+
+
+def test_context_switches_around_a_sleeping_call(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """-t w: exact CSW records from the scheduler, named by the call that slept."""
+    lp = looper()
+    out = tmp_path / "k.out"
+    _asleep_in_read(lp.pid)
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "w", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        lp.ping()  # woken (its sleep began untraced), then asleep again in read: "out"
+        _asleep_in_read(lp.pid)
+        lp.ping()  # switched back in: "in", then asleep again: "out"
+        _asleep_in_read(lp.pid)
+    finally:
+        r = _run(bpf_env, ["--engine=bpf", "-c", "-p", str(lp.pid)])
+    assert r.returncode == 0, r.stderr
+    csws = [(x, unpack_payload(AMD64, K.KTR_CSW, x.payload)) for x in iter_records(str(out))
+            if x.type == K.KTR_CSW]  # fmt: skip
+    assert [(c.out, c.user, c.wmesg) for _, c in csws] == [(1, 0, b"read"), (0, 0, b"read"),
+                                                          (1, 0, b"read")]  # fmt: skip
+    assert all(x.pid == lp.pid and x.tid == lp.pid and x.comm_name == b"looper" for x, _ in csws)
+    assert lp.close() == 0
+
+
+def test_page_faults_on_fresh_pages(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """-t f: PFLT and PRET, which ptrace cannot see, for each first write to a page."""
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "f", "-f", str(out), str(progs / "touch")])
+    assert (r.returncode, r.stderr) == (0, b""), r.stderr
+    base = int(r.stdout.split()[0], 16)
+    page = os.sysconf("SC_PAGESIZE")
+    recs = [x for x in _program_records(out, b"touch") if x.type in (K.KTR_FAULT, K.KTR_FAULTEND)]
+    faults = [(unpack_payload(AMD64, K.KTR_FAULT, x.payload), i) for i, x in enumerate(recs)
+              if x.type == K.KTR_FAULT and base <= unpack_payload(AMD64, K.KTR_FAULT, x.payload).vaddr
+              < base + 8 * page]  # fmt: skip
+    assert [(f.vaddr, f.type) for f, _ in faults] == [(base + i * page + 5, 2) for i in range(8)], (
+        hex(base), [(hex(f.vaddr), f.type) for f, _ in faults], len(recs))
+    for _, i in faults:  # each followed by its PRET, KERN_SUCCESS
+        assert recs[i + 1].type == K.KTR_FAULTEND
+        assert unpack_payload(AMD64, K.KTR_FAULTEND, recs[i + 1].payload).result == 0
+    text = subprocess.run([*PYKDUMP, "-t", "f", "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    assert f"PFLT  {hex(base + 5)} 0x2<VM_PROT_WRITE>" in text
+    assert "PRET  KERN_SUCCESS" in text
+
+
+def test_sysctl_names_as_the_ptrace_engine_makes_them(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code = ("import os\nopen('/proc/sys/kernel/hostname').read()\n"
+            "os.open('/proc/sys/kernel/', os.O_RDONLY)\n"
+            "os.open('/proc/sys//kernel//ostype', os.O_RDONLY)\nopen('/proc/version').read()")  # fmt: skip
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "-t", "y", "-f", str(out), sys.executable, "-c", code])
+        assert r.returncode == 0, r.stderr
+        got[engine] = [bytes(x.payload) for x in iter_records(str(out)) if x.type == K.KTR_SYSCTL]
+    assert got["bpf"] == got["ptrace"] == [b"kernel.hostname\0", b"kernel\0", b"kernel..ostype\0"]
+
+
+def test_errors_are_one_line(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for args in (["-p", str(gone.pid)], ["-c", "-p", str(gone.pid)]):
+        r = _run(bpf_env, ["--engine=bpf", *args], cwd=tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (1, b"", b"pyktrace: ktrace.out: No such process\n")
+    r = _run(bpf_env, ["--engine=bpf", "/nonexistent/command"], cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (
+        1, b"pyktrace: exec of '/nonexistent/command' failed: No such file or directory\n")
+
+
+def test_a_command_killed_by_sigkill(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-t", "cs", "-f", str(out), str(progs / "selfkill")])
+    assert r.returncode == -9 and r.stderr == b""
+    recs = _program_records(out, b"selfkill")
+    psig = [unpack_payload(AMD64, K.KTR_PSIG, x.payload) for x in recs if x.type == K.KTR_PSIG]
+    assert [(p.signo, p.action, p.code) for p in psig] == [(9, 0, 0)]
+    assert recs[-1].type == K.KTR_PROCDTOR
+
+
+def test_genio_size_and_append(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "--genio-size", "3", "-t", "i", "-f", str(out), str(progs / "io")])
+    assert r.returncode == 0, r.stderr
+    first = list(iter_records(str(out)))
+    gio = [unpack_payload(AMD64, K.KTR_GENIO, x.payload).data for x in first if x.type == K.KTR_GENIO]
+    assert b"pin" in gio and b"abc" in gio and all(len(d) <= 3 for d in gio)  # "ping", "abcd" cut
+    r = _run(bpf_env, ["--engine=bpf", "-a", "-t", "i", "-f", str(out), str(progs / "io")])
+    assert r.returncode == 0, r.stderr
+    both = list(iter_records(str(out)))
+    assert [bytes(x.payload) for x in both[: len(first)]] == [bytes(x.payload) for x in first]
+    assert len(both) > len(first)
+
+
+def test_clear_all_under_the_ptrace_engine_clears_bpf_too(bpf_env, looper, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lp = looper()
+    out = tmp_path / "k.out"
+    try:
+        r = _run(bpf_env, ["--engine=bpf", "-t", "n", "-p", str(lp.pid), "-f", str(out)])
+        assert r.returncode == 0, r.stderr
+        status = _engine_call(bpf_env, {"op": "status"})
+        assert status is not None and status["procs"] == [lp.pid]
+    finally:
+        r = _run(bpf_env, ["--engine=ptrace", "-C"])
+    assert r.returncode == 0, r.stderr
+    status = _engine_call(bpf_env, {"op": "status"})
+    assert status is None or status["procs"] == []
+    lp.ping()
+    assert lp.close() == 0
+
+
+def test_args_and_envs_as_the_ptrace_engine_bounds_them(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Whole strings up to 256 KiB, as ARGS and ENVS of both engines hold them."""
+    big = ["x" * 999 + str(i % 10) for i in range(300)]  # 300,000 bytes of arguments
+    env = dict(bpf_env, KTRACE_TEST_VAR="one two")
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = subprocess.run([*PYKTRACE, f"--engine={engine}", "-t", "ae", "-f", str(out), "true", *big],
+                           capture_output=True, env=env, timeout=TIMEOUT)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        recs = [x for x in iter_records(str(out)) if x.type in (K.KTR_ARGS, K.KTR_ENVS)]
+        got[engine] = [(x.type, bytes(x.payload)) for x in recs[-2:]]  # the command's exec
+    assert got["bpf"] == got["ptrace"]
+    args = got["bpf"][0][1]
+    assert got["bpf"][0][0] == K.KTR_ARGS and len(args) <= 256 * 1024 and args.endswith(b"\0")
+    assert args.split(b"\0")[1:-1] == [s.encode() for s in big[: len(args.split(b"\0")) - 2]]
+    assert b"KTRACE_TEST_VAR=one two\0" in got["bpf"][1][1]

@@ -1,0 +1,124 @@
+"""The bpf engine's Python side without the kernel: option, engine choice, tables, ring reading."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+import pytest
+
+from ktrace_cli.abi import linux as abi
+from ktrace_cli.cli import pyktrace as cli
+from ktrace_cli.format import constants as K
+from ktrace_cli.trace.bpf import client, drain, loader, service
+from ktrace_cli.trace.client import TraceError
+from ktrace_cli.trace.rules import rules
+
+
+def test_engine_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYKTRACE_ENGINE", raising=False)
+    assert cli.parse(["true"]).engine == "ptrace"
+    assert cli.parse(["--engine=bpf", "true"]).engine == "bpf"
+    monkeypatch.setenv("PYKTRACE_ENGINE", "auto")
+    assert cli.parse(["true"]).engine == "auto"
+    assert cli.parse(["--engine", "ptrace", "true"]).engine == "ptrace"  # the option wins
+    with pytest.raises(cli.Fatal, match=r"^invalid --engine: kernel \(auto, ptrace or bpf\)$"):
+        cli.parse(["--engine=kernel", "true"])
+    monkeypatch.setenv("PYKTRACE_ENGINE", "bogus")
+    with pytest.raises(cli.Fatal, match="invalid --engine: bogus"):
+        cli.parse(["true"])
+
+
+def test_auto_falls_back_to_ptrace_and_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert client.why_not() == "the bpf engine needs root"
+    assert client.resolve_auto() == "ptrace"
+    assert capsys.readouterr().err == (
+        "pyktrace: --engine=auto: using ptrace: the bpf engine needs root\n"
+    )
+    with pytest.raises(TraceError, match=r"^the bpf engine needs root"):
+        client.run(cli.parse(["--engine=bpf", "true"]), 0, K.DEF_POINTS, os.getpid(), None)
+    monkeypatch.setattr(client, "why_not", lambda: None)
+    assert client.resolve_auto() == "bpf"
+    assert capsys.readouterr().err == ""
+
+
+def test_tables_come_from_ktrace_cli_own() -> None:
+    systab, errmap = service.tables()
+    r = rules()
+    openat = abi.syscall_number("openat")
+    execve = abi.syscall_number("execve")
+    read = abi.syscall_number("read")
+    renameat = abi.syscall_number("renameat")
+    assert openat is not None and execve is not None and read is not None and renameat is not None
+    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN, 0, 0)  # the path: argument 1
+    fstat, connect = abi.syscall_number("fstat"), abi.syscall_number("connect")
+    assert fstat is not None and connect is not None
+    assert systab[fstat][3:] == (1, 1) and systab[connect][3:] == (3, 1)  # STRU kind, argument
+    assert systab[renameat][1] == 0b1010  # two paths: arguments 1 and 3
+    assert systab[execve][2] == loader.SYS_EXEC
+    assert systab[read][2] == loader.SYS_GIO_READ
+    assert errmap[11] == 35 and errmap[2] == 2  # EAGAIN renumbered, ENOENT kept
+    assert all(errmap[e] == K.ERESTART for e in (512, 513, 514, 516))
+    signo, mask_of, quiet = service.signal_tables()
+    assert signo[10] == 30 and signo[12] == 31  # SIGUSR1, SIGUSR2
+    assert quiet >> (17 - 1) & 1 and not quiet >> (10 - 1) & 1  # SIGCHLD quiet, SIGUSR1 not
+    assert mask_of(1 << 9) == (1 << 29, 0, 0, 0)
+
+
+def test_ring_reader_writes_batches_in_order_and_skips_discarded() -> None:
+    """The consumer against a ring laid out by hand as the kernel lays it out."""
+    size, page = 4096, mmap.PAGESIZE
+    cons = mmap.mmap(-1, page)
+    prod = mmap.mmap(-1, page + 2 * size)
+
+    def sample(at: int, body: bytes, flags: int = 0) -> int:
+        struct.pack_into("<II", prod, page + at, len(body) | flags, 0)
+        prod[page + at + 8 : page + at + 8 + len(body)] = body
+        return at + ((len(body) + 8 + 7) & ~7)
+
+    at = sample(0, drain.BATCH_HDR.pack(1, 5) + b"hello")
+    at = sample(at, drain.BATCH_HDR.pack(2, 3) + b"xyz", drain.DISCARD)
+    at = sample(at, drain.BATCH_HDR.pack(1, 6) + b" world")
+    busy = sample(at, drain.BATCH_HDR.pack(1, 4) + b"late", drain.BUSY)
+    struct.pack_into("<Q", prod, 0, busy)  # producer position
+    ring = drain.Ring.__new__(drain.Ring)
+    ring.size, ring.mask, ring.cons, ring.prod, ring.page = size, size - 1, cons, prod, page
+    ring.view = memoryview(prod)
+    got: list[tuple[int, bytes]] = []
+    consumed = ring.drain(lambda i, chunks: got.append((i, b"".join(bytes(c) for c in chunks))))
+    assert got == [(1, b"hello world")]
+    assert consumed == at and struct.unpack_from("<Q", cons, 0)[0] == at  # stops at the busy one
+    ring.view.release()
+
+
+def test_ring_size_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(service.ENV_RING, raising=False)
+    assert service.ring_size() == loader.RING_DEFAULT
+    monkeypatch.setenv(service.ENV_RING, "65536")
+    assert service.ring_size() == 65536
+    for bad in ("1000", "2048", "x"):
+        monkeypatch.setenv(service.ENV_RING, bad)
+        with pytest.raises(OSError, match="a power of two of at least 4096"):
+            service.ring_size()
+
+
+def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    monkeypatch.setattr(client, "why_not", lambda: None)
+    monkeypatch.setattr(client, "call", lambda *a, **k: {"error": 0})
+    opts = cli.parse(["--engine=bpf", "-t", "cwtfpy", "-p", "1"])
+    assert client.run(opts, 0, opts.facs, 1, None) == 0
+    assert capsys.readouterr().err == (
+        "pyktrace: warning: the bpf engine does not record trace points p yet; not recorded\n"
+    )
+    opts = cli.parse(["--engine=bpf", "-p", "1"])  # the default points: no warning
+    assert client.run(opts, 0, opts.facs, 1, None) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_live_needs_the_ptrace_engine() -> None:
+    with pytest.raises(cli.Fatal, match=r"^--live works with the ptrace engine only"):
+        cli.run(cli.parse(["--engine=bpf", "--live", "true"]))
