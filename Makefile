@@ -71,7 +71,7 @@ BPF_BUILD := build/bpf
 bpf:
 	mkdir -p $(BPF_BUILD)
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $(BPF_BUILD)/vmlinux.h
-	clang -target bpf -O2 -g -mcpu=v3 -D__TARGET_ARCH_x86 -I$(BPF_BUILD) \
+	clang -target bpf -O2 -g -mcpu=v3 -D__TARGET_ARCH_x86 -I$(BPF_BUILD) -fdebug-compilation-dir=. \
 		-c $(BPF_DIR)/ktrace.bpf.c -o $(BPF_BUILD)/ktrace.bpf.o
 	llvm-strip -g $(BPF_BUILD)/ktrace.bpf.o -o $(BPF_DIR)/ktrace.bpf.o
 

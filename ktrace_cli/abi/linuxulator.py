@@ -77,6 +77,11 @@ def _code_maps() -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]
     return to_freebsd, to_linux
 
 
+def freebsd_sigcode_table() -> dict[tuple[int, int], int]:
+    """(Linux signal, or 0 for a generic code; Linux code) -> FreeBSD code, for the eBPF backend."""
+    return dict(_code_maps()[0])
+
+
 def freebsd_sigcode(linux_signo: int, code: int) -> int:
     """The si_code the Linuxulator records for Linux `code` of Linux signal `linux_signo`."""
     to_freebsd, _ = _code_maps()

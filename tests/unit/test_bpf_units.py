@@ -62,10 +62,13 @@ def test_tables_come_from_ktrace_cli_own() -> None:
     assert systab[read][2] == loader.SYS_GIO_READ
     assert errmap[11] == 35 and errmap[2] == 2  # EAGAIN renumbered, ENOENT kept
     assert all(errmap[e] == K.ERESTART for e in (512, 513, 514, 516))
-    signo, mask_of, quiet = service.signal_tables()
+    signo, mask_of, quiet, sigcodes = service.signal_tables()
     assert signo[10] == 30 and signo[12] == 31  # SIGUSR1, SIGUSR2
     assert quiet >> (17 - 1) & 1 and not quiet >> (10 - 1) & 1  # SIGCHLD quiet, SIGUSR1 not
     assert mask_of(1 << 9) == (1 << 29, 0, 0, 0)
+    # Linux SI_USER (0) and SI_TKILL (-6) are FreeBSD's SI_USER and SI_LWP;
+    # SIGFPE's FPE_INTDIV (Linux 1) is FreeBSD's 2.
+    assert (sigcodes[(0, 0)], sigcodes[(0, -6)], sigcodes[(8, 1)]) == (0x10001, 0x10007, 2)
 
 
 def test_ring_reader_writes_batches_in_order_and_skips_discarded() -> None:

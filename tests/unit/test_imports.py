@@ -74,6 +74,7 @@ LAZY = {
     ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),
     ("trace.bpf.service", "abi.linux"),
+    ("trace.bpf.service", "abi.linuxulator"),
     # Name tables and decoders load when the first record needing them comes.
     ("decode.abi", "abi.linuxulator"),
     ("render.calls_text", "abi.linux"),

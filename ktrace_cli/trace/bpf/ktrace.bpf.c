@@ -407,7 +407,13 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 			}
 		}
 	}
-	if (ret < 0 && ret >= -(MAX_ERRNO - 1)) {
+	if (flags & SYS_SIGRETURN) {
+		/* The value in %rax is the interrupted context's, not a result:
+		 * FreeBSD's sigreturn (and the Linuxulator's rt_sigreturn)
+		 * return EJUSTRETURN, which is what ktrsysret() records. */
+		error = EJUSTRETURN;
+		rval = 0;
+	} else if (ret < 0 && ret >= -(MAX_ERRNO - 1)) {
 		__u32 e = -ret;
 		__s32 *m;
 		asm volatile("" : "+r"(e)); /* keep the index positive for the verifier */
@@ -652,7 +658,8 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 /*
  * PSIG: a signal leaving the queue for its action, as FreeBSD's postsig()
  * logs it: caught, or a default action that does something.  The handler,
- * si_code and blocked mask come straight from the kernel.
+ * si_code (mapped to FreeBSD's, as the Linuxulator stores it) and blocked
+ * mask come straight from the kernel.
  */
 SEC("tp_btf/signal_deliver")
 int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
@@ -685,7 +692,7 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 		handler = 0;
 	} else if (sig != LX_SIGKILL) {
 		if (info)
-			code = BPF_CORE_READ(info, si_code);
+			code = freebsd_sigcode(sig, BPF_CORE_READ(info, si_code));
 		blocked = BPF_CORE_READ(task, blocked.sig[0]);
 	}
 	idx = sig;

@@ -234,6 +234,7 @@ class BpfObject:
         self.config = self._map("ktr_config", 4, CFG.size)
         self.sigtab = self._map("sigtab", 4, SIGTAB.size)
         self.masktab = self._map("masktab", 4, SIGMASK.size)
+        self.sicodetab = self._map("sicodetab", 4, 4)
         self.sysnames = self._map("sysnames", 4, 8)
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
@@ -269,9 +270,12 @@ class BpfObject:
             self.errmap.update(U32.pack(e), S32.pack(fb))
 
     def fill_signals(self, signo: list[int], mask_of: Callable[[int], tuple[int, int, int, int]],
-                     default_ignored: int) -> None:  # fmt: skip
-        """The signal numbers, and FreeBSD's set for each byte value at each byte of a Linux mask."""
+                     default_ignored: int, sigcodes: dict[tuple[int, int], int]) -> None:  # fmt: skip
+        """The signal numbers, FreeBSD's set for each byte value at each byte of a Linux mask,
+        and the FreeBSD si_code of each (Linux signal or 0, Linux code)."""
         self.sigtab.update(U32.pack(0), SIGTAB.pack(*signo, default_ignored))
+        for (sig, code), fcode in sigcodes.items():
+            self.sicodetab.update(U32.pack(sig << 16 | code & 0xFFFF), S32.pack(fcode))
         for k in range(8):
             for b in range(256):
                 self.masktab.update(U32.pack(k * 256 + b), SIGMASK.pack(*mask_of(b << (8 * k))))

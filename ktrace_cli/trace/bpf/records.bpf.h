@@ -165,6 +165,29 @@ struct {
 	__type(value, struct sigmask);
 } masktab SEC(".maps");
 
+/* Linux si_code -> the FreeBSD code the Linuxulator stores, filled from
+ * ktrace_cli's tables.  Key: (Linux signal << 16) | (code & 0xffff), with
+ * signal 0 for the codes that mean the same for every signal (<= 0 and
+ * SI_KERNEL).  A code missing here is stored as LINUX_ONLY_CODE_BASE plus
+ * its low 16 bits, as the ptrace backend does. */
+#define LINUX_SI_KERNEL 0x80
+#define LINUX_ONLY_CODE_BASE 0x20000
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __s32);
+} sicodetab SEC(".maps");
+
+static __always_inline __s32 freebsd_sigcode(int sig, __s32 code)
+{
+	__u32 low = (__u32)code & 0xffff;
+	__u32 key = (code <= 0 || code == LINUX_SI_KERNEL) ? low : ((__u32)sig << 16) | low;
+	__s32 *v = bpf_map_lookup_elem(&sicodetab, &key);
+
+	return v ? *v : LINUX_ONLY_CODE_BASE + (__s32)low;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

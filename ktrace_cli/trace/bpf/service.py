@@ -118,16 +118,19 @@ def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
     return systab, convert.errno_map()[: L.MAX_ERRNO]
 
 
-def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int]:
-    """Linux signal numbers to FreeBSD's, the mask conversion, and the signals
-    whose default action never reaches FreeBSD's postsig() (no PSIG)."""
+def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int,
+                             dict[tuple[int, int], int]]:  # fmt: skip
+    """Linux signal numbers to FreeBSD's, the mask conversion, the signals
+    whose default action never reaches FreeBSD's postsig() (no PSIG), and
+    the si_code map the ptrace backend uses too."""
     from ktrace_cli.abi import linux as abi  # lazy: start-up (only the engine maps signals)
+    from ktrace_cli.abi.linuxulator import freebsd_sigcode_table  # lazy: start-up (likewise)
 
     signo = [abi.freebsd_signal_from_linux(n) for n in range(L.LINUX_NSIG + 1)]
     quiet = 0
     for n in (*S.DEFAULT_IGNORED, *S.STOP_SIGNALS):
         quiet |= 1 << (int(n) - 1)
-    return signo, abi.freebsd_sigmask_from_linux, quiet
+    return signo, abi.freebsd_sigmask_from_linux, quiet, freebsd_sigcode_table()
 
 
 @dataclass
