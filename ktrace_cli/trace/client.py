@@ -95,18 +95,25 @@ def engine_alive(rt: Runtime) -> bool:
 
 
 def _start_engine(rt: Runtime) -> bool:
-    """Start an engine if none holds the lock; False if another one is starting or stopping."""
+    """Start the ptrace engine if none holds the lock; False if another one is starting or stopping."""
+    # Imported here, not at the top: a client that finds the engine
+    # running (the usual case) never pays for the daemon's imports.
+    from ktrace_cli.trace import daemon
+
+    return start_daemon(rt, daemon.spawn)
+
+
+def start_daemon(rt: Runtime, spawn: Callable[[Runtime, int], None]) -> bool:
+    """Run `spawn(rt, lockfd)` while holding the runtime directory's lock, as
+    both engines start; False if another process holds it (one is starting
+    or stopping)."""
     lockfd = rt.open(LOCK, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
-        # Imported here, not at the top: a client that finds the engine
-        # running (the usual case) never pays for the daemon's imports.
-        from ktrace_cli.trace import daemon
-
-        daemon.spawn(rt, lockfd)
+        spawn(rt, lockfd)
         return True
     finally:
         os.close(lockfd)

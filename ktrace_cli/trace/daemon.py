@@ -14,6 +14,7 @@ import select
 import signal
 import stat
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 from ktrace_cli.trace.control_server import Endpoint, serve_control
@@ -31,6 +32,14 @@ STAT_ARG_START = 47  # /proc/PID/stat fields (0-based) of argv's bounds, after t
 
 def spawn(rt: Runtime, lockfd: int) -> None:
     """Double-fork an engine that inherits the held lock; return once it listens."""
+    spawn_daemon(rt, lockfd, _engine_main, "the trace engine")
+
+
+def spawn_daemon(rt: Runtime, lockfd: int, main: Callable[[Runtime, int, int], int], what: str) -> None:
+    """Double-fork `main(rt, lockfd, ready)`, setsid'd and never our child; return once it
+    writes "ok" on `ready`, or raise EngineUnavailable with what it wrote instead.
+
+    Both engines (ptrace's and bpf's) start this way."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -40,20 +49,18 @@ def spawn(rt: Runtime, lockfd: int) -> None:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            code = _engine_main(rt, lockfd, w)
+            code = main(rt, lockfd, w)
         except BaseException:
             pass
         os._exit(code)
     os.close(w)
     os.waitpid(pid, 0)
     try:
-        msg = os.read(r, 512)
+        msg = os.read(r, 4096)
     finally:
         os.close(r)
     if msg != b"ok":
-        raise EngineUnavailable(
-            E.EIO, msg.decode(errors="replace") or f"the trace engine failed to start (see {rt.log})"
-        )
+        raise EngineUnavailable(E.EIO, msg.decode(errors="replace") or f"{what} failed to start (see {rt.log})")
 
 
 def close_other_fds(keep: set[int]) -> None:

@@ -10,7 +10,6 @@ promise that the trace file is complete when its parent sees it exit.
 from __future__ import annotations
 
 import errno as E
-import fcntl
 import os
 import resource
 import signal
@@ -31,8 +30,9 @@ from ktrace_cli.trace.client import (
     TraceTarget,
     connect,
     engine_alive,
+    start_daemon,
 )  # fmt: skip
-from ktrace_cli.trace.runtime import LOCK, Runtime
+from ktrace_cli.trace.runtime import Runtime
 
 
 class Options(Protocol):
@@ -62,16 +62,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _start(rt: Runtime) -> bool:
-    lockfd = rt.open(LOCK, os.O_RDWR | os.O_CREAT)
-    try:
-        try:
-            fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        service.spawn(rt, lockfd)
-        return True
-    finally:
-        os.close(lockfd)
+    return start_daemon(rt, service.spawn)
 
 
 def call(message: dict[str, object], fd: int | None = None, start: bool = True) -> dict[str, object] | None:

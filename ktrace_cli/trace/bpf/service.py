@@ -508,25 +508,4 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
 
 def spawn(rt: Runtime, lockfd: int) -> None:
     """Double-fork the daemon holding the lock; return once it listens."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(r)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            code = _main(rt, lockfd, w)
-        except BaseException:
-            pass
-        os._exit(code)
-    os.close(w)
-    os.waitpid(pid, 0)
-    try:
-        msg = os.read(r, 4096)
-    finally:
-        os.close(r)
-    if msg != b"ok":
-        raise protocol.EngineUnavailable(E.EIO, msg.decode(errors="replace")
-                                        or f"the bpf engine failed to start (see {rt.log})")  # fmt: skip
+    daemon.spawn_daemon(rt, lockfd, _main, "the bpf engine")
