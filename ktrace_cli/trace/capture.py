@@ -45,9 +45,11 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
         # exec looks its path up.
         argv, envp = _EXEC_VECTORS.get(rule.name, (1, 2))
         if facs & K.KTRFAC_ARGS:
-            tf.record(K.KTR_ARGS, pid, tid, comm, ns, p.mem.read_strings(args[argv], EXEC_VECTOR_MAX))
+            tf.record(K.KTR_ARGS, pid, tid, comm, ns,
+                      p.mem.read_strings(args[argv], EXEC_VECTOR_MAX, rule.ptr))  # fmt: skip
         if facs & K.KTRFAC_ENVS:
-            tf.record(K.KTR_ENVS, pid, tid, comm, ns, p.mem.read_strings(args[envp], EXEC_VECTOR_MAX))
+            tf.record(K.KTR_ENVS, pid, tid, comm, ns,
+                      p.mem.read_strings(args[envp], EXEC_VECTOR_MAX, rule.ptr))  # fmt: skip
     if rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL):
         for i in rule.paths:
             path = p.mem.read_path(args[i])
