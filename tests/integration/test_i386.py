@@ -1,0 +1,119 @@
+"""int $0x80 calls are recorded under FreeBSD's linux32 ABI (progs/i386.s, progs/int80.c).
+
+A static i386 program and a 64-bit program issuing `int $0x80` are traced;
+the tests assert the stored PROCCTOR flags and syscall records, and
+pykdump's lines for them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ktrace_cli.format import constants as K
+
+from .conftest import TIMEOUT
+
+PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+# FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,
+# timekeep, SIG_DISCIGN, SIG_WAITNDQ.
+SV_LINUX32 = 0x3 | 0x100 | 0x4000 | 0x10000 | 0x40000 | 0x200000 | 0x400000
+SV_LINUX64 = 0x3 | 0x200
+NR32_EXIT, NR32_WRITE, NR32_OPEN, NR32_GETPID = 1, 4, 5, 20
+
+
+def _kdump(path: Path, *options: str) -> list[str]:
+    out = subprocess.run([*PYKDUMP, *options, "-f", str(path)], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    return out.splitlines()
+
+
+def _body(line: str) -> str:
+    """A line without its pid and comm columns; GIO data lines stripped of their indent."""
+    fields = line.split(None, 2)
+    return fields[2] if len(fields) == 3 and fields[0].isdigit() else line.strip()
+
+
+def _symbol(program: Path, name: str) -> int:
+    out = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
+    return next(int(f[0], 16) for f in map(str.split, out.splitlines()) if f[-1] == name)
+
+
+def _ctors(t) -> list[int]:  # type: ignore[no-untyped-def]
+    return [p.sv_flags for r, p in t.payloads(K.KTR_PROCCTOR) if r.pid == t.pid]
+
+
+def test_static_i386_program(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "missing"
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "i386"), str(missing)], trfile=path)
+    assert (t.returncode, t.stdout) == (0, b"hi\n")
+    # pyktrace's process (x86_64) until its exec, then linux32 from the image's first call.
+    assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32]
+    calls = [(p.code, p.args) for r, p in t.payloads(K.KTR_SYSCALL) if r.comm_name == b"i386"]
+    msg = _symbol(progs / "i386", "msg")
+    argv1 = calls[2][1][0]
+    assert calls == [(NR32_GETPID, ()), (NR32_WRITE, (1, msg, 3)), (NR32_OPEN, (argv1, 0, 0)),
+                     (NR32_EXIT, (0,))]  # fmt: skip
+    assert 0 < argv1 < 1 << 32
+    lines = [_body(line) for line in _kdump(path, "-A")]
+    at = lines.index("RET   L64  execve JUSTRETURN")
+    assert lines[at + 1:] == [
+        "CALL  L32  getpid",
+        f"RET   L32  getpid {t.pid}/{t.pid:#x}",
+        f"CALL  L32  write(0x1,{msg:#x},0x3)",
+        "GIO   L32  fd 1 wrote 3 bytes",
+        '"hi',
+        '"',
+        "RET   L32  write 3",
+        f"CALL  L32  open({argv1:#x},0<O_RDONLY>)",
+        f'NAMI  L32  "{missing}"',
+        "RET   L32  open -1 errno 2 No such file or directory",
+        "CALL  L32  exit(0)",
+    ]
+    # FreeBSD's kdump prints the same numbers (its linux32 names carry a linux_ prefix).
+    assert _body(_kdump(path, "-n")[-1]) == "CALL  exit(0)"
+
+
+def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "int80")], trfile=path)
+    assert t.returncode == 0
+    out = t.stdout.split(b"\n")
+    assert out[:2] == [b"i386", b"i386"]
+    assert out[2] == f"pid={t.pid} getpid32={t.pid}".encode()
+    # Switched to linux32 for the two int $0x80 calls, and back for the next x86_64 one.
+    assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32, SV_LINUX64]
+    lines = [_body(line) for line in _kdump(path, "-A")]
+    at = lines.index("CALL  L32  getpid")
+    low = int(lines[at + 2].split(",")[1], 16)
+    assert 0 < low < 1 << 32
+    assert lines[at - 1 : at + 12] == [
+        f"RET   L64  mmap {low}/{low:#x}",
+        "CALL  L32  getpid",
+        f"RET   L32  getpid {t.pid}/{t.pid:#x}",
+        f"CALL  L32  write(0x1,{low:#x},0x5)",
+        "GIO   L32  fd 1 wrote 5 bytes",
+        '"i386',
+        '"',
+        "RET   L32  write 5",
+        f"CALL  L64  write(0x1,{low:#x},0x5)",
+        "GIO   L64  fd 1 wrote 5 bytes",
+        '"i386',
+        '"',
+        "RET   L64  write 5",
+    ]
+    assert not [line for line in lines[at + 12 :] if " L32 " in line]
+
+
+def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The filter selects x86_64 numbers; every i386 call goes to the engine, none fails.
+    missing = tmp_path / "missing"
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "i386"), str(missing)], ["-t", "n", "--seccomp=on"], trfile=path)
+    assert (t.returncode, t.stdout) == (0, b"hi\n")
+    names = [p.path for r, p in t.payloads(K.KTR_NAMEI) if r.comm_name == b"i386"]
+    assert names == [str(missing).encode()]
+    assert _ctors(t)[-1] == SV_LINUX32
+    assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
