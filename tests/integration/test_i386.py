@@ -117,3 +117,30 @@ def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> 
     assert names == [str(missing).encode()]
     assert _ctors(t)[-1] == SV_LINUX32
     assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
+
+
+def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "i386sig")], trfile=path)
+    assert t.returncode == 1  # the handler ran
+    handler = _symbol(progs / "i386sig", "handler")
+    act = _symbol(progs / "i386sig", "act")
+    # FreeBSD's SIGUSR1 (30) and SI_USER, as for an x86_64 process; the handler
+    # read from the i386 struct sigaction.
+    assert [(p.signo, p.action, p.code) for _, p in t.payloads(K.KTR_PSIG)] == [(30, handler, 0x10001)]
+    assert [(p.error, p.retval) for _, p in t.payloads(K.KTR_SYSRET) if p.code == 173] == [
+        (K.EJUSTRETURN, 0)]  # fmt: skip
+    lines = [_body(line) for line in _kdump(path, "-A")]
+    at = lines.index("RET   L64  execve JUSTRETURN")
+    assert lines[at + 1:] == [
+        f"CALL  L32  rt_sigaction(SIGUSR1,{act:#x},0,0x8)",
+        "RET   L32  rt_sigaction 0",
+        "CALL  L32  getpid",
+        f"RET   L32  getpid {t.pid}/{t.pid:#x}",
+        f"CALL  L32  kill({t.pid},SIGUSR1)",
+        "RET   L32  kill 0",
+        f"PSIG  L32  SIGUSR1 caught handler={handler:#x} mask=0x0 code=SI_USER",
+        "CALL  L32  rt_sigreturn",
+        "RET   L32  rt_sigreturn JUSTRETURN",
+        "CALL  L32  exit(0x1)",
+    ]
