@@ -76,7 +76,7 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
             if len(data) == 32:
                 tf.record(K.KTR_STRUCT, pid, tid, comm, ns, b"itimerval\0" + data)
         elif rule.stru == R.STRU_SIGSET:
-            stru = sigsets.entry_payload(rule.name, args, p.mem)
+            stru = sigsets.entry_payload(rule.name, args, p.mem, rule.ptr)
             if stru is not None:
                 tf.record(K.KTR_STRUCT, pid, tid, comm, ns, stru)
     if rule.special == R.SPECIAL_PRCTL and args[0] == UTRACE_PRCTL and facs & K.KTRFAC_USER:
@@ -178,7 +178,7 @@ def _stru_exit(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int) -
             if len(data) == 32:
                 out, name = data, b"itimerval"
     elif kind == R.STRU_SIGSET:
-        stru = sigsets.exit_payload(rule.name, args, mem)
+        stru = sigsets.exit_payload(rule.name, args, mem, rule.ptr)
         if stru is not None:
             tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, stru)
     if out is not None:

@@ -71,12 +71,11 @@ NO_RETURN = frozenset({"exit", "exit_group"})
 MAX_SYSCALL = 1024
 
 # What an i386 (`int $0x80`) call may record: its structures (iovec, msghdr,
-# stat64, the compat itimerval and sigaction) are laid out with 32-bit
-# pointers and longs, which the 64-bit readers would misread, so only
-# flat buffers, sockaddrs and bare signal masks are captured.
+# stat64, the compat itimerval) are laid out with 32-bit pointers and longs,
+# which the 64-bit readers would misread, so only flat buffers, sockaddrs
+# and signal masks (found with the rule's word size) are captured.
 I386_GIO_KINDS = frozenset({GIO_BUF})
 I386_STRU_KINDS = frozenset({STRU_SOCKADDR_IN, STRU_SOCKADDR_OUT, STRU_SIGSET})
-I386_STRU_EXCLUDED = frozenset({"rt_sigaction"})  # its mask sits at another offset
 SPECIAL_SIGACTION32 = 6  # rt_sigaction with the i386 struct: 32-bit handler and flags
 
 
@@ -92,7 +91,7 @@ class SyscallRule:
     stru_arg: int
     special: int
     returns: bool
-    ptr: int = 8  # size of a pointer in the process's vectors (argv, envp)
+    ptr: int = 8  # the ABI's word: pointers in argv/envp, the words of struct sigaction
 
 
 class Rules:
@@ -117,7 +116,7 @@ class Rules:
                 paths = linux_i386.path_arg_indexes(name)
                 if gio not in I386_GIO_KINDS:
                     gio, rw = 0, 0
-                if stru not in I386_STRU_KINDS or name in I386_STRU_EXCLUDED:
+                if stru not in I386_STRU_KINDS:
                     stru, stru_arg = 0, 0
                 if special == SPECIAL_SIGACTION:
                     special = SPECIAL_SIGACTION32

@@ -134,6 +134,7 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
     at = lines.index("RET   L64  execve JUSTRETURN")
     assert lines[at + 1:] == [
         f"CALL  L32  rt_sigaction(SIGUSR1,{act:#x},0,0x8)",
+        "STRU  L32  l_sigset_t [ SIGUSR2 ]",  # the mask at offset 12 of the i386 struct
         "RET   L32  rt_sigaction 0",
         "CALL  L32  getpid",
         f"RET   L32  getpid {t.pid}/{t.pid:#x}",

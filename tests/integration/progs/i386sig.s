@@ -1,5 +1,6 @@
 # A static i386 program that catches SIGUSR1: rt_sigaction with the i386
-# struct (handler, flags with SA_RESTORER and SA_SIGINFO, restorer, 8-byte mask), kill
+# struct (handler, flags with SA_RESTORER and SA_SIGINFO, restorer, then an
+# 8-byte mask blocking SIGUSR2 in the handler), kill
 # itself, return from the handler through rt_sigreturn, exit 1 if the
 # handler ran. Built like i386.s, with as --32 and ld -m elf_i386.
         .globl _start
@@ -27,6 +28,6 @@ restorer:
         movl    $173, %eax              # rt_sigreturn
         int     $0x80
         .data
-act:    .long   handler, 0x04000004, restorer, 0, 0   # SA_RESTORER|SA_SIGINFO: the rt frame
+act:    .long   handler, 0x04000004, restorer, 0x800, 0  # SA_RESTORER|SA_SIGINFO (the rt frame), mask SIGUSR2
 handled:
         .long   0
