@@ -18,7 +18,7 @@ AUDIT_ARCH_X86_64 for a process that has made only x86_64 calls (so the
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ktrace_cli.abi.linux_i386 import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
@@ -26,10 +26,16 @@ from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, proccto
 from ktrace_cli.trace import capture, convert, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
+from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import Proc, Thread
 
-if TYPE_CHECKING:
-    from ktrace_cli.trace.engine import Engine
+
+class Engine(Protocol):
+    """What these stops use of trace/engine.py's Engine (named here, so neither imports the other)."""
+
+    table: TraceeTable
+    errmap: list[int]
+    is_root: bool
 
 ARCH_MIXED = 0  # matches no arch: every stop of the process comes here
 REG32 = 0xFFFFFFFF  # int $0x80 from 64-bit code leaves the registers' upper halves as they were
