@@ -38,8 +38,10 @@ PROTOTYPE_TWINS: dict[str, str] = {
 _WIDE_TYPES = frozenset({"loff_t", "u64", "__u64", "off64_t", "unsigned long long", "long long"})
 
 # Calls whose i386 entry splits a 64-bit value the twin prototype declares as
-# one `long`, or that have no prototype: their register slot counts.
+# one `long`, that have no prototype, or whose one argument points at the
+# real ones (i386's old mmap and select): their register slot counts.
 SLOT_COUNTS: dict[str, int] = {
+    "mmap": 1, "select": 1,
     "truncate64": 3, "ftruncate64": 3, "_llseek": 5, "fadvise64": 5, "fadvise64_64": 6,
     "fallocate": 6, "sync_file_range": 6, "sigreturn": 0, "sgetmask": 0, "ssetmask": 1,
     "waitpid": 3, "sigaction": 3, "sigsuspend": 1, "sigpending": 1, "sigprocmask": 3,

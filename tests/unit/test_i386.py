@@ -76,7 +76,7 @@ def test_generator_reads_the_table_and_the_header() -> None:
 @pytest.mark.parametrize(("name", "slots", "paths"), [
     ("getpid", 0, ()), ("write", 3, ()), ("open", 3, (0,)), ("exit", 1, ()),
     ("stat64", 2, (0,)), ("fstatat64", 4, (1,)), ("truncate64", 3, (0,)),
-    ("pread64", 5, ()), ("_llseek", 5, ()), ("readahead", 4, ()),
+    ("pread64", 5, ()), ("_llseek", 5, ()), ("readahead", 4, ()), ("mmap", 1, ()), ("mmap2", 6, ()),
 ])  # fmt: skip
 def test_register_slots_and_paths(name: str, slots: int, paths: tuple[int, ...]) -> None:
     assert linux_i386.arg_slots(name) == slots
