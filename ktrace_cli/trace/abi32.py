@@ -54,9 +54,11 @@ def stop(eng: Engine, t: Thread, p: Proc, op: int, arch: int, nr: int, args: tup
     if arch == P.AUDIT_ARCH_I386:
         p.arch = ARCH_MIXED
         if op == P.PTRACE_SYSCALL_INFO_EXIT:
-            if not t.insys:  # a call entered before we attached: nothing to pair it with
-                P.libc_ptrace(p.mode_op, t.tid, 0, 0)
-                return True
+            if not t.insys:  # a call entered before we attached: its number is still in orig_eax
+                orig = P.peek_user(t.tid, P.ORIG_RAX_OFFSET)
+                t.nr = orig if orig is not None and orig < R.MAX_SYSCALL else -1
+                t.args = ()
+                t.entry32 = True
             if not t.entry32:  # an x86_64 execve that loaded an i386 image: its RET is x86_64's
                 switch(t, p, SV_FLAGS_LINUX64)
                 return False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ktrace_cli.format import constants as K
 
-from .conftest import TIMEOUT
+from .conftest import TIMEOUT, requested_interpreter
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 # FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,
@@ -145,3 +145,26 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
         "RET   L32  rt_sigreturn JUSTRETURN",
         "CALL  L32  exit(0x1)",
     ]
+
+
+def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"hello\n")
+    basic = progs / "basic"  # x86_64, dynamically linked: prints argv[1]'s file, exits 3
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "i386exec"), str(basic), str(data)], ["-t", "cnae"], trfile=path)
+    assert (t.returncode, t.stdout) == (3, b"hello\n")
+    # The exec's RET stays under linux32 (its call was i386); basic's first call switches back.
+    assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]
+    lines = [_body(line) for line in _kdump(path, "-A", "-t", "cna")]
+    at = lines.index("RET   L64  execve JUSTRETURN")
+    call = lines[at + 1]
+    assert call.startswith("CALL  L32  execve(0x")
+    assert lines[at + 2 : at + 6] == [
+        f'ARGS  L32  "{basic}", "{data}"',  # argv read as 4-byte pointers
+        f'NAMI  L32  "{basic}"',
+        f'NAMI  L32  "{requested_interpreter(basic)}"',
+        "RET   L32  execve JUSTRETURN",
+    ]
+    assert lines[at + 6].startswith("CALL  L64  ")
+    assert not [line for line in lines[at + 6 :] if " L32 " in line]
