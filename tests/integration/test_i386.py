@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.reader import iter_records
+from ktrace_cli.format.records import ProcCtor
 
-from .conftest import TIMEOUT, requested_interpreter
+from .conftest import TIMEOUT, requested_interpreter, tracer
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 # FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,
@@ -168,3 +171,42 @@ def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  
     ]
     assert lines[at + 6].startswith("CALL  L64  ")
     assert not [line for line in lines[at + 6 :] if " L32 " in line]
+
+
+def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    echo = subprocess.Popen([str(progs / "i386echo")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert echo.stdin is not None and echo.stdout is not None
+
+    def ping(byte: bytes) -> None:
+        echo.stdin.write(byte)  # type: ignore[union-attr]
+        echo.stdin.flush()  # type: ignore[union-attr]
+        assert echo.stdout.read(1) == byte  # type: ignore[union-attr]
+
+    ping(b"a")  # running, and back in its read: not traced yet
+    kt("-t", "cis", "-p", echo.pid)
+    assert tracer(echo.pid) != 0
+    ping(b"b")
+    kt("-c", "-p", echo.pid)
+    assert tracer(echo.pid) == 0
+    ping(b"c")  # runs on untraced
+    echo.stdin.close()
+    assert echo.wait(timeout=TIMEOUT) == 0
+    path = tmp_path / "ktrace.out"
+    ctors = [ProcCtor.unpack(AMD64, r.payload).sv_flags for r in iter_records(str(path))
+             if r.type == K.KTR_PROCCTOR]  # fmt: skip
+    assert ctors == [SV_LINUX64, SV_LINUX32]  # at the attach, then at its first i386 stop
+    buf = _symbol(progs / "i386echo", "buf")
+    lines = [_body(line) for line in _kdump(path, "-A")]
+    # The attach interrupts the read it waits in; the kernel runs it again,
+    # from its entry, which is recorded.
+    assert lines == [
+        f"CALL  L32  read(0,{buf:#x},0x1)",
+        'GIO   L32  fd 0 read 1 byte',
+        '"b"',
+        "RET   L32  read 1",
+        f"CALL  L32  write(0x1,{buf:#x},0x1)",
+        "GIO   L32  fd 1 wrote 1 byte",
+        '"b"',
+        "RET   L32  write 1",
+        f"CALL  L32  read(0,{buf:#x},0x1)",
+    ]
