@@ -78,6 +78,7 @@ def stop(eng: Engine, t: Thread, p: Proc, op: int, arch: int, nr: int, args: tup
         switch(t, p, SV_FLAGS_LINUX64)
         return False
     switch(t, p, SV_FLAGS_LINUX64)
+    t.entry32 = False
     if not any(th.entry32 for th in p.threads.values()):
         p.arch = P.AUDIT_ARCH_X86_64  # no i386 call under way: back to the fast path
     return False

@@ -186,6 +186,8 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
     kt("-t", "cis", "-p", echo.pid)
     assert tracer(echo.pid) != 0
     ping(b"b")
+    kt("-a", "-t", "cis", "-p", echo.pid)  # set again: its new PROCCTOR keeps linux32
+    ping(b"d")
     kt("-c", "-p", echo.pid)
     assert tracer(echo.pid) == 0
     ping(b"c")  # runs on untraced
@@ -194,7 +196,8 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
     path = tmp_path / "ktrace.out"
     ctors = [ProcCtor.unpack(AMD64, r.payload).sv_flags for r in iter_records(str(path))
              if r.type == K.KTR_PROCCTOR]  # fmt: skip
-    assert ctors == [SV_LINUX64, SV_LINUX32]  # at the attach, then at its first i386 stop
+    # At the attach, at its first i386 stop, at the second request.
+    assert ctors == [SV_LINUX64, SV_LINUX32, SV_LINUX32]
     buf = _symbol(progs / "i386echo", "buf")
     lines = [_body(line) for line in _kdump(path, "-A")]
     # The attach interrupts the read it waits in; the kernel runs it again,
@@ -207,6 +210,14 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
         f"CALL  L32  write(0x1,{buf:#x},0x1)",
         "GIO   L32  fd 1 wrote 1 byte",
         '"b"',
+        "RET   L32  write 1",
+        f"CALL  L32  read(0,{buf:#x},0x1)",
+        'GIO   L32  fd 0 read 1 byte',
+        '"d"',
+        "RET   L32  read 1",
+        f"CALL  L32  write(0x1,{buf:#x},0x1)",
+        "GIO   L32  fd 1 wrote 1 byte",
+        '"d"',
         "RET   L32  write 1",
         f"CALL  L32  read(0,{buf:#x},0x1)",
     ]
