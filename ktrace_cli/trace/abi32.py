@@ -37,8 +37,12 @@ class Engine(Protocol):
     errmap: list[int]
     is_root: bool
 
+
 ARCH_MIXED = 0  # matches no arch: every stop of the process comes here
-REG32 = 0xFFFFFFFF  # int $0x80 from 64-bit code leaves the registers' upper halves as they were
+# The kernel reads an i386 call's arguments from the low halves of the
+# registers; ptrace reports them whole, and 64-bit code issuing int $0x80
+# may have left their upper halves set.
+REG32 = 0xFFFFFFFF
 
 
 def switch(t: Thread, p: Proc, sv_flags: int) -> None:
