@@ -14,6 +14,7 @@ threads and slices, and the flows it bound to slices.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -62,14 +63,22 @@ def find() -> str | None:
     return None
 
 
+def _above_pipe_fds(*fds: int) -> tuple[int, ...]:
+    """The descriptors moved above 3 and 4, so that putting one there never overwrites another."""
+    moved = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, PIPE_OUT + 1) for fd in fds)
+    for fd in fds:
+        os.close(fd)
+    return moved
+
+
 class Browser:
     """A headless Chromium driven over its DevTools pipe; killed on close."""
 
     def __init__(self, exe: str, profile: Path) -> None:
         self.deadline = time.monotonic() + TIMEOUT
         self.log = profile.with_name(profile.name + ".log")  # Chromium's stderr, for the failure messages
-        to_chrome_r, self._w = os.pipe()
-        self._r, from_chrome_w = os.pipe()
+        to_chrome_r, self._w = _above_pipe_fds(*os.pipe())
+        self._r, from_chrome_w = _above_pipe_fds(*os.pipe())
 
         def to_3_and_4() -> None:  # in the child, before exec: the pipe's ends where Chromium looks
             os.dup2(to_chrome_r, PIPE_IN)
