@@ -280,12 +280,65 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
+def clang_check_source(rows: dict[str, tuple[str, str]]) -> str:
+    """C declaring every listed type with the same members, and a _Static_assert of
+    the size computed here: compiled for x86_64-unknown-freebsd, it checks the layout
+    rules against a real compiler's (the member lists themselves are the data's)."""
+    types = Types(rows)
+    sized = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
+    scalars = {name: sized[size] for name, size in SCALARS.items()}
+
+    def ident(name: str) -> str:
+        return "T_" + re.sub(r"\W", "_", name)
+
+    def decl(typ: str, name: str) -> str:
+        typ = " ".join(typ.split())
+        match = re.fullmatch(r"(.+?)\s*((?:\[\d+\])+)", typ)
+        typ, dims = (match.group(1), match.group(2)) if match else (typ, "")
+        key = typ.replace(" ", "_") if typ.split()[0] in ("unsigned", "signed", "long") else typ
+        if typ.endswith("*"):
+            return f"void *{name}{dims}"
+        if key in scalars:
+            return f"{scalars[key]} {name}{dims}"
+        return f"int {name}{dims}" if typ.startswith("enum ") else f"{ident(typ)} {name}{dims}"
+
+    out: list[str] = []
+    done: set[str] = set()
+
+    def emit(name: str) -> None:
+        if name in done or name not in rows:
+            return
+        done.add(name)
+        kind, body = rows[name]
+        members = [body] if kind == "=" else [] if kind == "size" else _split_members(body)
+        for member in members:
+            base = re.sub(r"\s*(\[\d+\])+$", "", " ".join(member.split()))
+            if not base.endswith("*"):
+                emit(base)
+        if kind == "=":
+            out.append(f"typedef {decl(body, ident(name))};")
+        elif kind in ("struct", "union"):
+            fields = " ".join(decl(m, f"f{i}") + ";" for i, m in enumerate(members))
+            out.append(f"typedef {kind} {{ {fields} }} {ident(name)};")
+
+    for name in rows:
+        emit(name)
+    for name in rows:
+        layout = types.layout(name)
+        if layout is not None and rows[name][0] != "size":
+            out.append(f'_Static_assert(sizeof({ident(name)}) == {layout.size}, "{name}");')
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path,
                         default=ROOT / "ktrace_cli/abi/data/freebsd_ioctls.tsv")
     parser.add_argument("--skipped", action="store_true",
                         help="list the skipped definitions by reason on stdout")
+    parser.add_argument("--clang-check", type=Path, metavar="FILE",
+                        help="also write C that asserts each computed size, for "
+                        "clang --target=x86_64-unknown-freebsd -fsyntax-only")
     args = parser.parse_args(argv)
     defs = read_defs(DATA / "freebsd_ioctl_defs.tsv")
     types = Types(read_types(DATA / "freebsd_ioctl_types.tsv"))
@@ -293,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(render(defs, result))
     if args.skipped:
         print(report(result))
+    if args.clang_check:
+        args.clang_check.write_text(clang_check_source(types.rows))
     return 0
 
 

@@ -6,6 +6,7 @@ and published values under tools/data/; docs/TABLES.md says where each came from
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 610
+    assert len(rows) == 719
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -129,6 +130,22 @@ NEW_REQUESTS = [
     (0x20006318, "CDIOCEJECT"),
     # sys/mouse.h: _IOR('M', 1, mousehw_t) of 5 ints
     (0x40144D01, "MOUSE_GETHWINFO"),
+    # sys/mtio.h: struct mtget, 4 shorts and 17 int32_t (the __FreeBSD__ members)
+    (0x404C6D02, "MTIOCGET"),
+    # sys/fbio.h: struct video_info, 192 bytes; consio.h's SW_VGA13 is _IO('S', M_VGA13)
+    (0xC0C04667, "FBIO_MODEINFO"),
+    (0x2000531C, "SW_VGA13"),
+    # sys/pciio.h: struct pci_io, a 4-aligned struct pcisel (7 bytes + 1) and 3 ints
+    (0xC0147002, "PCIOCREAD"),
+    # sys/ioctl_compat.h (mkioctls defines COMPAT_43TTY): struct sgttyb of 6 bytes
+    (0x40067408, "TIOCGETP"),
+    # dev/evdev/input.h: struct ff_effect, 14 bytes then an 8-aligned union of 32
+    (0x80304580, "EVIOCSFF"),
+    (0x20044590, "EVIOCGRAB"),
+    # dev/usb/usb_ioctl.h: struct usb_fs_open, 13 bytes padded to 16
+    (0xC01055C5, "USB_FS_OPEN"),
+    # sys/gpio.h: struct gpio_pin, uint32_t, char[64], two uint32_t
+    (0xC04C4701, "GPIOGETCONFIG"),
 ]
 
 
@@ -179,3 +196,20 @@ def test_table_is_read_only_when_an_ioctl_is_decoded(tmp_path: Path) -> None:
                              text=True, check=True, cwd=ROOT)
         counts.append(out.stderr.strip())
     assert counts == ["0", "1"]
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+def test_layouts_agree_with_clang_for_freebsd_amd64(tmp_path: Path) -> None:
+    # The member lists are data; this checks the generator lays them out as a FreeBSD
+    # amd64 compiler does (padding, union and array alignment, the typedef sizes).
+    source = tmp_path / "layouts.c"
+    source.write_text(gen.clang_check_source(gen.read_types(gen.DATA / "freebsd_ioctl_types.tsv")))
+    assert source.read_text().count("_Static_assert") > 150
+    result = subprocess.run(["clang", "--target=x86_64-unknown-freebsd14", "-fsyntax-only",
+                             str(source)], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
+    # and a wrong size is caught
+    source.write_text(source.read_text() + '_Static_assert(sizeof(T_struct_mtget) == 72, "x");\n')
+    result = subprocess.run(["clang", "--target=x86_64-unknown-freebsd14", "-fsyntax-only",
+                             str(source)], capture_output=True, text=True)
+    assert result.returncode != 0
