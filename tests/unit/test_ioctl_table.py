@@ -104,11 +104,14 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 749
+    assert len(rows) == 765
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
     assert sysdecode.ioctlname(0x2000630D) == "CDIOCSETSTEREO"
+    # _IOW('P', 4, int) is both acpiio.h's ACPIIO_REQSLPSTATE and soundcard.h's
+    # SNDCTL_DSP_SETBLKSIZE: kdump names an OSS call after the ACPI request.
+    assert sysdecode.ioctlname(0x80045004) == "ACPIIO_REQSLPSTATE"
 
 
 # Requests from headers the first table lacked, each value worked out by hand from
@@ -146,6 +149,12 @@ NEW_REQUESTS = [
     (0xC01055C5, "USB_FS_OPEN"),
     # sys/gpio.h: struct gpio_pin, uint32_t, char[64], two uint32_t
     (0xC04C4701, "GPIOGETCONFIG"),
+    # dev/acpica/acpiio.h: union acpi_battery_ioctl_arg, led by the 256-byte acpi_bix
+    (0xC1004210, "ACPIIO_BATT_GET_BIX"),
+    # sys/cpuctl.h: cpuctl_msr_args_t, an int padded before a uint64_t
+    (0xC0106301, "CPUCTL_RDMSR"),
+    # netinet6/in6_var.h, which the first table left out: struct in6_ndireq of 72 bytes
+    (0xC048696C, "SIOCGIFINFO_IN6"),
 ]
 
 
