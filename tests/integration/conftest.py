@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import select
@@ -37,14 +38,67 @@ def _ptrace_allowed() -> bool:
 pytestmark = pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here")
 
 
+ENGINES = ("ptrace", "bpf")
+
+
+@functools.cache
+def bpf_unavailable() -> str | None:
+    """None when the bpf engine's programs load here (loaded, never attached), else why not."""
+    from ktrace_cli.trace.bpf import loader
+
+    why = loader.why_unavailable()
+    if why:
+        return why
+    try:
+        loader.BpfObject(loader.RING_MIN).close()
+    except OSError as e:
+        return str(e)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_engines: run each test on the ptrace and the bpf engine")
+    config.addinivalue_line("markers", "ptrace_only(reason): a test of what only the ptrace engine does")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked both_engines run once per engine, unless marked ptrace_only.
+
+    The bpf run is skipped, with the loader's reason, only where BPF cannot load.
+    """
+    if "engine" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("both_engines") is None:
+        return
+    if metafunc.definition.get_closest_marker("ptrace_only") is not None:
+        return
+    why = bpf_unavailable()
+    metafunc.parametrize("engine", [
+        "ptrace",
+        pytest.param("bpf", marks=pytest.mark.skipif(why is not None, reason=f"BPF cannot load here: {why}")),
+    ], indirect=True)  # fmt: skip
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine a test runs on: its parameter, or ptrace where the test is not parametrized."""
+    return getattr(request, "param", "ptrace")
+
+
 @pytest.fixture(scope="session")
-def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A private XDG_RUNTIME_DIR, so the session's engine is its own; shut down at the end."""
+def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private XDG_RUNTIME_DIR, so the session's engines are its own; both shut down at the end."""
     rt = tmp_path_factory.mktemp("xdg")
     rt.chmod(0o700)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    env.pop("PYKTRACE_ENGINE", None)
     yield env
     _stop_engine(rt / "pyktrace")
+    _stop_engine(rt / "pyktrace" / "bpf")
+
+
+@pytest.fixture
+def runtime_env(session_env: dict[str, str], engine: str) -> dict[str, str]:
+    """The session's environment, choosing the test's engine through $PYKTRACE_ENGINE."""
+    return dict(session_env, PYKTRACE_ENGINE=engine)
 
 
 def _stop_engine(rtdir: Path) -> None:
@@ -138,7 +192,10 @@ def trace(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyp
         )  # fmt: skip
         out, err = proc.communicate(timeout=TIMEOUT)
         records = list(iter_records(str(path))) if path.exists() else []
-        return Traced(proc.pid, proc.returncode, out, err, records)
+        pid = proc.pid
+        if runtime_env["PYKTRACE_ENGINE"] == "bpf" and records:
+            pid = records[0].pid  # the bpf engine runs the command in a child of pyktrace (man page)
+        return Traced(pid, proc.returncode, out, err, records)
 
     return run
 

@@ -11,12 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import ProcCtor
 
 from .conftest import TIMEOUT, requested_interpreter, tracer
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 # FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,

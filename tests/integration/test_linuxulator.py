@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.abi import freebsd, linux
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
@@ -18,6 +20,8 @@ from ktrace_cli.format.records import ProcCtor, Sysret
 from ktrace_cli.format.writer import encode_record
 
 from .conftest import TIMEOUT, requested_interpreter
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 SV_FREEBSD64 = K.SV_ABI_FREEBSD | K.SV_LP64

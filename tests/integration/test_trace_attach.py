@@ -22,6 +22,8 @@ from ktrace_cli.format.records import Namei, Record
 
 from .conftest import TIMEOUT, tracer
 
+pytestmark = pytest.mark.both_engines
+
 
 def names(path: Path) -> list[tuple[int, bytes]]:
     """(pid, path) of every looper NAMI record, in file order."""

@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import PYKTRACE, TIMEOUT
 
+pytestmark = pytest.mark.both_engines
+
 SNIPPET = (
     "import sys\nprint('ready', flush=True)\nline = sys.stdin.readline()\n"
     "try:\n    open('/nonexistent/after')\nexcept OSError:\n    pass\nprint('done', line.strip())"

@@ -18,6 +18,8 @@ from ktrace_cli.format.records import Namei, Record, Syscall, Sysret
 
 from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter
 
+pytestmark = pytest.mark.both_engines
+
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 
 # Where pyktrace waits for the engine's answer when the engine attaches:
@@ -106,7 +108,8 @@ def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str
     execer = str(progs / "execer")
     # A small, known environment (LC_ALL set: Python would otherwise coerce
     # a C locale by adding LC_CTYPE to it).
-    env = {"XDG_RUNTIME_DIR": runtime_env["XDG_RUNTIME_DIR"], "LC_ALL": "C"}
+    env = {"XDG_RUNTIME_DIR": runtime_env["XDG_RUNTIME_DIR"], "PYKTRACE_ENGINE": runtime_env["PYKTRACE_ENGINE"],
+           "LC_ALL": "C"}
     r = subprocess.run([*PYKTRACE, "-t", "cnae", "-f", "ae.out", execer], capture_output=True,
                        cwd=tmp_path, env=env, timeout=TIMEOUT)  # fmt: skip
     assert (r.returncode, r.stderr) == (0, b"")

@@ -28,6 +28,8 @@ from ktrace_cli.format.records import Namei, Record, Syscall
 
 from .conftest import PYKTRACE, TIMEOUT, Looper, tracer
 
+pytestmark = pytest.mark.both_engines
+
 NOBODY = 65534
 AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to nobody")

@@ -9,10 +9,14 @@ import struct
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.abi import linux as abi
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.records import Genio, Namei, ProcCtor, Psig, Struct, Syscall, Sysret, User
+
+pytestmark = pytest.mark.both_engines
 
 NR = abi.syscall_number
 

@@ -23,6 +23,8 @@ from ktrace_cli.trace.protocol import MISMATCH, PROTOCOL, Identity, Reply
 
 from .conftest import PYKTRACE, TIMEOUT, tracer
 
+pytestmark = pytest.mark.both_engines
+
 USAGE = (
     "usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]\n"
     "       pyktrace [-adi] [-f trfile] [-t trstr] command\n"
