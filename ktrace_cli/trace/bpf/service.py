@@ -338,7 +338,8 @@ class BpfEngine:
                 continue
             seen.add(p)
             old = self._value(p)
-            flags = facs | (old[0] if old is not None and old[1] == bf.index else 0)
+            # ktrops(): the points are added to the old ones even when the file changes.
+            flags = facs | (old[0] if old is not None else 0)
             # ktrops(): announce the (re)set with a PROCCTOR before the kernel's records.
             comm = _comm(p)
             if comm is None:
