@@ -59,6 +59,7 @@ def bpf_unavailable() -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_engines: run each test on the ptrace and the bpf engine")
     config.addinivalue_line("markers", "ptrace_only(reason): a test of what only the ptrace engine does")
+    config.addinivalue_line("markers", "bpf_xfail(reason): the bpf engine is known to fail this test (strict)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -71,10 +72,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("ptrace_only") is not None:
         return
     why = bpf_unavailable()
-    metafunc.parametrize("engine", [
-        "ptrace",
-        pytest.param("bpf", marks=pytest.mark.skipif(why is not None, reason=f"BPF cannot load here: {why}")),
-    ], indirect=True)  # fmt: skip
+    marks = [pytest.mark.skipif(why is not None, reason=f"BPF cannot load here: {why}")]
+    known = metafunc.definition.get_closest_marker("bpf_xfail")
+    if known is not None:
+        marks.append(pytest.mark.xfail(strict=True, reason=known.args[0]))
+    metafunc.parametrize("engine", ["ptrace", pytest.param("bpf", marks=marks)], indirect=True)
 
 
 @pytest.fixture
@@ -275,6 +277,14 @@ def looper(progs: Path) -> Iterator[object]:
             except OSError:
                 pass
             assert lp.close() == 0  # never killed, hung or left stopped
+
+
+def assert_attached(pid: int, engine: str) -> None:
+    """The process is traced: by a ptrace tracer on the ptrace engine, by none on the bpf engine."""
+    if engine == "bpf":
+        assert tracer(pid) == 0  # nothing stops or holds the process
+    else:
+        assert tracer(pid) != 0
 
 
 def tracer(pid: int) -> int:
