@@ -104,7 +104,8 @@ def test_trace_begins_at_the_engines_answer_cold_and_warm(progs: Path, tmp_path:
         _stop_engine(xdg / "pyktrace")
 
 
-def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str, str], tmp_path: Path) -> None:
+def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str, str], tmp_path: Path,
+                                              engine: str) -> None:  # fmt: skip
     execer = str(progs / "execer")
     # A small, known environment (LC_ALL set: Python would otherwise coerce
     # a C locale by adding LC_CTYPE to it).
@@ -118,29 +119,36 @@ def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str
     vectors = [(x.comm_name.decode(), x.type, x.payload) for x in recs
                if x.type in (K.KTR_ARGS, K.KTR_ENVS)]  # fmt: skip
     envs = b"".join(f"{k}={v}\0".encode() for k, v in env.items())
+    # The ptrace engine writes them as kern_execve() logs them: right after
+    # the exec's CALL, before its NAMI, under the old name; the bpf engine
+    # reads them from the new program's memory once the exec has succeeded:
+    # after the NAMI and the new image's PROCCTOR, under the new name (the
+    # man page says so).
+    comms = ["pyktrace", "execer", "exe"] if engine == "ptrace" else ["execer", "exe", "exe"]
+    order = ([K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI] if engine == "ptrace" else
+             [K.KTR_NAMEI, K.KTR_PROCCTOR, K.KTR_ARGS, K.KTR_ENVS])  # fmt: skip
     assert vectors == [
-        ("pyktrace", K.KTR_ARGS, execer.encode() + b"\0"),
-        ("pyktrace", K.KTR_ENVS, envs),
-        ("execer", K.KTR_ARGS, b"step2\0one\0two words\0\0"),
-        ("execer", K.KTR_ENVS, b"A=1\0B=two words\0\0"),
-        ("exe", K.KTR_ARGS, b"step3\0x\0"),
-        ("exe", K.KTR_ENVS, b""),
+        (comms[0], K.KTR_ARGS, execer.encode() + b"\0"),
+        (comms[0], K.KTR_ENVS, envs),
+        (comms[1], K.KTR_ARGS, b"step2\0one\0two words\0\0"),
+        (comms[1], K.KTR_ENVS, b"A=1\0B=two words\0\0"),
+        (comms[2], K.KTR_ARGS, b"step3\0x\0"),
+        (comms[2], K.KTR_ENVS, b""),
     ]
-    # Each right after its exec's CALL and before its NAMI, as kern_execve() logs them.
     for i, x in enumerate(recs):
         if x.type == K.KTR_SYSCALL and Syscall.unpack(AMD64, x.payload).code in (
             abi.syscall_number("execve"), abi.syscall_number("execveat")):  # fmt: skip
-            assert [y.type for y in recs[i + 1 : i + 4]] == [K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI]
+            assert [y.type for y in recs[i + 1 : i + 1 + len(order)]] == order
     text = subprocess.run([*PYKDUMP, "-t", "ae", "-f", "ae.out"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=TIMEOUT, check=True).stdout  # fmt: skip
     env_text = ", ".join(f'"{k}={v}"' for k, v in env.items())
     assert text.splitlines() == [
-        f'{pid:6d} pyktrace ARGS  "{execer}"',
-        f"{pid:6d} pyktrace ENVS  {env_text}",
-        f'{pid:6d} execer   ARGS  "step2", "one", "two words", ""',
-        f'{pid:6d} execer   ENVS  "A=1", "B=two words", ""',
-        f'{pid:6d} exe      ARGS  "step3", "x"',
-        f"{pid:6d} exe      ENVS  ",
+        f'{pid:6d} {comms[0]:8} ARGS  "{execer}"',
+        f"{pid:6d} {comms[0]:8} ENVS  {env_text}",
+        f'{pid:6d} {comms[1]:8} ARGS  "step2", "one", "two words", ""',
+        f'{pid:6d} {comms[1]:8} ENVS  "A=1", "B=two words", ""',
+        f'{pid:6d} {comms[2]:8} ARGS  "step3", "x"',
+        f"{pid:6d} {comms[2]:8} ENVS  ",
     ]
     lines = subprocess.run([*PYKDUMP, "--json", "-t", "ae", "-f", "ae.out"], capture_output=True,
                            text=True, cwd=tmp_path, timeout=TIMEOUT, check=True).stdout  # fmt: skip
