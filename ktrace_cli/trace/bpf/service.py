@@ -297,6 +297,8 @@ class BpfEngine:
             return self._clear(pid, facs, descend)
         if fd is None:
             return {"error": E.EBADF}
+        if os.path.exists(f"/proc/{os.getpid()}/task/{pid}"):  # its programs skip it: say why
+            return {"error": E.EPERM, "self": f"pid {pid} is the trace engine; it cannot trace itself"}
         if msg.get("command") and _parent_of(pid) != peer_pid:
             return {"error": E.EPERM, "message": "command mode traces only the caller's child"}
         return self._set(pid, facs, descend, fd, version, genio, fsize)
