@@ -132,9 +132,12 @@ def test_sigstop_sigcont_job_control_unchanged(trace, progs) -> None:  # type: i
     assert not any(p.signo in (17, 19) for _, p in t.payloads(K.KTR_PSIG))  # SIGSTOP, SIGCONT
 
 
-def test_utrace_from_c_and_python(trace, progs) -> None:  # type: ignore[no-untyped-def]
+def test_utrace_from_c_and_python(trace, progs, engine: str) -> None:  # type: ignore[no-untyped-def]
     t = trace([str(progs / "utrace")], ["-t", "u"])
-    assert [p.data for _, p in t.payloads(K.KTR_USER)] == [b"hello utrace"]
+    # The C message is a constant in a read-only segment nothing else
+    # touches: the bpf engine cannot read a page never faulted in, and does
+    # not write the record (the man page says so).
+    assert [p.data for _, p in t.payloads(K.KTR_USER)] == ([b"hello utrace"] if engine == "ptrace" else [])
     code = "from ktrace_cli.utrace import utrace; utrace(b'from python')"
     t = trace([sys.executable, "-c", code], ["-t", "u"])
     assert t.returncode == 0
