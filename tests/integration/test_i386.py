@@ -18,7 +18,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import ProcCtor
 
-from .conftest import TIMEOUT, requested_interpreter, tracer
+from .conftest import TIMEOUT, assert_attached, requested_interpreter, tracer
 
 pytestmark = pytest.mark.both_engines
 
@@ -28,6 +28,8 @@ PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 SV_LINUX32 = 0x3 | 0x100 | 0x4000 | 0x10000 | 0x40000 | 0x200000 | 0x400000
 SV_LINUX64 = 0x3 | 0x200
 NR32_EXIT, NR32_WRITE, NR32_OPEN, NR32_GETPID = 1, 4, 5, 20
+# The man page says so; these flip (strict xfail) when the bpf engine learns the i386 ABI.
+I386_GAP = "the bpf engine records int $0x80 calls under the x86_64 ABI, with their i386 numbers"
 
 
 def _kdump(path: Path, *options: str) -> list[str]:
@@ -51,6 +53,7 @@ def _ctors(t) -> list[int]:  # type: ignore[no-untyped-def]
     return [p.sv_flags for r, p in t.payloads(K.KTR_PROCCTOR) if r.pid == t.pid]
 
 
+@pytest.mark.bpf_xfail(I386_GAP)
 def test_static_i386_program(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = tmp_path / "missing"
     path = tmp_path / "ktrace.out"
@@ -83,6 +86,7 @@ def test_static_i386_program(trace, progs, tmp_path: Path) -> None:  # type: ign
     assert _body(_kdump(path, "-n")[-1]) == "CALL  exit(0)"
 
 
+@pytest.mark.bpf_xfail(I386_GAP)
 def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "int80")], trfile=path)
@@ -114,6 +118,7 @@ def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # ty
     assert not [line for line in lines[at + 12 :] if " L32 " in line]
 
 
+@pytest.mark.ptrace_only("about the seccomp filter of ptrace stops")
 def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The filter selects x86_64 numbers; every i386 call goes to the engine, none fails.
     missing = tmp_path / "missing"
@@ -126,6 +131,7 @@ def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> 
     assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
 
 
+@pytest.mark.bpf_xfail(I386_GAP)
 def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "i386sig")], trfile=path)
@@ -154,6 +160,7 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.bpf_xfail(I386_GAP)
 def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data.txt"
     data.write_bytes(b"hello\n")
@@ -177,7 +184,8 @@ def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  
     assert not [line for line in lines[at + 6 :] if " L32 " in line]
 
 
-def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.bpf_xfail(I386_GAP)
+def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     echo = subprocess.Popen([str(progs / "i386echo")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert echo.stdin is not None and echo.stdout is not None
 
@@ -188,7 +196,7 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
 
     ping(b"a")  # running, and back in its read: not traced yet
     kt("-t", "cis", "-p", echo.pid)
-    assert tracer(echo.pid) != 0
+    assert_attached(echo.pid, engine)
     ping(b"b")
     kt("-a", "-t", "cis", "-p", echo.pid)  # set again: its new PROCCTOR keeps linux32
     ping(b"d")
