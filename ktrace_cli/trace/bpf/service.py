@@ -16,6 +16,7 @@ import errno as E
 import json
 import logging
 import os
+import resource
 import select
 import signal
 import socket
@@ -480,6 +481,13 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     os.chdir("/")
     for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+    try:
+        # The client that started us may have a low limit (its trace files
+        # then failed with EFBIG for good); each request brings its own.
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (OSError, ValueError):
+        pass
     daemon.set_title(ENGINE_NAME)
     handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
