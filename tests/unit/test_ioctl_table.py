@@ -77,7 +77,7 @@ def test_generator_encodes_skips_and_orders_as_mkioctls() -> None:
         _definition("XA", "_IOW", "int"),  # same value: the first name in byte order wins
         _definition("XC", "_IOWR", "struct nobody"),
         _definition("XD", "_IOWINT", number=2),
-        _definition("XE", "_IOR", "=300", number=3),
+        _definition("XE", "_IOR", "char[300]", number=3),
         gen.Definition("XF", "_IO", ord("x"), None, "", "x.h"),
     ])
     result = gen.compute(defs, gen.Types({}), {"XD": {"somewhere": 0x20047802}})
