@@ -124,7 +124,7 @@ class Types:
                 return None
             return Layout(_round(max(m.size for m in laid), align), align)
         bits = 0
-        for member, (_, width) in zip(laid, split):
+        for member, (_, width) in zip(laid, split, strict=True):
             unit = member.size * 8
             if width is None:
                 bits = _round(bits, member.align * 8) + unit

@@ -57,13 +57,18 @@ def test_layout_follows_natural_alignment() -> None:
         "alias_t": ("=", "struct a"),
         "struct d": ("struct", "u_short, struct a"),   # 2 + 2 padding + 8
         "struct e": ("struct", "int, struct unknown"),
+        # bit-fields share their type's unit until one would straddle it
+        "struct f": ("struct", "u_char, u_int8_t:2, u_int8_t:7, u_int32_t"),  # 1+1+1, pad, 4
+        "struct g": ("struct", "u_int:8, u_int:4, u_int:4, u_char, u_int:8, int"),  # 4 + 4
+        "union h": ("union", "int:3, char"),
     })
     sizes = {name: types.layout(name) for name in
              ("struct a", "struct b", "struct c", "union u", "alias_t", "struct d", "struct e",
-              "unsigned long long", "oss_x[3]", "int[2][3]", "struct anything *")}
+              "struct f", "struct g", "union h", "unsigned long long", "oss_x[3]", "int[2][3]", "struct anything *")}
     assert {name: (lay.size if lay else None) for name, lay in sizes.items()} == {
         "struct a": 8, "struct b": 16, "struct c": 56, "union u": 8, "alias_t": 8,
-        "struct d": 12, "struct e": None, "unsigned long long": 8, "oss_x[3]": None,
+        "struct d": 12, "struct e": None, "struct f": 8, "struct g": 8, "union h": None,
+        "unsigned long long": 8, "oss_x[3]": None,
         "int[2][3]": 24, "struct anything *": 8}
 
 
@@ -104,7 +109,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 765
+    assert len(rows) == 809
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -155,7 +160,42 @@ NEW_REQUESTS = [
     (0xC0106301, "CPUCTL_RDMSR"),
     # netinet6/in6_var.h, which the first table left out: struct in6_ndireq of 72 bytes
     (0xC048696C, "SIOCGIFINFO_IN6"),
+    # sys/cdio.h: struct cd_toc_entry packs three bit-fields and a u_char in 4 bytes
+    (0xC00C6306, "CDIOREADTOCENTRY"),
+    # sys/dvdio.h: struct dvd_authinfo, 8 bit-fields in 2 bytes, then a u_int32_t at 8
+    (0xC01863C8, "DVDIOCREPORTKEY"),
+    (0xC80C63CA, "DVDIOCREADSTRUCTURE"),
+    # dev/iicbus/iic.h: struct iiccmd, a u_char padded before two ints and a pointer
+    (0x80186901, "I2CSTART"),
+    (0x80016908, "I2CSADDR"),
+    # sys/kcov.h: _IOWINT('c', 2)
+    (0x20046302, "KIOENABLE"),
+    # sys/bus.h: struct devreq, char[128] and an int before an 8-aligned union
+    (0x80984401, "DEV_ATTACH"),
+    (0xC098440E, "DEV_GET_PATH"),
+    # net/if_lagg.h: struct lagg_reqport with the 32-byte struct lacp_opreq
+    (0xC048698C, "SIOCGLAGGPORT"),
+    (0xC050698F, "SIOCGLAGG"),
+    # crypto/cryptodev.h: struct session_op of 48 bytes, struct crypt_aead of 64
+    (0xC0306365, "CIOCGSESSION"),
+    (0xC040636D, "CIOCCRYPTAEAD"),
+    # first-generation requests, now computed from the types their headers name
+    (0x402C7413, "TIOCGETA"),
+    (0xC1206953, "SIOCGIFSTAT_IN6"),
+    (0x80606967, "SIOCAIFPREFIX_IN6"),
 ]
+
+
+def test_every_definition_names_its_header_and_type() -> None:
+    defs = gen.read_defs(gen.DATA / "freebsd_ioctl_defs.tsv")
+    headers = [installed for installed, _, _ in defs.headers]
+    assert len(headers) == len(set(headers))
+    assert all(" " not in h and source.endswith(h.split("/", 1)[1])
+               for h, source, _ in defs.headers)
+    untyped = [d.name for d in defs.definitions
+               if d.macro not in ("_IO", "_IOWINT") and not d.argtype]
+    assert untyped == []
+    assert not any(d.argtype.startswith("=") for d in defs.definitions)
 
 
 @pytest.mark.parametrize(("request_", "name"), NEW_REQUESTS)
