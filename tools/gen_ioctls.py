@@ -337,6 +337,12 @@ def clang_check_source(rows: dict[str, tuple[str, str]]) -> str:
                 emit(base)
         if kind == "=":
             out.append(f"typedef {decl(body, ident(name))};")
+        elif kind == "size":
+            # a type known only by its size: an opaque block of that size and alignment
+            lay = types.layout(name)
+            assert lay is not None
+            out.append(f"typedef struct {{ _Alignas({lay.align}) unsigned char b[{lay.size}]; }} "
+                       f"{ident(name)};")
         elif kind in ("struct", "union"):
             fields = " ".join(
                 decl(typ, f"f{i}") + ("" if width is None else f" : {width}") + ";"

@@ -109,7 +109,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 809
+    assert len(rows) == 831
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -179,6 +179,15 @@ NEW_REQUESTS = [
     # crypto/cryptodev.h: struct session_op of 48 bytes, struct crypt_aead of 64
     (0xC0306365, "CIOCGSESSION"),
     (0xC040636D, "CIOCCRYPTAEAD"),
+    # dev/nvme/nvme.h: struct nvme_pt_command, the 64-byte command and 16-byte completion
+    # the header asserts, a pointer, two uint32_t and a pointer
+    (0xC0686E00, "NVME_PASSTHROUGH_CMD"),
+    (0x41046E02, "NVME_GET_NSID"),
+    # net/if_gre.h and net/if_ipsec.h: struct ifreq
+    (0xC0206967, "GREGADDRS"),
+    (0xC02069A0, "IPSECGREQID"),
+    # netinet6/in6_var.h with netinet6/ip6_mroute.h's struct sioc_sg_req6 (80 bytes)
+    (0xC050756A, "SIOCGETSGCNT_IN6"),
     # first-generation requests, now computed from the types their headers name
     (0x402C7413, "TIOCGETA"),
     (0xC1206953, "SIOCGIFSTAT_IN6"),
