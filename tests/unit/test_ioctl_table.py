@@ -109,7 +109,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 861
+    assert len(rows) == 885
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -196,6 +196,15 @@ NEW_REQUESTS = [
     (0x40085459, "SNPGTTY"),
     (0x80044A01, "JOY_SETTIMEOUT"),
     (0x4001500A, "PPIGDATA"),
+    # sys/chio.h: struct changer_set_voltag_request, three u_int16_t and a 36-byte voltag
+    (0x802A6309, "CHIOSETVOLTAG"),
+    # _IOR('c', 4, <4 bytes>) is sys/cdio.h's CDIOREADTOCHEADER and sys/chio.h's
+    # CHIOGPICKER: the chain reaches the CD request first
+    (0x40046304, "CDIOREADTOCHEADER"),
+    # sys/cdrio.h: struct cdr_format_capacities, 12 bytes (a 32-bit unit of bit-fields)
+    # then 32 entries of 8
+    (0x410C6370, "CDRIOCREADFORMATCAPS"),
+    (0x800C6371, "CDRIOCFORMAT"),
     # first-generation requests, now computed from the types their headers name
     (0x402C7413, "TIOCGETA"),
     (0xC1206953, "SIOCGIFSTAT_IN6"),
