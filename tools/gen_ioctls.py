@@ -11,7 +11,8 @@ works from committed data:
   and path of every header;
 * tools/data/freebsd_ioctl_types.tsv: the amd64 layout of each argument type: a
   scalar's size, a struct's or union's member types (laid out here with natural
-  alignment), an alias, or a size taken from a published numeric value;
+  alignment, bit-fields `TYPE:WIDTH` packed into units of their type), an alias,
+  or a size taken from a published value or from the header's own assertion;
 * tools/data/freebsd_ioctl_crosscheck.tsv: request values that golang.org/x/sys and
   Rust's libc publish for FreeBSD amd64, each checked against what is computed here.
 
