@@ -84,9 +84,16 @@ def fresh_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     _stop_engine(rt / "pyktrace" / "bpf")
 
 
+def _sync(env: dict[str, str]) -> None:
+    """The engine writes asynchronously: every record made so far is on disk after this."""
+    _engine_call(env, {"op": "sync"})
+
+
 def _run(env: dict[str, str], args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*PYKTRACE, *args], env=env, cwd=cwd, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=TIMEOUT)  # fmt: skip
+    r = subprocess.run([*PYKTRACE, *args], env=env, cwd=cwd, capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=TIMEOUT)  # fmt: skip
+    _sync(env)  # a command's last records may still be on their way to the file
+    return r
 
 
 def _program_records(path: Path, comm: bytes) -> list[Record]:
@@ -97,9 +104,9 @@ def _program_records(path: Path, comm: bytes) -> list[Record]:
 
 
 def _comparable(r: Record) -> tuple[int, bytes, bytes]:
-    """A record without what differs by engine: times, CPU, and the pid (the
-    ptrace engine runs the command in pyktrace's process, the bpf engine in a
-    child), also where a CALL or RET carries it (getpid, kill, set_tid_address)."""
+    """A record without what differs by run: times, CPU, and the pid (each run
+    is another pyktrace process), also where a CALL or RET carries it (getpid,
+    kill, set_tid_address)."""
     payload = bytearray(r.payload)
     if r.type in (K.KTR_SYSCALL, K.KTR_SYSRET):
         pid = r.pid.to_bytes(8, "little")
@@ -228,15 +235,49 @@ def test_inherit_follows_children_from_the_kernel(bpf_env, progs: Path, tmp_path
     assert len({x.pid for x in _program_records(out, b"forker")}) == 1
 
 
+def test_the_command_keeps_pyktraces_pid(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """As ktrace(1): pyktrace is traced from the engine's answer on and execs the command itself."""
+    out = tmp_path / "k.out"
+    p = subprocess.Popen([*PYKTRACE, "--engine=bpf", "-t", "cn", "-f", str(out), "sh", "-c", "echo $$"],
+                         env=bpf_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)  # fmt: skip
+    stdout, stderr = p.communicate(timeout=TIMEOUT)
+    _sync(bpf_env)
+    assert (p.returncode, stdout, stderr) == (0, f"{p.pid}\n".encode(), b"")
+    recs = list(iter_records(str(out)))
+    assert {r.pid for r in recs} == {p.pid}
+    execve = abi.syscall_number("execve")
+    calls = [(r.comm_name, unpack_payload(AMD64, K.KTR_SYSCALL, r.payload).code) for r in recs
+             if r.type == K.KTR_SYSCALL]  # fmt: skip
+    # Only pyktrace's last calls come before the exec: no fork, no wait.
+    first_sh = next(i for i, (comm, _) in enumerate(calls) if comm == b"sh")
+    mine = calls[:first_sh]
+    assert mine and all(comm == b"pyktrace" for comm, _ in mine) and mine[-1][1] == execve
+    assert abi.syscall_number("clone") not in {code for _, code in mine}
+    assert recs[-1].type == K.KTR_PROCDTOR and recs[-1].comm_name == b"sh"
+
+
+def test_programs_detach_when_nothing_is_traced(fresh_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With no grace, the programs are detached as soon as the command has gone."""
+    env = dict(fresh_env, PYKTRACE_BPF_DETACH_GRACE="0")
+    r = _run(env, ["--engine=bpf", "-f", str(tmp_path / "k.out"), str(progs / "forker")])
+    assert r.returncode == 7
+    status = _engine_call(env, {"op": "status"})
+    assert status is not None and status["procs"] == [] and status["attached"] is False
+    log = (Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    assert log.rstrip().endswith("nothing traced: programs detached"), log[-400:]
+
+
 def test_nothing_stays_attached(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """After the default grace the engine detaches, or has exited (idle)."""
     r = _run(bpf_env, ["--engine=bpf", "-f", str(tmp_path / "k.out"), str(progs / "forker")])
     assert r.returncode == 7
-    # Detached before pyktrace returned; the engine may since have exited (idle).
-    log = (Path(bpf_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
-    last = log.rstrip().splitlines()[-2:]
-    assert any(x.endswith("nothing traced: programs detached") for x in last), last
     status = _engine_call(bpf_env, {"op": "status"})
-    assert status is None or (status["procs"] == [] and status["attached"] is False)
+    assert status is None or status["procs"] == []
+    _stop_engine(Path(bpf_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf")
+    log = (Path(bpf_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.log").read_text()
+    last = log.rstrip().splitlines()[-3:]
+    assert any(x.endswith("nothing traced: programs detached") for x in last), last
 
 
 def test_drops_are_counted_and_marked(fresh_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
