@@ -23,7 +23,7 @@ log = logging.getLogger("pyktrace.engine")
 OBJECT_NAME = W.OBJECT_NAME
 why_unavailable = W.why_unavailable
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
-            "ktr_signal", "ktr_fault")
+            "ktr_signal", "ktr_siggen", "ktr_fault")
 # Programs reached by tail call, never attached: (program array, program).
 JUMPS = (("enter_jumps", "ktr_sys_enter_more"), ("exit_jumps", "ktr_sys_exit_more"))
 RING_DEFAULT = 8 << 20
