@@ -670,6 +670,10 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 		commit(b, hdr);
 	}
 	flush(b); /* the whole trace is in the ring before the parent can reap it */
+	/* Wake the drainer now, before the parent is told: an empty sample
+	 * (file index 0, no bytes) that only carries the wake-up. */
+	__u32 wake[2] = {0, 0};
+	bpf_ringbuf_output(&ring, wake, sizeof(wake), BPF_RB_FORCE_WAKEUP);
 	bpf_map_delete_elem(&traced, &tgid);
 	bpf_map_delete_elem(&fatal_code, &tgid);
 	return 0;

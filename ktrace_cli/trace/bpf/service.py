@@ -40,7 +40,8 @@ POLL = 0.1  # seconds between drains when the ring does not wake us
 CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
 DROP_REPORT = 1.0  # seconds between log lines about drops
 IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
-DETACH_GRACE = 0.5  # seconds the programs stay attached once nothing is traced
+DRAINER_NICE = -10
+DETACH_GRACE = 1.0  # seconds the programs stay attached once nothing is traced
 ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
@@ -310,10 +311,15 @@ class BpfEngine:
         self.exits[pidfd] = pid
 
     def exited(self, pidfd: int) -> None:
-        """A watched command exited: its last records to disk now."""
+        """A watched command exited: its last records to disk now.
+
+        No barrier is needed for them: the exit hook sent the last thread's
+        batch to the ring, and every other thread's went at its own exit.
+        """
         self.exits.pop(pidfd, None)
         os.close(pidfd)
-        self.barrier()
+        self.drain()
+        self.idle_since = time.monotonic()  # traced until now: the graces start here
         self.housekeeping()
 
     def _file(self, fd: int, version: int, genio: int) -> BFile | None:
@@ -337,6 +343,7 @@ class BpfEngine:
         roots = procfs.roots(pid)
         if not roots:
             return {"error": E.ESRCH}
+        self.idle_since = time.monotonic()  # busy: the idle graces count from the last trace
         self.obj.attach()
         watch = self.obj.watching
         if facs & K.KTRFAC_CSW:
@@ -493,6 +500,13 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
     daemon.set_title(ENGINE_NAME)
+    try:
+        # The drainer empties a bounded ring that traced processes fill, and
+        # a command's parent may read the file as soon as it exits: woken,
+        # it should run before them (root may raise its priority).
+        os.setpriority(os.PRIO_PROCESS, 0, DRAINER_NICE)
+    except OSError:
+        pass
     handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
