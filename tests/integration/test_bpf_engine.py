@@ -261,6 +261,16 @@ def test_programs_detach_when_nothing_is_traced(fresh_env, progs: Path, tmp_path
     assert log.rstrip().endswith("nothing traced: programs detached"), log[-400:]
 
 
+@pytest.mark.parametrize("var, value", [("PYKTRACE_BPF_DETACH_GRACE", "soon"), ("PYKTRACE_BPF_DETACH_GRACE", "9"),
+                                        ("PYKTRACE_BPF_RING", "5000")])  # fmt: skip
+def test_bad_engine_settings_are_one_line(fresh_env, tmp_path: Path, var: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    r = _run(dict(fresh_env, **{var: value}), ["--engine=bpf", "-f", str(tmp_path / "k.out"), "/bin/true"])
+    assert r.returncode == 1 and r.stdout == b""
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyktrace: ") and f"{var}={value}" in lines[0], lines
+    assert not (tmp_path / "k.out").exists()
+
+
 def test_nothing_stays_attached(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """After the default grace the engine detaches, or has exited (idle)."""
     r = _run(bpf_env, ["--engine=bpf", "-f", str(tmp_path / "k.out"), str(progs / "forker")])
