@@ -397,6 +397,7 @@ def test_file_size_limit_stops_tracing_with_whole_records(fresh_env, tmp_path: P
                         "of=/dev/null", "bs=4096", "count=64", "status=none"],
                        capture_output=True, env=fresh_env, timeout=TIMEOUT,
                        preexec_fn=low_limit)  # fmt: skip
+    _sync(fresh_env)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # dd never noticed
     size = out.stat().st_size
     assert 0 < size <= limit
@@ -413,6 +414,7 @@ def test_args_and_envs_at_exec(progs: Path, tmp_path: Path, bpf_env) -> None:  #
     r = subprocess.run([*PYKTRACE, "--engine=bpf", "-t", "ae", "-f", str(out), str(progs / "basic"),
                         "in.txt", "second arg"],
                        capture_output=True, env=env, cwd=tmp_path, timeout=TIMEOUT)  # fmt: skip
+    _sync(env)
     assert r.returncode == 3, r.stderr
     text = subprocess.run([*PYKDUMP, "-t", "ae", "-f", str(out)], capture_output=True, text=True,
                           timeout=TIMEOUT, check=True).stdout  # fmt: skip
@@ -558,6 +560,7 @@ def test_args_and_envs_as_the_ptrace_engine_bounds_them(bpf_env, tmp_path: Path)
         out = tmp_path / f"{engine}.out"
         r = subprocess.run([*PYKTRACE, f"--engine={engine}", "-t", "ae", "-f", str(out), "true", *big],
                            capture_output=True, env=env, timeout=TIMEOUT)  # fmt: skip
+        _sync(env)
         assert r.returncode == 0, r.stderr
         recs = [x for x in iter_records(str(out)) if x.type in (K.KTR_ARGS, K.KTR_ENVS)]
         got[engine] = [(x.type, bytes(x.payload)) for x in recs[-2:]]  # the command's exec
