@@ -72,6 +72,7 @@ LAZY = {
     ("trace.client", "trace.ptrace"),
     # The Linux tables (a few ms) load only in the engine, not in the client.
     ("trace.rules", "abi.linux"),
+    ("trace.rules", "abi.linux_i386"),
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),
