@@ -294,14 +294,14 @@ def user(p: User, decimal: bool, arch: Arch) -> str:
 
 
 def stru(p: Struct, o: KdumpOptions, arch: Arch) -> str:
-    from ktrace_cli.decode.structs import struct_text  # its tables load only when a STRU comes
+    from ktrace_cli.render.stru_text import struct_text  # its tables load only when a STRU comes
 
     # kdump built with Linux support decodes l_sigset_t whatever the ABI.
     return struct_text(p.name, p.data, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
 def stru_array(p: StructArray, o: KdumpOptions, arch: Arch) -> str:
-    from ktrace_cli.decode.structs import struct_array_text
+    from ktrace_cli.render.stru_text import struct_array_text
 
     return struct_array_text(p.struct_size, p.name, p.data, word=arch.word, decimal=o.decimal) + "\n"
 
@@ -362,7 +362,7 @@ def capfail(p: CapFail, syscalls: SyscallText) -> str:
             "sockipproto", cap_int, syscalls.o.decimal
         )
     elif cap_type == CAPFAIL_SOCKADDR:
-        from ktrace_cli.decode.structs import format_sockaddr
+        from ktrace_cli.render.stru_text import format_sockaddr
 
         return f"{name}: restricted address lookup: " + format_sockaddr(data) + "\n"
     elif cap_type == CAPFAIL_NAMEI:
