@@ -32,6 +32,7 @@ from ktrace_cli.decode.kdump_args import (
     invalid_text,
     mask_text,
     run,
+    settings,
 )
 from ktrace_cli.decode.kdump_args import SIG as _SIG
 
@@ -312,6 +313,10 @@ ROWS: dict[str, tuple[Op, ...]] = {
 }
 
 
+# kdump reads past a short record: the rows read zeros there.
+_CURSORS = {bits: settings(bits=bits, pad=True) for bits in (32, 64)}
+
+
 def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool,
                         register_bits: int = 0) -> str:
     """kdump's text after the syscall name for a CALL of a FreeBSD-ABI process, e.g.
@@ -325,5 +330,7 @@ def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32:
     """
     if not args:
         return ""
-    a = Args(args, decimal=decimal, ilp32=ilp32, bits=register_bits or (32 if ilp32 else 64), pad=True)
-    return run(ROWS.get(name, ()), a)
+    cls = _CURSORS.get(register_bits or (32 if ilp32 else 64))
+    if cls is None:
+        cls = settings(bits=register_bits, pad=True)
+    return run(ROWS.get(name, ()), cls(args, decimal, ilp32))

@@ -20,6 +20,7 @@ prototype's signed C types, which Linux's default text honours).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 
 from ktrace_cli.abi import sysdecode as sd
 from ktrace_cli.decode.cfmt import c_hex, c_int32, c_int64
@@ -29,12 +30,23 @@ _U64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
 class Args:
-    """The running state of one CALL's printer: slots, position, separator and text."""
+    """The running state of one CALL's printer: slots, position, separator and text.
 
-    __slots__ = ("slots", "n", "pos", "sep", "out", "decimal", "ilp32", "bits", "mask", "kinds", "pad", "beyond")
+    The settings an ABI prints with are class attributes of the subclass
+    settings() makes, so that a cursor per call costs five stores.
+    """
 
-    def __init__(self, slots: Sequence[int], *, decimal: bool, ilp32: bool, bits: int = 64, pad: bool = False,
-                 kinds: tuple[str, ...] = (), beyond: bool = False) -> None:  # fmt: skip
+    # Defaults: 64-bit slots, stop where they stop, print as kdump does.
+    bits = 64
+    mask = _U64
+    # True: read 0 past the last slot, as kdump reads past a short record.
+    pad = False
+    # True: print beyond kdump (a negative descriptor signed).
+    beyond = False
+
+    __slots__ = ("slots", "n", "pos", "sep", "out", "decimal", "ilp32", "kinds")
+
+    def __init__(self, slots: Sequence[int], decimal: bool, ilp32: bool, kinds: tuple[str, ...] = ()) -> None:
         self.slots = slots
         self.n = len(slots)
         self.pos = 0
@@ -42,14 +54,8 @@ class Args:
         self.out: list[str] = []
         self.decimal = decimal
         self.ilp32 = ilp32
-        self.bits = bits
-        self.mask = (1 << bits) - 1
         # Per slot: "pid", "int", "long" or "" (unsigned), from the syscall's prototype.
         self.kinds = kinds
-        # True: read 0 past the last slot, as kdump reads past a short record.
-        self.pad = pad
-        # True: print beyond kdump (a negative descriptor signed).
-        self.beyond = beyond
 
     def take(self) -> int | None:
         """The next slot, masked to the slot width; None past the end unless padding."""
@@ -80,19 +86,37 @@ class Args:
         self.sep = ","
 
 
+@cache
+def settings(*, bits: int = 64, pad: bool = False, beyond: bool = False) -> type[Args]:
+    """The cursor class of one way of printing: slot width, reading past the end, beyond kdump."""
+    name = f"Args{bits}{'Pad' if pad else ''}{'Beyond' if beyond else ''}"
+    attrs = {"__slots__": (), "bits": bits, "mask": (1 << bits) - 1, "pad": pad, "beyond": beyond}
+    return type(name, (Args,), attrs)
+
+
 Op = Callable[[Args], None]
 Decoder = Callable[[int], str]
 Lookup = Callable[[int], "str | None"]
 
 
 def run(ops: Sequence[Op], a: Args) -> str:
-    """A row's ops, then every slot left as a number, then `)`."""
+    """A row's ops, then every slot left as a number (N), then `)`."""
     for op in ops:
         op(a)
-    while a.pos < a.n:
-        N(a)
-    a.out.append(")")
-    return "".join(a.out)
+    out = a.out
+    if a.pos < a.n:
+        if a.kinds or a.decimal:
+            while a.pos < a.n:
+                N(a)
+        else:
+            # N written out for the common case: most slots of a trace are left to it.
+            sep, mask = a.sep, a.mask
+            for value in a.slots[a.pos :]:
+                value &= mask
+                out.append(sep + (f"{value:#x}" if value else "0"))
+                sep = ","
+    out.append(")")
+    return "".join(out)
 
 
 # -- numbers: each prints the separator before it ----------------------------------------
@@ -118,7 +142,7 @@ def N(a: Args) -> None:  # noqa: N802 - kdump's name for the primitive
         return
     a.pos = i + 1
     kinds = a.kinds
-    if i < len(kinds) and kinds[i]:
+    if kinds and i < len(kinds) and kinds[i]:
         text = _kind_text(a, value, kinds[i])
     elif a.decimal:
         text = str(value - (1 << a.bits) if value >> (a.bits - 1) & 1 else value)

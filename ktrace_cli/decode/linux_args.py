@@ -50,6 +50,7 @@ from ktrace_cli.decode.kdump_args import (
     S,
     filemode_text,
     run,
+    settings,
     signal_text,
 )
 
@@ -83,7 +84,7 @@ def open_flags(value: int) -> str:
     """MASK with sysdecode_linux_open_flags: the access mode first, then the flags."""
     value &= _U32
     mode = value & F.O_ACCMODE
-    access = _OPEN_ACCESS.lookup(mode)
+    access = _OPEN_ACCESS.first.get(mode)
     names, rem = OPEN_FLAGS.names(value & ~F.O_ACCMODE)
     if access is not None:
         # Something was printed, so kdump drops any undecoded bits silently.
@@ -137,12 +138,17 @@ def slot_kinds(name: str) -> tuple[str, ...]:
     return tuple(_SIGNED_KINDS.get(" ".join(argtype.split()), "") for argtype, _name in proto[1])
 
 
+_BEYOND = settings(beyond=True)
+
+
 def cursor(args: Sequence[int], decimal: bool, ilp32: bool, kinds: tuple[str, ...] | None = None) -> Args:
     """A Linux call's cursor: 64-bit slots, stopping where they stop.
 
     `kinds` None is kdump's text: every slot printed as kdump prints it.
     """
-    return Args(args, decimal=decimal, ilp32=ilp32, kinds=kinds or (), beyond=kinds is not None)
+    if kinds is None:
+        return Args(args, decimal, ilp32)
+    return _BEYOND(args, decimal, ilp32, kinds)
 
 
 # -- ops for the templates that branch on an argument -------------------------------
@@ -153,9 +159,9 @@ def OPEN_FLAGS_MODE(a: Args) -> None:  # noqa: N802
     flags = a.take()
     if flags is None:
         return
-    a.emit("," + open_flags(flags))
+    a.out.append("," + open_flags(flags))
     if flags & F.O_CREAT and a.pos < a.n:
-        a.emit(",")
+        a.out.append(",")
         FILEMODE(a)
     elif a.pos < a.n:
         a.pos += 1  # kdump consumes the mode slot even when it does not print it
@@ -169,7 +175,7 @@ _link = (N, C, ATFD, N)
 _clock = (P, CLOCKID, S)
 _kill = (D, C, SIGNAL)
 _sigaction = (P, SIGNAL, S)
-_sigprocmask = (P, INT(_SIGPROCMASK_HOW.lookup), S)
+_sigprocmask = (P, INT(_SIGPROCMASK_HOW.first.get), S)
 
 # Pass A: syscalls whose first argument is a directory fd.
 _DIRFD_FIRST = frozenset(
@@ -216,8 +222,8 @@ _TEMPLATES: dict[str, tuple[Op, ...]] = {
     "rt_sigaction": _sigaction,
     "truncate": (N, N64),
     "ftruncate": (N, N64),
-    "getitimer": (P, INT(_ITIMER_WHICH.lookup), S),
-    "setitimer": (P, INT(_ITIMER_WHICH.lookup), S),
+    "getitimer": (P, INT(_ITIMER_WHICH.first.get), S),
+    "setitimer": (P, INT(_ITIMER_WHICH.first.get), S),
     "rt_sigprocmask": _sigprocmask,
 }
 

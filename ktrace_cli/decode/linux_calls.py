@@ -110,7 +110,7 @@ def after(count: int, op: Op) -> Row:
 
 def ENUM(table: str) -> Op:  # noqa: N802
     """One slot by name from a generated table, <invalid=...> otherwise."""
-    return INT(_names(table).lookup)
+    return INT(_names(table).first.get)
 
 
 # prot and flags are unsigned long in the kernel: bits above 31 are kept (and
@@ -124,7 +124,7 @@ MAP_TYPE_MASK = 0x0F  # MAP_TYPE in asm-generic/mman-common.h
 def mmap_flags(value: int) -> str:
     """The mapping type (low four bits) by name, then the flags: `0x22<MAP_PRIVATE|MAP_ANONYMOUS>`."""
     value &= _U64
-    kind = MAP_TYPES.lookup(value & MAP_TYPE_MASK)
+    kind = MAP_TYPES.first.get(value & MAP_TYPE_MASK)
     parts = [] if kind is None else [kind]
     names, rest = MAP_FLAGS.names(value & ~MAP_TYPE_MASK if kind else value)
     if names:
@@ -159,7 +159,7 @@ MSG = FLAGS("msg_flags")
 def socket_type(value: int) -> str:
     """The type (low four bits) by name, then SOCK_CLOEXEC/SOCK_NONBLOCK: `0x80001<SOCK_STREAM|SOCK_CLOEXEC>`."""
     value &= _U32
-    kind = SOCK_TYPES.lookup(value & SOCK_TYPE_MASK)
+    kind = SOCK_TYPES.first.get(value & SOCK_TYPE_MASK)
     parts = [] if kind is None else [kind]
     names, rest = SOCK_FLAGS.names(value & ~SOCK_TYPE_MASK if kind else value)
     if names:
@@ -167,7 +167,7 @@ def socket_type(value: int) -> str:
     return compose(value, parts, rest)
 
 
-_IP_PROTO = INT(IPPROTO.lookup)
+_IP_PROTO = INT(IPPROTO.first.get)
 
 
 def IP_PROTOCOL(a: Args) -> None:  # noqa: N802
@@ -180,15 +180,18 @@ def IP_PROTOCOL(a: Args) -> None:  # noqa: N802
 _SOCKET = (P, ENUM("socket_domain"), S, C, VAL(socket_type), IP_PROTOCOL)
 
 
+_OPTION_OPS = {level: INT(names.first.get) for level, names in OPTIONS.items()}
+
+
 def SOCKOPT_NAME(a: Args) -> None:  # noqa: N802
     """The option by name where the level (the slot before) has a table of them."""
-    names = OPTIONS.get(c_int32(a.peek(-1)))
-    if names is not None and a.pos < a.n:
-        a.emit(",")
-        INT(names.lookup)(a)
+    op = _OPTION_OPS.get(c_int32(a.peek(-1)))
+    if op is not None and a.pos < a.n:
+        a.out.append(",")
+        op(a)
 
 
-_SOCKOPT = (N, C, INT(LEVELS.lookup), SOCKOPT_NAME)
+_SOCKOPT = (N, C, INT(LEVELS.first.get), SOCKOPT_NAME)
 
 
 # --- files -----------------------------------------------------------------
@@ -229,9 +232,9 @@ def FCNTL_ARG(a: Args) -> None:  # noqa: N802
         op(a)
 
 
-_FCNTL = (N, C, INT(FCNTL_CMDS.lookup), FCNTL_ARG)
+_FCNTL = (N, C, INT(FCNTL_CMDS.first.get), FCNTL_ARG)
 # kdump prints an unknown request as a number.
-_IOCTL = (N, C, VAL(lambda v: IOCTLS.lookup(v & _U32) or c_hex(v & _U32)))
+_IOCTL = (N, C, VAL(lambda v: IOCTLS.first.get(v & _U32) or c_hex(v & _U32)))
 _LSEEK = (N, SLONG, C, ENUM("seek_whence"))
 
 STATX_AT = NameTable(F.pick("at_flags", "AT_SYMLINK_NOFOLLOW", "AT_NO_AUTOMOUNT", "AT_EMPTY_PATH",
@@ -254,7 +257,7 @@ def FUTEX_OP(a: Args) -> None:  # noqa: N802
     if value is None:
         return
     op = value & _U32
-    name = FUTEX_CMDS.lookup(op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME))
+    name = FUTEX_CMDS.first.get(op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME))
     if name is None:
         a.emit(invalid_text(op, a.decimal))
         return
@@ -336,7 +339,7 @@ KDUMP_OVERRIDES: dict[str, tuple[Row, str]] = {
     "pipe2": (after(1, PIPE2), "kdump prints a number: O_* flags"),
     "dup3": (after(2, DUP3), "kdump prints a number: O_CLOEXEC"),
     "futex": (after(1, FUTEX_OP), "kdump prints a number: the operation"),
-    "prctl": ((P, INT(PRCTL.lookup), S, PRCTL_ARG),
+    "prctl": ((P, INT(PRCTL.first.get), S, PRCTL_ARG),
               "kdump prints numbers: the option (and PR_SET_PDEATHSIG's signal)"),
     "arch_prctl": (after(0, ENUM("arch_prctl_option")), "kdump prints a number: the option"),
     "prlimit64": ((PID, C, ENUM("rlimit_resource")), "kdump prints numbers: the pid signed and the resource"),
