@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 
 from ktrace_cli.abi import sysdecode as sd
-from ktrace_cli.decode.cfmt import c_hex, c_int32, c_int64
+from ktrace_cli.decode.cfmt import c_hex, c_int32, c_int64, signal_text
 
 _U32 = 0xFFFF_FFFF
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -363,11 +363,6 @@ def FILEMODE(a: Args) -> None:  # noqa: N802
     value = a.take()
     if value is not None:
         a.out.append(filemode_text(value))
-
-
-def signal_text(name: str | None, signo: int) -> str:
-    """print_signal(): the name, else `SIG %d`."""
-    return name if name is not None else f"SIG {signo}"
 
 
 def SIG(namer: Lookup) -> Op:  # noqa: N802

@@ -31,7 +31,7 @@ from ktrace_cli.abi import linux_flags as F
 from ktrace_cli.abi import sysdecode
 from ktrace_cli.abi.linux import signal_name, syscall_prototype
 from ktrace_cli.abi.sysdecode import NameTable
-from ktrace_cli.decode.cfmt import c_hex, c_int32
+from ktrace_cli.decode.cfmt import c_hex, c_int32, signal_text
 from ktrace_cli.decode.kdump_args import (
     ATFD,
     FILEMODE,
@@ -51,7 +51,6 @@ from ktrace_cli.decode.kdump_args import (
     filemode_text,
     run,
     settings,
-    signal_text,
 )
 
 _U32 = 0xFFFFFFFF

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
+from ktrace_cli.decode.cfmt import signal_text
 from ktrace_cli.format.layouts import FREEBSD_STAT
 
 SOCK_MAXADDRLEN = 128  # sizeof(struct sockaddr_storage): the largest sockaddr kdump accepts
@@ -184,7 +185,7 @@ def _cpuset(data: bytes, word: int) -> Decoded:
 
 
 def _linux_signal(signo: int) -> str:
-    return linux_signal_name(signo) or f"SIG {signo}"
+    return signal_text(linux_signal_name(signo), signo)
 
 
 def _sigset(data: bytes, word: int) -> Decoded:

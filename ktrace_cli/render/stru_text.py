@@ -18,8 +18,8 @@ from typing import Any
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.sysdecode import NameTable
 from ktrace_cli.decode import stru
-from ktrace_cli.decode.cfmt import c_hex
-from ktrace_cli.decode.kdump_args import signal_text, table_mask, table_mask0
+from ktrace_cli.decode.cfmt import c_hex, c_ptr, signal_text
+from ktrace_cli.decode.kdump_args import table_mask, table_mask0
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -32,11 +32,6 @@ def _latin1(text: str) -> str:
     fields hold the bytes losslessly (surrogate escapes), so this is exact.
     """
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _ptr(value: int) -> str:
-    """FreeBSD printf %p: 0x followed by lower-case hex, 0x0 for NULL."""
-    return f"0x{value:x}"
 
 
 # -- struct stat -------------------------------------------------------------
@@ -159,10 +154,10 @@ def format_sockaddr(data: bytes) -> str:
 
 def _thrparam(f: dict[str, Any], resolve: bool) -> str:
     return (
-        f"thr param {{ start={_ptr(f['start_func'])} arg={_ptr(f['arg'])} stack_base={_ptr(f['stack_base'])} "
-        f"stack_size={c_hex(f['stack_size'])} tls_base={_ptr(f['tls_base'])} tls_size={c_hex(f['tls_size'])} "
-        f"child_tidp={_ptr(f['child_tid'])} parent_tidp={_ptr(f['parent_tid'])} "
-        f"flags={table_mask(sysdecode.table('thrcreateflags'), f['flags'])} rtp={_ptr(f['rtp'])} }}"
+        f"thr param {{ start={c_ptr(f['start_func'])} arg={c_ptr(f['arg'])} stack_base={c_ptr(f['stack_base'])} "
+        f"stack_size={c_hex(f['stack_size'])} tls_base={c_ptr(f['tls_base'])} tls_size={c_hex(f['tls_size'])} "
+        f"child_tidp={c_ptr(f['child_tid'])} parent_tidp={c_ptr(f['parent_tid'])} "
+        f"flags={table_mask(sysdecode.table('thrcreateflags'), f['flags'])} rtp={c_ptr(f['rtp'])} }}"
     )
 
 
@@ -330,14 +325,14 @@ def _kevent(f: dict[str, Any], decimal: bool) -> str:
         signo = signo - (1 << 32) if signo & 0x80000000 else signo
         ident_text = signal_text(freebsd.signal_name(signo), signo)
     else:
-        ident_text = _ptr(ident)
+        ident_text = c_ptr(ident)
     name = _EVFILT_NAMES.lookup(filt)
     if name is None:
         name = f"<invalid={filt}>" if decimal else f"<invalid={filt & _U32:#x}>"
     return (
         f"{{ ident={ident_text}, filter={name}, flags={table_mask0(_EV_FLAGS, f['flags'])}, "
         f"fflags={_kevent_fflags(filt, f['fflags'], decimal)}, data={c_hex(f['data'] & _U64)}, "
-        f"udata={_ptr(f['udata'])} }}"
+        f"udata={c_ptr(f['udata'])} }}"
     )
 
 
