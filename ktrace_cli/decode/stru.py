@@ -20,6 +20,7 @@ import enum
 import socket
 import struct
 from collections.abc import Callable
+from functools import cache
 
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
@@ -63,7 +64,6 @@ def _bits(data: bytes) -> list[int]:
 
 # -- struct stat -------------------------------------------------------------------
 
-_STAT_FIELDS = ("dev", "ino", "mode", "nlink", "uid", "gid", "rdev")
 STAT_TIMES = ("atime", "mtime", "ctime", "birthtime")
 # sys/sys/stat.h struct stat (ino64): amd64 224 bytes (declared once, with the writer); i386 208.
 _ST_I386 = struct.Struct("<QQQH2xII4xQ 4xil 4xil 4xil 4xil qqiI8x80x")
@@ -106,12 +106,13 @@ def _stat(data: bytes, word: int) -> Decoded:
     unpack = STAT_LAYOUTS.get((word, len(data)))
     if unpack is None:
         return INVALID
-    v = unpack(data)
-    out: Fields = dict(zip(_STAT_FIELDS, v[:7], strict=True))
-    for k, label in enumerate(STAT_TIMES):
-        out[label] = {"sec": v[7 + 2 * k], "nsec": v[8 + 2 * k]}
-    out.update(size=v[15], blocks=v[16], blksize=v[17], flags=v[18])
-    return out
+    dev, ino, mode, nlink, uid, gid, rdev, a, an, m, mn, c, cn, b, bn, size, blocks, blksize, flags = unpack(data)
+    return {
+        "dev": dev, "ino": ino, "mode": mode, "nlink": nlink, "uid": uid, "gid": gid, "rdev": rdev,
+        "atime": {"sec": a, "nsec": an}, "mtime": {"sec": m, "nsec": mn},
+        "ctime": {"sec": c, "nsec": cn}, "birthtime": {"sec": b, "nsec": bn},
+        "size": size, "blocks": blocks, "blksize": blksize, "flags": flags,
+    }  # fmt: skip
 
 
 # -- sockaddr ----------------------------------------------------------------------
@@ -125,11 +126,14 @@ def sockaddr_fields(data: bytes) -> Fields:
     """The members of a sockaddr whose first sa_len bytes are `data`'s (missing bytes read as zero)."""
     sa_len = data[0] if data else 0
     family = data[1] if len(data) > 1 else 0
-    sa = data[:sa_len].ljust(sa_len, b"\0")
-    out: Fields = {"len": sa_len, "family": family, "family_name": family_name(family)}
+    sa = data[:sa_len]
+    if len(sa) < sa_len:
+        sa = sa.ljust(sa_len, b"\0")
+    out: Fields = {"len": sa_len, "family": family, "family_name": _families().get(family)}
     if family == AF_INET and len(sa) >= 16:
         port, addr = _SIN.unpack_from(sa, 2)
-        out.update(address=socket.inet_ntop(socket.AF_INET, addr), port=port)
+        out["address"] = socket.inet_ntop(socket.AF_INET, addr)
+        out["port"] = port
     elif family == AF_INET6 and len(sa) >= 28:
         port, flow, addr, scope = _SIN6.unpack_from(sa, 2)
         out.update(address=socket.inet_ntop(socket.AF_INET6, addr), port=port, flowinfo=flow, scope_id=scope)
@@ -141,9 +145,10 @@ def sockaddr_fields(data: bytes) -> Fields:
     return out
 
 
-def family_name(family: int) -> str | None:
+@cache
+def _families() -> dict[int, str]:
     """sys/sys/socket.h families in header order, as mktables builds sockfamily (1 is AF_LOCAL)."""
-    return sysdecode.table("sockfamily").lookup(family)
+    return sysdecode.table("sockfamily").first
 
 
 def _sockaddr(data: bytes, word: int) -> Decoded:

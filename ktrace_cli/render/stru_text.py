@@ -91,23 +91,31 @@ def _time_text(sec: int, resolve: bool) -> str:
     return str(sec)
 
 
+def _times(f: dict[str, Any], resolve: bool) -> str:
+    parts = []
+    for label in stru.STAT_TIMES:
+        t = f[label]
+        sec, nsec = t["sec"], t["nsec"]
+        text = _time_text(sec, resolve) if resolve else sec
+        parts.append(f"{label}={text}.{nsec:09d}, " if nsec else f"{label}={text}, ")
+    return "".join(parts)
+
+
 def _stat(f: dict[str, Any], resolve: bool) -> str:
     mode, uid, gid = f["mode"], f["uid"], f["gid"]
-    parts = [f"struct stat {{dev={f['dev']}, ino={f['ino']}, "]
-    parts.append(f"mode={strmode(mode)}, " if resolve else f"mode=0{mode:o}, ")
-    parts.append(f"nlink={f['nlink']}, ")
-    user = _user(uid) if resolve else None
-    parts.append(f'uid="{user}", ' if user is not None else f"uid={uid}, ")
-    group = _group(gid) if resolve else None
-    parts.append(f'gid="{group}", ' if group is not None else f"gid={gid}, ")
-    parts.append(f"rdev={f['rdev']}, ")
-    for label in stru.STAT_TIMES:
-        sec, nsec = f[label]["sec"], f[label]["nsec"]
-        parts.append(f"{label}={_time_text(sec, resolve)}")
-        parts.append(f".{nsec:09d}, " if nsec else ", ")
+    if resolve:
+        user, group = _user(uid), _group(gid)
+        mode_text = strmode(mode)
+        uid_text = f'"{user}"' if user is not None else str(uid)
+        gid_text = f'"{group}"' if group is not None else str(gid)
+    else:
+        mode_text, uid_text, gid_text = f"0{mode:o}", str(uid), str(gid)
     # blksize is a signed 32-bit blksize_t printed with %ju after widening.
-    parts.append(f"size={f['size']}, blksize={f['blksize'] & _U64}, blocks={f['blocks']}, flags={f['flags']:#x} }}")
-    return "".join(parts)
+    return (
+        f"struct stat {{dev={f['dev']}, ino={f['ino']}, mode={mode_text}, nlink={f['nlink']}, "
+        f"uid={uid_text}, gid={gid_text}, rdev={f['rdev']}, {_times(f, resolve)}"
+        f"size={f['size']}, blksize={f['blksize'] & _U64}, blocks={f['blocks']}, flags={f['flags']:#x} }}"
+    )
 
 
 # -- sockaddr ----------------------------------------------------------------
@@ -210,11 +218,11 @@ assert TEXT.keys() == stru.STRUCTS.keys()
 def struct_text(raw_name: bytes, data: bytes, *, word: int, resolve: bool, linux: bool) -> str:
     """The text after `STRU  ` for a KTR_STRUCT's name and data, without the newline."""
     name, fields = stru.decode_struct(raw_name, data, word)
-    if name == "l_sigset_t" and not linux and fields is not stru.INVALID:
-        return stru.UNKNOWN.value  # only a kdump built with Linux support knows it
-    if isinstance(fields, stru.Verdict):
-        return fields.value
-    return TEXT[name](fields, resolve)
+    if isinstance(fields, dict):
+        if name == "l_sigset_t" and not linux:
+            return stru.UNKNOWN.value  # only a kdump built with Linux support knows it
+        return TEXT[name](fields, resolve)
+    return fields.value
 
 
 def format_struct(payload: bytes, *, word: int, resolve: bool, linux: bool) -> str:
