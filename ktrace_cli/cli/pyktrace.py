@@ -332,13 +332,6 @@ def run(opts: Options) -> int:
         target = _opened(client.open_trace_file, opts.trfile, opts.append)
         fd = target.fd
         pid = opts.pid or os.getpid()
-    command = bool(opts.command)
-    if command:
-        from ktrace_cli.trace.ptrace import set_comm
-
-        # Before the exec the traced process is pyktrace, by name too, on
-        # both engines (the bpf engine's command child inherits the name).
-        set_comm(b"pyktrace")
     if opts.engine == "bpf":
         from ktrace_cli.trace.bpf import client as bpf
 
@@ -346,7 +339,11 @@ def run(opts: Options) -> int:
             return bpf.run(opts, ops, facs, pid, fd, target)  # the eBPF capture backend
         except client.TraceError as e:
             raise Fatal(e.text) from None
+    command = bool(opts.command)
     if command:
+        from ktrace_cli.trace.ptrace import set_comm
+
+        set_comm(b"pyktrace")
         if opts.seccomp == "on":
             # Everything is imported before the engine attaches: from its
             # answer to the exec the trace holds only what ktrace(1) does.

@@ -194,10 +194,7 @@ def trace(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyp
         )  # fmt: skip
         out, err = proc.communicate(timeout=TIMEOUT)
         records = list(iter_records(str(path))) if path.exists() else []
-        pid = proc.pid
-        if runtime_env["PYKTRACE_ENGINE"] == "bpf" and records:
-            pid = records[0].pid  # the bpf engine runs the command in a child of pyktrace (man page)
-        return Traced(pid, proc.returncode, out, err, records)
+        return Traced(proc.pid, proc.returncode, out, err, records)
 
     return run
 

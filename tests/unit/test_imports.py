@@ -53,6 +53,8 @@ LAZY = {
     # The eBPF backend (libbpf loader, its daemon) only with --engine=bpf or
     # auto, or for root's clear, which clears a running bpf engine too.
     ("cli.pyktrace", "trace.bpf.client"),
+    # pyktrace's bpf client loads the daemon's modules only to start one.
+    ("trace.bpf.client", "trace.bpf.service"),
     # --live: kdump's renderers and the seccomp filter only as its options need.
     ("cli.live", "cli.pykdump"),
     ("cli.live", "format.layouts"),
@@ -84,12 +86,12 @@ LAZY = {
     ("render.bodies", "decode.freebsd_args"),
     ("render.bodies", "decode.linux_calls"),
     ("render.bodies", "abi.linux"),
-    ("render.bodies", "decode.structs"),
+    ("render.bodies", "render.stru_text"),
     ("render.bodies", "abi.sysdecode"),
-    ("render.json_lines", "decode.structs"),
+    ("render.json_lines", "decode.stru"),
     ("decode.filters", "abi.freebsd"),
     ("decode.filters", "abi.linux"),
-    ("decode.fdtable", "decode.structs"),
+    ("decode.fdtable", "decode.stru"),
     ("decode.calls", "abi.linux"),
 }
 
