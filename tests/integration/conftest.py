@@ -128,6 +128,26 @@ def _stop_engine(rtdir: Path) -> None:
     os.close(pidfd)
 
 
+def settle(env: dict[str, str]) -> None:
+    """On the bpf engine, wait until a finished command's last records are in its file.
+
+    The bpf engine writes them just after the command exits (the man page
+    says so); a reader asks it to sync first. The ptrace engine's file is
+    complete when the command exits.
+    """
+    if env.get("PYKTRACE_ENGINE") != "bpf":
+        return
+    path = Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(path))
+            s.sendall(b'{"op": "sync"}\n')
+            while not s.recv(4096).endswith(b"\n"):
+                pass
+    except OSError:
+        pass  # no engine running: nothing is on its way
+
+
 def requested_interpreter(program: Path) -> str:
     """PT_INTERP of `program`, as binutils' readelf reports it."""
     if shutil.which("readelf") is None:
@@ -193,6 +213,7 @@ def trace(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyp
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=runtime_env,
         )  # fmt: skip
         out, err = proc.communicate(timeout=TIMEOUT)
+        settle(runtime_env)
         records = list(iter_records(str(path))) if path.exists() else []
         return Traced(proc.pid, proc.returncode, out, err, records)
 
@@ -204,8 +225,10 @@ def pyktrace_cli(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[n
     """Run pyktrace with raw arguments (for diagnostics), in tmp_path."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
-                              env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        r = subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
+                           env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        settle(runtime_env)
+        return r
 
     return run
 
@@ -300,6 +323,7 @@ def kt(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-
         r = subprocess.run([*prefix, *PYKTRACE, *map(str, args)], capture_output=True, text=True,
                            cwd=cwd or tmp_path, env=env or runtime_env, timeout=TIMEOUT,
                            stdin=subprocess.DEVNULL)  # fmt: skip
+        settle(env or runtime_env)
         if ok:
             assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
         return r

@@ -16,7 +16,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, Record, Syscall, Sysret
 
-from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter
+from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter, settle
 
 pytestmark = pytest.mark.both_engines
 
@@ -113,6 +113,7 @@ def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str
            "LC_ALL": "C"}
     r = subprocess.run([*PYKTRACE, "-t", "cnae", "-f", "ae.out", execer], capture_output=True,
                        cwd=tmp_path, env=env, timeout=TIMEOUT)  # fmt: skip
+    settle(env)
     assert (r.returncode, r.stderr) == (0, b"")
     recs = list(iter_records(str(tmp_path / "ae.out")))
     pid = recs[0].pid
@@ -168,6 +169,7 @@ def test_args_are_bounded_whole_strings(progs: Path, runtime_env: dict[str, str]
     r = subprocess.run([*PYKTRACE, "-t", "a", "-f", "big.out", str(progs / "execer"), arg, arg,
                         arg, arg], capture_output=True, cwd=tmp_path, env=runtime_env,
                        timeout=TIMEOUT)  # fmt: skip
+    settle(runtime_env)
     assert (r.returncode, r.stderr) == (0, b"")
     first = next(x for x in iter_records(str(tmp_path / "big.out")) if x.type == K.KTR_ARGS)
     assert first.payload == (str(progs / "execer") + "\0" + (arg + "\0") * 2).encode()
@@ -179,5 +181,6 @@ def test_no_args_records_unless_asked(progs: Path, runtime_env: dict[str, str], 
                                       letters: str) -> None:  # fmt: skip
     r = subprocess.run([*PYKTRACE, "-t", letters, "-f", "k.out", str(progs / "execer")],
                        capture_output=True, cwd=tmp_path, env=runtime_env, timeout=TIMEOUT)  # fmt: skip
+    settle(runtime_env)
     assert r.returncode == 0
     assert not [x for x in iter_records(str(tmp_path / "k.out")) if x.type in (K.KTR_ARGS, K.KTR_ENVS)]

@@ -26,7 +26,7 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, Record, Syscall
 
-from .conftest import PYKTRACE, TIMEOUT, Looper, tracer
+from .conftest import PYKTRACE, TIMEOUT, Looper, settle, tracer
 
 pytestmark = pytest.mark.both_engines
 
@@ -184,6 +184,7 @@ def _dd(env: dict[str, str], trfile: Path, preexec: object = None) -> tuple[int,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                          preexec_fn=preexec)  # type: ignore[arg-type]  # fmt: skip
     out, _ = p.communicate(timeout=TIMEOUT)
+    settle(env)
     return p.pid, p.returncode, out
 
 
