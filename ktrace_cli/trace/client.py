@@ -29,7 +29,6 @@ import stat
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
@@ -186,13 +185,15 @@ def _legacy_busy() -> bool:
     return reply.status is None or bool(reply.status.procs)
 
 
-@dataclass(frozen=True)
 class _Reached:
     """One attempt to reach the engine."""
 
-    sock: socket.socket | None
-    log: str  # the engine log's path, for messages
-    other: bool = False  # no socket, but an engine holds the lock (starting or exiting)
+    __slots__ = ("sock", "log", "other")
+
+    def __init__(self, sock: socket.socket | None, log: str, other: bool = False) -> None:
+        self.sock = sock
+        self.log = log  # the engine log's path, for messages
+        self.other = other  # no socket, but an engine holds the lock (starting or exiting)
 
 
 def _reach(start: bool) -> _Reached:
