@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 
 _DATA = "sysdecode_freebsd.tsv"
 _U32 = 0xFFFFFFFF
@@ -49,7 +49,10 @@ EMPTY = NameTable(())
 @cache
 def _tables() -> dict[str, NameTable]:
     rows: dict[str, list[tuple[int, str]]] = {}
-    text = resources.files("ktrace_cli.abi.data").joinpath(_DATA).read_text()
+    # A plain path beside the module, as abi/freebsd.py reads its tables:
+    # importlib.resources would load tempfile, shutil and zipfile at start-up.
+    with open(os.path.join(os.path.dirname(__file__), "data", _DATA), encoding="utf-8") as f:
+        text = f.read()
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
