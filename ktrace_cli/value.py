@@ -59,3 +59,34 @@ class Value:
 
 def _rebuild(cls: type[Value], fields: dict[str, Any]) -> Value:
     return cls(**fields)
+
+
+class Fields:
+    """Mutable, compared by value, unhashable: what @dataclass(slots=True) gave the trace records.
+
+    A subclass declares __slots__ and a plain __init__ (the fastest way to
+    build the one object per record a trace of millions makes).
+    """
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+    def _fields(self) -> tuple[str, ...]:
+        return type(self).__slots__
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name, in declaration order."""
+        return {name: getattr(self, name) for name in self._fields()}
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (dataclasses.replace)."""
+        return type(self)(**{**self.as_dict(), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._fields())
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields())
+        return f"{type(self).__name__}({body})"

@@ -415,7 +415,10 @@ def strings(p: Strings) -> str:
     return ", ".join(f'"{s.decode("latin-1")}"' for s in p.strings) + "\n"
 
 
-_PRINTF = re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
+# Compiled on first use (an EXTERR record), not at pykdump's start-up.
+_printf_conversion = functools.cache(
+    lambda: re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
+)
 
 
 def _printf(fmt: str, args: Sequence[int]) -> str:
@@ -438,7 +441,7 @@ def _printf(fmt: str, args: Sequence[int]) -> str:
         pad = min(int(width or 0), 1024)  # a hostile width must not build a huge string
         return text.ljust(pad) if "-" in flags else text.rjust(pad)
 
-    return _PRINTF.sub(conv, fmt)
+    return _printf_conversion().sub(conv, fmt)
 
 
 def exterr(p: Exterr) -> str:

@@ -8,7 +8,6 @@ down at the end even when a test failed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -128,8 +127,8 @@ def _known_fatal_code_difference(bpf: list[Record], ptrace: list[Record]) -> Non
     assert [i for i, _ in fatal] == [i for i, _ in twin] and len(fatal) == 1
     (i, b), (_, p) = fatal[0], twin[0]
     assert (int.from_bytes(b.payload[16:20], "little"), int.from_bytes(p.payload[16:20], "little")) == (0, 0x10001)
-    bpf[i] = dataclasses.replace(b, payload=b.payload[:16] + bytes(4) + b.payload[20:])
-    ptrace[i] = dataclasses.replace(p, payload=p.payload[:16] + bytes(4) + p.payload[20:])
+    bpf[i] = b.replace(payload=b.payload[:16] + bytes(4) + b.payload[20:])
+    ptrace[i] = p.replace(payload=p.payload[:16] + bytes(4) + p.payload[20:])
 
 
 @pytest.mark.parametrize("case", list(CASES))
