@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Value:
-    """Immutable after __init__; equal when of one class with equal fields; hashable if its fields are."""
+    """Immutable after __init__; equal when of one class with equal fields; hashable when they are."""
 
     __slots__ = ()
 

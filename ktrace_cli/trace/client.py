@@ -20,11 +20,11 @@ the command to print.
 
 from __future__ import annotations
 
+import _socket as socket  # not socket.py, for start-up (see protocol.py)
 import errno as E
 import fcntl
 import os
 import resource
-import socket
 import stat
 import sys
 import time
@@ -64,8 +64,19 @@ class ForeignEngine(EngineUnavailable):
     """The engine running for this user belongs to another installation and still traces."""
 
 
-def connect(rt: Runtime) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+class Socket(socket.socket):
+    """A connected stream socket, closed on leaving a `with` block (socket.socket without
+    loading socket.py)."""
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(rt: Runtime) -> Socket | None:
+    sock = Socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(rt.name(SOCKET))
     except OSError:
@@ -118,7 +129,7 @@ def start_daemon(rt: Runtime, spawn: Callable[[Runtime, int], None]) -> bool:
         os.close(lockfd)
 
 
-def _exchange(log: str, sock: socket.socket, request: Request, fd: int | None) -> Reply | None:
+def _exchange(log: str, sock: Socket, request: Request, fd: int | None) -> Reply | None:
     # A thread stuck in uninterruptible sleep can hold a clear's reply
     # back; the user gets a message instead of a hang.
     sock.settimeout(REPLY_TIMEOUT)
@@ -190,7 +201,7 @@ class _Reached:
 
     __slots__ = ("sock", "log", "other")
 
-    def __init__(self, sock: socket.socket | None, log: str, other: bool = False) -> None:
+    def __init__(self, sock: Socket | None, log: str, other: bool = False) -> None:
         self.sock = sock
         self.log = log  # the engine log's path, for messages
         self.other = other  # no socket, but an engine holds the lock (starting or exiting)

@@ -13,11 +13,14 @@ an engine of protocol 1 finds no "ops" in it and refuses it unperformed.
 
 from __future__ import annotations
 
+# The C socket type and constants: socket.py's enum conversions and selectors
+# would cost pyktrace's start-up about as much as the rest of this module.
+# The engine's socket.socket objects are instances of it too.
+import _socket as socket
 import array
 import errno as E
 import json
 import os
-import socket
 import struct
 
 from ktrace_cli import __version__

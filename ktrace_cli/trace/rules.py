@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ktrace_cli.format import constants as K
+from ktrace_cli.value import Value
 
 # GIO kinds: how the transferred bytes are found at syscall exit.
 GIO_BUF = 1  # (fd, buf, ...) and the return value is the byte count
@@ -71,8 +70,8 @@ NO_RETURN = frozenset({"exit", "exit_group"})
 MAX_SYSCALL = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class SyscallRule:
+class SyscallRule(Value):
+    __slots__ = ("nr", "name", "narg", "paths", "gio", "gio_rw", "stru", "stru_arg", "special", "returns")
     nr: int
     name: str
     narg: int
@@ -83,6 +82,11 @@ class SyscallRule:
     stru_arg: int
     special: int
     returns: bool
+
+    def __init__(self, nr: int, name: str, narg: int, paths: tuple[int, ...], gio: int, gio_rw: int,
+                 stru: int, stru_arg: int, special: int, returns: bool) -> None:  # fmt: skip
+        self._set(nr=nr, name=name, narg=narg, paths=paths, gio=gio, gio_rw=gio_rw, stru=stru,
+                  stru_arg=stru_arg, special=special, returns=returns)  # fmt: skip
 
 
 class Rules:
