@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import cache
 
 _DATA = "sysdecode_freebsd.tsv"
 _U32 = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
 class NameTable:
-    """One libsysdecode table: (value, name) rows in header order."""
+    """One libsysdecode table: (value, name) rows in header order; equal when the rows are.
 
-    rows: tuple[tuple[int, str], ...]
-    first: dict[int, str] = field(init=False, compare=False, repr=False)
+    A plain class, not a dataclass: see decode/freebsd_args.py's _State (start-up).
+    """
 
-    def __post_init__(self) -> None:
+    __slots__ = ("rows", "first")
+
+    def __init__(self, rows: tuple[tuple[int, str], ...]) -> None:
+        self.rows = rows
         first: dict[int, str] = {}
-        for value, name in self.rows:
+        for value, name in rows:
             first.setdefault(value, name)
-        object.__setattr__(self, "first", first)
+        self.first = first  # the first name of each value, for lookup
+
+    def __eq__(self, other: object) -> bool:
+        return self.rows == other.rows if isinstance(other, NameTable) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.rows)
+
+    def __repr__(self) -> str:
+        return f"NameTable(rows={self.rows!r})"
 
     def lookup(self, value: int) -> str | None:
         """lookup_value(): the first row whose value equals `value`."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ktrace_cli.abi import sysdecode as sd
 from ktrace_cli.abi.freebsd import signal_name
@@ -12,18 +11,17 @@ from ktrace_cli.decode.cfmt import c_hex, c_int32
 _U32 = 0xFFFFFFFF
 
 
-@dataclass
 class _State:
-    """The running state of kdump's decoder: slots, position and separator."""
+    """The running state of kdump's decoder: slots, position and separator.
 
-    args: Sequence[int]
-    decimal: bool
-    ilp32: bool
-    register_bits: int
-    pos: int = 0
-    sep: str = "("
+    A plain class: a dataclass here loaded dataclasses and inspect into
+    every pykdump run, a third of its start-up.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, args: Sequence[int], decimal: bool, ilp32: bool, register_bits: int) -> None:
+        self.args, self.decimal, self.ilp32, self.register_bits = args, decimal, ilp32, register_bits
+        self.pos = 0
+        self.sep = "("
         # Slots are kdump's register_t: 64 bits in an amd64 file even for a freebsd32
         # process (whose arguments the kernel zero-extends), so -d never sees them
         # as negative there; ilp32 only decides how 64-bit arguments are split.
