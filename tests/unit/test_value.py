@@ -17,9 +17,9 @@ def test_value_is_frozen_and_compared_by_fields() -> None:
     assert hash(a) == hash(Identity(2, "0.1.0", "/x"))
     assert a != ("Identity", 2, "0.1.0", "/x")  # another type is never equal
     with pytest.raises(AttributeError):
-        a.release = "9"  # type: ignore[misc]
+        a.release = "9"
     with pytest.raises(AttributeError):
-        del a.release  # type: ignore[misc]
+        del a.release
     assert repr(a) == "Identity(protocol=2, release='0.1.0', install='/x')"
 
 
