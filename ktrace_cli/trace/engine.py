@@ -36,6 +36,10 @@ log = logging.getLogger("pyktrace.engine")
 
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
+# After a round that found no other stop pending, this many waits skip the
+# collecting of one (see _wait): a busy tracee still waits at most this many
+# stops of another, and one busy tracee among idle ones pays no extra waitpid.
+ROUND_SKIP = 7
 
 # The hot path's names, bound once (a module attribute costs a lookup per use).
 _ptrace = P.libc_ptrace
@@ -90,6 +94,7 @@ class Engine:
         self.spin = len(os.sched_getaffinity(0)) > 1 and os.environ.get("PYKTRACE_SPIN") != "0"
         self.spin_misses = 0
         self.spin_skip = 0
+        self.round_skip = 0
         # Stops collected but not yet handled: see _wait.
         self.ready: deque[tuple[int, int]] = deque()
         self.waker: Any = None  # daemon.Waker: wakes the loop out of waitpid() without forking
@@ -186,12 +191,18 @@ class Engine:
         again and again while one further down waits (a traced process
         starved for seconds). So each round collects every pending stop
         into self.ready; the loop serves them in order before waiting again.
+        A round that finds no other stop means the others are not busy: the
+        next ROUND_SKIP waits take one stop each, saving the waitpid that
+        finds nothing (one per stop of a lone busy tracee).
         """
         if self.table.dirty and not self.timer_armed:
             self.timer_armed = True
             signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
         pid, status = self._spin_wait() if self.spin else _waitpid(-1, WAIT_ALL)
         if len(self.threads) > 1:
+            if self.round_skip:
+                self.round_skip -= 1
+                return pid, status
             ready = self.ready
             while True:
                 try:
@@ -201,6 +212,8 @@ class Engine:
                 if not more[0]:
                     break
                 ready.append(more)
+            if not ready:
+                self.round_skip = ROUND_SKIP
         return pid, status
 
     def _spin_wait(self) -> tuple[int, int]:
