@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 
 # GIO kinds: how the transferred bytes are found at syscall exit.
@@ -130,8 +131,6 @@ class Rules:
         tables = self._plain.get(facs)
         if tables is not None:
             return tables
-        from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS  # lazy: start-up
-
         csw = bool(facs & K.KTRFAC_CSW)
         entry, exit_ = bytearray(MAX_SYSCALL), bytearray(MAX_SYSCALL)
         for rule in self.by_nr:
