@@ -22,7 +22,7 @@ from typing import Any
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import capture, convert, ktrops, lifecycle, restarts
+from ktrace_cli.trace import abi32, capture, convert, ktrops, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -267,7 +267,7 @@ class Engine:
         if _ptrace(GET_SYSCALL_INFO, tid, INFO_SIZE, info) <= 0:
             _ptrace(t.resume_op(), tid, 0, 0)
             return
-        op, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(info)
+        op, arch, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(info)
         if op == INFO_NONE:
             # A SIGKILL took the thread out of the stop we collected; it is in
             # another (its exit event), reported on its own. The rest of the
@@ -277,6 +277,8 @@ class Engine:
         if p.passthrough or p.detaching:
             self._quiet_stop(t, p)
             return
+        if arch != p.arch and abi32.stop(self, t, p, op, arch, nr, (a0, a1, a2, a3, a4, a5)):
+            return  # an int $0x80 call, recorded under the linux32 ABI
         facs = p.facs
         plain = self.plain.get(facs) or self._plain(facs)
         if op == INFO_EXIT:
