@@ -15,10 +15,11 @@ _U32 = 0xFFFFFFFF
 class NameTable:
     """One libsysdecode table: (value, name) rows in header order; equal when the rows are.
 
-    A plain class, not a dataclass: see decode/freebsd_args.py's _State (start-up).
+    A plain class, not a dataclass: a dataclass here loaded dataclasses and
+    inspect into every pykdump run, a third of its start-up.
     """
 
-    __slots__ = ("rows", "first")
+    __slots__ = ("rows", "first", "_names")
 
     def __init__(self, rows: tuple[tuple[int, str], ...]) -> None:
         self.rows = rows
@@ -26,6 +27,8 @@ class NameTable:
         for value, name in rows:
             first.setdefault(value, name)
         self.first = first  # the first name of each value, for lookup
+        # names() of the values seen, bounded: a trace repeats a few flag words.
+        self._names: dict[int, tuple[str, int]] = {}
 
     def __eq__(self, other: object) -> bool:
         return self.rows == other.rows if isinstance(other, NameTable) else NotImplemented
@@ -39,6 +42,17 @@ class NameTable:
     def lookup(self, value: int) -> str | None:
         """lookup_value(): the first row whose value equals `value`."""
         return self.first.get(value)
+
+    def names(self, value: int) -> tuple[str, int]:
+        """The mask walk of an unsigned value: (names joined by "|", bits no row accounted for)."""
+        hit = self._names.get(value)
+        if hit is None:
+            names: list[str] = []
+            rem = self.mask_part(value, names)
+            hit = ("|".join(names), rem)
+            if len(self._names) < 4096:
+                self._names[value] = hit
+        return hit
 
     def mask_part(self, value: int, names: list[str]) -> int:
         """print_mask_part(): append each row whose bits are all in what is left.
