@@ -413,7 +413,7 @@ static __always_inline struct proc *traced_proc(__u32 *tgid, __u32 *tid)
 
 static __always_inline int in_compat(struct task_struct *t)
 {
-	return (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT) != 0;
+	return (t->thread_info.status & TS_COMPAT) != 0; /* a trusted BTF pointer: a plain load */
 }
 
 static __always_inline __u32 sys_key(long nr, int compat)
