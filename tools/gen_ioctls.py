@@ -11,7 +11,8 @@ works from committed data:
   and path of every header;
 * tools/data/freebsd_ioctl_types.tsv: the amd64 layout of each argument type: a
   scalar's size, a struct's or union's member types (laid out here with natural
-  alignment), an alias, or a size taken from a published numeric value;
+  alignment, bit-fields `TYPE:WIDTH` packed into units of their type), an alias,
+  or a size taken from a published value or from the header's own assertion;
 * tools/data/freebsd_ioctl_crosscheck.tsv: request values that golang.org/x/sys and
   Rust's libc publish for FreeBSD amd64, each checked against what is computed here.
 
@@ -113,18 +114,28 @@ class Types:
         if kind == "size":
             size, _, align = body.partition(" ")[0].partition("/")
             return Layout(int(size), int(align) if align else 8)
-        members = [self.layout(m, depth + 1) for m in _split_members(body)]
+        split = [_bit_field(m) for m in _split_members(body)]
+        members = [self.layout(m, depth + 1) for m, _ in split]
         if any(m is None for m in members) or not members:
             return None
         laid = [m for m in members if m is not None]
         align = max(m.align for m in laid)
         if kind == "union":
-            size = max(m.size for m in laid)
-        else:
-            size = 0
-            for member in laid:
-                size = _round(size, member.align) + member.size
-        return Layout(_round(size, align), align)
+            if any(width is not None for _, width in split):
+                return None
+            return Layout(_round(max(m.size for m in laid), align), align)
+        bits = 0
+        for member, (_, width) in zip(laid, split, strict=True):
+            unit = member.size * 8
+            if width is None:
+                bits = _round(bits, member.align * 8) + unit
+            elif width == 0 or bits // unit != (bits + width - 1) // unit:
+                # The amd64 ABI packs a bit-field into the storage unit of its declared
+                # type and starts a new unit only when it would straddle one (or at :0).
+                bits = _round(bits, unit) + width
+            else:
+                bits += width
+        return Layout(_round(_round(bits, 8) // 8, align), align)
 
 
 def _round(value: int, align: int) -> int:
@@ -133,6 +144,12 @@ def _round(value: int, align: int) -> int:
 
 def _split_members(body: str) -> list[str]:
     return [m.strip() for m in body.split(",") if m.strip()]
+
+
+def _bit_field(member: str) -> tuple[str, int | None]:
+    """`u_char:3` is a bit-field of 3 bits of a u_char unit; other members have no width."""
+    typ, colon, width = member.partition(":")
+    return (typ.strip(), int(width)) if colon else (member, None)
 
 
 @dataclass
@@ -223,8 +240,6 @@ def compute(defs: Defs, types: Types, published: dict[str, dict[str, int]]) -> R
             size: int | None = 0
         elif d.macro == "_IOWINT":
             size = 4
-        elif d.argtype.startswith("="):
-            size = int(d.argtype[1:])
         else:
             layout = types.layout(d.argtype)
             size = None if layout is None else layout.size
@@ -318,13 +333,21 @@ def clang_check_source(rows: dict[str, tuple[str, str]]) -> str:
         kind, body = rows[name]
         members = [body] if kind == "=" else [] if kind == "size" else _split_members(body)
         for member in members:
-            base = re.sub(r"\s*(\[\d+\])+$", "", " ".join(member.split()))
+            base = re.sub(r"\s*(\[\d+\])+$", "", " ".join(_bit_field(member)[0].split()))
             if not base.endswith("*"):
                 emit(base)
         if kind == "=":
             out.append(f"typedef {decl(body, ident(name))};")
+        elif kind == "size":
+            # a type known only by its size: an opaque block of that size and alignment
+            lay = types.layout(name)
+            assert lay is not None
+            out.append(f"typedef struct {{ _Alignas({lay.align}) unsigned char b[{lay.size}]; }} "
+                       f"{ident(name)};")
         elif kind in ("struct", "union"):
-            fields = " ".join(decl(m, f"f{i}") + ";" for i, m in enumerate(members))
+            fields = " ".join(
+                decl(typ, f"f{i}") + ("" if width is None else f" : {width}") + ";"
+                for i, (typ, width) in enumerate(map(_bit_field, members)))
             out.append(f"typedef {kind} {{ {fields} }} {ident(name)};")
 
     for name in rows:

@@ -57,13 +57,18 @@ def test_layout_follows_natural_alignment() -> None:
         "alias_t": ("=", "struct a"),
         "struct d": ("struct", "u_short, struct a"),   # 2 + 2 padding + 8
         "struct e": ("struct", "int, struct unknown"),
+        # bit-fields share their type's unit until one would straddle it
+        "struct f": ("struct", "u_char, u_int8_t:2, u_int8_t:7, u_int32_t"),  # 1+1+1, pad, 4
+        "struct g": ("struct", "u_int:8, u_int:4, u_int:4, u_char, u_int:8, int"),  # 4 + 4
+        "union h": ("union", "int:3, char"),
     })
     sizes = {name: types.layout(name) for name in
              ("struct a", "struct b", "struct c", "union u", "alias_t", "struct d", "struct e",
-              "unsigned long long", "oss_x[3]", "int[2][3]", "struct anything *")}
+              "struct f", "struct g", "union h", "unsigned long long", "oss_x[3]", "int[2][3]", "struct anything *")}
     assert {name: (lay.size if lay else None) for name, lay in sizes.items()} == {
         "struct a": 8, "struct b": 16, "struct c": 56, "union u": 8, "alias_t": 8,
-        "struct d": 12, "struct e": None, "unsigned long long": 8, "oss_x[3]": None,
+        "struct d": 12, "struct e": None, "struct f": 8, "struct g": 8, "union h": None,
+        "unsigned long long": 8, "oss_x[3]": None,
         "int[2][3]": 24, "struct anything *": 8}
 
 
@@ -77,7 +82,7 @@ def test_generator_encodes_skips_and_orders_as_mkioctls() -> None:
         _definition("XA", "_IOW", "int"),  # same value: the first name in byte order wins
         _definition("XC", "_IOWR", "struct nobody"),
         _definition("XD", "_IOWINT", number=2),
-        _definition("XE", "_IOR", "=300", number=3),
+        _definition("XE", "_IOR", "char[300]", number=3),
         gen.Definition("XF", "_IO", ord("x"), None, "", "x.h"),
     ])
     result = gen.compute(defs, gen.Types({}), {"XD": {"somewhere": 0x20047802}})
@@ -104,7 +109,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 765
+    assert len(rows) == 1036
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -155,7 +160,116 @@ NEW_REQUESTS = [
     (0xC0106301, "CPUCTL_RDMSR"),
     # netinet6/in6_var.h, which the first table left out: struct in6_ndireq of 72 bytes
     (0xC048696C, "SIOCGIFINFO_IN6"),
+    # sys/cdio.h: struct cd_toc_entry packs three bit-fields and a u_char in 4 bytes
+    (0xC00C6306, "CDIOREADTOCENTRY"),
+    # sys/dvdio.h: struct dvd_authinfo, 8 bit-fields in 2 bytes, then a u_int32_t at 8
+    (0xC01863C8, "DVDIOCREPORTKEY"),
+    (0xC80C63CA, "DVDIOCREADSTRUCTURE"),
+    # dev/iicbus/iic.h: struct iiccmd, a u_char padded before two ints and a pointer
+    (0x80186901, "I2CSTART"),
+    (0x80016908, "I2CSADDR"),
+    # sys/kcov.h: _IOWINT('c', 2)
+    (0x20046302, "KIOENABLE"),
+    # sys/bus.h: struct devreq, char[128] and an int before an 8-aligned union
+    (0x80984401, "DEV_ATTACH"),
+    (0xC098440E, "DEV_GET_PATH"),
+    # net/if_lagg.h: struct lagg_reqport with the 32-byte struct lacp_opreq
+    (0xC048698C, "SIOCGLAGGPORT"),
+    (0xC050698F, "SIOCGLAGG"),
+    # crypto/cryptodev.h: struct session_op of 48 bytes, struct crypt_aead of 64
+    (0xC0306365, "CIOCGSESSION"),
+    (0xC040636D, "CIOCCRYPTAEAD"),
+    # dev/nvme/nvme.h: struct nvme_pt_command, the 64-byte command and 16-byte completion
+    # the header asserts, a pointer, two uint32_t and a pointer
+    (0xC0686E00, "NVME_PASSTHROUGH_CMD"),
+    (0x41046E02, "NVME_GET_NSID"),
+    # net/if_gre.h and net/if_ipsec.h: struct ifreq
+    (0xC0206967, "GREGADDRS"),
+    (0xC02069A0, "IPSECGREQID"),
+    # netinet6/in6_var.h with netinet6/ip6_mroute.h's struct sioc_sg_req6 (80 bytes)
+    (0xC050756A, "SIOCGETSGCNT_IN6"),
+    # sys/efiio.h: struct efi_var_ioc, a uint32_t after the 16-byte struct uuid padded
+    # before a pointer; struct efi_tm of 16 bytes
+    (0xC0384504, "EFIIOC_VAR_GET"),
+    (0x40104502, "EFIIOC_GET_TIME"),
+    # sys/snoop.h: dev_t is 64 bits; sys/joystick.h and dev/ppbus/ppi.h: int and u_int8_t
+    (0x40085459, "SNPGTTY"),
+    (0x80044A01, "JOY_SETTIMEOUT"),
+    (0x4001500A, "PPIGDATA"),
+    # sys/chio.h: struct changer_set_voltag_request, three u_int16_t and a 36-byte voltag
+    (0x802A6309, "CHIOSETVOLTAG"),
+    # _IOR('c', 4, <4 bytes>) is sys/cdio.h's CDIOREADTOCHEADER and sys/chio.h's
+    # CHIOGPICKER: the chain reaches the CD request first
+    (0x40046304, "CDIOREADTOCHEADER"),
+    # sys/cdrio.h: struct cdr_format_capacities, 12 bytes (a 32-bit unit of bit-fields)
+    # then 32 entries of 8
+    (0x410C6370, "CDRIOCREADFORMATCAPS"),
+    (0x800C6371, "CDRIOCFORMAT"),
+    # dev/hid/hidraw.h copies usb_ioctl.h's layouts and numbers: HIDRAW_ sorts before
+    # USB_, so kdump names a USB report-descriptor request after hidraw
+    (0xC0205515, "HIDRAW_GET_REPORT_DESC"),
+    (0x41705570, "HIDRAW_GET_DEVICEINFO"),
+    # sys/agpio.h: agp_info, three 32-bit fields then an off_t and four size_t
+    (0x40384100, "AGPIOC_INFO"),
+    # sys/fdcio.h: struct fd_formb, four ints and 4 + 36 * 4 bytes of format data
+    (0x80A4463D, "FD_FORM"),
+    # dev/evdev/uinput.h: struct uinput_ff_upload holds two 48-byte struct ff_effect
+    (0xC06855C8, "UI_BEGIN_FF_UPLOAD"),
+    (0x801C5504, "UI_ABS_SETUP"),
+    (0x20045564, "UI_SET_EVBIT"),
+    # security/audit/audit_ioctl.h: au_id_t and the 8-byte au_mask_t
+    (0x400C410A, "AUDITPIPE_GET_PRESELECT_AUID"),
+    # dev/smbus/smb.h: struct smbcmd, two 2-byte unions before an int and two pointers
+    (0xC0306907, "SMB_READB"),
+    # dev/filemon/filemon.h, dev/speaker/speaker.h, net/if_gif.h, dev/wg/if_wg.h
+    (0xC0045302, "FILEMON_SET_PID"),
+    (0x80085301, "SPKRTONE"),
+    (0xC0206996, "GIFGOPTS"),
+    (0xC02069D2, "SIOCSWG"),
+    # _IO('S', 2) is consio.h's SW_B80x25 and speaker.h's SPKRTUNE; _IOW('c', 7, <4
+    # bytes>) is consio.h's CONS_CURSORTYPE and chio.h's CHIOIELEM: the first in byte
+    # order is the one kdump prints
+    (0x20005302, "SPKRTUNE"),
+    (0x80046307, "CHIOIELEM"),
+    # sys/diskmbr.h: u_char[512]; sys/spigenio.h: two struct iovec
+    (0x82004D81, "DIOCSMBR"),
+    (0x80205300, "SPIGENIOC_TRANSFER"),
+    (0x80047001, "PBIO_SETDIFF"),
+    # netinet/ip_carp.h, net/if_pfsync.h: struct ifreq; net80211: struct ieee80211req,
+    # three 16-bit fields after the name, padded before the pointer
+    (0xC02069F5, "SIOCSVH"),
+    (0xC02069F8, "SIOCGETPFSYNC"),
+    (0xC02069EB, "SIOCG80211"),
+    # fs/devfs/devfs.h: struct devfs_rule of 236 bytes; devfs_rsnum is a uint16_t
+    (0xC0EC4400, "DEVFSIO_RADD"),
+    (0x8002440A, "DEVFSIO_SUSE"),
+    # dev/mmc/mmc_ioctl.h: a zero-length array of 8-aligned commands adds no size
+    (0xC0084D01, "MMC_IOC_MULTI_CMD"),
+    # sys/ipmi.h: struct ipmi_recv of 48 bytes, and the 24-byte struct ipmi_recv32 of
+    # the requests amd64 keeps for 32-bit programs; IPMICTL_RECEIVE_MSG shares its
+    # value with smb.h's SMB_OLD_TRANS and comes first
+    (0xC030690C, "IPMICTL_RECEIVE_MSG"),
+    (0xC018690C, "IPMICTL_RECEIVE_MSG_32"),
+    # sys/iov.h and dev/usb/uftdiio.h
+    (0x8010700A, "IOV_CONFIG"),
+    (0xC084630A, "UFTDIIOC_READ_EEPROM"),
+    # first-generation requests, now computed from the types their headers name
+    (0x402C7413, "TIOCGETA"),
+    (0xC1206953, "SIOCGIFSTAT_IN6"),
+    (0x80606967, "SIOCAIFPREFIX_IN6"),
 ]
+
+
+def test_every_definition_names_its_header_and_type() -> None:
+    defs = gen.read_defs(gen.DATA / "freebsd_ioctl_defs.tsv")
+    headers = [installed for installed, _, _ in defs.headers]
+    assert len(headers) == len(set(headers))
+    assert all(" " not in h and source.endswith(h.split("/", 1)[1])
+               for h, source, _ in defs.headers)
+    untyped = [d.name for d in defs.definitions
+               if d.macro not in ("_IO", "_IOWINT") and not d.argtype]
+    assert untyped == []
+    assert not any(d.argtype.startswith("=") for d in defs.definitions)
 
 
 @pytest.mark.parametrize(("request_", "name"), NEW_REQUESTS)
