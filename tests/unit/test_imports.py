@@ -86,12 +86,12 @@ LAZY = {
     ("render.bodies", "decode.freebsd_args"),
     ("render.bodies", "decode.linux_calls"),
     ("render.bodies", "abi.linux"),
-    ("render.bodies", "decode.structs"),
+    ("render.bodies", "render.stru_text"),
     ("render.bodies", "abi.sysdecode"),
-    ("render.json_lines", "decode.structs"),
+    ("render.json_lines", "decode.stru"),
     ("decode.filters", "abi.freebsd"),
     ("decode.filters", "abi.linux"),
-    ("decode.fdtable", "decode.structs"),
+    ("decode.fdtable", "decode.stru"),
     ("decode.calls", "abi.linux"),
 }
 
