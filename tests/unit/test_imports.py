@@ -82,6 +82,7 @@ LAZY = {
     ("trace.convert", "abi.linux"),
     ("trace.bpf.service", "abi.linux"),
     ("trace.bpf.service", "abi.linuxulator"),
+    ("trace.bpf.service", "abi.linux_i386"),
     # Name tables and decoders load when the first record needing them comes.
     ("decode.abi", "abi.linuxulator"),
     ("render.calls_text", "abi.linux"),
