@@ -113,7 +113,7 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     rows = sysdecode.ioctl_table().rows
     names = [name for _, name in rows]
     assert names == sorted(names, key=str.encode)
-    assert len(rows) == 1249
+    assert len(rows) == 1285
     # _IOW('c', 9, <4 bytes>) in sys/cdio.h and sys/consio.h: the if/else chain of
     # sorted macro names reaches CDIOCSETPATCH first.
     assert sysdecode.ioctlname(0x80046309) == "CDIOCSETPATCH"
@@ -121,6 +121,14 @@ def test_table_keeps_mkioctls_order_and_counts() -> None:
     # _IOW('P', 4, int) is both acpiio.h's ACPIIO_REQSLPSTATE and soundcard.h's
     # SNDCTL_DSP_SETBLKSIZE: kdump names an OSS call after the ACPI request.
     assert sysdecode.ioctlname(0x80045004) == "ACPIIO_REQSLPSTATE"
+    # x86/apm_bios.h's _IO('P', 1) and _IO('P', 8) are soundcard.h's SNDCTL_DSP_SYNC
+    # and SNDCTL_DSP_POST too: APMIO_ sorts first, so kdump names the APM request.
+    assert sysdecode.ioctlname(0x20005001) == "APMIO_SUSPEND"
+    assert sysdecode.ioctlname(0x20005008) == "APMIO_NOTHALTCPU"
+    # dev/veriexec's _IO('S', 2, 3, 4, 6) join the ENCIOC_/SW_ values, and ENCIOC_
+    # still sorts first: no veriexec void request ever prints under its own name.
+    assert [sysdecode.ioctlname(0x20005300 | n) for n in (2, 3, 4, 6)] == [
+        "ENCIOC_GETELMMAP", "ENCIOC_GETENCSTAT", "ENCIOC_SETENCSTAT", "ENCIOC_SETELMSTAT"]
 
 
 # Requests from headers the first table lacked, each value worked out by hand from
@@ -309,6 +317,34 @@ NEW_REQUESTS = [
     (0xC0487240, "SIOCPROXY"),
     (0xC008723C, "SIOCADSCA"),
     (0xC0387264, "SIOCPURGENAT"),
+    # machine/sgx.h: group 0xa4 and __packed structs, so the add-page request's three
+    # uint64_t and a uint16_t make 26 bytes, not 32
+    (0x8008A400, "SGX_IOC_ENCLAVE_CREATE"),
+    (0x801AA401, "SGX_IOC_ENCLAVE_ADD_PAGE"),
+    (0x8018A402, "SGX_IOC_ENCLAVE_INIT"),
+    # x86/apm_bios.h: struct apm_info of 16 u_int; the apmctl event request is group 'A'
+    (0x4040500B, "APMIO_GETINFO"),
+    (0x40185002, "APMIO_GETINFO_OLD"),
+    (0xC018500A, "APMIO_BIOS"),
+    (0x40284164, "APMIO_NEXTEVENT"),
+    (0x20005065, "APMIO_REJECTLASTREQ"),
+    (0x80045009, "APMIO_DISPLAY"),
+    # ... and its _IO('P', 1) is now kdump's name for an OSS SNDCTL_DSP_SYNC call
+    (0x20005001, "APMIO_SUSPEND"),
+    # dev/ofw/openfirmio.h: struct ofiocdesc pads the int before each pointer (32
+    # bytes); phandle_t is a uint32_t
+    (0xC0204F01, "OFIOCGET"),
+    (0xC0204F08, "OFIOCGETPROPLEN"),
+    (0x40044F04, "OFIOCGETOPTNODE"),
+    (0xC0044F06, "OFIOCGETCHILD"),
+    # dev/veriexec/veriexec_ioctl.h: char arrays only, so no padding: 1 + 16 +
+    # MAXPATHLEN + 64 bytes, 32 fingerprint bytes in the old form, 128 more with a label
+    (0x84515301, "VERIEXEC_LOAD"),
+    (0x8451530C, "VERIEXEC_SIGNED_LOAD"),
+    (0x84315308, "VERIEXEC_SIGNED_LOAD32"),
+    (0x84D1530B, "VERIEXEC_LABEL_LOAD"),
+    (0xC0045305, "VERIEXEC_DEBUG_ON"),
+    (0x4004530A, "VERIEXEC_GETVERSION"),
     # first-generation requests, now computed from the types their headers name
     (0x402C7413, "TIOCGETA"),
     (0xC1206953, "SIOCGIFSTAT_IN6"),
