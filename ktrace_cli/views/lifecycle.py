@@ -162,7 +162,7 @@ class Lifecycle:
             self.drops += 1
             return
         if isinstance(item, Call):
-            self._call(item)
+            self.feed_call(item)
             return
         record = item.record
         ns = record_ns(record)
@@ -181,7 +181,8 @@ class Lifecycle:
         elif record.type == K.KTR_ARGS and isinstance(p, Strings):
             proc.pending_args = [text(s) for s in p.strings]
 
-    def _call(self, call: Call) -> None:
+    def feed_call(self, call: Call) -> None:
+        """feed() of a Call: the view stream's most frequent item, without the type tests."""
         # Runs once per call of the trace: plain attribute reads, no properties on the way.
         start, end = call.start, call.end
         first = (start if start is not None else end).record  # type: ignore[union-attr]
