@@ -78,7 +78,14 @@ class Summary:
             proc.raw_comm = comm
             proc.comm = _shown_comm(comm, self.terminal)
         proc.calls += 1
-        return _row(proc.syscalls, name), _row(self.overall, name)
+        # _row, its usual case inlined: the rows exist.
+        mine = proc.syscalls.get(name)
+        if mine is None:
+            mine = _row(proc.syscalls, name)
+        overall = self.overall.get(name)
+        if overall is None:
+            overall = _row(self.overall, name)
+        return mine, overall
 
     def _fold_processes(self) -> None:
         """Keep the MAX_PROCESS_TABLES busiest processes; add the others into `other`."""
@@ -143,9 +150,8 @@ class Summary:
             name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
             if len(self._names) < MAX_PENDING_CALLS:  # bounded: a damaged trace may hold any numbers
                 self._names[key] = name
-        rows = self._stats(r.pid, r.comm, name)
         failed = p.error not in _NOT_FAILURES
-        for stats in rows:
+        for stats in self._stats(r.pid, r.comm, name):
             stats.calls += 1
             if failed:
                 stats.errors += 1

@@ -132,20 +132,20 @@ class CallStats:
         return row
 
     def add(self, call: Call) -> None:
-        # Once per call: its time, error and comm are read once for the three tables.
+        # Once per call: its time, error and comm are read once for the three
+        # tables, and Latency.record is inlined (its bucket found once).
         name = call.name or f"[{call.code}]"
         dur = call.dur_ns
         errno = (call.errno_name or "?") if call.failed else None
-        row = self.syscalls.get(name)
-        if row is None:
-            row = self._row(self.syscalls, name)
-        row.record(dur, errno)
+        srow = self.syscalls.get(name)
+        if srow is None:
+            srow = self._row(self.syscalls, name)
         key = (call.pid, call.tid)
-        row = self._threads.get(key)
-        if row is None:
-            row = self._row(self._threads, key, (-1, -1))
-        row.record(dur, errno)
-        self._thread_comms[key] = (call.end or call.first).record.comm
+        trow = self._threads.get(key)
+        if trow is None:
+            trow = self._row(self._threads, key, (-1, -1))
+        end = call.end
+        self._thread_comms[key] = (end if end is not None else call.first).record.comm
         path = call.fd_path
         if path is None:
             parts = call.parts
@@ -154,11 +154,41 @@ class CallStats:
                 path = self._decoded(paths[0]) if paths else call.ret_path
             else:
                 path = call.ret_path
+        rows: tuple[Latency, ...] = (srow, trow)
         if path is not None:
-            row = self.files.get(path)
-            if row is None:
-                row = self._row(self.files, path)
-            row.record(dur, errno)
+            frow = self.files.get(path)
+            if frow is None:
+                frow = self._row(self.files, path)
+            rows = (srow, trow, frow)
+        if dur is None:
+            for row in rows:
+                row.record(None, errno)
+            return
+        b = dur.bit_length() - 1
+        if b < 0:
+            b = 0
+        elif b >= BUCKETS:
+            b = BUCKETS - 1
+        for row in rows:
+            row.calls += 1
+            if errno is not None:
+                row.errors += 1
+                row.errnos[errno] = row.errnos.get(errno, 0) + 1
+            row.timed += 1
+            row.total_ns += dur
+            if row.min_ns is None or dur < row.min_ns:
+                row.min_ns = dur
+            if dur > row.max_ns:
+                row.max_ns = dur
+            buckets = row.buckets
+            n = buckets[b]
+            if not n:
+                row.low[b] = row.high[b] = dur
+            elif dur < row.low[b]:
+                row.low[b] = dur
+            elif dur > row.high[b]:
+                row.high[b] = dur
+            buckets[b] = n + 1
 
     def _decoded(self, raw: bytes) -> str:
         """A NAMI path as text, from a bounded cache (calls look the same paths up again and again)."""

@@ -127,7 +127,7 @@ class TimelineView:
         self.threads[(pid, tid)] = last.comm
         name = call.name or f"[{call.code}]"
         first = (start if start is not None else end).record  # type: ignore[union-attr]
-        ns = first.sec * 1_000_000_000 + first.nsec
+        ns = first.sec * 1_000_000_000 + (first.frac if first.version else first.frac * 1000)
         origin = self.origin
         if origin is None:
             self._ts(ns)
@@ -136,7 +136,10 @@ class TimelineView:
         ret = end.payload if end is not None else None
         string = self._string
         p = start.payload if start is not None else None
-        args = self._arg_list(p.args if p.__class__ is Syscall else ())
+        values = p.args if p.__class__ is Syscall else ()
+        args = self._args.get(values)
+        if args is None:
+            args = self._arg_list(values)
         body = '{"args":' + args
         paths_json = None
         if call.parts:
@@ -168,7 +171,10 @@ class TimelineView:
             body += ',"unfinished":true'
             dur = max(0, self.life.last_ns - ns)
         else:
-            dur = max(0, last.sec * 1_000_000_000 + last.nsec - ns)
+            # Record.nsec, inlined: a v0 header counts microseconds.
+            dur = (last.sec * 1_000_000_000 + (last.frac if last.version else last.frac * 1000)) - ns
+            if dur < 0:
+                dur = 0
         head = self._heads.get(name)
         if head is None:
             head = self._heads[name] = '{"name":' + encode_basestring_ascii(name) + ',"cat":"syscall","ph":"X","ts":'
