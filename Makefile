@@ -55,6 +55,7 @@ bench: $(DEVSTAMP)
 	$(BIN)/python bench/kdump_bench.py $(BENCHFLAGS) && \
 	$(BIN)/python bench/trace_bench.py $(BENCHFLAGS) --summary "$$summary" && \
 	$(BIN)/python bench/startup_bench.py $(BENCHFLAGS) --profile --summary "$$summary" && \
+	$(BIN)/python bench/bpf_bench.py $(BENCHFLAGS) --summary "$$summary" && \
 	$(BIN)/python bench/load_bench.py $(BENCHFLAGS) && \
 	printf '\n# Summary (markdown, for the README)\n' && cat "$$summary"
 

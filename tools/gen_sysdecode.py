@@ -26,7 +26,6 @@ HEADER_SOURCES = {
 }
 MKTABLES = "freebsd/freebsd-src lib/libsysdecode/mktables @ 6e225b56e7bf2aa5f11faf893383e8c693785daa"
 FLAGS_C = "freebsd/freebsd-src lib/libsysdecode/flags.c @ 017690e509134422dbfa80316eab56d8d3f87065"
-MKIOCTLS = "charles-cowart/freebsd-src lib/libsysdecode/mkioctls @ a42494b6110c1ae990be61e065c087e2463cf07f"
 
 # mktables' installed-header names -> their place in the source tree.
 HEADER_PATHS = {
@@ -155,66 +154,9 @@ HAND_TABLES: dict[str, list[str]] = {
     "fcntl_fd_arg": ["FD_CLOEXEC", "FD_CLOFORK", "0"],
 }
 
-# ioctl headers (mkioctls scans every header of the installed tree sorted by path;
-# these are the ones fetched, as installed-header name -> source path).
-IOCTL_PATHS = {
-    "net/bpf.h": "sys/net/bpf.h",
-    "net/if_tap.h": "sys/net/if_tap.h",
-    "net/if_tun.h": "sys/net/if_tun.h",
-    "netinet6/in6_var.h": "sys/netinet6/in6_var.h",
-    "sys/disk.h": "sys/sys/disk.h",
-    "sys/filio.h": "sys/sys/filio.h",
-    "sys/sockio.h": "sys/sys/sockio.h",
-    "sys/ttycom.h": "sys/sys/ttycom.h",
-}
-IOCTL_HEADERS = sorted(IOCTL_PATHS)
-# sizeof() of the ioctl argument types on amd64 (kdump runs there; sysdecode_ioctlname
-# is compiled for the host), worked out from the structure definitions in the
-# headers named; the values of SIOCGIFMEDIA, SIOCGDRVSPEC, SIOCAIFGROUP, SIOCGIFCONF,
-# SIOCIFGCLONERS, SIOCGETVIFCNT, SIOCGETSGCNT, BIOCSETF, BIOCGDLTLIST, BIOCROTZBUF and
-# TIOCTIMESTAMP cross-check them against golang.org/x/sys's FreeBSD amd64 constants.
-# An ioctl whose argument type is not listed is left out of the table.
-STRUCT_SIZES = {
-    "int": 4, "u_int": 4, "char": 1, "off_t": 8, "size_t": 8, "off_t[2]": 16,
-    "char[DISK_IDENT_SIZE]": 256, "char[MAXPATHLEN]": 1024,
-    "struct termios": 44, "struct winsize": 8, "struct timeval": 16,  # sys/_termios.h ...
-    "struct fiodgname_arg": 16, "struct fiobmap2_arg": 16,  # sys/filio.h
-    "struct shm_largepage_conf": 48,  # sys/mman.h
-    "struct ifreq": 32, "struct ifconf": 16, "struct ifaliasreq": 68,  # net/if.h
-    "struct oifaliasreq": 64, "struct ifmediareq": 48, "struct ifdrv": 40,
-    "struct ifstat": 817, "struct if_clonereq": 16, "struct ifgroupreq": 40,
-    "struct ifrsskey": 148, "struct ifrsshash": 24, "struct ifdownreason": 88,
-    "struct sioc_vif_req": 40, "struct sioc_sg_req": 32,  # netinet/ip_mroute.h
-    "struct diocgattr_arg": 328,  # sys/disk.h
-    "struct bpf_program": 16, "struct bpf_stat": 8, "struct bpf_version": 4,  # net/bpf.h
-    "struct bpf_dltlist": 16, "struct bpf_zbuf": 24,
-    "struct tuninfo": 8,  # net/if_tun.h
-    # netinet6/in6_var.h (sockaddr_in6 28, in6_addrlifetime 24; in6_ifreq's union is
-    # led by struct icmp6_ifstat, 34 counters), in6_addrpolicy 72
-    "struct in6_ifreq": 288, "struct in6_aliasreq": 136, "struct oin6_aliasreq": 128,
-    "struct in6_prefixreq": 64, "struct in6_rrenumreq": 96, "struct in6_addrpolicy": 72,
-}
-IOCTL_NOTE = [
-    "# ioctlname covers only net/bpf.h, net/if_tap.h, net/if_tun.h, netinet6/in6_var.h,",
-    "#   sys/disk.h, sys/filio.h, sys/sockio.h and sys/ttycom.h, and only ioctls whose",
-    "#   argument size the generator's amd64 size table knows (not DIOCZONECMD, the",
-    "#   kernel-dump requests, and in6_var.h's ND and multicast-routing ones); mkioctls",
-    "#   reads every header of the installed tree and lets the compiler size them.",
-    "# ioctlname rows are in macro-name order, as clang's cpp -dM lists them for",
-    "#   mkioctls: for a value two requests share, the first row is kdump's name.",
-]
-IOC_VOID, IOC_OUT, IOC_IN = 0x20000000, 0x40000000, 0x80000000
-IOCPARM_MASK = (1 << 13) - 1
-IOC_DIRS = {"_IO": IOC_VOID, "_IOWINT": IOC_VOID, "_IOR": IOC_OUT, "_IOW": IOC_IN,
-            "_IOWR": IOC_IN | IOC_OUT}
-
 _DEFINE_RE = re.compile(r"^#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)(\([^)]*\))?\s*(.*)$")
 _ENUM_RE = re.compile(r"\benum\b[^{]*\{([^}]*)\}")
 _COMMENT_RE = re.compile(r"/\*.*?\*/")
-_IOCTL_RE = re.compile(
-    r"^#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)\s+(_IO|_IOR|_IOW|_IOWR|_IOWINT)\("
-    r"\s*'(.)'\s*,\s*(\d+)\s*(?:,\s*([^)]*?)\s*)?\)")
-
 
 def posix_to_python(regex: str) -> str:
     """Translate the POSIX bracket classes mktables uses into Python regex syntax."""
@@ -326,38 +268,6 @@ def mktables_entries(root: Path, symbols: Symbols, regex: str, header: str,
     return entries
 
 
-def ioctl_entries(root: Path) -> list[tuple[str, int]] | None:
-    """mkioctls: every _IO/_IOR/_IOW/_IOWR/_IOWINT definition, in macro-name order.
-
-    The value is computed as <sys/ioccom.h> does, with the argument's amd64 size from
-    STRUCT_SIZES; an ioctl whose argument type is not listed there is left out.
-    None when no ioctl header was fetched (the previous table is kept).
-    """
-    present = [h for h in IOCTL_HEADERS if (root / IOCTL_PATHS[h]).exists()]
-    if not present:
-        return None
-    entries = []
-    for header in present:
-        for line in read_header(root, IOCTL_PATHS[header]):
-            match = _IOCTL_RE.match(line)
-            if not match:
-                continue
-            name, macro, group, num, argtype = match.groups()
-            if macro == "_IO":
-                size = 0
-            elif macro == "_IOWINT":
-                size = STRUCT_SIZES["int"]
-            elif argtype in STRUCT_SIZES:
-                size = STRUCT_SIZES[argtype]
-            else:
-                continue
-            value = IOC_DIRS[macro] | ((size & IOCPARM_MASK) << 16) | (ord(group) << 8) | int(num)
-            entries.append((name, value))
-    # mkioctls walks `cpp -dM` output, which clang prints sorted by macro name, into an
-    # if/else chain: where two requests share a value, the name first in byte order wins.
-    return sorted(entries, key=lambda entry: entry[0].encode())
-
-
 def read_previous(path: Path) -> dict[str, list[tuple[int, str]]]:
     """The tables of an earlier output file, for the tables whose header is not fetched."""
     tables: dict[str, list[tuple[int, str]]] = {}
@@ -417,13 +327,6 @@ def generate(root: Path, previous: dict[str, list[tuple[int, str]]] | None = Non
             out.table(table, previous[table])
             continue
         out.table(table, ((v, n) for v, n in zip(values, names, strict=True) if v is not None))
-    ioctls = ioctl_entries(root)
-    if ioctls is None:
-        out.carried.append("ioctlname")
-        out.table("ioctlname", previous.get("ioctlname", []))
-    else:
-        out.read.update(p for p in IOCTL_PATHS.values() if (root / p).exists())
-        out.table("ioctlname", ((value, name) for name, value in ioctls))
     return "\n".join(_preamble(out) + out.lines) + "\n"
 
 
@@ -436,7 +339,7 @@ def _preamble(out: Output) -> list[str]:
         f"# regexes: {MKTABLES}",
         "# hand tables (semctlops, shmctlops, semgetflags, idtypes, sockflags, getfsstatmode,",
         f"#   fcntl_fd_arg): {FLAGS_C}",
-        f"# ioctlname: {MKIOCTLS}; amd64 argument sizes from the generator's table",
+        "# ioctl request names are in freebsd_ioctls.tsv (tools/gen_ioctls.py).",
         "# headers read (FreeBSD source paths):",
     ]
     lines += [f"#   {path}: {_source(path)}" for path in sorted(out.read)]
@@ -450,7 +353,6 @@ def _preamble(out: Output) -> list[str]:
         "# shutdownhow is empty: sys/socket.h defines SHUT_* in an enum, which mktables'",
         "#   #define regex cannot see, so kdump prints <invalid=...> for shutdown's how.",
     ]
-    lines += IOCTL_NOTE
     return lines
 
 

@@ -7,6 +7,9 @@ from functools import cache
 from importlib import resources
 
 _DATA = "sysdecode_freebsd.tsv"
+# The ioctl names are a file of their own (tools/gen_ioctls.py), read on the first
+# ioctl decoded, so that a trace without one never pays for the biggest table.
+_IOCTL_DATA = "freebsd_ioctls.tsv"
 _U32 = 0xFFFFFFFF
 
 
@@ -233,10 +236,22 @@ def quotactl_cmd(cmd: int) -> str | None:
     return f"QCMD({primary},{qtype if qtype is not None else f'{cmd & 0xFF:#x}'})"
 
 
+@cache
+def ioctl_table() -> NameTable:
+    """The ioctl requests, (value, name) rows in macro-name order."""
+    rows = []
+    text = resources.files("ktrace_cli.abi.data").joinpath(_IOCTL_DATA).read_text()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            value, name = line.split("\t")
+            rows.append((int(value, 16), name))
+    return NameTable(tuple(rows))
+
+
 def ioctlname(value: int) -> str | None:
     """sysdecode_ioctlname(): the ioctl's name; of two sharing a value, the one first
     in macro-name order (the order mkioctls' if/else chain has)."""
-    return table("ioctlname").lookup(value)
+    return ioctl_table().lookup(value)
 
 
 def atfd(fd: int) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from ktrace_cli.abi import freebsd, linux
+from ktrace_cli.abi import freebsd, linux, linux_i386
 from ktrace_cli.format import constants as K
 
 
@@ -61,6 +61,7 @@ def json_abi(sv_flags: int) -> str:
 
 _FREEBSD_NAMES: dict[int, str | None] = {}
 _LINUX_NAMES: dict[int, str | None] = {}
+_LINUX32_NAMES: dict[int, str | None] = {}
 
 
 def syscall_name(abi: Abi, code: int) -> str | None:
@@ -74,6 +75,11 @@ def syscall_name(abi: Abi, code: int) -> str | None:
         name = _LINUX_NAMES.get(code, "")
         if name == "":
             name = _LINUX_NAMES[code] = linux.syscall_name(code)
+        return name
+    if abi is Abi.LINUX32:
+        name = _LINUX32_NAMES.get(code, "")
+        if name == "":
+            name = _LINUX32_NAMES[code] = linux_i386.syscall_name(code)
         return name
     return None
 

@@ -110,6 +110,10 @@ T_SYSCALL = K.KTR_SYSCALL | VERSIONED
 T_SYSRET = K.KTR_SYSRET | VERSIONED
 SYSCALL_LEN = [8 + 8 * n for n in range(7)]
 SV_FLAGS_LINUX64 = K.SV_ABI_LINUX | K.SV_LP64
+# FreeBSD's linux32 sysentvec on amd64: ILP32 and IA32, with its shared page,
+# timekeep page and Linux signal quirks (docs/FORMAT.md).
+SV_FLAGS_LINUX32 = (K.SV_ABI_LINUX | K.SV_ILP32 | K.SV_IA32 | K.SV_SHP | K.SV_TIMEKEEP
+                    | K.SV_SIG_DISCIGN | K.SV_SIG_WAITNDQ)  # fmt: skip
 # The largest --genio-size: a GIO record's data is held in memory several
 # times over while it is read, packed and written.
 GENIO_SIZE_MAX = 1 << 20
@@ -256,8 +260,8 @@ class TraceFile:
             self.fd = -1
 
 
-def procctor(tf: TraceFile, pid: int, tid: int, comm: bytes) -> None:
-    tf.record(K.KTR_PROCCTOR, pid, tid, comm, time.time_ns(), PROCCTOR.pack(SV_FLAGS_LINUX64))
+def procctor(tf: TraceFile, pid: int, tid: int, comm: bytes, sv_flags: int = SV_FLAGS_LINUX64) -> None:
+    tf.record(K.KTR_PROCCTOR, pid, tid, comm, time.time_ns(), PROCCTOR.pack(sv_flags))
 
 
 def procdtor(tf: TraceFile, pid: int, tid: int, comm: bytes) -> None:

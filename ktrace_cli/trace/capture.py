@@ -45,9 +45,11 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
         # exec looks its path up.
         argv, envp = _EXEC_VECTORS.get(rule.name, (1, 2))
         if facs & K.KTRFAC_ARGS:
-            tf.record(K.KTR_ARGS, pid, tid, comm, ns, p.mem.read_strings(args[argv], EXEC_VECTOR_MAX))
+            tf.record(K.KTR_ARGS, pid, tid, comm, ns,
+                      p.mem.read_strings(args[argv], EXEC_VECTOR_MAX, rule.ptr))  # fmt: skip
         if facs & K.KTRFAC_ENVS:
-            tf.record(K.KTR_ENVS, pid, tid, comm, ns, p.mem.read_strings(args[envp], EXEC_VECTOR_MAX))
+            tf.record(K.KTR_ENVS, pid, tid, comm, ns,
+                      p.mem.read_strings(args[envp], EXEC_VECTOR_MAX, rule.ptr))  # fmt: skip
     if rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL):
         for i in rule.paths:
             path = p.mem.read_path(args[i])
@@ -74,7 +76,7 @@ def entry_records(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int
             if len(data) == 32:
                 tf.record(K.KTR_STRUCT, pid, tid, comm, ns, b"itimerval\0" + data)
         elif rule.stru == R.STRU_SIGSET:
-            stru = sigsets.entry_payload(rule.name, args, p.mem)
+            stru = sigsets.entry_payload(rule.name, args, p.mem, rule.ptr)
             if stru is not None:
                 tf.record(K.KTR_STRUCT, pid, tid, comm, ns, stru)
     if rule.special == R.SPECIAL_PRCTL and args[0] == UTRACE_PRCTL and facs & K.KTRFAC_USER:
@@ -176,7 +178,7 @@ def _stru_exit(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int) -
             if len(data) == 32:
                 out, name = data, b"itimerval"
     elif kind == R.STRU_SIGSET:
-        stru = sigsets.exit_payload(rule.name, args, mem)
+        stru = sigsets.exit_payload(rule.name, args, mem, rule.ptr)
         if stru is not None:
             tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, stru)
     if out is not None:

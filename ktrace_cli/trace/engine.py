@@ -22,7 +22,7 @@ from typing import Any
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import capture, convert, ktrops, lifecycle, restarts
+from ktrace_cli.trace import abi32, capture, convert, ktrops, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -224,7 +224,7 @@ class Engine:
         if P.libc_ptrace(P.PTRACE_GET_SYSCALL_INFO, tid, P.SYSCALL_INFO_SIZE, info) <= 0:
             P.libc_ptrace(t.resume_op(), tid, 0, 0)
             return
-        op, nr, a0, a1, a2, a3, a4, a5 = P.SYSCALL_INFO.unpack_from(info)
+        op, arch, nr, a0, a1, a2, a3, a4, a5 = P.SYSCALL_INFO.unpack_from(info)
         if op == P.PTRACE_SYSCALL_INFO_NONE:
             # A SIGKILL took the thread out of the stop we collected; it is in
             # another (its exit event), reported on its own. The rest of the
@@ -234,6 +234,8 @@ class Engine:
         if p.passthrough or p.detaching:
             self._quiet_stop(t, p)
             return
+        if arch != p.arch and abi32.stop(self, t, p, op, arch, nr, (a0, a1, a2, a3, a4, a5)):
+            return  # an int $0x80 call, recorded under the linux32 ABI
         if op == P.PTRACE_SYSCALL_INFO_EXIT:
             rval = nr - (1 << 64) if nr >> 63 else nr
             self._exit(t, p, rval, a0 & 0xFF)

@@ -200,7 +200,7 @@ def _set(table: TraceeTable, pid: int, facs: int, tf: TraceFile | None, want_sec
         p.passthrough = False
     leader = p.threads.get(pid) or next(iter(p.threads.values()), None)
     if tf is not None and leader is not None:
-        procctor(tf, pid, leader.tid, leader.comm)
+        procctor(tf, pid, leader.tid, leader.comm, p.sv_flags)  # linux32 if its last call was i386
         table.dirty = True
     return 0
 

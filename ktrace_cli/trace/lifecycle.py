@@ -54,9 +54,10 @@ def new_task(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc,
         np.sa_restart = set(p.sa_restart)
         np.filtered = p.filtered
         np.mode_op = p.mode_op
+        np.arch, np.sv_flags = p.arch, p.sv_flags  # the ABI of the call that forked it
         adopt(table, np, child, t, t.comm)
         if p.file is not None:
-            procctor(p.file, child, child, t.comm)
+            procctor(p.file, child, child, t.comm, p.sv_flags)
             if p.facs & K.KTRFAC_SYSRET and t.nr >= 0:
                 # The child's return from fork/clone, as FreeBSD logs it.
                 p.file.record(K.KTR_SYSRET, child, child, t.comm, time.time_ns(),
@@ -112,7 +113,9 @@ def exec_(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> None
             p.file.record(K.KTR_NAMEI, p.tgid, t.tid, t.comm, ns, name)
     t.comm = read_comm(p.tgid, t.tid)
     if p.file is not None:
-        procctor(p.file, p.tgid, t.tid, t.comm)
+        # Under the ABI of the exec call, so its RET reads right; the new
+        # image's first call switches it if the image is of the other ABI.
+        procctor(p.file, p.tgid, t.tid, t.comm, p.sv_flags)
         table.dirty = True
     P.libc_ptrace(t.resume_op(), t.tid, 0, 0)
 
@@ -142,6 +145,12 @@ def entry_special(table: TraceeTable, t: Thread, p: Proc, rule: R.SyscallRule, a
                 handler = int.from_bytes(raw[:8], "little")
                 flags = int.from_bytes(raw[8:], "little")
                 t.sigaction = (args[0], handler, flags)
+    elif kind == R.SPECIAL_SIGACTION32:
+        t.sigaction = None
+        if args[1]:
+            raw = p.mem.read(args[1], 8)  # the i386 struct: 32-bit handler, then flags
+            if len(raw) == 8:
+                t.sigaction = (args[0], int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
     elif kind == R.SPECIAL_EXEC and not is_root and not p.filtered:
         return _setid_exec_check(table, t, p, rule, args)
     return False
@@ -151,7 +160,7 @@ def exit_special(t: Thread, p: Proc, rule: R.SyscallRule) -> None:
     """A special call's successful exit: dispositions, the thread's name, a live seccomp filter."""
     kind = rule.special
     args = t.args
-    if kind == R.SPECIAL_SIGACTION and t.sigaction is not None:
+    if (kind == R.SPECIAL_SIGACTION or kind == R.SPECIAL_SIGACTION32) and t.sigaction is not None:
         sig, handler, flags = t.sigaction
         p.handlers[sig] = handler
         if flags & SA_RESETHAND:

@@ -133,7 +133,7 @@ class ProcMem:
                 break
         return b"".join(out)
 
-    def read_strings(self, vec: int, budget: int) -> bytes:
+    def read_strings(self, vec: int, budget: int, ptr: int = _PTR) -> bytes:
         """The NUL-terminated strings of a NULL-terminated pointer vector (argv, envp), concatenated.
 
         Strings are taken whole while they fit in `budget` bytes (NULs
@@ -144,13 +144,13 @@ class ProcMem:
         out = bytearray()
         block, block_at = b"", 0
         while vec:
-            raw = self.read(vec, _PTR * _VECTOR_CHUNK)
-            count = len(raw) // _PTR
+            raw = self.read(vec, ptr * _VECTOR_CHUNK)
+            count = len(raw) // ptr
             if not count:
                 break
-            vec += count * _PTR
+            vec += count * ptr
             for k in range(count):
-                addr = int.from_bytes(raw[k * _PTR : (k + 1) * _PTR], "little")
+                addr = int.from_bytes(raw[k * ptr : (k + 1) * ptr], "little")
                 if addr == 0:
                     return bytes(out)
                 room = budget - len(out)

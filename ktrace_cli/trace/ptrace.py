@@ -78,10 +78,10 @@ RIP_OFFSET = 16 * 8
 
 # struct ptrace_syscall_info: op u8, pad[3], arch u32, ip u64, sp u64, then
 # entry/seccomp {nr u64, args[6] u64, (seccomp) ret_data u32} or exit {rval s64, is_error u8}.
-# SYSCALL_INFO reads op and the seven words after the header in one unpack:
+# SYSCALL_INFO reads op, arch and the seven words after the header in one unpack:
 # at entry (nr, args...), at exit (rval as unsigned, is_error in the low byte, ...).
 SYSCALL_INFO_SIZE = 88
-SYSCALL_INFO = struct.Struct("<B23x7Q")
+SYSCALL_INFO = struct.Struct("<B3xI16x7Q")
 
 SIGINFO = struct.Struct("<iii")  # si_signo, si_errno, si_code
 

@@ -70,6 +70,14 @@ SPECIAL_RULES: dict[str, int] = {
 NO_RETURN = frozenset({"exit", "exit_group"})
 MAX_SYSCALL = 1024
 
+# What an i386 (`int $0x80`) call may record: its structures (iovec, msghdr,
+# stat64, the compat itimerval) are laid out with 32-bit pointers and longs,
+# which the 64-bit readers would misread, so only flat buffers, sockaddrs
+# and signal masks (found with the rule's word size) are captured.
+I386_GIO_KINDS = frozenset({GIO_BUF})
+I386_STRU_KINDS = frozenset({STRU_SOCKADDR_IN, STRU_SOCKADDR_OUT, STRU_SIGSET})
+SPECIAL_SIGACTION32 = 6  # rt_sigaction with the i386 struct: 32-bit handler and flags
+
 
 @dataclass(frozen=True, slots=True)
 class SyscallRule:
@@ -83,31 +91,45 @@ class SyscallRule:
     stru_arg: int
     special: int
     returns: bool
+    ptr: int = 8  # the ABI's word: pointers in argv/envp, the words of struct sigaction
 
 
 class Rules:
-    """The rule table for x86_64 Linux, built once from the abi tables."""
+    """The rule table for x86_64 Linux (or, with i386=True, for i386 Linux), built once from the abi tables."""
 
-    def __init__(self) -> None:
+    def __init__(self, i386: bool = False) -> None:
         from ktrace_cli.abi import linux as abi
+        from ktrace_cli.abi import linux_i386
 
         self.by_nr: list[SyscallRule | None] = [None] * MAX_SYSCALL
         self.narg: list[int] = [6] * MAX_SYSCALL
         for nr in range(MAX_SYSCALL):
-            name = abi.syscall_name(nr)
+            name = linux_i386.syscall_name(nr) if i386 else abi.syscall_name(nr)
             if not name:
                 continue
-            proto = abi.syscall_prototype(name)
-            narg = len(proto[1]) if proto else 6
-            try:
-                paths = tuple(abi.path_arg_indexes(name))
-            except (KeyError, ValueError):
-                paths = ()
             gio, rw = GIO_RULES.get(name, (0, 0))
             stru, stru_arg = STRU_RULES.get(name, (0, 0))
+            special = SPECIAL_RULES.get(name, SPECIAL_NONE)
+            if i386:
+                slots = linux_i386.arg_slots(name)
+                narg = 6 if slots is None else slots
+                paths = linux_i386.path_arg_indexes(name)
+                if gio not in I386_GIO_KINDS:
+                    gio, rw = 0, 0
+                if stru not in I386_STRU_KINDS:
+                    stru, stru_arg = 0, 0
+                if special == SPECIAL_SIGACTION:
+                    special = SPECIAL_SIGACTION32
+            else:
+                proto = abi.syscall_prototype(name)
+                narg = len(proto[1]) if proto else 6
+                try:
+                    paths = tuple(abi.path_arg_indexes(name))
+                except (KeyError, ValueError):
+                    paths = ()
             rule = SyscallRule(
-                nr, name, narg, paths, gio, rw, stru, stru_arg,
-                SPECIAL_RULES.get(name, SPECIAL_NONE), name not in NO_RETURN,
+                nr, name, narg, paths, gio, rw, stru, stru_arg, special, name not in NO_RETURN,
+                4 if i386 else 8,
             )  # fmt: skip
             self.by_nr[nr] = rule
             self.narg[nr] = narg
@@ -127,7 +149,7 @@ class Rules:
                 continue
             if rule.special in (SPECIAL_PRCTL, SPECIAL_EXEC):
                 wanted.add(rule.nr)  # comm changes, utrace, set-id execs
-            elif rule.special == SPECIAL_SIGACTION and facs & K.KTRFAC_PSIG:
+            elif rule.special in (SPECIAL_SIGACTION, SPECIAL_SIGACTION32) and facs & K.KTRFAC_PSIG:
                 wanted.add(rule.nr)
             elif rule.special == SPECIAL_OPEN and facs & K.KTRFAC_SYSCTL:
                 wanted.add(rule.nr)
@@ -141,6 +163,7 @@ class Rules:
 
 
 _RULES: Rules | None = None
+_RULES_I386: Rules | None = None
 
 
 def rules() -> Rules:
@@ -148,3 +171,11 @@ def rules() -> Rules:
     if _RULES is None:
         _RULES = Rules()
     return _RULES
+
+
+def rules_i386() -> Rules:
+    """The rules of `int $0x80` calls, built the first time a process makes one."""
+    global _RULES_I386
+    if _RULES_I386 is None:
+        _RULES_I386 = Rules(i386=True)
+    return _RULES_I386

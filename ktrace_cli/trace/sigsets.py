@@ -13,13 +13,15 @@ from __future__ import annotations
 from ktrace_cli.trace.memory import ProcMem
 
 NAME = b"l_sigset_t\0"
-SIGSET_SIZE = 8  # Linux's kernel sigset_t on x86_64
-SA_MASK_OFFSET = 24  # struct kernel_sigaction: handler, flags, restorer, mask
+SIGSET_SIZE = 8  # Linux's kernel sigset_t, on x86_64 and i386 alike
+# struct kernel_sigaction: handler, flags, restorer (each a word), then the
+# mask: at 24 for x86_64, 12 for i386. SA_MASK stands for that offset below.
+SA_MASK = -1
 SIG_MAX = 64
 
 # name -> (index of sigsetsize, entry (pointer index, offset), exit (pointer index, offset))
 _CALLS: dict[str, tuple[int, tuple[int, int] | None, tuple[int, int] | None]] = {
-    "rt_sigaction": (3, (1, SA_MASK_OFFSET), (2, SA_MASK_OFFSET)),
+    "rt_sigaction": (3, (1, SA_MASK), (2, SA_MASK)),
     "rt_sigprocmask": (3, (1, 0), (2, 0)),
     "rt_sigpending": (1, None, (0, 0)),
     "rt_sigsuspend": (1, (0, 0), None),
@@ -28,7 +30,7 @@ _CALLS: dict[str, tuple[int, tuple[int, int] | None, tuple[int, int] | None]] = 
 CALLS = frozenset(_CALLS)
 
 
-def _mask(name: str, args: tuple[int, ...], mem: ProcMem, at_exit: bool) -> bytes | None:
+def _mask(name: str, args: tuple[int, ...], mem: ProcMem, at_exit: bool, word: int) -> bytes | None:
     size_arg, entry, exit_ = _CALLS[name]
     if args[size_arg] != SIGSET_SIZE:
         return None
@@ -37,15 +39,16 @@ def _mask(name: str, args: tuple[int, ...], mem: ProcMem, at_exit: bool) -> byte
     where = exit_ if at_exit else entry
     if where is None or not args[where[0]]:
         return None
-    data = mem.read(args[where[0]] + where[1], SIGSET_SIZE)
+    offset = 3 * word if where[1] == SA_MASK else where[1]
+    data = mem.read(args[where[0]] + offset, SIGSET_SIZE)
     return NAME + data if len(data) == SIGSET_SIZE else None
 
 
-def entry_payload(name: str, args: tuple[int, ...], mem: ProcMem) -> bytes | None:
-    """The STRU payload a call logs once it has copied its mask in, or None."""
-    return _mask(name, args, mem, False)
+def entry_payload(name: str, args: tuple[int, ...], mem: ProcMem, word: int = 8) -> bytes | None:
+    """The STRU payload a call logs once it has copied its mask in, or None; `word`: the ABI's word size."""
+    return _mask(name, args, mem, False, word)
 
 
-def exit_payload(name: str, args: tuple[int, ...], mem: ProcMem) -> bytes | None:
+def exit_payload(name: str, args: tuple[int, ...], mem: ProcMem, word: int = 8) -> bytes | None:
     """The STRU payload a call that succeeded logs for the mask it handed back, or None."""
-    return _mask(name, args, mem, True)
+    return _mask(name, args, mem, True, word)

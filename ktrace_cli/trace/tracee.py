@@ -6,9 +6,9 @@ import logging
 import os
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.writer import TraceFile
+from ktrace_cli.format.writer import SV_FLAGS_LINUX64, TraceFile
 from ktrace_cli.trace.memory import RESOURCE_ERRNOS, ProcMem
-from ktrace_cli.trace.ptrace import PTRACE_SYSCALL
+from ktrace_cli.trace.ptrace import AUDIT_ARCH_X86_64, PTRACE_SYSCALL
 
 SIG_DFL = 0
 SIG_IGN = 1
@@ -23,7 +23,7 @@ class Proc:
     __slots__ = (
         "tgid", "facs", "file", "threads", "mem", "handlers", "resethand", "mode_op",
         "want_seccomp", "filtered", "passthrough", "dtor_done", "kill_reported", "detaching",
-        "status_short", "sa_restart",
+        "status_short", "sa_restart", "arch", "sv_flags",
     )  # fmt: skip
 
     def __init__(self, tgid: int, facs: int, file: TraceFile | None) -> None:
@@ -45,6 +45,10 @@ class Proc:
         self.kill_reported = False
         self.detaching = False
         self.status_short = False  # a thread's status file could not be opened (logged once)
+        # AUDIT_ARCH_X86_64 while every call is x86_64; ARCH_MIXED once one
+        # was i386 (trace/abi32.py), which sends its stops off the fast path.
+        self.arch = AUDIT_ARCH_X86_64
+        self.sv_flags = SV_FLAGS_LINUX64  # of the last PROCCTOR written for it
 
     def status_lost(self, path: str, err: OSError) -> None:
         """A status file (for `w`) could not be opened for lack of resources: said once, marked each time."""
@@ -109,6 +113,7 @@ class Thread:
     __slots__ = (
         "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
         "exiting", "sigaction", "stepping", "descend_pending", "status_fd", "restart_ret",
+        "entry32",
     )  # fmt: skip
 
     def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
@@ -130,6 +135,7 @@ class Thread:
         self.status_fd = -1  # /proc/TGID/task/TID/status, opened once `w` needs it
         # (syscall, Linux restart code, time) of a RET waiting for its next stop (trace/restarts.py)
         self.restart_ret: tuple[int, int, int] | None = None
+        self.entry32 = False  # the call it is in was entered by int $0x80 (i386 numbering)
 
     def read_nvcsw(self) -> int:
         """The voluntary context switch count (for CSW records), -1 if unreadable.

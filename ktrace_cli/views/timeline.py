@@ -1,10 +1,13 @@
-"""--timeline OUT.json: the trace as Chrome trace-event JSON, for Perfetto's UI or chrome://tracing.
+"""--timeline OUT.json: the trace as Chrome trace-event JSON, for Perfetto's UI or Chromium DevTools' Performance panel.
 
 One track per process and per thread, named by comm (metadata events); a
 complete slice (ph X) per call with its raw arguments, paths, result,
 errno and descriptor; instant events (ph i) for signals, failed calls,
-drops and USER records; flow events (ph s, f) from a fork to the child and
-from an exec to the new image's first call.
+drops and USER records; flow events (ph s, f) from a fork to the child's
+first call and from an exec to the new image's first call.  A flow's ends
+carry the category and the timestamp of the slices they join, as Chromium's
+DevTools binds a flow event only to a slice of the same thread, time and
+category.
 
 Times are microseconds after the trace's first record, whose absolute time
 is `otherData.first_ns`: the format's unit is the microsecond, and a double
@@ -33,6 +36,7 @@ USER_TEXT_LIMIT = 256  # bytes of a USER record shown in its marker
 BATCH_EVENTS = 4096  # events joined into one write
 CACHE_LIMIT = 4096  # entries of each JSON text cache (cleared when full: memory stays flat)
 _NOT_FAILURES = frozenset({0, K.ERESTART, K.EJUSTRETURN})
+FLOW_CAT = "syscall"  # the slices' category, which the flows' ends share so that DevTools binds them
 _FLOW_NAMES = L.FORKS | L.EXECS  # FreeBSD's compat prefixes name no fork or exec
 
 
@@ -49,6 +53,8 @@ class TimelineView:
         self.flows = 0
         self.threads: dict[tuple[int, int], bytes] = {}  # (pid, tid) -> its comm field, as recorded
         self.pending_exec: dict[int, int] = {}  # pid -> flow id waiting for the new image's first call
+        self.pending_fork: dict[int, int] = {}  # child pid -> flow id waiting for the child's first call
+        self.first_call: dict[int, tuple[float, int]] = {}  # pid -> (ts, tid) of its first call
         self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
         self._first = True
         # Events wait here and go out in batches: one write per event dominated the cost.
@@ -161,8 +167,13 @@ class TimelineView:
                 body += ',"errno":' + (string(errno) if isinstance(errno, str) else str(errno))
         if call.ret_path is not None:
             body += ',"ret_fd_path":' + string(call.ret_path)
+        if pid not in self.first_call:  # where a fork's flow ends, whichever of parent and child ran first
+            self.first_call[pid] = (ts, tid)
+            if pid in self.pending_fork:
+                self._emit({"name": "fork", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": self.pending_fork.pop(pid),
+                            "ts": ts, "pid": pid, "tid": tid})  # fmt: skip
         if start is not None and pid in self.pending_exec:
-            self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": self.pending_exec.pop(pid),
+            self._emit({"name": "exec", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": self.pending_exec.pop(pid),
                         "ts": ts, "pid": pid, "tid": tid})  # fmt: skip
         if start is None:
             body += ',"resumed":true'  # its CALL is not in the trace
@@ -177,7 +188,9 @@ class TimelineView:
                 dur = 0
         head = self._heads.get(name)
         if head is None:
-            head = self._heads[name] = '{"name":' + encode_basestring_ascii(name) + ',"cat":"syscall","ph":"X","ts":'
+            head = self._heads[name] = (
+                '{"name":' + encode_basestring_ascii(name) + ',"cat":' + encode_basestring_ascii(FLOW_CAT) + ',"ph":"X","ts":'
+            )
         self._put(f'{head}{ts!r},"dur":{dur / 1000!r},"pid":{pid},"tid":{tid},"args":{body}}}}}')
         if call.parts:
             for part in call.parts:
@@ -195,17 +208,21 @@ class TimelineView:
             child = self.life.by_pid.get(ret.retval)
             if child is not None and child.parent is not None and child.parent.pid == pid:
                 self.flows += 1
-                self._emit({"name": "fork", "cat": "fork", "ph": "s", "id": self.flows, "ts": ts,
+                self._emit({"name": "fork", "cat": FLOW_CAT, "ph": "s", "id": self.flows, "ts": ts,
                             "pid": pid, "tid": tid})  # fmt: skip
-                self._emit({"name": "fork", "cat": "fork", "ph": "f", "id": self.flows,
-                            "ts": max(ts, self._ts(child.start_ns)), "pid": child.pid, "tid": child.pid})  # fmt: skip
+                first_call = self.first_call.get(child.pid)
+                if first_call is None:
+                    self.pending_fork[child.pid] = self.flows
+                else:
+                    self._emit({"name": "fork", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": self.flows,
+                                "ts": max(ts, first_call[0]), "pid": child.pid, "tid": first_call[1]})  # fmt: skip
         elif base in L.EXECS and call.succeeded and start is not None:
             self.flows += 1
-            self._emit({"name": "exec", "cat": "exec", "ph": "s", "id": self.flows, "ts": ts, "pid": pid,
+            self._emit({"name": "exec", "cat": FLOW_CAT, "ph": "s", "id": self.flows, "ts": ts, "pid": pid,
                         "tid": tid})  # fmt: skip
             old = self.pending_exec.get(pid)
             if old is not None:  # an exec with no call after the one before: close that flow here
-                self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": old, "ts": ts,
+                self._emit({"name": "exec", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": old, "ts": ts,
                             "pid": pid, "tid": tid})  # fmt: skip
             self.pending_exec[pid] = self.flows
 
@@ -229,10 +246,11 @@ class TimelineView:
 
     def finish(self) -> None:
         """The pending flows' ends, the track names, and the end of the document."""
-        for pid, flow in sorted(self.pending_exec.items()):
-            self._emit({"name": "exec", "cat": "exec", "ph": "f", "bp": "e", "id": flow,
-                        "ts": self._ts(self.life.last_ns), "pid": pid, "tid": pid})  # fmt: skip
-        self.pending_exec.clear()
+        for name, pending in (("fork", self.pending_fork), ("exec", self.pending_exec)):
+            for pid, flow in sorted(pending.items()):
+                self._emit({"name": name, "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": flow,
+                            "ts": self._ts(self.life.last_ns), "pid": pid, "tid": pid})  # fmt: skip
+            pending.clear()
         named: set[int] = set()
         for proc in self.life.processes:
             if proc.pid in named:

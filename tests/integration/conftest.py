@@ -85,13 +85,18 @@ def requested_interpreter(program: Path) -> str:
 
 @pytest.fixture(scope="session")
 def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test programs of progs/, compiled by gcc into a temporary directory."""
+    """The test programs of progs/: C by gcc, i386 assembly (*.s) by binutils, into a temporary directory."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
     out = tmp_path_factory.mktemp("progs")
     for src in PROGS.glob("*.c"):
         subprocess.run(["gcc", "-O1", "-pthread", "-o", str(out / src.stem), str(src)],
                        check=True)  # fmt: skip
+    for src in PROGS.glob("*.s"):
+        # Static and without libc, so no 32-bit (multilib) libraries are needed.
+        obj = out / f"{src.stem}.o"
+        subprocess.run(["as", "--32", "-o", str(obj), str(src)], check=True)
+        subprocess.run(["ld", "-m", "elf_i386", "-o", str(out / src.stem), str(obj)], check=True)
     return out
 
 

@@ -13,6 +13,7 @@ from ktrace_cli.abi import linux
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Record
+from tests import chromium
 from tests.integration.conftest import PYKTRACE, TIMEOUT
 from tests.kdump_helpers import run_pykdump_args
 from tests.trace_events import check
@@ -179,15 +180,59 @@ def test_timeline_follows_the_format(runs: dict[str, Run], tmp_path: Path) -> No
     [sig] = [e for e in events if e["ph"] == "i" and e["cat"] == "signal"]
     assert (sig["name"], sig["pid"]) == ("SIGTERM", killed)
     # fork: a flow from the parent's clone to each child; exec: from execve to the new image.
-    forks = {e["id"]: e for e in events if e.get("cat") == "fork"}
-    pairs = sorted((e["pid"], f["pid"]) for e in events if e.get("cat") == "fork" and e["ph"] == "s"
-                   for f in [next(g for g in events if g.get("cat") == "fork" and g["ph"] == "f" and g["id"] == e["id"])])  # fmt: skip
-    assert pairs == [(parent, opener), (parent, killed)] and forks
-    execs = [e for e in events if e.get("cat") == "exec"]
+    flows = [e for e in events if e["ph"] in ("s", "f")]
+    assert {e["cat"] for e in flows} == {"syscall"}  # the slices' category, or DevTools binds none
+    pairs = sorted((e["pid"], f["pid"]) for e in flows if e["name"] == "fork" and e["ph"] == "s"
+                   for f in [next(g for g in flows if g["ph"] == "f" and g["id"] == e["id"])])  # fmt: skip
+    assert pairs == [(parent, opener), (parent, killed)]
+    execs = [e for e in flows if e["name"] == "exec"]
     assert sorted((e["ph"], e["pid"]) for e in execs) == [("f", parent), ("f", opener), ("s", parent), ("s", opener)]
     names = {(e["name"], e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M"}
     assert names[("process_name", opener, 0)] == f"spawn {opener}"
     assert names[("thread_name", killed, killed)] == f"spawn {killed}"
+
+
+def _x_at(run: Run, r: Record) -> tuple[int, int, str | None, int]:
+    """The slice a call record starts, as the loaded model reports it: (pid, tid, name, ns after the first record)."""
+    return r.pid, r.tid, linux.syscall_name(int.from_bytes(r.payload[:2], "little")), run.ns(r) - run.first_ns
+
+
+def test_timeline_loads_in_chromium(runs: dict[str, Run], tmp_path: Path) -> None:
+    """The file as the trace engine of Chromium's own DevTools (its Performance panel) loads it.
+
+    The model must hold the processes, threads, names and slices the trace
+    holds, and bind each fork and exec flow to the slices it joins.
+    """
+    exe = chromium.find()
+    if exe is None:
+        pytest.skip("no Chromium is installed (.ci/run installs the chromium package)")
+    run = runs["missing"]
+    parent, opener, killed = run.pids()
+    out = tmp_path / "timeline.json"
+    res = run_pykdump_args("-f", str(run.path), "--timeline", str(out))
+    assert (res.status, res.err) == (0, "")
+    events = json.loads(out.read_text())["traceEvents"]
+    loaded = chromium.load_timeline(exe, out, tmp_path / "profile")
+    # Each process one thread, named by comm, holding exactly its calls' slices, in the file's order.
+    model = {(t["tid"], t["name"]): [(s["name"], s["ts"]) for s in t["slices"]]
+             for p in loaded["processes"] for t in p["threads"] if p["pid"] == t["tid"]}  # fmt: skip
+    assert sorted(p["pid"] for p in loaded["processes"]) == sorted((parent, opener, killed))
+    assert sum(len(p["threads"]) for p in loaded["processes"]) == 3
+    for pid in (parent, opener, killed):
+        slices = [(e["name"], e["ts"]) for e in events if e["ph"] == "X" and e["pid"] == pid]
+        assert model[(pid, f"spawn {pid}")] == slices and len(slices) == run.calls(pid)
+    # The flows, each from the slice that starts it to the one it ends on, to the nanosecond.
+    flows = sorted(tuple(sorted(((e["pid"], e["tid"], e["name"], round(e["ts"] * 1000)) for e in flow),
+                                key=lambda end: end[3])) for flow in loaded["flows"])  # fmt: skip
+    calls = [r for r in run.records if r.type == K.KTR_SYSCALL]
+    execs = [n for n, r in enumerate(calls) if _x_at(run, r)[2] == "execve" and r.pid in (parent, opener)]
+    forks = [r for r in calls if r.pid == parent and _x_at(run, r)[2] in ("clone", "clone3", "fork", "vfork")]
+    firsts = [next(r for r in run.records if r.pid == pid and r.type in (K.KTR_SYSCALL, K.KTR_SYSRET))
+              for pid in (opener, killed)]  # a child's first call is its return from the fork
+    expected = [(_x_at(run, calls[n]), _x_at(run, next(r for r in calls[n + 1 :] if r.pid == calls[n].pid)))
+                for n in execs]  # fmt: skip
+    expected += [(_x_at(run, fork), _x_at(run, first)) for fork, first in zip(forks, firsts, strict=True)]
+    assert len(execs) == 2 and flows == sorted(expected)
 
 
 def test_timeline_user_markers(runtime_env: dict[str, str], progs: Path, tmp_path: Path) -> None:

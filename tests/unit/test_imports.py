@@ -53,6 +53,8 @@ LAZY = {
     # The eBPF backend (libbpf loader, its daemon) only with --engine=bpf or
     # auto, or for root's clear, which clears a running bpf engine too.
     ("cli.pyktrace", "trace.bpf.client"),
+    # pyktrace's bpf client loads the daemon's modules only to start one.
+    ("trace.bpf.client", "trace.bpf.service"),
     # --live: kdump's renderers and the seccomp filter only as its options need.
     ("cli.live", "cli.pykdump"),
     ("cli.live", "format.layouts"),
@@ -70,6 +72,7 @@ LAZY = {
     ("trace.client", "trace.ptrace"),
     # The Linux tables (a few ms) load only in the engine, not in the client.
     ("trace.rules", "abi.linux"),
+    ("trace.rules", "abi.linux_i386"),
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),

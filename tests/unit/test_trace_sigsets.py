@@ -28,6 +28,9 @@ def test_rt_sigaction_logs_the_new_then_the_old_actions_mask() -> None:
     args = (10, ACT, OACT, 8, 0, 0)
     assert sigsets.entry_payload("rt_sigaction", args, MEM) == mask_at(ACT + 24)
     assert sigsets.exit_payload("rt_sigaction", args, MEM) == mask_at(OACT + 24)
+    # i386's struct sigaction: 32-bit handler, flags and restorer, then the mask.
+    assert sigsets.entry_payload("rt_sigaction", args, MEM, 4) == mask_at(ACT + 12)
+    assert sigsets.exit_payload("rt_sigaction", args, MEM, 4) == mask_at(OACT + 12)
 
 
 def test_nothing_without_a_pointer_a_valid_signal_or_sigsetsize_8() -> None:

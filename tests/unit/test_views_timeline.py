@@ -34,6 +34,15 @@ def test_writer_trace(tmp_path: Path) -> None:
                       ("openat EACCES", 36000.0), ("write EPIPE", 42000.0)]  # fmt: skip
     [sig] = [e for e in events if e.get("cat") == "signal"]  # type: ignore[union-attr]
     assert (sig["name"], sig["pid"], sig["ts"]) == ("SIGSEGV", 102, 37000.0)  # type: ignore[index]
+    # Each flow's ends sit on the slices they join (same thread, time and category, as DevTools binds
+    # them): fork 2's child returned before its parent, fork 4's after; exec 3 ends at sh's first call.
+    flows = [(e["ph"], e["name"], e["id"], e["pid"], e["ts"]) for e in events if e["ph"] in ("s", "f")]  # type: ignore[index]
+    assert sorted(flows, key=lambda f: (f[2], f[0] == "f")) == [
+        ("s", "exec", 1, 100, 1000.0), ("f", "exec", 1, 100, 5000.0), ("s", "fork", 2, 100, 5000.0),
+        ("f", "fork", 2, 101, 7000.0), ("s", "exec", 3, 101, 15000.0), ("f", "exec", 3, 101, 19000.0),
+        ("s", "fork", 4, 101, 30000.0), ("f", "fork", 4, 102, 33000.0)]  # fmt: skip
+    slices = {(e["pid"], e["tid"], e["ts"], e["cat"]) for e in events if e["ph"] == "X"}  # type: ignore[index]
+    assert all((e["pid"], e["tid"], e["ts"], e["cat"]) in slices for e in events if e["ph"] in ("s", "f"))  # type: ignore[index]
 
 
 def test_drops_and_unfinished_calls(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """pyktrace's side of the bpf engine: the request, and command mode.
 
-Command mode differs from the ptrace engine's in one way: the command runs
-in a child of pyktrace, not in pyktrace's own process.  Records are made in
-the kernel and written by the daemon, asynchronously; only a process that
-waits for the command and then asks the daemon to drain (a barrier) can
-promise that the trace file is complete when its parent sees it exit.
+Command mode is ktrace(1)'s, as with the ptrace engine: pyktrace asks the
+engine to trace its own pid, and once the answer says the kernel traces
+it, execs the command in place, so the trace shows the command with the
+pid pyktrace had. The records are written by the daemon asynchronously:
+the engine drains the moment the traced process exits (it watches a pidfd
+of it), and a reader that must not race it asks for `sync` first (see
+docs/DESIGN.md, "The daemon and the client").
 """
 
 from __future__ import annotations
@@ -15,13 +17,11 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import protocol
-from ktrace_cli.trace.bpf import service
-from ktrace_cli.trace.bpf.loader import why_unavailable
+from ktrace_cli.trace.bpf import wire
 from ktrace_cli.trace.client import (
     REPLY_TIMEOUT,
     RETRY_PAUSE,
@@ -52,38 +52,49 @@ class Options(Protocol):
     def trfile(self) -> str: ...
 
 
-# The words to the forked command: go on and exec, or give up.
-GO, STOP = signal.SIGUSR1, signal.SIGUSR2
-# Signals the waiting pyktrace passes on to the command; a terminal's
-# SIGINT and SIGQUIT reach the command through its process group already.
 # Trace points the bpf engine does not record (p: no engine can on Linux).
 NOT_YET = "p"
-FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+COMM = b"pyktrace"  # our records before the exec carry this name, as with the ptrace engine
+
+
+def _name_thread(name: bytes) -> None:
+    """prctl(PR_SET_NAME) without ctypes: the comm file of this thread."""
+    try:
+        with open("/proc/thread-self/comm", "wb") as f:
+            f.write(name)
+    except OSError:
+        pass  # only the name of our few records before the exec
 
 
 def _start(rt: Runtime) -> bool:
+    from ktrace_cli.trace.bpf import service  # lazy: the daemon's imports only when it starts
+
     return start_daemon(rt, service.spawn)
 
 
 def call(message: dict[str, object], fd: int | None = None, start: bool = True) -> dict[str, object] | None:
-    """One request to the bpf engine, starting it on demand; None if start=False and none runs."""
-    rt = service.runtime(create=start)
-    if rt is None:
-        return None  # no bpf engine has ever run here: nothing to ask
-    try:
-        return _call(rt, message, fd, start)
-    finally:
-        rt.close()
+    """One request to the bpf engine, starting it on demand; None if start=False and none runs.
 
-
-def _call(rt: Runtime, message: dict[str, object], fd: int | None, start: bool) -> dict[str, object] | None:
+    The runtime directory is closed before the request goes out: in
+    command mode the trace begins at the engine's answer, and nothing of
+    the client's own is left to close but the socket.
+    """
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        sock = connect(rt)
+        rt = wire.runtime(create=start)
+        if rt is None:
+            return None  # no bpf engine has ever run here: nothing to ask
+        try:
+            sock = connect(rt)
+            log = rt.log
+            if sock is None:
+                if not start and not engine_alive(rt):
+                    return None
+                started = _start(rt)
+        finally:
+            rt.close()
         if sock is None:
-            if not start and not engine_alive(rt):
-                return None
-            if not _start(rt):
+            if not started:
                 if time.monotonic() > deadline:
                     raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not start")
                 time.sleep(RETRY_PAUSE)  # another client is starting it, or the old one is exiting
@@ -91,97 +102,37 @@ def _call(rt: Runtime, message: dict[str, object], fd: int | None, start: bool) 
         with sock:
             sock.settimeout(REPLY_TIMEOUT)
             try:
-                protocol.send_bytes(sock, service.message(message), fd)
+                protocol.send_bytes(sock, wire.message(message), fd)
                 line, extra = protocol.recv_line(sock)
             except TimeoutError:
-                raise protocol.EngineUnavailable(E.ETIMEDOUT, f"the bpf engine did not answer (see {rt.log})") from None
+                raise protocol.EngineUnavailable(E.ETIMEDOUT, f"the bpf engine did not answer (see {log})") from None
             except OSError:
                 line, extra = None, None
             if extra is not None:
                 os.close(extra)
-        reply = service.parse(line)
+        reply = wire.parse(line)
         if reply is not None:
             return reply
         if time.monotonic() > deadline:
             raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
 
 
-def run_command(argv: list[str], request: dict[str, object], fd: int,
-                answered: Callable[[dict[str, object]], None]) -> tuple[int, dict[str, object]]:  # fmt: skip
-    """Fork the command, have the engine trace it before it execs, wait, drain; (status, reply).
-
-    The reply is the engine's answer to the trace request; when it is an
-    error the command is not run (status 1).
-    """
-    # The child waits in sigwait() for the parent's word: a signal, unlike a
-    # pipe, leaves no GIO record of pyktrace's own in the trace. Blocked
-    # before the fork, so the word cannot arrive before the child waits.
-    words = {GO, STOP}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, words)
-    pid = os.fork()
-    if pid == 0:
-        word = signal.sigwait(words)  # the parent says when the kernel traces us
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # exec keeps the mask
-        if word != GO:
-            os._exit(1)
-        for signo in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(signo, signal.SIG_DFL)
-        try:
-            os.execvp(argv[0], argv)
-        except OSError as e:
-            os.write(2, f"pyktrace: exec of '{argv[0]}' failed: {os.strerror(e.errno or 0)}\n".encode())
-        os._exit(1)  # as ktrace(1) exits when its exec fails
-    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+def exec_command(argv: list[str]) -> int:
+    """Become the command (ktrace(1)'s execvp); returns only if the exec failed, with the status."""
+    # Python ignores SIGPIPE and SIGXFSZ at start-up; an ignored signal stays
+    # ignored across exec, so give the command the defaults a shell would.
+    for signo in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signo, signal.SIG_DFL)
     try:
-        reply = call({**request, "pid": pid, "command": True}, fd) or {"error": E.EIO}
-    except BaseException:
-        os.kill(pid, STOP)
-        os.waitpid(pid, 0)
-        raise
-    ok = not int(reply.get("error", 0))  # type: ignore[call-overload]
-    try:
-        answered(reply)  # the new file gets its name before the command runs
-    finally:
-        os.kill(pid, GO if ok else STOP)
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGQUIT, *FORWARDED)}
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
-    for s in FORWARDED:
-        signal.signal(s, lambda signo, _f: os.kill(pid, signo))
-    try:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    if ok:
-        call({"op": "sync"}, start=False)
-    return status, reply
-
-
-def exit_like(status: int) -> int:
-    """Exit as the command did: its code, or its signal (without a core file of our own)."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        except (OSError, ValueError):
-            pass
-        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those keep their default anyway
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
-        os.kill(os.getpid(), sig)
-        return 128 + sig
-    return os.waitstatus_to_exitcode(status)
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        raise TraceError(e.errno or E.ENOEXEC, f"exec of '{argv[0]}' failed: {os.strerror(e.errno or 0)}") from None
+    return 1
 
 
 def why_not() -> str | None:
     """None when the bpf engine can load here, else why not."""
-    return why_unavailable()
+    return wire.why_unavailable()
 
 
 def resolve_auto() -> str:
@@ -201,8 +152,9 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
     ptrace engine's client does.
 
     `fd` is the trace file (owned by `target` when there is one, else ours
-    to close). The bpf engine does not rename a new file into place: once
-    the request is accepted, `target.settle` does; a refused one is undone.
+    to close). The engine renames a new file into place once it accepts
+    the request, as the ptrace engine does; a refused one is undone. In
+    command mode this returns only if the exec failed.
     """
 
     def answered(reply: dict[str, object]) -> None:
@@ -240,24 +192,32 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
         "fsize_limit": resource.getrlimit(resource.RLIMIT_FSIZE)[0],
     }  # fmt: skip
     start = not (K.ktrop(ops) == K.KTROP_CLEARFILE or opts.clear == "C")
+    if target is not None:
+        request["rename"] = target.rename_request()  # the engine names the file: no rename in the trace
+    if opts.command:
+        request["command"] = True  # pid is ours: the engine checks it is the caller's
+        _name_thread(COMM)
     try:
-        if opts.command:
-            assert fd is not None
-            status, reply = run_command(opts.command, request, fd, answered)
-            done()
-            _check(opts, reply)
-            return exit_like(status)
         answer = call(request, fd, start=start)
         if answer is not None:
             answered(answer)
     except OSError as e:
         if target is not None:
             target.abandon()
+        done()
         raise TraceError(e.errno or E.EIO, f"bpf engine: {e.strerror or e}") from None
-    finally:
+    if not opts.command:
         done()
     if answer is not None:
-        _check(opts, answer)
+        try:
+            _check(opts, answer)
+        except TraceError:
+            done()
+            raise
+    if opts.command:
+        # The trace file and its directory are close-on-exec: closing them
+        # here would put two more calls into the command's trace.
+        return exec_command(opts.command)
     return 0
 
 

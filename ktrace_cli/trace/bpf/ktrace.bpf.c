@@ -627,6 +627,25 @@ int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 	return 0;
 }
 
+/*
+ * The code of a fatal signal that Linux turns into a group exit when it is
+ * sent (complete_signal: no handler, no core dump): delivery then sees only
+ * the SIGKILL that takes every thread, so the sender's si_code, mapped to
+ * FreeBSD's, waits here for the PSIG written at delivery.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __s32);
+} fatal_code SEC(".maps");
+
+#define SIGNAL_DELIVERED 0 /* the tracepoint's result: queued for the task */
+#define SEND_SIG_NOINFO 0  /* the kernel's stand-in siginfo pointers: SI_USER */
+#define SEND_SIG_PRIV 1    /* and SI_KERNEL */
+#define LX_SI_USER 0
+#define LX_SI_KERNEL 0x80
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(ktr_exit, struct task_struct *task)
 {
@@ -651,7 +670,41 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 		commit(b, hdr);
 	}
 	flush(b); /* the whole trace is in the ring before the parent can reap it */
+	/* Wake the drainer now, before the parent is told: an empty sample
+	 * (file index 0, no bytes) that only carries the wake-up. */
+	__u32 wake[2] = {0, 0};
+	bpf_ringbuf_output(&ring, wake, sizeof(wake), BPF_RB_FORCE_WAKEUP);
 	bpf_map_delete_elem(&traced, &tgid);
+	bpf_map_delete_elem(&fatal_code, &tgid);
+	return 0;
+}
+
+SEC("tp_btf/signal_generate")
+int BPF_PROG(ktr_siggen, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
+	     int result)
+{
+	__u32 tgid;
+	__s32 code;
+	struct proc *p;
+
+	if (result != SIGNAL_DELIVERED || sig <= 0 || sig > LINUX_NSIG || sig == LX_SIGKILL)
+		return 0;
+	tgid = BPF_CORE_READ(task, tgid);
+	p = bpf_map_lookup_elem(&traced, &tgid);
+	if (!p || !(p->facs & KTRFAC(KTR_PSIG)))
+		return 0;
+	/* Only the send that made the group exit: it set the exit code to its signal. */
+	if (!(BPF_CORE_READ(task, signal, flags) & SIGNAL_GROUP_EXIT) ||
+	    (BPF_CORE_READ(task, signal, group_exit_code) & 0x7f) != sig)
+		return 0;
+	if ((unsigned long)info == SEND_SIG_NOINFO)
+		code = LX_SI_USER;
+	else if ((unsigned long)info == SEND_SIG_PRIV)
+		code = LX_SI_KERNEL;
+	else
+		code = BPF_CORE_READ(info, si_code);
+	code = freebsd_sigcode(sig, code);
+	bpf_map_update_elem(&fatal_code, &tgid, &code, BPF_NOEXIST);
 	return 0;
 }
 
@@ -690,6 +743,9 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 			return 0;
 		sig = fatal;
 		handler = 0;
+		__s32 *sent = bpf_map_lookup_elem(&fatal_code, &tgid);
+		if (sent)
+			code = *sent; /* the sender's, kept by ktr_siggen */
 	} else if (sig != LX_SIGKILL) {
 		if (info)
 			code = freebsd_sigcode(sig, BPF_CORE_READ(info, si_code));

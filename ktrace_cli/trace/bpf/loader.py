@@ -9,21 +9,21 @@ bpf(2) through libbpf's thin wrappers and mmap. See docs/DESIGN.md,
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno as E
 import logging
 import mmap
 import os
 import struct
 from collections.abc import Callable
-from importlib import resources
+
+from ktrace_cli.trace.bpf import wire as W
 
 log = logging.getLogger("pyktrace.engine")
 
-OBJECT_NAME = "ktrace.bpf.o"
-BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
+OBJECT_NAME = W.OBJECT_NAME
+why_unavailable = W.why_unavailable
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
-            "ktr_signal", "ktr_fault")
+            "ktr_signal", "ktr_siggen", "ktr_fault")
 # Programs reached by tail call, never attached: (program array, program).
 JUMPS = (("enter_jumps", "ktr_sys_enter_more"), ("exit_jumps", "ktr_sys_exit_more"))
 RING_DEFAULT = 8 << 20
@@ -63,33 +63,6 @@ class BpfUnavailable(OSError):
     """The BPF backend cannot run here; the message says why."""
 
 
-def why_unavailable() -> str | None:
-    """None when the backend can be tried here, else the reason it cannot."""
-    if os.geteuid() != 0:
-        # CAP_BPF and CAP_PERFMON would load the programs, but they see every
-        # process: only root, who may trace any of them, may use them.
-        return "the bpf engine needs root"
-    if not os.path.exists(BTF_VMLINUX):
-        return f"the kernel exposes no BTF ({BTF_VMLINUX} is missing)"
-    if _find_libbpf() is None:
-        return "libbpf.so.1 is not installed (Debian: apt-get install libbpf1)"
-    if not resources.files(__package__).joinpath(OBJECT_NAME).is_file():
-        return f"{OBJECT_NAME} is missing from the package (make bpf)"
-    return None
-
-
-def _find_libbpf() -> str | None:
-    for name in ("libbpf.so.1", ctypes.util.find_library("bpf")):
-        if not name:
-            continue
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            continue
-        return name
-    return None
-
-
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 _messages: list[str] = []
 
@@ -115,7 +88,7 @@ def _libbpf() -> ctypes.CDLL:
     global _lib
     if _lib is not None:
         return _lib
-    name = _find_libbpf()
+    name = W.find_libbpf()
     if name is None:
         raise BpfUnavailable(E.ENOSYS, "libbpf.so.1 is not installed")
     lib = ctypes.CDLL(name, use_errno=True)
@@ -206,7 +179,8 @@ class BpfObject:
             raise BpfUnavailable(E.EPERM, why)
         lib = _libbpf()
         self.lib = lib
-        data = resources.files(__package__).joinpath(OBJECT_NAME).read_bytes()
+        with open(W.object_path(), "rb") as f:
+            data = f.read()
         self._data = ctypes.create_string_buffer(data, len(data))
         _messages.clear()
         obj = lib.bpf_object__open_mem(self._data, len(data), None)

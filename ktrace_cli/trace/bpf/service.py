@@ -13,7 +13,6 @@ every process on the machine a little).
 from __future__ import annotations
 
 import errno as E
-import json
 import logging
 import os
 import select
@@ -30,49 +29,23 @@ from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.bpf import loader as L
 from ktrace_cli.trace.bpf.drain import Ring, write_all
+from ktrace_cli.trace.bpf.wire import message, parse
 from ktrace_cli.trace.control_server import Endpoint
-from ktrace_cli.trace.runtime import Runtime, open_runtime, own_subdir
+from ktrace_cli.trace.ktrops import rename_accepted
+from ktrace_cli.trace.runtime import Runtime
 
 log = logging.getLogger("pyktrace.engine")
 
 POLL = 0.1  # seconds between drains when the ring does not wake us
 CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
 DROP_REPORT = 1.0  # seconds between log lines about drops
-IDLE_GRACE = 2.0  # seconds the loaded programs wait for the next request
+IDLE_GRACE = 5.0  # seconds the loaded programs wait for the next request (a cold start loads them again: ~0.4 s)
+DRAINER_NICE = -10
+DETACH_GRACE = 1.0  # seconds the programs stay attached once nothing is traced
+ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
 ENGINE_NAME = b"pyktrace-bpf"
-RUNTIME_SUBDIR = "bpf"
-
-
-def runtime(create: bool = True) -> Runtime | None:
-    """The bpf engine's own directory, `bpf` inside the per-user runtime directory (opened);
-    None if it does not exist and `create` is false (then no bpf engine runs)."""
-    base = open_runtime()
-    try:
-        if not create:
-            try:
-                os.stat(RUNTIME_SUBDIR, dir_fd=base.fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return None
-        return own_subdir(base.fd, base.dir, RUNTIME_SUBDIR)
-    finally:
-        base.close()
-
-
-def message(data: dict[str, object]) -> bytes:
-    return json.dumps(data).encode() + b"\n"
-
-
-def parse(line: bytes | None) -> dict[str, object] | None:
-    """One JSON object of a line, None if it is not one."""
-    if line is None:
-        return None
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        return None
-    return msg if isinstance(msg, dict) else None
 
 
 def ring_size() -> int:
@@ -86,6 +59,19 @@ def ring_size() -> int:
     if n < L.RING_MIN or n & (n - 1):
         raise L.BpfUnavailable(E.EINVAL, f"{ENV_RING}={raw}: a power of two of at least {L.RING_MIN}")
     return n
+
+
+def detach_grace() -> float:
+    raw = os.environ.get(ENV_GRACE, "")
+    if not raw:
+        return DETACH_GRACE
+    try:
+        secs = float(raw)
+    except ValueError:
+        secs = -1.0
+    if not 0 <= secs <= IDLE_GRACE:
+        raise L.BpfUnavailable(E.EINVAL, f"{ENV_GRACE}={raw}: seconds, from 0 to {IDLE_GRACE:g}")
+    return secs
 
 
 def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
@@ -156,6 +142,8 @@ class BpfEngine:
         self.lost_reported = 0
         self.report_at = 0.0
         self.idle_since = time.monotonic()
+        self.exits: dict[int, int] = {}  # pidfd -> pid of a command whose exit we drain at
+        self.detach_grace = detach_grace()
         self.stop = False
 
     @staticmethod
@@ -245,20 +233,24 @@ class BpfEngine:
         unused = [bf for bf in self.files.values() if not live.get(bf.index)]
         for bf in self.files.values():
             bf.pids = live.get(bf.index, set())
-        if unused or not live:
-            if self.obj.attached and not live:
-                self.barrier()
-                self.obj.detach()
-                self.obj.watch(0)
-                self.report_drops()
-                log.info("nothing traced: programs detached")
-            elif unused:
-                self.barrier()
+        now = time.monotonic()
+        if unused:
+            self.barrier()
             for bf in unused:
                 bf.tf.close()
                 del self.files[bf.index]
         if live:
-            self.idle_since = time.monotonic()
+            self.idle_since = now
+        elif self.obj.attached:
+            self.obj.watch(0)  # nobody wants w or f: the switch and fault hooks look no further
+            if now - self.idle_since >= self.detach_grace:
+                # The programs stay attached a moment after the last traced
+                # process goes, so that back-to-back runs pay no attach;
+                # an idle engine has nothing attached.
+                self.barrier()
+                self.obj.detach()
+                self.report_drops()
+                log.info("nothing traced: programs detached")
 
     # ----- requests -----
 
@@ -297,9 +289,38 @@ class BpfEngine:
             return self._clear(pid, facs, descend)
         if fd is None:
             return {"error": E.EBADF}
-        if msg.get("command") and _parent_of(pid) != peer_pid:
-            return {"error": E.EPERM, "message": "command mode traces only the caller's child"}
-        return self._set(pid, facs, descend, fd, version, genio, fsize)
+        if msg.get("command") and pid != peer_pid:
+            return {"error": E.EPERM, "message": "command mode traces only the caller itself"}
+        reply = self._set(pid, facs, descend, fd, version, genio, fsize)
+        if reply["error"]:
+            return reply
+        if msg.get("command"):
+            self._watch_exit(pid)
+        rename = msg.get("rename")
+        if rename is not None and op_ == K.KTROP_SET:
+            # Renamed here, while the client waits: no rename in a command's trace.
+            reply.update(rename_accepted(peer_pid, fd, rename))
+        return reply
+
+    def _watch_exit(self, pid: int) -> None:
+        """Drain as soon as a command exits: its parent may read the file next."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return  # gone already: the next housekeeping drains
+        self.exits[pidfd] = pid
+
+    def exited(self, pidfd: int) -> None:
+        """A watched command exited: its last records to disk now.
+
+        No barrier is needed for them: the exit hook sent the last thread's
+        batch to the ring, and every other thread's went at its own exit.
+        """
+        self.exits.pop(pidfd, None)
+        os.close(pidfd)
+        self.drain()
+        self.idle_since = time.monotonic()  # traced until now: the graces start here
+        self.housekeeping()
 
     def _file(self, fd: int, version: int, genio: int) -> BFile | None:
         st = os.fstat(fd)
@@ -322,6 +343,7 @@ class BpfEngine:
         roots = procfs.roots(pid)
         if not roots:
             return {"error": E.ESRCH}
+        self.idle_since = time.monotonic()  # busy: the idle graces count from the last trace
         self.obj.attach()
         watch = self.obj.watching
         if facs & K.KTRFAC_CSW:
@@ -398,22 +420,19 @@ class BpfEngine:
         return {"error": 0}
 
     def close(self) -> None:
+        for pidfd in self.exits:
+            os.close(pidfd)
+        self.exits.clear()
         for p in self._traced():
             self.obj.traced.delete(L.U32.pack(p))
         self.barrier()
-        self.obj.detach()
+        if self.obj.attached:
+            self.obj.detach()
+            log.info("nothing traced: programs detached")
         for bf in self.files.values():
             bf.tf.close()
         self.ring.close()
         self.obj.close()
-
-
-def _parent_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
 
 
 def _comm(pid: int) -> bytes | None:
@@ -429,8 +448,11 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> Non
     uid = os.getuid()
     next_house = 0.0
     while not engine.stop:
-        ready = select.select([listener.fileno(), engine.obj.ring_fd], [], [], POLL)[0]
+        ready = select.select([listener.fileno(), engine.obj.ring_fd, *engine.exits], [], [], POLL)[0]
         engine.drain()
+        for pidfd in ready:
+            if pidfd in engine.exits:
+                engine.exited(pidfd)
         if listener.fileno() in ready:
             conn, _ = listener.accept()
             with conn:
@@ -478,6 +500,13 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
     daemon.set_title(ENGINE_NAME)
+    try:
+        # The drainer empties a bounded ring that traced processes fill, and
+        # a command's parent may read the file as soon as it exits: woken,
+        # it should run before them (root may raise its priority).
+        os.setpriority(os.PRIO_PROCESS, 0, DRAINER_NICE)
+    except OSError:
+        pass
     handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
     handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
     root = logging.getLogger("pyktrace")
