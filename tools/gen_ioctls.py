@@ -11,7 +11,8 @@ works from committed data:
   and path of every header;
 * tools/data/freebsd_ioctl_types.tsv: the amd64 layout of each argument type: a
   scalar's size, a struct's or union's member types (laid out here with natural
-  alignment, bit-fields `TYPE:WIDTH` packed into units of their type), an alias,
+  alignment, bit-fields `TYPE:WIDTH` packed into units of their type; a `packed`
+  struct, the header's __packed, without any padding), an alias,
   or a size taken from a published value or from the header's own assertion;
 * tools/data/freebsd_ioctl_crosscheck.tsv: request values that golang.org/x/sys and
   Rust's libc publish for FreeBSD amd64, each checked against what is computed here.
@@ -124,6 +125,11 @@ class Types:
             if any(width is not None for _, width in split):
                 return None
             return Layout(_round(max(m.size for m in laid), align), align)
+        if kind == "packed":
+            # __packed: no padding anywhere, alignment 1 (bit-fields are not supported)
+            if any(width is not None for _, width in split):
+                return None
+            return Layout(sum(m.size for m in laid), 1)
         bits = 0
         for member, (_, width) in zip(laid, split, strict=True):
             unit = member.size * 8
@@ -344,11 +350,12 @@ def clang_check_source(rows: dict[str, tuple[str, str]]) -> str:
             assert lay is not None
             out.append(f"typedef struct {{ _Alignas({lay.align}) unsigned char b[{lay.size}]; }} "
                        f"{ident(name)};")
-        elif kind in ("struct", "union"):
+        elif kind in ("struct", "union", "packed"):
             fields = " ".join(
                 decl(typ, f"f{i}") + ("" if width is None else f" : {width}") + ";"
                 for i, (typ, width) in enumerate(map(_bit_field, members)))
-            out.append(f"typedef {kind} {{ {fields} }} {ident(name)};")
+            head = "struct __attribute__((packed))" if kind == "packed" else kind
+            out.append(f"typedef {head} {{ {fields} }} {ident(name)};")
 
     for name in rows:
         emit(name)

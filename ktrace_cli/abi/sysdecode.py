@@ -19,16 +19,30 @@ class NameTable:
 
     rows: tuple[tuple[int, str], ...]
     first: dict[int, str] = field(init=False, compare=False, repr=False)
+    # names() of the values seen, bounded: a trace repeats a few flag words.
+    _names: dict[int, tuple[str, int]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         first: dict[int, str] = {}
         for value, name in self.rows:
             first.setdefault(value, name)
         object.__setattr__(self, "first", first)
+        object.__setattr__(self, "_names", {})
 
     def lookup(self, value: int) -> str | None:
         """lookup_value(): the first row whose value equals `value`."""
         return self.first.get(value)
+
+    def names(self, value: int) -> tuple[str, int]:
+        """The mask walk of an unsigned value: (names joined by "|", bits no row accounted for)."""
+        hit = self._names.get(value)
+        if hit is None:
+            names: list[str] = []
+            rem = self.mask_part(value, names)
+            hit = ("|".join(names), rem)
+            if len(self._names) < 4096:
+                self._names[value] = hit
+        return hit
 
     def mask_part(self, value: int, names: list[str]) -> int:
         """print_mask_part(): append each row whose bits are all in what is left.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ktrace_cli.abi import freebsd, linux, linux_i386
+from ktrace_cli.decode.cfmt import signal_text
 from ktrace_cli.format import constants as K
 
 
@@ -111,9 +112,8 @@ def signal_name(abi: Abi, signo: int) -> str:
     if abi is Abi.LINUX or abi is Abi.LINUX32:
         lsig = linux.linux_signal_from_freebsd(signo)
         name = linux.signal_name(lsig) if lsig is not None else None
-        return name if name is not None else f"SIG {lsig if lsig is not None else signo}"
-    name = freebsd.signal_name(signo)
-    return name if name is not None else f"SIG {signo}"
+        return signal_text(name, lsig if lsig is not None else signo)
+    return signal_text(freebsd.signal_name(signo), signo)
 
 
 def sigcode_name(abi: Abi, signo: int, code: int) -> str | None:

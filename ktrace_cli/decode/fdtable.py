@@ -107,7 +107,7 @@ class FdTable:
 
 def sockaddr_text(data: bytes, word: int) -> str | None:
     """A STRU sockaddr as `AF_INET:127.0.0.1:80` or `AF_UNIX:/run/x.sock`."""
-    from ktrace_cli.decode.structs import struct_fields_of
+    from ktrace_cli.decode.stru import struct_fields_of
 
     _name, fields = struct_fields_of(b"sockaddr", data, word=word)
     if fields is None:

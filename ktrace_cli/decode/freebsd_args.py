@@ -1,248 +1,109 @@
-"""kdump's argument text for a FreeBSD-ABI CALL record (ktrsyscall_freebsd), one table row per syscall."""
+"""kdump's argument text for a FreeBSD-ABI CALL record (ktrsyscall_freebsd): the rows of its table.
+
+The cursor and the primitives (N, D, INT, MASK, FILEMODE, SIG, ...) are the
+ones every ABI prints with (decode/kdump_args.py); this module holds the
+FreeBSD rows and the few ops whose template branches on an argument.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from ktrace_cli.abi import sysdecode as sd
 from ktrace_cli.abi.freebsd import signal_name
 from ktrace_cli.decode.cfmt import c_hex, c_int32
+from ktrace_cli.decode.kdump_args import (
+    ATFD,
+    D64,
+    FILEMODE,
+    INT,
+    INTV,
+    MASK,
+    MASK0,
+    N64,
+    PID,
+    Args,
+    C,
+    N,
+    Op,
+    P,
+    S,
+    int_text,
+    invalid_text,
+    mask_text,
+    run,
+    settings,
+)
+from ktrace_cli.decode.kdump_args import SIG as _SIG
 
 _U32 = 0xFFFFFFFF
-
-
-@dataclass
-class _State:
-    """The running state of kdump's decoder: slots, position and separator."""
-
-    args: Sequence[int]
-    decimal: bool
-    ilp32: bool
-    register_bits: int
-    pos: int = 0
-    sep: str = "("
-
-    def __post_init__(self) -> None:
-        # Slots are kdump's register_t: 64 bits in an amd64 file even for a freebsd32
-        # process (whose arguments the kernel zero-extends), so -d never sees them
-        # as negative there; ilp32 only decides how 64-bit arguments are split.
-        self.bits = self.register_bits
-        self.mask = (1 << self.bits) - 1
-        self.out: list[str] = []
-
-    def slot(self, offset: int = 0) -> int:
-        """The slot at pos+offset; kdump reads past a short record, we read 0."""
-        index = self.pos + offset
-        return self.args[index] & self.mask if index < len(self.args) else 0
-
-    def signed(self, value: int) -> int:
-        return value - (1 << self.bits) if value >> (self.bits - 1) & 1 else value
-
-    def emit(self, text: str) -> None:
-        self.out.append(text)
-
-    def number(self, decimal: bool) -> None:
-        """print_number / print_decimal_number: separator, then %#jx or %jd."""
-        value = self.slot()
-        text = str(self.signed(value)) if decimal else c_hex(value)
-        self.emit(self.sep + text)
-        self.pos += 1
-        self.sep = ","
-
-    def number64(self, decimal: bool) -> None:
-        """print_number64: a 64-bit argument, two slots (lo, hi) on ILP32."""
-        if self.ilp32:
-            value = (self.slot() & _U32) | (self.slot(1) & _U32) << 32
-            self.pos += 2
-        else:
-            value = self.slot()
-            self.pos += 1
-        if decimal:
-            text = str(value - (1 << 64) if value >> 63 else value)
-        else:
-            text = c_hex(value)
-        self.emit(self.sep + text)
-        self.sep = ","
-
-
-Op = Callable[[_State], None]
-
-# -- primitive ops (kdump.h / kdump.c print helpers) ---------------------------------
-
-
-def N(st: _State) -> None:  # noqa: N802 - kdump's name for the primitive
-    st.number(st.decimal)
-
-
-def D(st: _State) -> None:  # noqa: N802
-    st.number(True)
-
-
-def N64(st: _State) -> None:  # noqa: N802
-    st.number64(st.decimal)
-
-
-def D64(st: _State) -> None:  # noqa: N802
-    st.number64(True)
-
-
-def PID(st: _State) -> None:  # noqa: N802
-    """kill/wait4 narrow the slot to pid_t before print_decimal_number."""
-    st.emit(st.sep + str(c_int32(st.slot())))
-    st.pos += 1
-    st.sep = ","
-
-
-def lit(text: str) -> Op:
-    """A literal putchar()/printf() of kdump's template."""
-    def op(st: _State) -> None:
-        st.emit(text)
-    return op
-
-
-C = lit(",")
-P = lit("(")
-
-
-def S(st: _State) -> None:  # noqa: N802
-    """c = ','; the separator after a template that opened with a literal '('."""
-    st.sep = ","
-
-
-def _int_text(name: str | None, value: int, decimal: bool, valid: bool) -> str:
-    if name is not None:
-        return name
-    if valid:
-        return str(c_int32(value)) if decimal else c_hex(value & _U32)
-    return f"<invalid={c_int32(value)}>" if decimal else f"<invalid={c_hex(value & _U32)}>"
-
-
-def INT(table: str) -> Op:  # noqa: N802
-    """print_integer_arg(): the name, else <invalid=%#x>.
-
-    A table the data file does not carry (a documented subset) prints the bare
-    number instead of claiming the value is invalid.
-    """
-    def op(st: _State) -> None:
-        value = st.slot()
-        known = table in sd.table_names()
-        st.emit(_int_text(sd.table(table).lookup(c_int32(value)), value, st.decimal, not known))
-        st.pos += 1
-    return op
-
-
-def INTV(lookup: Callable[[int], str | None]) -> Op:  # noqa: N802
-    """print_integer_arg_valid(): the name, else the number."""
-    def op(st: _State) -> None:
-        value = st.slot()
-        st.emit(_int_text(lookup(c_int32(value)), value, st.decimal, True))
-        st.pos += 1
-    return op
-
-
-ATFD = INTV(sd.atfd)
-
-
-def _mask_text(value: int, result: sd.MaskResult) -> str:
-    text, printed, rem = result
-    return f"{c_hex(value)}<{text}>" + ("" if printed else f"<invalid>{rem & _U32}")
-
-
-def MASK(decoder: Callable[[int], sd.MaskResult]) -> Op:  # noqa: N802
-    """print_mask_arg(): %#x<names>, <invalid>%u when nothing was printed."""
-    def op(st: _State) -> None:
-        value = st.slot() & _U32
-        st.emit(_mask_text(value, decoder(value)))
-        st.pos += 1
-    return op
-
-
-def MASK0(decoder: Callable[[int], sd.MaskResult]) -> Op:  # noqa: N802
-    """print_mask_arg0(): as MASK, but 0 prints as 0."""
-    def op(st: _State) -> None:
-        value = st.slot() & _U32
-        st.emit("0" if value == 0 else _mask_text(value, decoder(value)))
-        st.pos += 1
-    return op
 
 
 def _table_mask(name: str) -> Callable[[int], sd.MaskResult]:
     return lambda value: sd.mask_int(name, value)
 
 
-def FILEMODE(st: _State) -> None:  # noqa: N802
-    """decode_filemode(): 0, or %#o<S_ names>."""
-    value = st.slot() & _U32
-    if value == 0:
-        st.emit("0")
-    else:
-        text, printed, rem = sd.mask_0("filemode", value)
-        st.emit(f"0{value:o}<{text}>" + ("" if printed else f"<invalid>{rem}"))
-    st.pos += 1
-
-
 FILEFLAGS = MASK0(lambda value: sd.mask_0("fileflags", value))
+SIG = _SIG(signal_name)  # print_signal with FreeBSD's names
 
 
-def SIG(st: _State) -> None:  # noqa: N802
-    """print_signal(): the FreeBSD signal name, else "SIG %d"."""
-    signo = c_int32(st.slot())
-    name = signal_name(signo)
-    st.emit(name if name is not None else f"SIG {signo}")
-    st.pos += 1
-
-
-def IOCTL(st: _State) -> None:  # noqa: N802
+def IOCTL(a: Args) -> None:  # noqa: N802
     """ioctlname(): the ioctl's name, else %#lx (%lu with -d) of the whole slot."""
-    value = st.slot()
-    name = sd.ioctlname(value)
-    st.emit(name if name is not None else (str(value) if st.decimal else c_hex(value)))
-    st.pos += 1
+    value = a.take()
+    if value is not None:
+        name = sd.ioctlname(value)
+        a.emit(name if name is not None else (str(value) if a.decimal else c_hex(value)))
 
 
 # -- ops for the syscalls whose templates branch on an argument ----------------------
 
 
-def OPEN_FLAGS_MODE(st: _State) -> None:  # noqa: N802
+def OPEN_FLAGS_MODE(a: Args) -> None:  # noqa: N802
     """open/openat: the flags; the mode only with O_CREAT; both slots consumed."""
-    flags = st.slot()
-    st.emit(_mask_text(flags & _U32, sd.open_flags(flags)))
-    st.pos += 1
+    flags = a.peek()
+    a.emit(mask_text(flags & _U32, sd.open_flags(flags)))
+    a.pos += 1
     if flags & 0x200:  # O_CREAT
-        st.emit(",")
-        FILEMODE(st)
+        a.emit(",")
+        FILEMODE(a)
     else:
-        st.pos += 1
+        a.pos += 1
 
 
-def FCNTL_CMD_ARG(st: _State) -> None:  # noqa: N802
+def FCNTL_CMD_ARG(a: Args) -> None:  # noqa: N802
     """fcntl: the command, and its argument unless the command takes none."""
-    cmd, arg = st.slot(), st.slot(1)
-    st.emit(_int_text(sd.table("fcntlcmd").lookup(c_int32(cmd)), cmd, st.decimal, False))
+    cmd, arg = a.peek(), a.peek(1)
+    a.emit(int_text(sd.table("fcntlcmd").lookup(c_int32(cmd)), cmd, a.decimal, False))
     if c_int32(cmd) not in (1, 3, 5):  # F_GETFD, F_GETFL, F_GETOWN
-        st.emit(",")
+        a.emit(",")
         if cmd == 4:  # F_SETFL
-            st.emit(_mask_text(arg & _U32, sd.fcntl_fileflags(arg)))
+            a.emit(mask_text(arg & _U32, sd.fcntl_fileflags(arg)))
         else:
-            st.emit(sd.fcntl_arg(c_int32(cmd), arg, st.decimal))
-    st.pos += 2
+            a.emit(sd.fcntl_arg(c_int32(cmd), arg, a.decimal))
+    a.pos += 2
 
 
-def SOCKET_PROTO(st: _State) -> None:  # noqa: N802
+_IP_PROTO = INT("sockipproto")
+
+
+def SOCKET_PROTO(a: Args) -> None:  # noqa: N802
     """socket: the protocol is decoded only for PF_INET and PF_INET6."""
-    if c_int32(st.slot(-2)) in (2, 28):
-        st.emit(",")
-        INT("sockipproto")(st)
+    if c_int32(a.peek(-2)) in (2, 28):
+        a.emit(",")
+        _IP_PROTO(a)
 
 
-def SOCKOPT_NAME(st: _State) -> None:  # noqa: N802
+def SOCKOPT_NAME(a: Args) -> None:  # noqa: N802
     """[gs]etsockopt: the option name when the level's table knows it."""
-    level, optname = st.slot(-1), st.slot()
+    level, optname = a.peek(-1), a.peek()
     name = sd.sockopt_name(c_int32(level), c_int32(optname))
     if name is not None:
-        st.emit("," + name)
-        st.pos += 1
+        a.emit("," + name)
+        a.pos += 1
+
+
+_OPEN_FLAGS = MASK(sd.open_flags)
+_SHM_FLAGS = MASK(lambda value: sd.mask_0("shmflags", value))
 
 
 def SHM_OPEN(with_shmflags: bool) -> Op:  # noqa: N802
@@ -256,58 +117,59 @@ def SHM_OPEN(with_shmflags: bool) -> Op:  # noqa: N802
     """
     fixed = 3 if with_shmflags else 2
 
-    def op(st: _State) -> None:
-        anon = st.slot() == 1
+    def op(a: Args) -> None:
+        anon = a.peek() == 1
         if anon:
-            st.emit("(SHM_ANON")
-            st.pos += 1
+            a.emit("(SHM_ANON")
+            a.pos += 1
         else:
-            N(st)
-        st.emit(",")
-        MASK(sd.open_flags)(st)
-        st.emit(",")
-        FILEMODE(st)
+            N(a)
+        a.emit(",")
+        _OPEN_FLAGS(a)
+        a.emit(",")
+        FILEMODE(a)
         if with_shmflags:
-            st.emit(",")
-            MASK(lambda value: sd.mask_0("shmflags", value))(st)
+            a.emit(",")
+            _SHM_FLAGS(a)
         if anon:
-            for _ in range(len(st.args) - fixed):
-                st.number(st.decimal)
+            for _ in range(a.n - fixed):
+                N(a)
     return op
 
 
-def QUOTACTL_CMD(st: _State) -> None:  # noqa: N802
-    value = st.slot()
+def QUOTACTL_CMD(a: Args) -> None:  # noqa: N802
+    value = a.peek()
     text = sd.quotactl_cmd(value)
-    if text is None:
-        text = f"<invalid={c_int32(value)}>" if st.decimal else f"<invalid={c_hex(value & _U32)}>"
-    st.emit(text)
-    st.pos += 1
+    a.emit(text if text is not None else invalid_text(value, a.decimal))
+    a.pos += 1
 
 
-def UMTX_OP(st: _State) -> None:  # noqa: N802
+def UMTX_OP(a: Args) -> None:  # noqa: N802
     """_umtx_op: %#x<flags|op>, plus the CV_WAIT / RW_RDLOCK flag word."""
-    value = st.slot()
+    value = a.peek()
     text, printed, op = sd.umtx_op_flags(value)
     name = sd.table("umtxop").lookup(c_int32(op))
-    st.emit(f"{c_hex(value & _U32)}<{text}{'|' if printed else ''}"
-            f"{_int_text(name, op, st.decimal, False)}>")
+    a.emit(f"{c_hex(value & _U32)}<{text}{'|' if printed else ''}"
+           f"{int_text(name, op, a.decimal, False)}>")
     extra = {8: "umtxcvwaitflags", 12: "umtxrwlockflags"}.get(value)
     if extra is not None:
-        st.pos += 1
-        flags = st.slot()
+        a.pos += 1
+        flags = a.peek()
         if flags == 0:
-            st.emit(",0")
+            a.emit(",0")
         else:
             text, printed, rem = sd.mask_0ul(extra, flags)
-            st.emit(f",{c_hex(flags)}<{text}>" + ("" if printed else f"<invalid>{rem}"))
-    st.pos += 1
+            a.emit(f",{c_hex(flags)}<{text}>" + ("" if printed else f"<invalid>{rem}"))
+    a.pos += 1
 
 
-def CLOSE_RANGE_FLAGS(st: _State) -> None:  # noqa: N802
+_CLOSE_RANGE = MASK0(_table_mask("closerangeflags"))
+
+
+def CLOSE_RANGE_FLAGS(a: Args) -> None:  # noqa: N802
     """close_range: kdump steps ip by 3 here, past every slot, so nothing trails."""
-    MASK0(lambda value: sd.mask_int("closerangeflags", value))(st)
-    st.pos += 2
+    _CLOSE_RANGE(a)
+    a.pos += 2
 
 
 # -- the table ------------------------------------------------------------------------
@@ -451,20 +313,24 @@ ROWS: dict[str, tuple[Op, ...]] = {
 }
 
 
+# kdump reads past a short record: the rows read zeros there.
+_CURSORS = {bits: settings(bits=bits, pad=True) for bits in (32, 64)}
+
+
 def format_freebsd_args(name: str, args: Sequence[int], *, decimal: bool, ilp32: bool,
                         register_bits: int = 0) -> str:
     """kdump's text after the syscall name for a CALL of a FreeBSD-ABI process, e.g.
     '(AT_FDCWD,0x80104a00c,0x100000<O_RDONLY|O_CLOEXEC>)'; '' when there are no args.
 
     `register_bits` is the width of the file's argument slots (64 in an amd64 file);
-    0 means the process's own width (32 with `ilp32`).
+    0 means the process's own width (32 with `ilp32`).  Slots are kdump's
+    register_t: 64 bits in an amd64 file even for a freebsd32 process (whose
+    arguments the kernel zero-extends), so -d never sees them as negative
+    there; ilp32 only decides how 64-bit arguments are split.
     """
     if not args:
         return ""
-    st = _State(args, decimal, ilp32, register_bits or (32 if ilp32 else 64))
-    for op in ROWS.get(name, ()):
-        op(st)
-    while st.pos < len(args):
-        st.number(decimal)
-    st.emit(")")
-    return "".join(st.out)
+    cls = _CURSORS.get(register_bits or (32 if ilp32 else 64))
+    if cls is None:
+        cls = settings(bits=register_bits, pad=True)
+    return run(ROWS.get(name, ()), cls(args, decimal, ilp32))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
 
 from ktrace_cli.format import constants as K
@@ -124,6 +125,14 @@ HEADER_V0_SIZE, HEADER_V1_SIZE = AMD64.header_v0.size, AMD64.header_v1.size
 LEN_OFFSET = HEADER_OFFSETS["ktr_len"]
 SYSRET_LEN = AMD64.sysret.size
 NS = 1_000_000_000
+# Whole v1 CALL (one per argument count) and RET records, header and payload
+# in one pack: the engine writes one of them at every syscall stop.
+_H1_FORMAT = AMD64.header_v1.format
+CALL_RECORD = [
+    struct.Struct(_H1_FORMAT + AMD64.syscall_fixed.format[1:] + AMD64.args_struct(n).format[1:]).pack
+    for n in range(7)
+]
+RET_RECORD = struct.Struct(_H1_FORMAT + AMD64.sysret.format[1:]).pack
 
 
 class TraceFile:
@@ -159,11 +168,11 @@ class TraceFile:
 
     def syscall(self, pid: int, tid: int, comm: bytes, ns: int, nr: int, narg: int,
                 args: tuple[int, ...]) -> None:  # fmt: skip
-        """Append a KTR_SYSCALL record of `narg` of `args` (the hot path: one pack per part)."""
+        """Append a KTR_SYSCALL record of `narg` of `args` (the hot path: one pack)."""
         if self.version:
             sec, nsec = divmod(ns, NS)
-            self.buf += H1(SYSCALL_LEN[narg], T_SYSCALL, 1, pid, comm, sec, nsec, tid,
-                           CPU_UNKNOWN) + SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg])  # fmt: skip
+            self.buf += CALL_RECORD[narg](SYSCALL_LEN[narg], T_SYSCALL, 1, pid, comm, sec, nsec, tid,
+                                          CPU_UNKNOWN, nr, narg, *args[:narg])  # fmt: skip
         else:
             self.record(K.KTR_SYSCALL, pid, tid, comm, ns, SYSCALL_FIXED(nr, narg) + ARGS[narg](*args[:narg]))
 
@@ -171,9 +180,8 @@ class TraceFile:
         """Append a KTR_SYSRET record."""
         if self.version:
             sec, nsec = divmod(ns, NS)
-            self.buf += H1(SYSRET_LEN, T_SYSRET, 1, pid, comm, sec, nsec, tid, CPU_UNKNOWN) + SYSRET(
-                nr, 0, error, rval
-            )
+            self.buf += RET_RECORD(SYSRET_LEN, T_SYSRET, 1, pid, comm, sec, nsec, tid, CPU_UNKNOWN, nr, 0,
+                                   error, rval)  # fmt: skip
         else:
             self.record(K.KTR_SYSRET, pid, tid, comm, ns, SYSRET(nr, 0, error, rval))
 

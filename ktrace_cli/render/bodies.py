@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
-from ktrace_cli.decode.cfmt import c_hex
+from ktrace_cli.decode.cfmt import c_hex, c_ptr, c_string
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import (
@@ -205,20 +205,12 @@ assert _RTLD64.size == 1064 and _RTLD32.size == 1048
 RTLD_MODEMASK, RTLD_LAZY, RTLD_NOW, RTLD_GLOBAL, RTLD_TRACE = 3, 1, 2, 0x100, 0x200
 
 
-def _ptr(value: int) -> str:
-    return f"0x{value:x}"
-
-
-def _c_string(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("latin-1")
-
-
 def _utrace_rtld(fields: tuple[int | bytes, ...], word_mask: int) -> str | None:
     _sig, event, handle, mapbase, mapsize, refcnt, raw_name = fields
     assert isinstance(event, int) and isinstance(handle, int) and isinstance(mapbase, int)
     assert isinstance(mapsize, int) and isinstance(refcnt, int) and isinstance(raw_name, bytes)
-    name = _c_string(raw_name)
-    last = _ptr((mapbase + mapsize - 1) & word_mask)
+    name = c_string(raw_name)
+    last = c_ptr((mapbase + mapsize - 1) & word_mask)
     if event == 1:
         mode = refcnt
         kind = mode & RTLD_MODEMASK
@@ -234,17 +226,17 @@ def _utrace_rtld(fields: tuple[int | bytes, ...], word_mask: int) -> str | None:
             text += f" | {rest:#x}"
         return text + ")"
     formats = {
-        2: lambda: f"{_ptr(handle)} = dlopen({name}) ref {refcnt}",
-        3: lambda: f"dlclose({_ptr(handle)}) ({name}, {refcnt})",
-        4: lambda: f"dlclose({_ptr(handle)}) finished",
-        5: lambda: f"RTLD: loaded   {_ptr(handle)} @ {_ptr(mapbase)} - {last} ({name})",
-        6: lambda: f"RTLD: unloaded {_ptr(handle)} @ {_ptr(mapbase)} - {last} ({name})",
-        7: lambda: f"RTLD: {_ptr(mapbase)} now depends on {_ptr(handle)} ({name}, {refcnt})",
+        2: lambda: f"{c_ptr(handle)} = dlopen({name}) ref {refcnt}",
+        3: lambda: f"dlclose({c_ptr(handle)}) ({name}, {refcnt})",
+        4: lambda: f"dlclose({c_ptr(handle)}) finished",
+        5: lambda: f"RTLD: loaded   {c_ptr(handle)} @ {c_ptr(mapbase)} - {last} ({name})",
+        6: lambda: f"RTLD: unloaded {c_ptr(handle)} @ {c_ptr(mapbase)} - {last} ({name})",
+        7: lambda: f"RTLD: {c_ptr(mapbase)} now depends on {c_ptr(handle)} ({name}, {refcnt})",
         8: lambda: "RTLD: LD_PRELOAD finished",
-        9: lambda: f"RTLD: init {_ptr(mapbase)} for {_ptr(handle)} ({name})",
-        10: lambda: f"RTLD: fini {_ptr(mapbase)} for {_ptr(handle)} ({name})",
-        11: lambda: f"RTLD: dlsym({_ptr(handle)}, {name})",
-        12: lambda: f"RTLD: {_ptr(mapbase)} = dlsym({_ptr(handle)}, {name})",
+        9: lambda: f"RTLD: init {c_ptr(mapbase)} for {c_ptr(handle)} ({name})",
+        10: lambda: f"RTLD: fini {c_ptr(mapbase)} for {c_ptr(handle)} ({name})",
+        11: lambda: f"RTLD: dlsym({c_ptr(handle)}, {name})",
+        12: lambda: f"RTLD: {c_ptr(mapbase)} = dlsym({c_ptr(handle)}, {name})",
         # UTRACE_RTLD_ERROR: libsysdecode's format ends in a newline of its own.
         13: lambda: f"RTLD: error: {name}\n",
     }
@@ -256,10 +248,10 @@ def _utrace_malloc(p: int, s: int, r: int, word_mask: int) -> str:
     if p == word_mask:
         return "malloc_init()"
     if s == 0:
-        return f"free({_ptr(p)})"
+        return f"free({c_ptr(p)})"
     if p == 0:
-        return f"{_ptr(r)} = malloc({s})"
-    return f"{_ptr(r)} = realloc({_ptr(p)}, {s})"
+        return f"{c_ptr(r)} = malloc({s})"
+    return f"{c_ptr(r)} = realloc({c_ptr(p)}, {s})"
 
 
 def utrace_text(payload: bytes, arch: Arch) -> str | None:
@@ -294,14 +286,14 @@ def user(p: User, decimal: bool, arch: Arch) -> str:
 
 
 def stru(p: Struct, o: KdumpOptions, arch: Arch) -> str:
-    from ktrace_cli.decode.structs import struct_text  # its tables load only when a STRU comes
+    from ktrace_cli.render.stru_text import struct_text  # its tables load only when a STRU comes
 
     # kdump built with Linux support decodes l_sigset_t whatever the ABI.
     return struct_text(p.name, p.data, word=arch.word, resolve=o.resolve, linux=True) + "\n"
 
 
 def stru_array(p: StructArray, o: KdumpOptions, arch: Arch) -> str:
-    from ktrace_cli.decode.structs import struct_array_text
+    from ktrace_cli.render.stru_text import struct_array_text
 
     return struct_array_text(p.struct_size, p.name, p.data, word=arch.word, decimal=o.decimal) + "\n"
 
@@ -362,11 +354,11 @@ def capfail(p: CapFail, syscalls: SyscallText) -> str:
             "sockipproto", cap_int, syscalls.o.decimal
         )
     elif cap_type == CAPFAIL_SOCKADDR:
-        from ktrace_cli.decode.structs import format_sockaddr
+        from ktrace_cli.render.stru_text import format_sockaddr
 
         return f"{name}: restricted address lookup: " + format_sockaddr(data) + "\n"
     elif cap_type == CAPFAIL_NAMEI:
-        text = f"{name}: restricted VFS lookup: {_c_string(data)}"
+        text = f"{name}: restricted VFS lookup: {c_string(data)}"
     elif cap_type == CAPFAIL_CPUSET:
         text = f"{name}: restricted cpuset operation"
     else:

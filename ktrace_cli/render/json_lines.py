@@ -153,7 +153,7 @@ class JsonLines:
         out["data"] = _b64(data)
 
     def _struct(self, out: dict[str, Any], p: Struct, abi: A.Abi) -> None:
-        from ktrace_cli.decode.structs import struct_fields_of  # loaded when a STRU comes
+        from ktrace_cli.decode.stru import struct_fields_of  # loaded when a STRU comes
 
         name, fields = struct_fields_of(p.name, p.data, word=self.arch.word)
         out["name"] = name

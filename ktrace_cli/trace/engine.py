@@ -36,6 +36,31 @@ log = logging.getLogger("pyktrace.engine")
 
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
+# After a round that found no other stop pending, this many waits skip the
+# collecting of one (see _wait): a busy tracee still waits at most this many
+# stops of another, and one busy tracee among idle ones pays no extra waitpid.
+ROUND_SKIP = 7
+
+# The hot path's names, bound once (a module attribute costs a lookup per use).
+_ptrace = P.libc_ptrace
+_waitpid = os.waitpid
+_time_ns = time.time_ns
+_unpack_info = P.SYSCALL_INFO.unpack_from
+GET_SYSCALL_INFO = P.PTRACE_GET_SYSCALL_INFO
+INFO_SIZE = P.SYSCALL_INFO_SIZE
+INFO_NONE = P.PTRACE_SYSCALL_INFO_NONE
+INFO_ENTRY = P.PTRACE_SYSCALL_INFO_ENTRY
+INFO_EXIT = P.PTRACE_SYSCALL_INFO_EXIT
+PTRACE_SYSCALL = P.PTRACE_SYSCALL
+SYSCALL_STOP = P.STATUS_SYSCALL_STOP
+SECCOMP_STOP = P.STATUS_SECCOMP_STOP
+WAIT_ALL = P.WAIT_ALL
+WAIT_ALL_NOHANG = P.WAIT_ALL_NOHANG
+MAX_SYSCALL = R.MAX_SYSCALL
+FAC_SYSCALL = K.KTRFAC_SYSCALL
+FAC_SYSRET = K.KTRFAC_SYSRET
+ERESTART = K.ERESTART
+ERRNO_LIMIT = convert.ERRNO_LIMIT
 
 
 class Engine:
@@ -43,6 +68,8 @@ class Engine:
 
     def __init__(self, idle_grace: float = 1.0) -> None:
         self.rules = R.rules()
+        self.narg = self.rules.narg
+        self.plain: dict[int, tuple[bytes, bytes]] = {}  # facs -> Rules.plain_stops(facs)
         self.errmap = convert.errno_map()
         self.table = TraceeTable(PtraceBackend())
         self.table.on_release = self._released
@@ -67,6 +94,7 @@ class Engine:
         self.spin = len(os.sched_getaffinity(0)) > 1 and os.environ.get("PYKTRACE_SPIN") != "0"
         self.spin_misses = 0
         self.spin_skip = 0
+        self.round_skip = 0
         # Stops collected but not yet handled: see _wait.
         self.ready: deque[tuple[int, int]] = deque()
         self.waker: Any = None  # daemon.Waker: wakes the loop out of waitpid() without forking
@@ -97,25 +125,28 @@ class Engine:
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        # Bound once: the loop runs once per stop.
+        threads, awaiting, ready = self.threads, self.table.awaiting, self.ready
+        wait, syscall_stop = self._wait, self._syscall_stop
         while True:
             if self.attention:
                 self._attend()
-            if not self.threads and not self.table.awaiting:
+            if not threads and not awaiting:
                 if self.shutdown or not self._idle():
                     break
                 continue
             try:
-                pid, status = self._wait()
+                pid, status = ready.popleft() if ready else wait()
             except ChildProcessError:
                 self.table.forget_all()
-                self.ready.clear()
+                ready.clear()
                 continue
-            t = self.threads.get(pid)
+            t = threads.get(pid)
             try:
                 if t is None:
                     self._stray(pid, status)
-                elif status == P.STATUS_SYSCALL_STOP or status == P.STATUS_SECCOMP_STOP:
-                    self._syscall_stop(t)
+                elif status == SYSCALL_STOP or status == SECCOMP_STOP:
+                    syscall_stop(t)
                 else:
                     self._other_stop(t, status)
             except Exception:
@@ -153,51 +184,57 @@ class Engine:
             return False
 
     def _wait(self) -> tuple[int, int]:
-        """The next stop to handle, in rounds: every tracee stopped now is served once before any again.
+        """The next stop to handle when none is queued (self.ready), in rounds.
 
         waitpid(-1) scans the tracer's list of tracees from the head, so a
         busy tracee near it, stopping again at once, would be reported
         again and again while one further down waits (a traced process
-        starved for seconds). Each round collects every pending stop first.
+        starved for seconds). So each round collects every pending stop
+        into self.ready; the loop serves them in order before waiting again.
+        A round that finds no other stop means the others are not busy: the
+        next ROUND_SKIP waits take one stop each, saving the waitpid that
+        finds nothing (one per stop of a lone busy tracee).
         """
-        if self.ready:
-            return self.ready.popleft()
-        pid, status = self._wait_one()
+        if self.table.dirty and not self.timer_armed:
+            self.timer_armed = True
+            signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
+        pid, status = self._spin_wait() if self.spin else _waitpid(-1, WAIT_ALL)
         if len(self.threads) > 1:
-            ready, waitpid = self.ready, os.waitpid
+            if self.round_skip:
+                self.round_skip -= 1
+                return pid, status
+            ready = self.ready
             while True:
                 try:
-                    more = waitpid(-1, P.WAIT_ALL_NOHANG)
+                    more = _waitpid(-1, WAIT_ALL_NOHANG)
                 except ChildProcessError:
                     break
                 if not more[0]:
                     break
                 ready.append(more)
+            if not ready:
+                self.round_skip = ROUND_SKIP
         return pid, status
 
-    def _wait_one(self) -> tuple[int, int]:
-        waitpid = os.waitpid
-        if self.table.dirty and not self.timer_armed:
-            self.timer_armed = True
-            signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
-        if self.spin and not self.spin_skip:
-            # Spin-then-block: a syscall-dense tracee stops again within a few
-            # µs, and sleeping would cost a cross-CPU wake-up (docs/DESIGN.md, Speed).
-            deadline = time.monotonic_ns() + SPIN_NS
-            while True:
-                pid, status = waitpid(-1, P.WAIT_ALL_NOHANG)
-                if pid:
-                    self.spin_misses = 0
-                    return pid, status
-                if time.monotonic_ns() > deadline:
-                    break
-            self.spin_misses += 1
-            if self.spin_misses >= 4:
-                self.spin_skip = 256  # CPU-bound tracee: stop stealing its CPU for a while
-                self.spin_misses = 0
-        elif self.spin_skip:
+    def _spin_wait(self) -> tuple[int, int]:
+        """Spin-then-block: a syscall-dense tracee stops again within a few µs,
+        and sleeping would cost a cross-CPU wake-up (docs/DESIGN.md, Speed)."""
+        if self.spin_skip:
             self.spin_skip -= 1
-        return waitpid(-1, P.WAIT_ALL)
+            return _waitpid(-1, WAIT_ALL)
+        deadline = time.monotonic_ns() + SPIN_NS
+        while True:
+            pid, status = _waitpid(-1, WAIT_ALL_NOHANG)
+            if pid:
+                self.spin_misses = 0
+                return pid, status
+            if time.monotonic_ns() > deadline:
+                break
+        self.spin_misses += 1
+        if self.spin_misses >= 4:
+            self.spin_skip = 256  # CPU-bound tracee: stop stealing its CPU for a while
+            self.spin_misses = 0
+        return _waitpid(-1, WAIT_ALL)
 
     def _on_alarm(self, signum: int, frame: object) -> None:
         self.timer_armed = False
@@ -219,13 +256,19 @@ class Engine:
     # ----- syscall stops: the hot path -----
 
     def _syscall_stop(self, t: Thread) -> None:
+        """A syscall entry or exit stop: its CALL or RET, and what else its rule and the facilities ask.
+
+        The common stop, whose call needs nothing but its CALL or RET under
+        the process's facilities (Rules.plain_stops), is written here without
+        looking at its rule: at every stop of every call, each step counts.
+        """
         tid = t.tid
         info = self.bufs.info
-        if P.libc_ptrace(P.PTRACE_GET_SYSCALL_INFO, tid, P.SYSCALL_INFO_SIZE, info) <= 0:
-            P.libc_ptrace(t.resume_op(), tid, 0, 0)
+        if _ptrace(GET_SYSCALL_INFO, tid, INFO_SIZE, info) <= 0:
+            _ptrace(t.resume_op(), tid, 0, 0)
             return
-        op, arch, nr, a0, a1, a2, a3, a4, a5 = P.SYSCALL_INFO.unpack_from(info)
-        if op == P.PTRACE_SYSCALL_INFO_NONE:
+        op, arch, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(info)
+        if op == INFO_NONE:
             # A SIGKILL took the thread out of the stop we collected; it is in
             # another (its exit event), reported on its own. The rest of the
             # buffer is another call's: recording it would forge a CALL.
@@ -236,11 +279,41 @@ class Engine:
             return
         if arch != p.arch and abi32.stop(self, t, p, op, arch, nr, (a0, a1, a2, a3, a4, a5)):
             return  # an int $0x80 call, recorded under the linux32 ABI
-        if op == P.PTRACE_SYSCALL_INFO_EXIT:
+        facs = p.facs
+        plain = self.plain.get(facs) or self._plain(facs)
+        if op == INFO_EXIT:
             rval = nr - (1 << 64) if nr >> 63 else nr
+            call = t.nr
+            if t.insys and call < MAX_SYSCALL and not plain[1][call]:
+                error = 0
+                if a0 & 0xFF:  # is_error: rval is -errno
+                    e = -rval
+                    error = self.errmap[e] if 0 < e < ERRNO_LIMIT else e
+                    rval = 0
+                if error != ERESTART:  # else its RET waits for the next stop (_exit)
+                    t.insys = False
+                    tf = p.file
+                    if tf is not None and facs & FAC_SYSRET:
+                        tf.sysret(p.tgid, tid, t.comm, _time_ns(), call, error, rval)
+                        self.table.dirty = True
+                    _ptrace(p.mode_op, tid, 0, 0)
+                    return
+                rval = nr - (1 << 64) if nr >> 63 else nr
             self._exit(t, p, rval, a0 & 0xFF)
             t.insys = False
-            P.libc_ptrace(p.mode_op, tid, 0, 0)
+            _ptrace(p.mode_op, tid, 0, 0)
+            return
+        if op == INFO_ENTRY and nr < MAX_SYSCALL and not plain[0][nr] and t.restart_ret is None:
+            t.insys = True
+            t.nr = nr
+            ns = _time_ns()
+            t.args = args = (a0, a1, a2, a3, a4, a5)
+            t.entry_ns = ns
+            tf = p.file
+            if tf is not None and facs & FAC_SYSCALL:
+                tf.syscall(p.tgid, tid, t.comm, ns, nr, self.narg[nr], args)
+                self.table.dirty = True
+            _ptrace(PTRACE_SYSCALL, tid, 0, 0)
             return
         if op == P.PTRACE_SYSCALL_INFO_SECCOMP and t.insys:
             # A program's own RET_TRACE filter after our entry stop: same call.
@@ -268,6 +341,10 @@ class Engine:
                 capture.entry_records(t, rule, args, ns)
                 self.table.dirty = True
         P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
+
+    def _plain(self, facs: int) -> tuple[bytes, bytes]:
+        tables = self.plain[facs] = self.rules.plain_stops(facs)
+        return tables
 
     def _quiet_stop(self, t: Thread, p: Proc) -> None:
         """A syscall stop of a process we no longer record: detach or let it run."""

@@ -125,9 +125,11 @@ def exiting(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> No
     t.exiting = True
     if t.restart_ret is not None:
         restarts.settle(t, 0)  # killed inside the call: the kernel would have restarted it
-    code = P.get_event_msg(t.tid, bufs)
-    if code >= 0 and code & 0x7F == signal.SIGKILL:
-        table.report_kill(t, p)
+    if p.file is not None and p.facs & K.KTRFAC_PSIG and not (p.kill_reported or p.dtor_done):
+        # Only a PSIG record needs the exit code: no ptrace call at every exit otherwise.
+        code = P.get_event_msg(t.tid, bufs)
+        if code >= 0 and code & 0x7F == signal.SIGKILL:
+            table.report_kill(t, p)
     if all(th.exiting for th in p.threads.values()):
         table.write_dtor(p, t)
         table.flush_all()  # records are on disk before the parent can wait for it

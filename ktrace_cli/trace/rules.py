@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 
 # GIO kinds: how the transferred bytes are found at syscall exit.
@@ -134,10 +135,38 @@ class Rules:
             self.by_nr[nr] = rule
             self.narg[nr] = narg
         self.nr_by_name = {r.name: r.nr for r in self.by_nr if r is not None}
+        self._plain: dict[int, tuple[bytes, bytes]] = {}
 
     def name(self, nr: int) -> str:
         rule = self.by_nr[nr] if 0 <= nr < MAX_SYSCALL else None
         return rule.name if rule else f"#{nr}"
+
+    def plain_stops(self, facs: int) -> tuple[bytes, bytes]:
+        """For each call number, whether its entry stop and its exit stop need more than CALL and RET.
+
+        Nonzero where the full path must run under `facs`: a call the engine
+        must follow (signal handlers, the comm, a set-id exec, a seccomp
+        filter, sigreturn's RET), a capture the facilities ask for, or CSW on
+        every call. The engine's fast path writes the rest without looking at
+        their rule (x86_64 stops only: sigreturn is numbered as x86_64's).
+        Cached per `facs`: it changes only with a ktrace(2) request.
+        """
+        tables = self._plain.get(facs)
+        if tables is not None:
+            return tables
+        csw = bool(facs & K.KTRFAC_CSW)
+        entry, exit_ = bytearray(MAX_SYSCALL), bytearray(MAX_SYSCALL)
+        for rule in self.by_nr:
+            if rule is None:
+                continue
+            followed = rule.special in (SPECIAL_SIGACTION, SPECIAL_SIGACTION32, SPECIAL_PRCTL, SPECIAL_EXEC)
+            stru = bool(rule.stru and facs & K.KTRFAC_STRUCT)
+            entry[rule.nr] = csw or followed or stru or bool(
+                rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL))
+            exit_[rule.nr] = csw or followed or stru or rule.special == SPECIAL_SECCOMP or bool(
+                rule.gio and facs & K.KTRFAC_GENIO) or rule.nr in JUSTRETURN_SYSCALLS
+        tables = self._plain[facs] = (bytes(entry), bytes(exit_))
+        return tables
 
     def filter_syscalls(self, facs: int, setid_check: bool) -> list[int] | None:
         """Syscall numbers that can produce a record for `facs`; None means every syscall."""

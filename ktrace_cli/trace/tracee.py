@@ -14,6 +14,7 @@ SIG_DFL = 0
 SIG_IGN = 1
 SA_RESETHAND = 0x80000000
 HANDLER_UNKNOWN = -1  # caught, but installed before we attached
+PROC_READ_MAX = 4096  # /proc/PID/comm and the head of /proc/PID/status fit (Tgid is its 4th line)
 log = logging.getLogger("pyktrace.engine")
 
 
@@ -181,24 +182,36 @@ def comm_field(name: bytes) -> bytes:
 
 def read_comm(tgid: int, tid: int) -> bytes:
     """The thread's comm as the 20-byte ktr_comm field."""
-    try:
-        with open(f"/proc/{tgid}/task/{tid}/comm", "rb") as f:
-            name = f.read().rstrip(b"\n")
-    except OSError:
-        name = b""
-    return comm_field(name)
+    return comm_field(_read_proc(f"/proc/{tgid}/task/{tid}/comm").rstrip(b"\n"))
 
 
 def read_tgid(tid: int) -> int:
     """The thread group of a task, 0 if it is gone."""
+    status = _read_proc(f"/proc/{tid}/status")
+    at = status.find(b"\nTgid:")
     try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+        return int(status[at + 6 : status.index(b"\n", at + 1)]) if at >= 0 else 0
+    except ValueError:
+        return 0
+
+
+def _read_proc(path: str) -> bytes:
+    """A small /proc file in one read(2), b"" if it cannot be read.
+
+    Called at every exec and clone: a buffered open() adds an fstat, an
+    ioctl, two lseeks and a read to find the end, each a syscall while the
+    tracee waits.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, PROC_READ_MAX)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def list_tasks(pid: int) -> list[int]:

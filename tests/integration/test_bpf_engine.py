@@ -569,3 +569,142 @@ def test_args_and_envs_as_the_ptrace_engine_bounds_them(bpf_env, tmp_path: Path)
     assert got["bpf"][0][0] == K.KTR_ARGS and len(args) <= 256 * 1024 and args.endswith(b"\0")
     assert args.split(b"\0")[1:-1] == [s.encode() for s in big[: len(args.split(b"\0")) - 2]]
     assert b"KTRACE_TEST_VAR=one two\0" in got["bpf"][1][1]
+
+
+# int $0x80 calls (progs/i386*.s, progs/int80.c): recorded under linux32 as
+# the ptrace engine records them (tests/integration/test_i386.py).
+SV_LINUX32 = 0x654103  # FreeBSD's linux32 sysentvec flags on amd64 (docs/FORMAT.md)
+SV_LINUX64 = K.SV_ABI_LINUX | K.SV_LP64
+I386_CASES = {  # program, arguments, trace points, PROCCTOR flags in the program's records
+    # exits 0: getpid, write, an open of a missing path (NAMI), exit
+    "static": ("i386", ["missing"], "cnis", [SV_LINUX64, SV_LINUX32]),
+    # a 64-bit program: two int $0x80 calls between x86_64 ones
+    "int80": ("int80", [], "cni", [SV_LINUX64, SV_LINUX32, SV_LINUX64]),
+    # rt_sigaction, kill, the handler, rt_sigreturn (JUSTRETURN), exit
+    "signal": ("i386sig", [], "cis", [SV_LINUX64, SV_LINUX32]),
+    # an i386 execve of an x86_64 program: its RET stays i386's
+    "exec": ("i386exec", ["basic", "data.txt"], "c", [SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]),
+}
+
+
+def _comparable_i386(r: Record) -> tuple[int, bytes, bytes]:
+    """_comparable, and the pid a program printed (int80 prints its pid) taken out of GIO data."""
+    rtype, comm, payload = _comparable(r)
+    if r.type == K.KTR_GENIO:
+        payload = payload[:8] + payload[8:].replace(str(r.pid).encode(), b"PID")
+    return rtype, comm, payload
+
+
+@pytest.mark.parametrize("case", list(I386_CASES))
+def test_i386_calls_as_the_ptrace_engine_records_them(bpf_env, progs: Path, tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+    """The same records on both engines: i386 numbers and registers, linux32 PROCCTORs, RET under the entry's ABI."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    prog, args, points, ctors = I386_CASES[case]
+    (tmp_path / "data.txt").write_bytes(b"hello\n")
+    args = [str(progs / a) if (progs / a).exists() else a for a in args]
+    got, outcomes = {}, []
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "-t", points, "-f", str(out), "setarch", "-R",
+                           str(progs / prog), *args], cwd=tmp_path)  # fmt: skip
+        outcomes.append((r.returncode, r.stdout.replace(str(_program_records(out, prog.encode())[0].pid).encode(),
+                                                        b"PID")))  # fmt: skip
+        got[engine] = _program_records(out, prog.encode())
+    assert outcomes[0] == outcomes[1]
+    ptrace, bpf = got["ptrace"], got["bpf"]
+    assert [_comparable_i386(r) for r in bpf] == [_comparable_i386(r) for r in ptrace]
+    # Not two engines wrong alike: the records are linux32's where they should be.
+    flags = [unpack_payload(AMD64, K.KTR_PROCCTOR, r.payload).sv_flags for r in bpf
+             if r.type == K.KTR_PROCCTOR]  # fmt: skip
+    assert flags == ctors
+    assert any(r.type == K.KTR_SYSCALL for r in bpf)
+
+
+def test_i386_calls_in_pykdumps_words(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "missing"
+    out = tmp_path / "k.out"
+    r = _run(bpf_env, ["--engine=bpf", "-f", str(out), str(progs / "i386"), str(missing)])
+    assert (r.returncode, r.stdout) == (0, b"hi\n")
+    lines = subprocess.run([*PYKDUMP, "-A", "-f", str(out)], capture_output=True, text=True,
+                           timeout=TIMEOUT, check=True).stdout.splitlines()  # fmt: skip
+    body = [x.split(None, 2)[2] if x.split(None, 1)[0].isdigit() else x.strip() for x in lines]
+    pid = _program_records(out, b"i386")[0].pid
+    at = body.index("RET   L64  execve JUSTRETURN")
+    call = body[at + 8]
+    assert call.startswith("CALL  L32  open(0x") and call.endswith(",0<O_RDONLY>)")
+    argv1 = int(call[len("CALL  L32  open(") :].split(",")[0], 16)
+    assert 0 < argv1 < 1 << 32  # a 32-bit register, zero-extended
+    assert body[at + 1 :] == [
+        "CALL  L32  getpid",
+        f"RET   L32  getpid {pid}/{pid:#x}",
+        f"CALL  L32  write(0x1,{_symbol(progs / 'i386', 'msg'):#x},0x3)",
+        "GIO   L32  fd 1 wrote 3 bytes",
+        '"hi',
+        '"',
+        "RET   L32  write 3",
+        call,
+        f'NAMI  L32  "{missing}"',
+        "RET   L32  open -1 errno 2 No such file or directory",
+        "CALL  L32  exit(0)",
+    ]
+
+
+def _symbol(program: Path, name: str) -> int:
+    out = subprocess.run(["nm", str(program)], capture_output=True, text=True, check=True).stdout
+    return next(int(f[0], 16) for f in map(str.split, out.splitlines()) if f[-1] == name)
+
+
+def test_attach_to_a_running_i386_loop(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Attached while it waits in an i386 read: that read's RET is the first record, and i386's."""
+    echo = subprocess.Popen([str(progs / "i386echo")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert echo.stdin is not None and echo.stdout is not None
+
+    def ping(byte: bytes) -> None:
+        echo.stdin.write(byte)  # type: ignore[union-attr]
+        echo.stdin.flush()  # type: ignore[union-attr]
+        assert echo.stdout.read(1) == byte  # type: ignore[union-attr]
+
+    out = tmp_path / "k.out"
+    ping(b"a")  # running, and back in its read: not traced yet
+    try:
+        assert _run(bpf_env, ["--engine=bpf", "-t", "cis", "-p", str(echo.pid), "-f", str(out)]).returncode == 0
+        ping(b"b")
+        # Set again: its new PROCCTOR keeps linux32, the ABI of its last call.
+        assert _run(bpf_env, ["--engine=bpf", "-a", "-t", "cis", "-p", str(echo.pid),
+                              "-f", str(out)]).returncode == 0  # fmt: skip
+        ping(b"d")
+    finally:
+        assert _run(bpf_env, ["--engine=bpf", "-c", "-p", str(echo.pid)]).returncode == 0
+    ping(b"c")  # runs on untraced
+    echo.stdin.close()
+    assert echo.wait(timeout=TIMEOUT) == 0
+    recs = list(iter_records(str(out)))
+    ctors = [unpack_payload(AMD64, K.KTR_PROCCTOR, x.payload).sv_flags for x in recs
+             if x.type == K.KTR_PROCCTOR]  # fmt: skip
+    # At the attach (its ABI unknown yet), before its first i386 record, at the second request.
+    assert ctors == [SV_LINUX64, SV_LINUX32, SV_LINUX32]
+    buf = _symbol(progs / "i386echo", "buf")
+    text = subprocess.run([*PYKDUMP, "-A", "-f", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    body = [x.split(None, 2)[2] if x.split(None, 1)[0].isdigit() else x.strip() for x in text.splitlines()]
+    # The read under way at the attach is not interrupted (ptrace's attach
+    # restarts it): its RET comes without its CALL, by orig_eax and TS_COMPAT.
+    assert body == [
+        "GIO   L32  fd 0 read 1 byte",
+        '"b"',
+        "RET   L32  read 1",
+        f"CALL  L32  write(0x1,{buf:#x},0x1)",
+        "GIO   L32  fd 1 wrote 1 byte",
+        '"b"',
+        "RET   L32  write 1",
+        f"CALL  L32  read(0,{buf:#x},0x1)",
+        "GIO   L32  fd 0 read 1 byte",
+        '"d"',
+        "RET   L32  read 1",
+        f"CALL  L32  write(0x1,{buf:#x},0x1)",
+        "GIO   L32  fd 1 wrote 1 byte",
+        '"d"',
+        "RET   L32  write 1",
+        f"CALL  L32  read(0,{buf:#x},0x1)",
+    ]

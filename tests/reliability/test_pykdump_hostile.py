@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ktrace_cli.cli import pykdump
-from ktrace_cli.decode import structs
+from ktrace_cli.decode import stru
 from ktrace_cli.format import constants as K
 from ktrace_cli.format import reader as reader_module
 from ktrace_cli.format.layouts import AMD64, I386, Arch
@@ -197,9 +197,7 @@ PRINTF_BITS = ["%d", "%x", "%#x", "%p", "%s", "%c", "%%", "%5d", "%-8x", "%lu", 
 
 
 def _struct_sizes(word: int) -> list[int]:
-    sizes = [size for (w, size) in structs._STAT_LAYOUTS if w == word]
-    sizes += [structs._ITIMERVAL[word].size, structs._SPLICE[word].size, structs._THR_PARAM[word].size]
-    return sizes + [structs._INOTIFY.size, 16, 0, 1, 8]
+    return stru.layout_sizes(word) + [0, 1, 8]
 
 
 @st.composite

@@ -71,6 +71,27 @@ def test_tables_come_from_ktrace_cli_own() -> None:
     assert (sigcodes[(0, 0)], sigcodes[(0, -6)], sigcodes[(8, 1)]) == (0x10001, 0x10007, 2)
 
 
+def test_i386_half_of_the_tables() -> None:
+    """int $0x80 calls are looked up from I386_BASE on, in the i386 rules' terms."""
+    from ktrace_cli.trace.rules import rules_i386
+
+    systab, _ = service.tables()
+    names = service.names()
+    assert len(systab) == len(names) == loader.SYSTAB_SIZE
+    base, r32 = loader.I386_BASE, rules_i386()
+    # i386 open is 5 (x86_64's fstat): its path is argument 0, and an open makes SCTL.
+    assert systab[base + 5] == (r32.narg[5], 0b1, loader.SYS_OPEN, 0, 0)
+    assert systab[5][3:] == (1, 1)  # x86_64 fstat: a STRU stat of argument 1
+    assert (names[base + 20], names[20], names[base + 3]) == (b"getpid", b"writev", b"read")
+    assert systab[base + 20][0] == 0 and systab[base + 4] == (3, 0, loader.SYS_GIO_WRITE, 0, 0)
+    # sigreturn (119) and rt_sigreturn (173) return EJUSTRETURN, as x86_64's rt_sigreturn (15).
+    justreturn = [k for k, row in enumerate(systab) if row[2] & loader.SYS_SIGRETURN]
+    assert justreturn == [15, base + 119, base + 173]
+    assert systab[base + 11][2] == loader.SYS_EXEC  # execve
+    # readv's iovecs have 32-bit pointers there: no GIO (as with the ptrace engine).
+    assert systab[base + 145][2] == 0
+
+
 def test_ring_reader_writes_batches_in_order_and_skips_discarded() -> None:
     """The consumer against a ring laid out by hand as the kernel lays it out."""
     size, page = 4096, mmap.PAGESIZE

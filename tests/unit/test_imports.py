@@ -78,6 +78,7 @@ LAZY = {
     ("trace.convert", "abi.linux"),
     ("trace.bpf.service", "abi.linux"),
     ("trace.bpf.service", "abi.linuxulator"),
+    ("trace.bpf.service", "abi.linux_i386"),
     # Name tables and decoders load when the first record needing them comes.
     ("decode.abi", "abi.linuxulator"),
     ("render.calls_text", "abi.linux"),
@@ -86,12 +87,12 @@ LAZY = {
     ("render.bodies", "decode.freebsd_args"),
     ("render.bodies", "decode.linux_calls"),
     ("render.bodies", "abi.linux"),
-    ("render.bodies", "decode.structs"),
+    ("render.bodies", "render.stru_text"),
     ("render.bodies", "abi.sysdecode"),
-    ("render.json_lines", "decode.structs"),
+    ("render.json_lines", "decode.stru"),
     ("decode.filters", "abi.freebsd"),
     ("decode.filters", "abi.linux"),
-    ("decode.fdtable", "decode.structs"),
+    ("decode.fdtable", "decode.stru"),
     ("decode.calls", "abi.linux"),
 }
 

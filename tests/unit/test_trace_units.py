@@ -75,6 +75,29 @@ def test_rules_derive_paths_and_filter_sets() -> None:
     assert {"read", "write", "readv", "sendmsg", "recvmmsg"} <= gio
 
 
+def test_plain_stops_send_only_what_needs_more_than_call_and_ret_off_the_fast_path() -> None:
+    r = rules()
+
+    def slow(facs: int, name: str) -> tuple[int, int]:
+        entry, exit_ = r.plain_stops(facs)
+        nr = abi.syscall_number(name)
+        return entry[nr], exit_[nr]
+
+    c = K.KTRFAC_SYSCALL | K.KTRFAC_SYSRET
+    for name in ("getppid", "read", "write", "openat", "newfstatat", "exit_group"):
+        assert slow(c, name) == (0, 0), name  # -t c: nothing but CALL and RET
+    for name in ("rt_sigaction", "prctl", "execve"):
+        assert slow(c, name) == (1, 1), name  # followed whatever the facilities
+    assert slow(c, "seccomp") == (0, 1)  # the filter goes live at its RET
+    assert slow(c, "rt_sigreturn") == (0, 1)  # its RET is EJUSTRETURN
+    assert slow(c | K.KTRFAC_GENIO, "read") == (0, 1)
+    assert slow(c | K.KTRFAC_NAMEI, "openat") == (1, 0)
+    assert slow(c | K.KTRFAC_SYSCTL, "openat") == (1, 0)
+    assert slow(c | K.KTRFAC_STRUCT, "newfstatat") == (1, 1)
+    assert slow(c | K.KTRFAC_CSW, "getppid") == (1, 1)
+    assert r.plain_stops(c) is r.plain_stops(c)  # built once per facilities
+
+
 def test_seccomp_filter_program_shape() -> None:
     prog = seccomp.build_filter([0, 257])
     insns = [struct.unpack_from("<HBBI", prog, i) for i in range(0, len(prog), 8)]

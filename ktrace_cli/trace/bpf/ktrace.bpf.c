@@ -165,27 +165,57 @@ static __always_inline void utrace(struct proc *p, __u32 tgid, __u32 tid, __u64 
 	commit(b, hdr + len);
 }
 
+/* A PROCCTOR under the process's ABI (that of its last call), as FreeBSD
+ * writes one with the sysentvec's flags. */
+static __always_inline void procctor(struct proc *p, __u32 pid, __u32 tid)
+{
+	struct batch *b = get_batch();
+	__u32 off, hdr;
+
+	if (!b)
+		return;
+	off = reserve(b, p->file, pid, HDR_V1 + 4);
+	hdr = put_header(b, off, p, KTR_PROCCTOR, 4, pid, tid);
+	*(__u32 *)(b->data + ((off + hdr) & BATCH_MASK)) = p->abi32 ? SV_FLAGS_LINUX32 : SV_FLAGS_LINUX64;
+	commit(b, hdr + 4);
+}
+
+/*
+ * A record of the other ABI follows: kdump keeps one ABI per process, the
+ * last PROCCTOR's, so the process gets a new one first (linux32 before
+ * the first record of an i386 call, linux64 again before the next x86_64
+ * one), as the ptrace engine writes them.
+ */
+static __always_inline void abi_switch(struct proc *p, __u32 tgid, __u32 tid, int compat)
+{
+	p->abi32 = compat;
+	if (p->facs & KTRFAC(KTR_PROCCTOR))
+		procctor(p, tgid, tid);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 {
 	__u32 tgid, tid, off, hdr, narg = 6, pathmask = 0, flags = 0, stru = 0;
 	struct proc *p = traced_proc(&tgid, &tid);
 	struct batch *b;
+	int compat;
 
 	if (!p || id < 0)
 		return 0;
+	compat = in_compat(bpf_get_current_task_btf());
+	if (compat != p->abi32)
+		abi_switch(p, tgid, tid, compat);
 	if (id < MAX_SYSCALL) {
-		__u32 k = id;
+		__u32 k = sys_key(id, compat);
 		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
 		if (s) {
 			narg = s->narg > 6 ? 6 : s->narg;
 			pathmask = s->pathmask;
 			flags = s->flags;
 			stru = s->stru;
-			if (s->flags & SYS_SIGRETURN) {
-				__u32 nr = id;
-				bpf_map_update_elem(&in_sigreturn, &tid, &nr, BPF_ANY);
-			}
+			if (s->flags & (SYS_SIGRETURN | SYS_EXEC))
+				bpf_map_update_elem(&entered, &tid, &k, BPF_ANY);
 		}
 	}
 	if (p->facs & KTRFAC(KTR_SYSCALL)) {
@@ -201,7 +231,7 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 #pragma unroll
 		for (int i = 0; i < 6; i++) {
 			if (i < narg)
-				*(__u64 *)(d + 8 + 8 * i) = arg_of(regs, i);
+				*(__u64 *)(d + 8 + 8 * i) = arg_of(regs, i, compat);
 		}
 		commit(b, hdr + 8 + 8 * narg);
 	}
@@ -209,14 +239,14 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 		__u32 retry = 0;
 #pragma unroll
 		for (int i = 0; i < 6; i++) {
-			if (pathmask & (1 << i) && nami(p, tgid, tid, arg_of(regs, i)))
+			if (pathmask & (1 << i) && nami(p, tgid, tid, arg_of(regs, i, compat)))
 				retry |= 1 << i;
 		}
 		if (retry)
 			bpf_map_update_elem(&nami_retry, &tid, &retry, BPF_ANY);
 	}
-	if (flags & SYS_PRCTL && p->facs & KTRFAC(KTR_USER) && arg_of(regs, 0) == UTRACE_PRCTL)
-		utrace(p, tgid, tid, arg_of(regs, 1), arg_of(regs, 2));
+	if (flags & SYS_PRCTL && p->facs & KTRFAC(KTR_USER) && arg_of(regs, 0, compat) == UTRACE_PRCTL)
+		utrace(p, tgid, tid, arg_of(regs, 1, compat), arg_of(regs, 2, compat));
 	if ((flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL)) ||
 	    (stru && p->facs & KTRFAC(KTR_STRUCT)))
 		bpf_tail_call(ctx, &enter_jumps, JUMP_MORE); /* last: after the NAMI */
@@ -228,30 +258,32 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter_more, struct pt_regs *regs, long id)
 {
-	__u32 tgid, tid, k = id;
+	__u32 tgid, tid, k;
 	struct proc *p = traced_proc(&tgid, &tid);
 	struct sysent *s;
+	int compat = in_compat(bpf_get_current_task_btf());
 
 	if (!p || id < 0 || id >= MAX_SYSCALL)
 		return 0;
+	k = sys_key(id, compat);
 	s = bpf_map_lookup_elem(&systab, &k);
 	if (!s)
 		return 0;
 	if (s->flags & SYS_OPEN && p->facs & KTRFAC(KTR_SYSCTL))
-		sysctl(p, tgid, tid, arg_of(regs, s->pathmask & 1 ? 0 : 1)); /* open: 0; openat(2): 1 */
+		sysctl(p, tgid, tid, arg_of(regs, s->pathmask & 1 ? 0 : 1, compat)); /* open: 0; openat(2): 1 */
 	if (!(p->facs & KTRFAC(KTR_STRUCT)))
 		return 0;
 	if (s->stru == STRU_SOCKADDR_IN)
-		stru_sockaddr(p, tgid, tid, arg_of(regs, s->stru_arg & 7),
-			      arg_of(regs, (s->stru_arg + 1) & 7));
+		stru_sockaddr(p, tgid, tid, arg_of(regs, s->stru_arg & 7, compat),
+			      arg_of(regs, (s->stru_arg + 1) & 7, compat));
 	else if (s->stru == STRU_ITIMERVAL && s->flags & SYS_SETITIMER)
-		stru_itimerval(p, tgid, tid, arg_of(regs, 1));
+		stru_itimerval(p, tgid, tid, arg_of(regs, 1, compat));
 	return 0;
 }
 
 /* GIO: the bytes a read or write moved, up to the file's --genio-size. */
 static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct pt_regs *regs,
-				  long ret, int rw)
+				  int compat, long ret, int rw)
 {
 	struct batch *b = get_batch();
 	__u32 off, hdr = hdr_size(p);
@@ -267,10 +299,10 @@ static __always_inline void genio(struct proc *p, __u32 tgid, __u32 tid, struct 
 		return;
 	off = reserve(b, p->file, tgid, HDR_V1 + 8 + GENIO_MAX);
 	__u8 *g = b->data + ((off + hdr) & BATCH_MASK);
-	if (bpf_probe_read_user(g + 8, n, (void *)arg_of(regs, 1)) != 0)
+	if (bpf_probe_read_user(g + 8, n, (void *)arg_of(regs, 1, compat)) != 0)
 		return;
 	put_header(b, off, p, KTR_GENIO, 8 + n, tgid, tid);
-	*(__s32 *)(g + 0) = (__s32)arg_of(regs, 0);
+	*(__s32 *)(g + 0) = (__s32)arg_of(regs, 0, compat);
 	*(__s32 *)(g + 4) = rw;
 	commit(b, hdr + 8 + n);
 }
@@ -369,30 +401,43 @@ static __always_inline void sysret(struct proc *p, __u32 tgid, __u32 tid, long n
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 {
-	__u32 tgid, tid, flags = 0, stru = 0;
+	__u32 tgid, tid, flags = 0, stru = 0, k;
 	struct proc *p = traced_proc(&tgid, &tid);
+	struct sysent *s = NULL;
 	long nr;
 	__s32 error = 0;
 	__s64 rval = ret;
+	int compat;
 
 	if (!p)
 		return 0;
+	compat = in_compat(bpf_get_current_task_btf());
 	nr = BPF_CORE_READ(regs, orig_ax);
-	if (nr < 0) {
-		__u32 *sr = bpf_map_lookup_elem(&in_sigreturn, &tid);
-		if (!sr)
-			return 0;
-		nr = *sr;
-		bpf_map_delete_elem(&in_sigreturn, &tid);
+	if (nr >= 0 && nr < MAX_SYSCALL) {
+		k = sys_key(nr, compat);
+		s = bpf_map_lookup_elem(&systab, &k);
 	}
-	if (nr < MAX_SYSCALL) {
-		__u32 k = nr;
-		struct sysent *s = bpf_map_lookup_elem(&systab, &k);
-		if (s) {
-			flags = s->flags;
-			stru = s->stru;
+	if (nr < 0 || (s && s->flags & SYS_EXEC)) {
+		/* The call's key from its entry (a call entered before the
+		 * process was traced: orig_ax and TS_COMPAT are all there is). */
+		__u32 *e = bpf_map_lookup_elem(&entered, &tid);
+		if (e) {
+			k = *e;
+			bpf_map_delete_elem(&entered, &tid);
+			compat = k >= I386_BASE;
+			nr = k & (MAX_SYSCALL - 1);
+			s = bpf_map_lookup_elem(&systab, &k);
+		} else if (nr < 0) {
+			return 0;
 		}
 	}
+	if (s) {
+		flags = s->flags;
+		stru = s->stru;
+	}
+	/* The RET, and the records before it, go under the ABI the call entered with. */
+	if (compat != p->abi32)
+		abi_switch(p, tgid, tid, compat);
 	__u32 *retry = bpf_map_lookup_elem(&nami_retry, &tid);
 	if (retry) {
 		/* The kernel has faulted the page in by now (not for execve:
@@ -403,7 +448,7 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 #pragma unroll
 			for (int i = 0; i < 6; i++) {
 				if (mask & (1 << i))
-					nami(p, tgid, tid, arg_of(regs, i));
+					nami(p, tgid, tid, arg_of(regs, i, compat));
 			}
 		}
 	}
@@ -423,7 +468,7 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	} else if (flags & SYS_EXEC && ret == 0) {
 		error = EJUSTRETURN;
 	} else if (ret > 0 && flags & (SYS_GIO_READ | SYS_GIO_WRITE) && p->facs & KTRFAC(KTR_GENIO)) {
-		genio(p, tgid, tid, regs, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
+		genio(p, tgid, tid, regs, compat, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
 	}
 	if ((!error && stru && stru != STRU_SOCKADDR_IN && p->facs & KTRFAC(KTR_STRUCT)) ||
 	    (ret > 0 && flags & (SYS_GIO_IOV | SYS_GIO_MSG) && p->facs & KTRFAC(KTR_GENIO)))
@@ -441,16 +486,18 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 	struct proc *p = traced_proc(&tgid, &tid);
 	struct sysent *s;
 	long nr;
+	int compat = in_compat(bpf_get_current_task_btf());
 
 	if (!p)
 		return 0;
+	/* Never an exec or a sigreturn here: orig_ax and TS_COMPAT are the entry's. */
 	nr = BPF_CORE_READ(regs, orig_ax);
 	if (nr < 0 || nr >= MAX_SYSCALL)
 		return 0;
-	k = nr;
+	k = sys_key(nr, compat);
 	s = bpf_map_lookup_elem(&systab, &k);
 	if (s && ret > 0 && s->flags & (SYS_GIO_IOV | SYS_GIO_MSG) && p->facs & KTRFAC(KTR_GENIO)) {
-		__u64 iov = arg_of(regs, 1), cnt = arg_of(regs, 2);
+		__u64 iov = arg_of(regs, 1, compat), cnt = arg_of(regs, 2, compat);
 		if (s->flags & SYS_GIO_MSG) {
 			__u64 mv[2]; /* msg_iov, msg_iovlen at offset 16 of struct msghdr */
 			if (bpf_probe_read_user(mv, sizeof(mv), (void *)(iov + 16)) != 0)
@@ -458,37 +505,24 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 			iov = mv[0];
 			cnt = mv[1];
 		}
-		genio_iov(p, tgid, tid, (__s32)arg_of(regs, 0), s->flags & SYS_GIO_OUT ? UIO_WRITE : UIO_READ,
+		genio_iov(p, tgid, tid, (__s32)arg_of(regs, 0, compat), s->flags & SYS_GIO_OUT ? UIO_WRITE : UIO_READ,
 			  iov, cnt, ret);
 	}
 	if (s && s->stru && p->facs & KTRFAC(KTR_STRUCT)) {
-		__u64 where = arg_of(regs, s->stru_arg & 7);
+		__u64 where = arg_of(regs, s->stru_arg & 7, compat);
 		if (s->stru == STRU_STAT || s->stru == STRU_STATX) {
 			stru_stat(p, tgid, tid, where, s->stru == STRU_STATX);
 		} else if (s->stru == STRU_SOCKADDR_OUT) {
 			__u32 alen;
-			__u64 lenp = arg_of(regs, (s->stru_arg + 1) & 7);
+			__u64 lenp = arg_of(regs, (s->stru_arg + 1) & 7, compat);
 			if (where && lenp && bpf_probe_read_user(&alen, 4, (void *)lenp) == 0)
 				stru_sockaddr(p, tgid, tid, where, alen);
 		} else if (s->stru == STRU_ITIMERVAL) {
-			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1));
+			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1, compat));
 		}
 	}
 	sysret(p, tgid, tid, nr, 0, ret);
 	return 0;
-}
-
-static __always_inline void procctor(struct proc *p, __u32 pid, __u32 tid)
-{
-	struct batch *b = get_batch();
-	__u32 off, hdr;
-
-	if (!b)
-		return;
-	off = reserve(b, p->file, pid, HDR_V1 + 4);
-	hdr = put_header(b, off, p, KTR_PROCCTOR, 4, pid, tid);
-	*(__u32 *)(b->data + ((off + hdr) & BATCH_MASK)) = SV_ABI_LINUX | SV_LP64;
-	commit(b, hdr + 4);
 }
 
 /* Inheritance (-i), done in the kernel before the child can run. */
@@ -797,7 +831,7 @@ struct wmesg {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_SYSCALL);
+	__uint(max_entries, SYSTAB_SIZE);
 	__type(key, __u32);
 	__type(value, struct wmesg);
 } sysnames SEC(".maps");
@@ -852,7 +886,7 @@ int BPF_PROG(ktr_switch, bool preempt, struct task_struct *prev, struct task_str
 			struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(prev);
 			long nr = regs ? BPF_CORE_READ(regs, orig_ax) : -1;
 			if (nr >= 0 && nr < MAX_SYSCALL) {
-				__u32 k = nr;
+				__u32 k = sys_key(nr, in_compat(prev));
 				struct wmesg *w = bpf_map_lookup_elem(&sysnames, &k);
 				if (w) {
 					csw(p, pid, tid, 1, w, NULL);

@@ -30,11 +30,15 @@ RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
 MAX_SYSCALL = 1024
+# systab and sysnames: the x86_64 calls, then the i386 (int $0x80) ones from here.
+I386_BASE = MAX_SYSCALL
+SYSTAB_SIZE = 2 * MAX_SYSCALL
 MAX_ERRNO = 4096
 BPF_ANY = 0
 
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
-PROC = struct.Struct("<6IQ")  # facs, file, version, genio, drop_pending, fatal_logged, dropped
+PROC = struct.Struct("<6IQ2I")  # facs, file, version, genio, drop_pending, fatal_logged, dropped, abi32, pad
+PROC_ABI32 = 7  # the index of abi32 in an unpacked PROC: 1 once the last call was i386
 SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, pad
 CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, watch, lost batches/records
 CFG_WOKEN = 16
@@ -236,9 +240,10 @@ class BpfObject:
 
     def fill_tables(self, systab: list[tuple[int, int, int, int, int]], errmap: list[int],
                     names: list[bytes]) -> None:  # fmt: skip
-        for nr, (narg, pathmask, flags, stru, stru_arg) in enumerate(systab[:MAX_SYSCALL]):
-            self.systab.update(U32.pack(nr), SYSENT.pack(narg, pathmask, flags, stru, stru_arg, 0))
-        for nr, name in enumerate(names[:MAX_SYSCALL]):
+        """Both ABIs' rows (x86_64 first, i386 from I386_BASE), their names, the errno map."""
+        for key, (narg, pathmask, flags, stru, stru_arg) in enumerate(systab[:SYSTAB_SIZE]):
+            self.systab.update(U32.pack(key), SYSENT.pack(narg, pathmask, flags, stru, stru_arg, 0))
+        for nr, name in enumerate(names[:SYSTAB_SIZE]):
             self.sysnames.update(U32.pack(nr), name[:7].ljust(8, b"\0"))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):
             self.errmap.update(U32.pack(e), S32.pack(fb))

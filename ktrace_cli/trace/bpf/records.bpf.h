@@ -32,6 +32,17 @@
 #define EJUSTRETURN (-2)
 #define SV_ABI_LINUX 3
 #define SV_LP64 0x200
+/* FreeBSD's linux32 sysentvec on amd64 (docs/FORMAT.md): ILP32 and IA32,
+ * with its shared page, timekeep page and Linux signal quirks. */
+#define SV_ILP32 0x100
+#define SV_IA32 0x4000
+#define SV_SHP 0x10000
+#define SV_TIMEKEEP 0x40000
+#define SV_SIG_DISCIGN 0x200000
+#define SV_SIG_WAITNDQ 0x400000
+#define SV_FLAGS_LINUX64 (SV_ABI_LINUX | SV_LP64)
+#define SV_FLAGS_LINUX32 (SV_ABI_LINUX | SV_ILP32 | SV_IA32 | SV_SHP | SV_TIMEKEEP | \
+			  SV_SIG_DISCIGN | SV_SIG_WAITNDQ)
 
 #define HDR_V1 64 /* sizeof(struct ktr_header) v1 on amd64 */
 #define HDR_V0 56
@@ -42,6 +53,11 @@
 #define BATCH_MASK (BATCH_DATA - 1)
 #define BATCH_PIDS 4
 #define MAX_SYSCALL 1024
+/* systab and sysnames hold the x86_64 calls, then the i386 (int $0x80)
+ * calls from I386_BASE on: the key of a call is its number plus the base
+ * of the ABI it entered with. */
+#define I386_BASE MAX_SYSCALL
+#define SYSTAB_SIZE (2 * MAX_SYSCALL)
 #define MAX_ERRNO 4096
 
 /* Syscall table flags (systab.flags). */
@@ -69,6 +85,8 @@ struct proc {
 	__u32 drop_pending;
 	__u32 fatal_logged; /* the PSIG of a fatal signal is written once */
 	__u64 dropped;   /* records lost in the ring for this process */
+	__u32 abi32;     /* its last PROCCTOR says linux32: its last call was i386 */
+	__u32 pad;
 };
 
 struct sysent {
@@ -125,18 +143,24 @@ struct {
 	__type(value, __u32);
 } nami_retry SEC(".maps");
 
-/* Threads inside rt_sigreturn, which resets orig_ax to -1 from the frame:
- * the exit needs the number from the entry. */
+/*
+ * Threads inside a call whose exit cannot tell which call it was, by
+ * thread, with the call's systab key: rt_sigreturn and sigreturn reset
+ * orig_ax to -1 from the frame, and a successful exec sets orig_ax and
+ * TS_COMPAT for the new image (an execveat looks like an execve, an i386
+ * exec of an x86_64 image like an x86_64 one).  LRU: a thread that leaves
+ * without its exit (a -c in between) leaves no entry for ever.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u32);
-} in_sigreturn SEC(".maps");
+} entered SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_SYSCALL);
+	__uint(max_entries, SYSTAB_SIZE);
 	__type(key, __u32);
 	__type(value, struct sysent);
 } systab SEC(".maps");
@@ -378,8 +402,40 @@ static __always_inline struct proc *traced_proc(__u32 *tgid, __u32 *tid)
 	return bpf_map_lookup_elem(&traced, tgid);
 }
 
-static __always_inline __u64 arg_of(struct pt_regs *regs, int i)
+/*
+ * An i386 system call under way: x86's in_ia32_syscall(), the bit the
+ * 32-bit entry (int $0x80, sysenter, syscall from 32-bit code) sets in the
+ * thread's status and the return to user mode clears.  It is what the
+ * kernel's audit arch, and so PTRACE_GET_SYSCALL_INFO, reports; the code
+ * segment would not do: 64-bit code may issue int $0x80.
+ */
+#define TS_COMPAT 0x0002 /* arch/x86/include/asm/thread_info.h */
+
+static __always_inline int in_compat(struct task_struct *t)
 {
+	return (t->thread_info.status & TS_COMPAT) != 0; /* a trusted BTF pointer: a plain load */
+}
+
+static __always_inline __u32 sys_key(long nr, int compat)
+{
+	return nr + (compat ? I386_BASE : 0);
+}
+
+/* Argument i of the call: an i386 call's are the low halves of ebx, ecx,
+ * edx, esi, edi, ebp (64-bit code issuing int $0x80 may have left the
+ * upper halves set; the kernel ignores them), zero-extended. */
+static __always_inline __u64 arg_of(struct pt_regs *regs, int i, int compat)
+{
+	if (compat) {
+		switch (i) {
+		case 0: return (__u32)BPF_CORE_READ(regs, bx);
+		case 1: return (__u32)BPF_CORE_READ(regs, cx);
+		case 2: return (__u32)BPF_CORE_READ(regs, dx);
+		case 3: return (__u32)BPF_CORE_READ(regs, si);
+		case 4: return (__u32)BPF_CORE_READ(regs, di);
+		default: return (__u32)BPF_CORE_READ(regs, bp);
+		}
+	}
 	switch (i) {
 	case 0: return BPF_CORE_READ(regs, di);
 	case 1: return BPF_CORE_READ(regs, si);

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.writer import TraceFile
+from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, TraceFile
 from ktrace_cli.trace import convert, daemon, procfs, protocol
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -76,32 +76,40 @@ def detach_grace() -> float:
 
 def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
     """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
-    and the errno map, from ktrace_cli's own."""
-    rules = R.rules()
-    systab: list[tuple[int, int, int, int, int]] = []
-    for nr in range(L.MAX_SYSCALL):
-        rule = rules.by_nr[nr]
-        if rule is None:
-            systab.append((6, 0, 0, 0, 0))
-            continue
-        mask = sum(1 << i for i in rule.paths if i < 6)
-        flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
-        if rule.name == "rt_sigreturn":
-            flags |= L.SYS_SIGRETURN
-        if rule.special == R.SPECIAL_PRCTL:
-            flags |= L.SYS_PRCTL
-        if rule.special == R.SPECIAL_OPEN:
-            flags |= L.SYS_OPEN
-        if rule.gio == R.GIO_BUF:
-            flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
-        elif rule.gio in (R.GIO_IOV, R.GIO_MSG):
-            flags |= L.SYS_GIO_IOV if rule.gio == R.GIO_IOV else L.SYS_GIO_MSG
-            if rule.gio_rw == K.UIO_WRITE:
-                flags |= L.SYS_GIO_OUT
-        if rule.name == "setitimer":
-            flags |= L.SYS_SETITIMER
-        systab.append((rule.narg, mask, flags, rule.stru, rule.stru_arg))
-    return systab, convert.errno_map()[: L.MAX_ERRNO]
+    of x86_64, then of i386 from L.I386_BASE on, and the errno map, from ktrace_cli's own."""
+    from ktrace_cli.abi import linux_i386, linuxulator  # lazy: start-up
+
+    x86_64 = [_sysent(rule, nr in linuxulator.JUSTRETURN_SYSCALLS) for nr, rule in enumerate(R.rules().by_nr)]
+    i386 = [_sysent(rule, nr in linux_i386.JUSTRETURN_SYSCALLS) for nr, rule in enumerate(R.rules_i386().by_nr)]
+    return x86_64[: L.MAX_SYSCALL] + i386[: L.MAX_SYSCALL], convert.errno_map()[: L.MAX_ERRNO]
+
+
+def names() -> list[bytes]:
+    """Each call's name, for CSW wait messages, in tables()'s order."""
+    return [rules.name(nr).encode() for rules in (R.rules(), R.rules_i386()) for nr in range(L.MAX_SYSCALL)]
+
+
+def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int, int, int]:
+    """One row of the kernel's table; `justreturn`: the call returns to the signalled code (sigreturn)."""
+    if rule is None:
+        return (6, 0, 0, 0, 0)
+    mask = sum(1 << i for i in rule.paths if i < 6)
+    flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
+    if justreturn:
+        flags |= L.SYS_SIGRETURN
+    if rule.special == R.SPECIAL_PRCTL:
+        flags |= L.SYS_PRCTL
+    if rule.special == R.SPECIAL_OPEN:
+        flags |= L.SYS_OPEN
+    if rule.gio == R.GIO_BUF:
+        flags |= L.SYS_GIO_WRITE if rule.gio_rw == K.UIO_WRITE else L.SYS_GIO_READ
+    elif rule.gio in (R.GIO_IOV, R.GIO_MSG):
+        flags |= L.SYS_GIO_IOV if rule.gio == R.GIO_IOV else L.SYS_GIO_MSG
+        if rule.gio_rw == K.UIO_WRITE:
+            flags |= L.SYS_GIO_OUT
+    if rule.name == "setitimer":
+        flags |= L.SYS_SETITIMER
+    return (rule.narg, mask, flags, rule.stru, rule.stru_arg)
 
 
 def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int,
@@ -133,7 +141,7 @@ class BpfEngine:
         size = ring_size()
         self.obj = L.BpfObject(size)
         systab, errmap = tables()
-        self.obj.fill_tables(systab, errmap, [R.rules().name(nr).encode() for nr in range(L.MAX_SYSCALL)])
+        self.obj.fill_tables(systab, errmap, names())
         self.obj.fill_signals(*signal_tables())
         self.obj.configure(self._clock_offset(), min(L.BATCH_DATA - 1, size // 4), size // 4)
         self.ring = Ring(self.obj.ring_fd, size)
@@ -365,11 +373,15 @@ class BpfEngine:
             comm = _comm(p)
             if comm is None:
                 continue
+            # Under the ABI of its last call, as the kernel side keeps it (linux64 until
+            # the process is seen in an i386 call: the kernel side then writes linux32's).
+            abi32 = old[L.PROC_ABI32] if old is not None else 0
             bf.tf.record(K.KTR_PROCCTOR, p, p, comm, time.time_ns(),
-                         L.U32.pack(K.SV_ABI_LINUX | K.SV_LP64))  # fmt: skip
+                         L.U32.pack(SV_FLAGS_LINUX32 if abi32 else SV_FLAGS_LINUX64))  # fmt: skip
             if bf.tf.flush():
                 return {"error": bf.tf.failed}
-            value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0)
+            value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0,
+                                abi32, 0)  # fmt: skip
             if self.obj.traced.update(L.U32.pack(p), value) == 0:
                 bf.pids.add(p)
                 done += 1
