@@ -335,8 +335,11 @@ def _print(
     elif calls_view:
         from ktrace_cli.render.calls_text import CallsText
 
-        render = CallsText(options, reader.arch).render
+        view = CallsText(options, reader.arch)
+        render = view.render
         encode = _latin1
+        if not options.follow:
+            return _print_calls(first, events, view, stdout)
     elif as_json:
         from ktrace_cli.render.json_lines import JsonLines
 
@@ -373,6 +376,27 @@ def _print(
                     batch.clear()
         finally:
             write(encode("".join(batch)))
+    stdout.flush()
+    return ExitStatus.OK
+
+
+def _print_calls(first: Any, events: Any, view: Any, stdout: IO[bytes]) -> int:
+    """_print's batch loop for --calls text: Calls go straight to the line
+    builder (most items are Calls, and CallsText.render is one more frame)."""
+    from ktrace_cli.decode.calls import Call
+
+    line, render = view.line, view.render
+    write = stdout.write
+    batch: list[str] = [render(first)]
+    append = batch.append
+    try:
+        for event in events:
+            append(line(event) if event.__class__ is Call else render(event))
+            if len(batch) >= 4096:
+                write("".join(batch).encode("latin-1"))
+                batch.clear()
+    finally:
+        write("".join(batch).encode("latin-1"))
     stdout.flush()
     return ExitStatus.OK
 

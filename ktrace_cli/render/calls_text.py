@@ -136,6 +136,7 @@ class CallText:
         self._plans: dict[tuple[int, int], tuple[str, tuple[int, ...], int, bool]] = {}
         self._bodies: dict[tuple[object, ...], str] = {}
         self._durations: dict[int, str] = {}  # microseconds -> ` <S.UUUUUU>` and the newline
+        self._timestamps = bool(options.timestamps)
 
     def name(self, call: Call) -> str:
         return self._plan(call)[0]
@@ -230,44 +231,6 @@ class CallText:
             pieces[fd_index] = text if text is not None else self.fd_text(fd, call.fd_path)
         return pieces
 
-    def _body(
-        self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]
-    ) -> tuple[str, str]:
-        """(`name(arg,...)`, the ` [SIGNAL]` marks of the call's PSIG records).
-
-        The text comes from a bounded cache keyed by everything _pieces reads
-        (calls repeat their arguments, paths and data), so most calls build
-        one key and look it up instead of assembling their pieces.
-        """
-        paths: list[bytes] | None = None
-        data: list[bytes] | None = None
-        signals = ""
-        for shown in call.parts:
-            rtype = shown.record.type
-            if rtype == K.KTR_NAMEI:
-                if paths is None:
-                    paths = []
-                paths.append(shown.payload.path)  # type: ignore[union-attr]
-            elif rtype == K.KTR_GENIO:
-                if data is None:
-                    data = []
-                data.append(shown.payload.data)  # type: ignore[union-attr]
-            elif rtype == K.KTR_PSIG:
-                signals += f" [{A.signal_name(call.abi, shown.payload.signo)}]"  # type: ignore[union-attr]
-        # What _pieces puts in: the paths when the call has path arguments, the
-        # data's first bytes when it has a buffer.
-        shown_paths = tuple(paths) if paths is not None and plan[1] else None
-        shown_data = None
-        if data is not None and plan[2] >= 0:
-            shown_data = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
-        key = (call.sv_flags, call.code, args, call.fd, call.fd_path, shown_paths, shown_data)
-        body = self._bodies.get(key)
-        if body is None:
-            if len(self._bodies) >= BODY_CACHE:
-                self._bodies.clear()
-            body = self._bodies[key] = f"{plan[0]}({','.join(self._pieces(call, args, plan))})"
-        return body, signals
-
     def fd_text(self, fd: int, path: str | None) -> str:
         """`3</etc/hosts>`, from a bounded cache (descriptors are used over and over)."""
         key = (fd, path)
@@ -323,16 +286,19 @@ class CallText:
         return head
 
     def line(self, call: Call) -> str:
-        # Runs once per printed call: caches read inline, one string built at the end.
+        # Runs once per printed call: caches read inline, _body's work written
+        # out here (a frame per call costs more than the rest of its lookups),
+        # one string built at the end.
         start = call.start
         end = call.end
-        plan = self._plans.get((call.sv_flags, call.code))
+        sv_flags = call.sv_flags
+        code = call.code
+        plan = self._plans.get((sv_flags, code))
         if plan is None:
             plan = self._plan(call)
         first = (start if start is not None else end).record  # type: ignore[union-attr]
-        head = self._heads.get((call.pid, call.tid, first.comm))
-        if head is None or self.o.timestamps:
-            head = self.head(call.pid, call.tid, first.comm, call.ns if self.o.timestamps else 0)
+        cached = None if self._timestamps else self._heads.get((call.pid, call.tid, first.comm))
+        head = cached if cached is not None else self.head(call.pid, call.tid, first.comm, call.ns)
         parts = call.parts
         if start is None:
             body = f"<... {plan[0]} resumed>"
@@ -342,14 +308,42 @@ class CallText:
         else:
             p = start.payload
             args = p.args if p.__class__ is Syscall else ()
+            signals = ""
             if not args:
                 body = f"{plan[0]}()"
-                signals = ""
                 for s in parts:
                     if s.record.type == K.KTR_PSIG:
                         signals += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
             else:
-                body, signals = self._body(call, args, plan)
+                # _body, inlined: the same key, from the same parts.
+                shown_paths = shown_data = None
+                if parts:
+                    paths: list[bytes] | None = None
+                    data: list[bytes] | None = None
+                    for s in parts:
+                        rtype = s.record.type
+                        if rtype == K.KTR_NAMEI:
+                            if paths is None:
+                                paths = []
+                            paths.append(s.payload.path)  # type: ignore[union-attr]
+                        elif rtype == K.KTR_GENIO:
+                            if data is None:
+                                data = []
+                            data.append(s.payload.data)  # type: ignore[union-attr]
+                        elif rtype == K.KTR_PSIG:
+                            signals += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+                    if paths is not None and plan[1]:
+                        shown_paths = tuple(paths)
+                    if data is not None and plan[2] >= 0:
+                        shown_data = (
+                            data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
+                        )
+                key = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                body = self._bodies.get(key)  # type: ignore[assignment]
+                if body is None:
+                    if len(self._bodies) >= BODY_CACHE:
+                        self._bodies.clear()
+                    body = self._bodies[key] = f"{plan[0]}({','.join(self._pieces(call, args, plan))})"
             if signals:
                 body += signals
         ret = end.payload if end is not None else None
