@@ -285,18 +285,20 @@ def pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_vi
         return select(reader, options.points, pids or None)
     from ktrace_cli.decode.fdtable import FdTables
     from ktrace_cli.decode.filters import CallFilter
-    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls, filtered
+    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, filtered
 
     clock = Clock()
 
     # Descriptors and calls are tracked on every process and record type;
     # -p and -t choose what is shown afterwards.
-    events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
     shows = Shows(options.points, pids or None)
     if flt is None:
         flt = CallFilter()
     if calls_view:
-        return calls(events, flt, FdTables(), clock, shows)
+        from ktrace_cli.decode.select_calls import select_calls
+
+        return select_calls(reader, options.points | TRACKED_POINTS, flt, FdTables(), clock, shows)
+    events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
     return filtered(events, flt, FdTables(), clock, shows)
 
 

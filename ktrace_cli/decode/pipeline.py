@@ -37,12 +37,12 @@ class Clock:
         self.first_ns: int | None = None
 
 
-def _ns(shown: Shown) -> int:
+def shown_ns(shown: Shown) -> int:
     r = shown.record
     return r.sec * 1_000_000_000 + r.nsec
 
 
-def _snapshot(shown: Shown, tables: FdTables) -> None:
+def snapshot_fdtable(shown: Shown, tables: FdTables) -> None:
     """Feed a STRU `fdtable` record (a process's descriptors at attach) to the tables."""
     if shown.record.type == K.KTR_STRUCT:
         p = shown.payload
@@ -101,7 +101,7 @@ def filtered(
             if isinstance(event, Dropped):
                 queue.append((event, None))
             else:
-                _snapshot(event, tables)
+                snapshot_fdtable(event, tables)
                 call, done = joiner.feed(event)
                 if event.record.type == K.KTR_SYSCALL and call is not None:
                     tables.begin(call)
@@ -113,7 +113,7 @@ def filtered(
                 if not shows.record(event.record):
                     pass  # tracked, not shown
                 elif call is None:
-                    if flt.record_ok(event.record.comm_name, _ns(event)):
+                    if flt.record_ok(event.record.comm_name, shown_ns(event)):
                         queue.append((event, None))
                 elif call.selected is not False:
                     queue.append((event, call))
@@ -226,19 +226,19 @@ def calls(
                     open_calls[record.tid] = call
                 continue
             if rtype == struct:
-                _snapshot(event, tables)
+                snapshot_fdtable(event, tables)
             current = open_calls.get(record.tid)
             if current is not None:
                 current.parts.append(event)
-            elif show_record(record) and (not active or flt.record_ok(record.comm_name, _ns(event))):
+            elif show_record(record) and (not active or flt.record_ok(record.comm_name, shown_ns(event))):
                 yield event
     except TraceFormatError:
-        yield from _drain_calls(joiner, flt, shows)
+        yield from drain_calls(joiner, flt, shows)
         raise
-    yield from _drain_calls(joiner, flt, shows)
+    yield from drain_calls(joiner, flt, shows)
 
 
-def _drain_calls(joiner: CallJoiner, flt: CallFilter, shows: Shows) -> Iterator[Call]:
+def drain_calls(joiner: CallJoiner, flt: CallFilter, shows: Shows) -> Iterator[Call]:
     active = flt.active
     for c in joiner.flush():
         if shows.call(c) and (not active or flt.call_ok(c)):

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ktrace_cli.decode.calls import Call
-from ktrace_cli.decode.events import Dropped, Shown, select
+from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
-from ktrace_cli.decode.pipeline import Clock, calls
+from ktrace_cli.decode.pipeline import Clock
+from ktrace_cli.decode.select_calls import select_calls
 from ktrace_cli.views.lifecycle import ARGS_POINTS, Lifecycle, record_ns
 
 Item = Call | Shown | Dropped
@@ -35,8 +36,8 @@ def view_items(
     """
     clock = Clock()
     sink = life.proc_record if life is not None else None
-    events = select(reader, ARGS_POINTS, None, clock=clock, proc_sink=sink)
-    stream = calls(events, CallFilter(), tables if tables is not None else FdTables(), clock)
+    tables = tables if tables is not None else FdTables()
+    stream = select_calls(reader, ARGS_POINTS, CallFilter(), tables, clock, proc_sink=sink)
     active = flt.active
     feed = life.feed if life is not None else None
     if not active and not pids:

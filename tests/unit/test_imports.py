@@ -27,6 +27,8 @@ LAZY = {
     ("cli.pykdump", "decode.events"),
     ("cli.pykdump", "decode.fdtable"),
     ("cli.pykdump", "decode.pipeline"),
+    ("cli.pykdump", "decode.select_calls"),
+    ("cli.pykdump", "decode.calls"),
     ("cli.pykdump", "render.calls_json"),
     ("cli.pykdump", "render.calls_text"),
     ("cli.pykdump", "render.json_lines"),

@@ -1,0 +1,156 @@
+"""`select` and `pipeline.calls` as one loop, for the views that read every record.
+
+--calls and the whole-trace views spend a large share of their time passing
+each record from one generator to the next.  This loop frames nothing of its
+own: it unpacks each record as `select` does (with no -p, as the call views
+always run it) and joins it as `calls` does, so it gives exactly the items
+`calls(select(...))` gives, in the same order.  The tests compare the two.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ktrace_cli.decode.abi import ProcessTable
+from ktrace_cli.decode.calls import NO_RETURN, Call, CallJoiner
+from ktrace_cli.decode.events import Dropped, Shown, Unpacker, unpackers
+from ktrace_cli.decode.fdtable import FdTables
+from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.decode.pipeline import Clock, Shows, drain_calls, shown_ns, snapshot_fdtable
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64, PROCCTOR, Arch
+from ktrace_cli.format.reader import TraceFormatError
+from ktrace_cli.format.records import Payload, PayloadError, Record, Syscall, Sysret
+
+
+def select_calls(
+    records: Iterable[Record],
+    points: int,
+    flt: CallFilter,
+    tables: FdTables,
+    clock: Clock | None = None,
+    shows: Shows | None = None,
+    procs: ProcessTable | None = None,
+    arch: Arch | None = None,
+    proc_sink: Callable[[Record], None] | None = None,
+) -> Iterator[Call | Shown | Dropped]:
+    """`calls(select(records, points, None, procs, arch, clock, proc_sink), flt, tables, clock, shows)`."""
+    procs = procs if procs is not None else ProcessTable()
+    shows = shows or Shows()
+    joiner = CallJoiner()
+    open_calls = joiner.open
+    new_call = joiner.new
+    names = joiner.names
+    begin, end = tables.begin, tables.end
+    inert = tables.inert  # call names that change no descriptor: `end` would return at once
+    active = flt.active
+    judged = active or shows.pids is not None
+    show_record = shows.record
+
+    def wanted(c: Call) -> bool:
+        return shows.call(c) and (not active or flt.call_ok(c))
+
+    syscall, sysret, struct_type = K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_STRUCT
+    procctor, procdtor = K.KTR_PROCCTOR, K.KTR_PROCDTOR
+    sv_flags_of = procs.sv_flags.get
+    shown = functools.partial(tuple.__new__, Shown)  # Shown without its Python __new__
+    errors = (PayloadError, struct.error)
+    drop_logged = False
+    rest = iter(records)
+    try:
+        for head in rest:
+            # The reader knows the layout once it has framed the first record.
+            table: dict[int, Unpacker] = unpackers(arch or getattr(records, "arch", None) or AMD64)
+            if clock is not None:
+                clock.first_ns = head.sec * 1_000_000_000 + head.nsec
+                if flt.first_ns is None:
+                    flt.first_ns = clock.first_ns
+            break
+        else:
+            return
+        get = table.get
+        # The first record again, then the others: one loop, no per-record setup test.
+        for record in itertools.chain((head,), rest):
+            # select's part: drops, the ABI records, -t, the payload.
+            if record.drop and not drop_logged:
+                drop_logged = True
+                yield Dropped(record)
+            rtype = record.type
+            if rtype == procctor or rtype == procdtor:
+                if proc_sink is not None:
+                    proc_sink(record)
+                if rtype == procdtor:
+                    procs.dtor(record.pid)
+                elif len(record.payload) >= 4:
+                    procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
+            elif points & (1 << (rtype & 31)):
+                drop_logged = False
+                fn = get(rtype)
+                payload: Payload | None
+                if fn is None:
+                    payload = None
+                else:
+                    try:
+                        payload = fn(record.payload)
+                    except errors:
+                        payload = None
+                sv_flags = sv_flags_of(record.pid, 0)
+                event: Any = shown((record, sv_flags, payload))
+                # calls' part: the join.
+                if rtype == sysret:
+                    pending = open_calls.pop(record.tid, None)
+                    if pending is not None and payload.__class__ is Sysret and pending.code == payload.code:
+                        pending.end = event
+                        if pending.name not in inert:
+                            end(pending)
+                        if not judged or wanted(pending):
+                            yield pending
+                    else:
+                        if pending is not None:
+                            end(pending)
+                            if not judged or wanted(pending):
+                                yield pending
+                        orphan = new_call(event, False)
+                        end(orphan)
+                        if not judged or wanted(orphan):
+                            yield orphan
+                elif rtype == syscall:
+                    previous = open_calls.pop(record.tid, None)
+                    if payload.__class__ is Syscall:
+                        named = names.get((sv_flags, payload.code))
+                        if named is None:
+                            named = joiner.named(sv_flags, payload.code)
+                        call = Call(record.pid, record.tid, sv_flags, named[0], event, None, [], None, -1, None,
+                                    None, None, payload.code, named[1])  # fmt: skip
+                    else:
+                        call = new_call(event, True)
+                    begin(call)
+                    if previous is not None:  # its RET never came (lost, or the thread was killed)
+                        end(previous)
+                        if not judged or wanted(previous):
+                            yield previous
+                    if call.name in NO_RETURN:
+                        end(call)
+                        if not judged or wanted(call):
+                            yield call
+                    else:
+                        open_calls[record.tid] = call
+                else:
+                    if rtype == struct_type:
+                        snapshot_fdtable(event, tables)
+                    current = open_calls.get(record.tid)
+                    if current is not None:
+                        current.parts.append(event)
+                    elif show_record(record) and (not active or flt.record_ok(record.comm_name, shown_ns(event))):
+                        yield event
+    except TraceFormatError as e:  # only the reader raises it in this loop
+        # kdump notes a drop before it checks the record's length.
+        if e.header is not None and e.header.drop and not drop_logged:
+            yield Dropped(e.header)
+        yield from drain_calls(joiner, flt, shows)
+        raise
+    yield from drain_calls(joiner, flt, shows)

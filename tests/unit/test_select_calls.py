@@ -1,0 +1,127 @@
+"""select_calls gives exactly what calls(select(...)) gives: items, order, fields, and the error at the end."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ktrace_cli.decode.calls import Call
+from ktrace_cli.decode.events import Dropped, select
+from ktrace_cli.decode.fdtable import FdTables
+from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls
+from ktrace_cli.decode.select_calls import select_calls
+from ktrace_cli.format import constants as K
+from ktrace_cli.format.reader import TraceFormatError, TraceReader
+from ktrace_cli.format.records import Genio, Namei, ProcCtor, Record, Struct, Syscall, Sysret
+from tests.kdump_helpers import LINUX64, rec, trace_bytes
+
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
+A, B = 100001, 100002
+OPENAT, READ, CLOSE, EXIT = 499, 3, 6, 1
+ENOENT = 2
+AT_FDCWD = (1 << 64) - 100
+
+
+def _record(r: Record) -> tuple[Any, ...]:
+    return (r.type, r.pid, r.tid, r.comm, r.sec, r.frac, bytes(r.payload), r.version, r.cpu, r.drop)
+
+
+def _shown(s: Any) -> tuple[Any, ...] | None:
+    return None if s is None else (_record(s.record), s.sv_flags, repr(s.payload))
+
+
+def _item(item: Any) -> tuple[Any, ...]:
+    """Everything a renderer or view reads of an item, as plain values."""
+    if isinstance(item, Call):
+        return ("call", item.pid, item.tid, item.sv_flags, item.abi, item.code, item.name, _shown(item.start),
+                _shown(item.end), [_shown(p) for p in item.parts], item.fd, item.fd_index, item.fd_path,
+                item.ret_path, item.selected)  # fmt: skip
+    if isinstance(item, Dropped):
+        return ("dropped", _record(item.record))
+    return ("shown", _shown(item))
+
+
+def _run(data: bytes, fused: bool, flt: CallFilter, shows: Shows | None) -> tuple[list[Any], str | None, list[Any]]:
+    """(the items, the error's class name or None, the PROCCTOR/PROCDTOR records the sink saw)."""
+    reader = TraceReader(io.BytesIO(data))
+    clock = Clock()
+    seen: list[Any] = []
+
+    def sink(r: Record) -> None:
+        seen.append(_record(r))
+
+    points = K.ALL_POINTS | TRACKED_POINTS
+    if fused:
+        stream = select_calls(reader, points, flt, FdTables(), clock, shows, proc_sink=sink)
+    else:
+        stream = calls(select(reader, points, None, clock=clock, proc_sink=sink), flt, FdTables(), clock, shows)
+    items: list[Any] = []
+    error = None
+    try:
+        for item in stream:
+            items.append(_item(item))
+    except TraceFormatError as e:
+        error = type(e).__name__
+    return items, error, seen
+
+
+def _same(data: bytes, flt: CallFilter | None = None, shows: Shows | None = None) -> list[Any]:
+    before = _run(data, False, flt or CallFilter(), shows)
+    after = _run(data, True, flt or CallFilter(), shows)
+    assert after == before
+    return before[0]
+
+
+def _linux_trace() -> list[Record]:
+    """Two threads interleaved, a failed openat, a lost RET, an orphan RET, two drops, exit, a lone STRU."""
+    return [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(257, (AT_FDCWD, 0x1000, 0x80000)), tid=A),
+        rec(Syscall(0, (3, 0x2000, 64)), tid=B),
+        rec(Namei(b"/etc/hostname"), tid=A),
+        rec(Sysret(257, 0, 3), tid=A),
+        rec(Genio(3, K.UIO_READ, b"host\n"), tid=B),
+        rec(Syscall(257, (AT_FDCWD, 0x1000, 0)), tid=A, drop=True),
+        rec(Namei(b"/nonexistent"), tid=A),
+        rec(Sysret(257, ENOENT, -1), tid=A),
+        rec(Sysret(0, 0, 5), tid=B),
+        rec(Syscall(3, (3,)), tid=A),  # close: its RET never comes
+        rec(Syscall(0, (3, 0x2000, 64)), tid=A),
+        rec(Sysret(1, 0, 7), tid=B, drop=True),  # a RET with no CALL, after more drops
+        rec(Struct(b"sockaddr", b"\x01\x00/run/x\x00"), tid=B),
+        rec(Syscall(231, (0,)), tid=B),  # exit_group: no RET
+    ]
+
+
+def test_linux_trace_items_match() -> None:
+    items = _same(trace_bytes(_linux_trace()))
+    # Calls come as they end (the close when A's next CALL comes, A's last
+    # read at the end of the trace), the drop when its record is read.
+    shape = [(i[0], i[6] if i[0] == "call" else None) for i in items]
+    assert shape == [("call", "openat"), ("dropped", None), ("call", "openat"), ("call", "read"), ("call", "close"),
+                     ("dropped", None), ("call", "write"), ("shown", None), ("call", "exit_group"), ("call", "read")]  # fmt: skip
+
+
+def test_filters_and_shows_match() -> None:
+    data = trace_bytes(_linux_trace())
+    items = _same(data, CallFilter(failed=True))
+    assert [i[6] for i in items if i[0] == "call"] == ["openat"]
+    items = _same(data, shows=Shows(K.ALL_POINTS, frozenset((B,))))
+    assert [i[6] for i in items if i[0] == "call"] == ["read", "write", "exit_group"]
+
+
+def test_damaged_tail_matches() -> None:
+    data = trace_bytes(_linux_trace())
+    before, error, _ = _run(data[:-7], False, CallFilter(), None)
+    assert error == "DataTooShort" and before
+    _same(data[:-7])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in REAL.iterdir() if (p / "ktrace.out").exists()))
+def test_real_traces_match(name: str) -> None:
+    data = (REAL / name / "ktrace.out").read_bytes()
+    _same(data)
