@@ -64,7 +64,8 @@ def select_calls(
     try:
         for head in rest:
             # The reader knows the layout once it has framed the first record.
-            table: dict[int, Unpacker] = unpackers(arch or getattr(records, "arch", None) or AMD64)
+            layout: Arch = arch or getattr(records, "arch", None) or AMD64
+            table: dict[int, Unpacker] = unpackers(layout)
             if clock is not None:
                 clock.first_ns = head.sec * 1_000_000_000 + head.nsec
                 if flt.first_ns is None:
@@ -73,6 +74,10 @@ def select_calls(
         else:
             return
         get = table.get
+        # unpackers' SYSCALL and SYSRET closures, written out in the loop below.
+        call_head, call_size = layout.syscall_fixed.unpack_from, layout.syscall_fixed.size
+        ret_unpack = layout.sysret.unpack_from
+        args_unpackers: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
         # The first record again, then the others: one loop, no per-record setup test.
         for record in itertools.chain((head,), rest):
             # select's part: drops, the ABI records, -t, the payload.
@@ -89,15 +94,37 @@ def select_calls(
                     procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
             elif points & (1 << (rtype & 31)):
                 drop_logged = False
-                fn = get(rtype)
                 payload: Payload | None
-                if fn is None:
-                    payload = None
-                else:
+                if rtype == sysret:
                     try:
-                        payload = fn(record.payload)
+                        code, eosys, error, retval = ret_unpack(record.payload)
+                        payload = Sysret(code, error, retval, eosys)
                     except errors:
                         payload = None
+                elif rtype == syscall:
+                    try:
+                        # kdump prints no arguments for a CALL whose count is zero or negative.
+                        code, narg = call_head(record.payload)
+                        if narg <= 0:
+                            payload = Syscall(code, ())
+                        else:
+                            unpack = args_unpackers.get(narg)
+                            if unpack is None:
+                                unpack = layout.args_struct(narg).unpack_from
+                                if narg <= 64:  # a damaged count gets no entry: the table stays small
+                                    args_unpackers[narg] = unpack
+                            payload = Syscall(code, unpack(record.payload, call_size))
+                    except errors:
+                        payload = None
+                else:
+                    fn = get(rtype)
+                    if fn is None:
+                        payload = None
+                    else:
+                        try:
+                            payload = fn(record.payload)
+                        except errors:
+                            payload = None
                 sv_flags = sv_flags_of(record.pid, 0)
                 event: Any = shown((record, sv_flags, payload))
                 # calls' part: the join.

@@ -15,8 +15,18 @@ from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls
 from ktrace_cli.decode.select_calls import select_calls
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import TraceFormatError, TraceReader
-from ktrace_cli.format.records import Genio, Namei, ProcCtor, Record, Struct, Syscall, Sysret
+from ktrace_cli.format.records import (
+    Genio,
+    Namei,
+    Payload,
+    ProcCtor,
+    Record,
+    Struct,
+    Syscall,
+    Sysret,
+)
 from tests.kdump_helpers import LINUX64, rec, trace_bytes
 
 REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
@@ -112,6 +122,29 @@ def test_filters_and_shows_match() -> None:
     assert [i[6] for i in items if i[0] == "call"] == ["openat"]
     items = _same(data, shows=Shows(K.ALL_POINTS, frozenset((B,))))
     assert [i[6] for i in items if i[0] == "call"] == ["read", "write", "exit_group"]
+
+
+def _damaged(payload: Payload, raw: bytes) -> Record:
+    r = rec(payload, tid=A)
+    r.payload = raw
+    return r
+
+
+def test_damaged_payloads_match() -> None:
+    """CALLs and RETs whose bytes do not fit their layout: no payload, and the join copes."""
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        _damaged(Syscall(0, ()), b"\x05\x00"),  # shorter than code and count
+        _damaged(Syscall(0, ()), AMD64.syscall_fixed.pack(0, 1000) + b"\x00" * 16),  # a count past the end
+        _damaged(Syscall(0, ()), AMD64.syscall_fixed.pack(39, -3)),  # a negative count: no arguments
+        _damaged(Sysret(39, 0, 0), b"\x27\x00"),
+        rec(Syscall(39, ()), tid=A),
+        rec(Sysret(39, 0, 2035), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[5], i[7] is None, i[8] is None) for i in items] == [
+        (-1, False, True), (-1, False, True), (39, False, True), (-1, True, False), (39, False, False)
+    ]
 
 
 def test_damaged_tail_matches() -> None:
