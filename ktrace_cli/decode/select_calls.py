@@ -13,7 +13,6 @@ import functools
 import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.decode.calls import NO_RETURN, Call, CallJoiner
@@ -25,6 +24,10 @@ from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64, PROCCTOR, Arch
 from ktrace_cli.format.reader import TraceFormatError
 from ktrace_cli.format.records import Payload, PayloadError, Record, Syscall, Sysret
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def select_calls(
