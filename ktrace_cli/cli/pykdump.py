@@ -46,34 +46,6 @@ class _Output:
         return self.raw.isatty()
 
 
-# Where root's bpf engine listens, in the order runtime.candidates() tries its
-# directories (a unit test holds these to runtime.py's and wire.py's names):
-# spelt out here because importing those modules would cost every pykdump
-# start-up more than the stats themselves.
-BPF_SOCKETS = ("$XDG_RUNTIME_DIR/pyktrace/bpf/engine.sock", "/run/pyktrace/bpf/engine.sock",
-               "/tmp/pyktrace-0/bpf/engine.sock", "$HOME/.cache/pyktrace/bpf/engine.sock")  # fmt: skip
-
-
-def bpf_engine_sockets() -> list[str]:
-    """The paths at which root's bpf engine may listen (an unset variable: that place is skipped)."""
-    return [p for p in map(os.path.expandvars, BPF_SOCKETS) if "$" not in p]
-
-
-def flush_bpf_engine() -> None:
-    """Ask a running bpf engine to put every record made so far into its files.
-
-    The engine writes asynchronously: the end of a command's trace may still
-    be on its way when the command's parent runs us (docs/DESIGN.md, "The
-    daemon and the client"). Only root runs that engine; with none running
-    this costs a few stats.
-    """
-    if os.geteuid() != 0 or not any(os.path.exists(p) for p in bpf_engine_sockets()):
-        return
-    from ktrace_cli.trace.bpf.client import flush_for_reader
-
-    flush_for_reader()
-
-
 class UsageFailure(Exception):
     """Bad command line: kdump's usage line, after a line that says what is wrong."""
 
@@ -170,8 +142,11 @@ def run(
         raise UsageFailure("--timeline writes JSON itself: --json does not apply")
     if (histogram or sort_key or detail) and not summary:
         raise UsageFailure("--detail, --histogram and --sort go with --summary")
-    if not follow:
-        flush_bpf_engine()  # -l reads what comes, whenever it comes
+    if not follow and os.geteuid() == 0:  # -l reads what comes, whenever it comes
+        # A bpf engine (root's only) may still be writing a trace's end.
+        from ktrace_cli.trace.bpf import flush
+
+        flush.before_reading()
     flt = None
     if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
         # Imported only when asked for: plain kdump output starts faster.

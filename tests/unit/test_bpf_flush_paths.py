@@ -1,4 +1,4 @@
-"""pykdump's own list of where root's bpf engine listens matches the engine's runtime directories."""
+"""The reader's own list of where root's bpf engine listens matches the engine's runtime directories."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from ktrace_cli.cli import pykdump
 from ktrace_cli.trace import runtime
-from ktrace_cli.trace.bpf import wire
+from ktrace_cli.trace.bpf import flush, wire
 
 
 def _engine_socket(base: str) -> str:
@@ -18,7 +17,7 @@ def _engine_socket(base: str) -> str:
 def test_the_places_are_runtimes_in_its_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/xdg")
     monkeypatch.setenv("HOME", "/home/r")
-    assert pykdump.bpf_engine_sockets() == [
+    assert flush.engine_sockets() == [
         _engine_socket(os.path.join("/xdg", runtime.NAME)),
         _engine_socket(os.path.join(runtime.ROOT_RUN, runtime.NAME)),
         _engine_socket(os.path.join(runtime.SHARED_TMP, f"{runtime.NAME}-0")),
@@ -29,7 +28,11 @@ def test_the_places_are_runtimes_in_its_order(monkeypatch: pytest.MonkeyPatch) -
 def test_an_unset_variable_skips_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("HOME", raising=False)
-    assert pykdump.bpf_engine_sockets() == [
+    assert flush.engine_sockets() == [
         _engine_socket(os.path.join(runtime.ROOT_RUN, runtime.NAME)),
         _engine_socket(os.path.join(runtime.SHARED_TMP, f"{runtime.NAME}-0")),
     ]
+
+
+def test_the_request_is_the_wire_message() -> None:
+    assert flush.REQUEST == wire.message({"op": "flush"})

@@ -39,7 +39,7 @@ LAZY = {
     ("cli.pykdump", "cli.kdump_views"),
     ("cli.pykdump", "views.progress"),
     # Root's running bpf engine is asked to flush before a read (its socket exists).
-    ("cli.pykdump", "trace.bpf.client"),
+    ("cli.pykdump", "trace.bpf.flush"),
     ("cli.kdump_views", "format.reader"),
     ("cli.kdump_views", "views.diff"),
     ("cli.kdump_views", "views.errors"),

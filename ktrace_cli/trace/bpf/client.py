@@ -5,7 +5,7 @@ engine to trace its own pid, and once the answer says the kernel traces
 it, execs the command in place, so the trace shows the command with the
 pid pyktrace had. The records are written by the daemon asynchronously:
 the engine drains the moment the traced process exits (it watches a pidfd
-of it), and pykdump asks it to `flush` before it reads (flush_for_reader;
+of it), and pykdump asks it to `flush` before it reads (trace/bpf/flush.py;
 docs/DESIGN.md, "The daemon and the client").
 """
 
@@ -54,7 +54,6 @@ class Options(Protocol):
 
 # Trace points the bpf engine does not record (p: no engine can on Linux).
 NOT_YET = "p"
-FLUSH_TIMEOUT = 1.0  # seconds a reader waits for the engine's flush before reading anyway
 COMM = b"pyktrace"  # our records before the exec carry this name, as with the ptrace engine
 
 
@@ -116,33 +115,6 @@ def call(message: dict[str, object], fd: int | None = None, start: bool = True) 
             return reply
         if time.monotonic() > deadline:
             raise protocol.EngineUnavailable(E.ETIMEDOUT, "the bpf engine did not answer")
-
-
-def flush_for_reader() -> None:
-    """Before a trace file is read: every record the kernel made so far is in
-    the files when this returns (the engine's `flush`); best effort, briefly.
-
-    Never starts an engine; a busy or dying one costs the reader at most
-    FLUSH_TIMEOUT, and the reader then reads what is there, as it would have.
-    """
-    try:
-        rt = wire.runtime(create=False)
-        if rt is None:
-            return
-        try:
-            sock = connect(rt)  # refuses an engine of another uid
-        finally:
-            rt.close()
-        if sock is None:
-            return
-        with sock:
-            sock.settimeout(FLUSH_TIMEOUT)
-            protocol.send_bytes(sock, wire.message({"op": "flush"}))
-            _line, extra = protocol.recv_line(sock)
-            if extra is not None:
-                os.close(extra)
-    except OSError:
-        pass
 
 
 def exec_command(argv: list[str]) -> int:
