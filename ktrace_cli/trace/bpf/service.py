@@ -32,7 +32,7 @@ from ktrace_cli.trace.bpf import loader as L
 from ktrace_cli.trace.bpf.drain import Ring, write_all
 from ktrace_cli.trace.bpf.wire import message, parse
 from ktrace_cli.trace.control_server import Endpoint
-from ktrace_cli.trace.ktrops import rename_accepted
+from ktrace_cli.trace.ktrops import FDTABLE, rename_accepted
 from ktrace_cli.trace.runtime import Runtime
 
 log = logging.getLogger("pyktrace.engine")
@@ -308,7 +308,8 @@ class BpfEngine:
             return {"error": E.EPERM, "self": f"pid {pid} is the trace engine; it cannot trace itself"}
         if msg.get("command") and pid != peer_pid:
             return {"error": E.EPERM, "message": "command mode traces only the caller itself"}
-        reply = self._set(pid, facs, descend, fd, version, genio, fsize)
+        # A command's descriptors are pyktrace's, opened before its trace: no fdtable.
+        reply = self._set(pid, facs, descend, fd, version, genio, fsize, fdtable=not msg.get("command"))
         if reply["error"]:
             return reply
         if msg.get("command"):
@@ -352,7 +353,7 @@ class BpfEngine:
         return bf
 
     def _set(self, pid: int, facs: int, descend: bool, fd: int, version: int,
-             genio: int, fsize: int) -> dict[str, object]:  # fmt: skip
+             genio: int, fsize: int, fdtable: bool = False) -> dict[str, object]:  # fmt: skip
         bf = self._file(fd, version, genio)
         if bf is None:
             return {"error": E.EACCES}
@@ -388,6 +389,10 @@ class BpfEngine:
             abi32 = old[L.PROC_ABI32] if old is not None else 0
             bf.tf.record(K.KTR_PROCCTOR, p, p, comm, time.time_ns(),
                          L.U32.pack(SV_FLAGS_LINUX32 if abi32 else SV_FLAGS_LINUX64))  # fmt: skip
+            if fdtable and old is None and flags & K.KTRFAC_STRUCT:
+                # As the ptrace engine does at attach: what its descriptors already are,
+                # before any record the kernel side makes for it (not yet in `traced`).
+                bf.tf.record(K.KTR_STRUCT, p, p, comm, time.time_ns(), FDTABLE + b"\0" + _fdtable(p))
             if bf.tf.flush():
                 return {"error": bf.tf.failed}
             value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0,
@@ -455,6 +460,14 @@ class BpfEngine:
             bf.tf.close()
         self.ring.close()
         self.obj.close()
+
+
+def _fdtable(pid: int) -> bytes:
+    """procfs.fdtable(), empty when even reading the directory fails (the daemon goes on)."""
+    try:
+        return procfs.fdtable(pid)
+    except OSError:
+        return b""
 
 
 def _comm(pid: int) -> bytes | None:
