@@ -57,8 +57,6 @@ def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
             f.write(encode_record(r))
 
 
-@pytest.mark.bpf_xfail("a SIGALRM ending rt_sigsuspend: the bpf engine's PSIG carries the suspend mask (0x0), "
-                       "not the mask restored after it (0x2000) that FreeBSD's postsig() records")
 def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t, path, handler = _run(trace, progs, tmp_path)
     psigs = [(p.signo, p.code) for _, p in t.payloads(K.KTR_PSIG)]

@@ -783,7 +783,14 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 	} else if (sig != LX_SIGKILL) {
 		if (info)
 			code = freebsd_sigcode(sig, BPF_CORE_READ(info, si_code));
-		blocked = BPF_CORE_READ(task, blocked.sig[0]);
+		/* The mask the handler returns to, as FreeBSD's postsig() and
+		 * PTRACE_GETSIGMASK give it: the one saved before a
+		 * sigsuspend-like call, while that call's own is in force. */
+		if (bpf_core_field_exists(task->restore_sigmask) &&
+		    BPF_CORE_READ_BITFIELD_PROBED(task, restore_sigmask))
+			blocked = BPF_CORE_READ(task, saved_sigmask.sig[0]);
+		else
+			blocked = BPF_CORE_READ(task, blocked.sig[0]);
 	}
 	idx = sig;
 	asm volatile("%0 &= 127" : "+r"(idx)); /* a bound the verifier sees */
