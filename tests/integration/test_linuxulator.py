@@ -107,8 +107,6 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
 
 
-@pytest.mark.bpf_xfail("rt_sigsuspend ended by a caught signal: the bpf engine writes 'RET rt_sigsuspend RESTART' "
-                       "(Linux's ERESTARTNOHAND as sys_exit sees it), not EINTR")
 def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # linuxulator.c: sigsuspend returns EINTR once a handler ran (FreeBSD's kern_sigsuspend too).
     _, path, handler = _run(trace, progs, tmp_path)

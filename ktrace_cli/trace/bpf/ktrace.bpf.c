@@ -193,6 +193,60 @@ static __always_inline void abi_switch(struct proc *p, __u32 tgid, __u32 tid, in
 		procctor(p, tgid, tid);
 }
 
+static __always_inline void sysret(struct proc *p, __u32 tgid, __u32 tid, long nr, __s32 error,
+				   __s64 rval);
+
+/*
+ * The RET of a call a signal interrupted: Linux's sys_exit sees one of its
+ * restart codes, and decides only when it delivers the signal whether the
+ * program sees EINTR or the call runs again; FreeBSD records what the
+ * program sees.  So the RET waits here, by thread, for the thread's next
+ * signal delivery (a handler: EINTR unless SA_RESTART saves an
+ * ERESTARTSYS), or its next call or its end (restarted), as the ptrace
+ * engine's restarts module decides.  LRU: a thread untraced meanwhile
+ * leaves no entry for ever.
+ */
+#define LX_ERESTARTSYS 512
+#define LX_ERESTARTNOHAND 514
+#define LX_ERESTART_RESTARTBLOCK 516
+#define LX_SA_RESTART 0x10000000
+#define FREEBSD_EINTR 4
+
+struct held {
+	__s32 nr;
+	__u32 code; /* the Linux restart code */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct held);
+} held_ret SEC(".maps");
+
+/* Write `tid`'s waiting RET, if any: EINTR if `eintr`, else RESTART. */
+static __always_inline void settle_ret(struct proc *p, __u32 tgid, __u32 tid, int eintr)
+{
+	struct held *h = bpf_map_lookup_elem(&held_ret, &tid);
+
+	if (!h)
+		return;
+	sysret(p, tgid, tid, h->nr, eintr ? FREEBSD_EINTR : ERESTART, 0);
+	bpf_map_delete_elem(&held_ret, &tid);
+}
+
+/* Whether a restart code becomes EINTR when the signal with `ka` is delivered. */
+static __always_inline int restart_is_eintr(__u32 code, struct k_sigaction *ka)
+{
+	__u64 handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
+
+	if (handler <= 1) /* SIG_DFL, SIG_IGN: no handler runs, the call restarts */
+		return 0;
+	if (code == LX_ERESTARTSYS)
+		return !(BPF_CORE_READ(ka, sa.sa_flags) & LX_SA_RESTART);
+	return 1; /* ERESTARTNOHAND, ERESTART_RESTARTBLOCK */
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 {
@@ -203,6 +257,7 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 
 	if (!p || id < 0)
 		return 0;
+	settle_ret(p, tgid, tid, 0); /* an interrupted call runs again (or restart_syscall) */
 	compat = in_compat(bpf_get_current_task_btf());
 	if (compat != p->abi32)
 		abi_switch(p, tgid, tid, compat);
@@ -462,6 +517,12 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 		__u32 e = -ret;
 		__s32 *m;
 		asm volatile("" : "+r"(e)); /* keep the index positive for the verifier */
+		if ((e == LX_ERESTARTSYS || e == LX_ERESTARTNOHAND || e == LX_ERESTART_RESTARTBLOCK) &&
+		    p->facs & KTRFAC(KTR_SYSRET)) {
+			struct held h = {.nr = nr, .code = e};
+			bpf_map_update_elem(&held_ret, &tid, &h, BPF_ANY);
+			return 0; /* the RET waits for the signal's delivery */
+		}
 		m = bpf_map_lookup_elem(&errmap, &e);
 		error = m ? *m : (__s32)e;
 		rval = 0;
@@ -692,6 +753,7 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 	/* Only the exiting task's own call (task == current) says it is leaving. */
 	if (BPF_CORE_READ(task, pid) != tid)
 		return 0;
+	settle_ret(p, tgid, tid, 0); /* a thread ending in an interrupted call */
 	/* The last thread out: do_exit has already counted it off signal->live. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
@@ -760,7 +822,13 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 	__s32 code = 0, signo;
 	struct task_struct *task;
 
-	if (!p || !(p->facs & KTRFAC(KTR_PSIG)) || sig <= 0 || sig > LINUX_NSIG)
+	if (!p)
+		return 0;
+	/* The RET of the call the signal interrupted comes first, as the program sees it. */
+	struct held *h = bpf_map_lookup_elem(&held_ret, &tid);
+	if (h)
+		settle_ret(p, tgid, tid, restart_is_eintr(h->code, ka));
+	if (!(p->facs & KTRFAC(KTR_PSIG)) || sig <= 0 || sig > LINUX_NSIG)
 		return 0;
 	st = bpf_map_lookup_elem(&sigtab, &z);
 	if (!st)
