@@ -278,6 +278,12 @@ int BPF_PROG(ktr_sys_enter_more, struct pt_regs *regs, long id)
 			      arg_of(regs, (s->stru_arg + 1) & 7, compat));
 	else if (s->stru == STRU_ITIMERVAL && s->flags & SYS_SETITIMER)
 		stru_itimerval(p, tgid, tid, arg_of(regs, 1, compat));
+	else if (s->stru == STRU_SIGSET && stru_sigset(p, tgid, tid, regs, compat, s->sig, 0)) {
+		__u32 *retry = bpf_map_lookup_elem(&nami_retry, &tid), mask = RETRY_SIGSET;
+		if (retry)
+			mask |= *retry;
+		bpf_map_update_elem(&nami_retry, &tid, &mask, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -451,6 +457,8 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 					nami(p, tgid, tid, arg_of(regs, i, compat));
 			}
 		}
+		if (mask & RETRY_SIGSET && s && p->facs & KTRFAC(KTR_STRUCT))
+			stru_sigset(p, tgid, tid, regs, compat, s->sig, 0);
 	}
 	if (flags & SYS_SIGRETURN) {
 		/* The value in %rax is the interrupted context's, not a result:
@@ -519,6 +527,8 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 				stru_sockaddr(p, tgid, tid, where, alen);
 		} else if (s->stru == STRU_ITIMERVAL) {
 			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1, compat));
+		} else if (s->stru == STRU_SIGSET) {
+			stru_sigset(p, tgid, tid, regs, compat, s->sig, 1);
 		}
 	}
 	sysret(p, tgid, tid, nr, 0, ret);
