@@ -120,6 +120,7 @@ CASES = {  # program, arguments, trace points, header version
     "io-v0": ("basic", ["in.txt"], "cni", "0"),
     "signals": ("sig", [], "cs", "1"),
     "structures": ("io", [], "cit", "1"),  # pipe I/O, writev, stat, sockaddr in and out
+    "signal-masks": ("sig", [], "cst", "1"),  # l_sigset_t of signal()'s rt_sigaction calls
 }
 
 
@@ -151,6 +152,24 @@ def test_same_records_as_the_ptrace_engine(bpf_env, progs: Path, tmp_path: Path,
         # into a group exit when it is sent: the bpf engine keeps the
         # sender's code from signal_generate, so both say SI_USER.
         assert _fatal_psig_codes(bpf) == _fatal_psig_codes(ptrace) == [0x10001]
+    if case == "signal-masks":
+        # Not two engines wrong alike: signal(SIGUSR1) and signal(SIGCHLD)
+        # each log the new action's mask (glibc blocks the signal itself in
+        # its handler) after the CALL, and the old action's (the default's,
+        # empty) before the RET.
+        sigaction = abi.syscall_number("rt_sigaction")
+        calls = [i for i, r in enumerate(bpf) if r.type == K.KTR_SYSCALL
+                 and int.from_bytes(r.payload[:2], "little") == sigaction]  # fmt: skip
+        assert len(calls) == 2
+        for at, linux_sig in zip(calls, (10, 17), strict=True):  # SIGUSR1, SIGCHLD
+            assert [(r.type, r.payload) for r in bpf[at + 1 : at + 3]] == [
+                (K.KTR_STRUCT, b"l_sigset_t\0" + (1 << (linux_sig - 1)).to_bytes(8, "little")),
+                (K.KTR_STRUCT, b"l_sigset_t\0" + bytes(8)),
+            ]
+            assert bpf[at + 3].type == K.KTR_SYSRET
+        # printf's fstat(1) is of the pipe each run makes: its inode and times differ.
+        ptrace = [r for r in ptrace if not r.payload.startswith(b"stat\0")]
+        bpf = [r for r in bpf if not r.payload.startswith(b"stat\0")]
     assert [_comparable(r) for r in bpf] == [_comparable(r) for r in ptrace]
     assert len({r.pid for r in bpf}) == 1
     wanted = {K.KTR_SYSCALL, K.KTR_SYSRET}
@@ -582,6 +601,8 @@ I386_CASES = {  # program, arguments, trace points, PROCCTOR flags in the progra
     "int80": ("int80", [], "cni", [SV_LINUX64, SV_LINUX32, SV_LINUX64]),
     # rt_sigaction, kill, the handler, rt_sigreturn (JUSTRETURN), exit
     "signal": ("i386sig", [], "cis", [SV_LINUX64, SV_LINUX32]),
+    # the same with STRU: the l_sigset_t at offset 12 of the i386 struct sigaction
+    "signal-masks": ("i386sig", [], "cist", [SV_LINUX64, SV_LINUX32]),
     # an i386 execve of an x86_64 program: its RET stays i386's
     "exec": ("i386exec", ["basic", "data.txt"], "c", [SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]),
 }

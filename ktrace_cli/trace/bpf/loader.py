@@ -39,7 +39,7 @@ BPF_ANY = 0
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
 PROC = struct.Struct("<6IQ2I")  # facs, file, version, genio, drop_pending, fatal_logged, dropped, abi32, pad
 PROC_ABI32 = 7  # the index of abi32 in an unpacked PROC: 1 once the last call was i386
-SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, pad
+SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, sig (trace/sigsets.py's descriptor)
 CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, watch, lost batches/records
 CFG_WOKEN = 16
 CFG_WATCH = 20
@@ -238,11 +238,11 @@ class BpfObject:
             raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME} has no map {name}")
         return Map(self.lib, fd, key, value)
 
-    def fill_tables(self, systab: list[tuple[int, int, int, int, int]], errmap: list[int],
+    def fill_tables(self, systab: list[tuple[int, int, int, int, int, int]], errmap: list[int],
                     names: list[bytes]) -> None:  # fmt: skip
         """Both ABIs' rows (x86_64 first, i386 from I386_BASE), their names, the errno map."""
-        for key, (narg, pathmask, flags, stru, stru_arg) in enumerate(systab[:SYSTAB_SIZE]):
-            self.systab.update(U32.pack(key), SYSENT.pack(narg, pathmask, flags, stru, stru_arg, 0))
+        for key, row in enumerate(systab[:SYSTAB_SIZE]):
+            self.systab.update(U32.pack(key), SYSENT.pack(*row))
         for nr, name in enumerate(names[:SYSTAB_SIZE]):
             self.sysnames.update(U32.pack(nr), name[:7].ljust(8, b"\0"))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):
