@@ -376,7 +376,7 @@ static __always_inline __u16 drop_mark(struct proc *p)
  * bytes, microseconds).  Returns the header's size.
  */
 static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 payload,
-				     __u32 pid, __u32 tid, struct task_struct *who)
+				     __u32 pid, __u32 tid, const char *comm)
 {
 	struct cfg *c = get_cfg();
 	__u64 ns = bpf_ktime_get_ns() + (c ? c->realtime_off : 0);
@@ -384,8 +384,8 @@ static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 
 
 	*(__s32 *)(h + 0) = payload;
 	*(__u32 *)(h + 8) = pid;
-	if (who) /* a record for a task other than current (CSW in) */
-		bpf_probe_read_kernel(h + 12, 16, who->comm);
+	if (comm) /* another name than current's (CSW in, the records of an exec) */
+		bpf_probe_read_kernel(h + 12, 16, comm);
 	else
 		bpf_get_current_comm(h + 12, 16);
 	*(__u32 *)(h + 28) = 0; /* comm is MAXCOMLEN + 1 = 20 bytes in FreeBSD */
