@@ -24,8 +24,9 @@ OBJECT_NAME = W.OBJECT_NAME
 why_unavailable = W.why_unavailable
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
             "ktr_signal", "ktr_siggen", "ktr_fault")
-# Programs reached by tail call, never attached: (program array, program).
-JUMPS = (("enter_jumps", "ktr_sys_enter_more"), ("exit_jumps", "ktr_sys_exit_more"))
+# Programs reached by tail call, never attached: (program array, index, program).
+JUMPS = (("enter_jumps", 0, "ktr_sys_enter_more"), ("exit_jumps", 0, "ktr_sys_exit_more"),
+         ("enter_jumps", 1, "ktr_sys_enter_exec"), ("exit_jumps", 1, "ktr_sys_exit_exec"))
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -217,10 +218,10 @@ class BpfObject:
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
-        for array, name in JUMPS:
+        for array, index, name in JUMPS:
             prog = lib.bpf_object__find_program_by_name(obj, name.encode())
             fd = lib.bpf_program__fd(prog) if prog else -1
-            if fd < 0 or self._map(array, 4, 4).update(U32.pack(0), S32.pack(fd)):
+            if fd < 0 or self._map(array, 4, 4).update(U32.pack(index), S32.pack(fd)):
                 self.close()
                 raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME}: cannot install program {name}")
         self.progs = []
