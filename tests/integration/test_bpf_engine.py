@@ -605,6 +605,8 @@ I386_CASES = {  # program, arguments, trace points, PROCCTOR flags in the progra
     "signal-masks": ("i386sig", [], "cist", [SV_LINUX64, SV_LINUX32]),
     # an i386 execve of an x86_64 program: its RET stays i386's
     "exec": ("i386exec", ["basic", "data.txt"], "c", [SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]),
+    # the same with ARGS, ENVS and NAMI: argv and envp read as 4-byte pointers
+    "exec-records": ("i386exec", ["basic", "data.txt"], "cnae", [SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]),
 }
 
 
@@ -634,6 +636,12 @@ def test_i386_calls_as_the_ptrace_engine_records_them(bpf_env, progs: Path, tmp_
         got[engine] = _program_records(out, prog.encode())
     assert outcomes[0] == outcomes[1]
     ptrace, bpf = got["ptrace"], got["bpf"]
+    if case == "exec-records":
+        from .conftest import requested_interpreter
+
+        ptrace = _without_elf_interp(ptrace, requested_interpreter(progs / "basic"))
+        assert [r.payload for r in bpf if r.type == K.KTR_ARGS] == [
+            b"%s\0data.txt\0" % bytes(progs / "basic")]
     assert [_comparable_i386(r) for r in bpf] == [_comparable_i386(r) for r in ptrace]
     # Not two engines wrong alike: the records are linux32's where they should be.
     flags = [unpack_payload(AMD64, K.KTR_PROCCTOR, r.payload).sv_flags for r in bpf
@@ -729,3 +737,95 @@ def test_attach_to_a_running_i386_loop(bpf_env, progs: Path, tmp_path: Path) -> 
         "RET   L32  write 1",
         f"CALL  L32  read(0,{buf:#x},0x1)",
     ]
+
+
+def _from_last_exec(recs: list[Record], comm: bytes | None) -> list[Record]:
+    """The records from the exec that started the program named `comm` (None: the last exec) on:
+    its CALL, and what follows."""
+    first = len(recs) if comm is None else next(i for i, r in enumerate(recs) if r.comm_name == comm)
+    execve = abi.syscall_number("execve")
+    return recs[max(i for i, r in enumerate(recs[:first]) if r.type == K.KTR_SYSCALL
+                    and int.from_bytes(r.payload[:2], "little") == execve):]  # fmt: skip
+
+
+def _exec_both(env: dict[str, str], argv: list[str], points: str, cwd: Path, comm: bytes | None
+               ) -> tuple[list[Record], list[Record], int]:  # fmt: skip
+    got, outcomes = {}, []
+    for engine in ("ptrace", "bpf"):
+        out = cwd / f"{engine}.out"
+        r = _run(env, [f"--engine={engine}", "-t", points, "-f", str(out), "setarch", "-R", *argv], cwd=cwd)
+        outcomes.append((r.returncode, r.stdout))
+        got[engine] = _from_last_exec(list(iter_records(str(out))), comm)
+    assert outcomes[0] == outcomes[1]
+    return got["ptrace"], got["bpf"], outcomes[0][0]
+
+
+def test_exec_records_as_the_ptrace_engine_orders_them(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CALL, ARGS, ENVS, the script's NAMI, its #! interpreter's, that image's PT_INTERP, PROCCTOR, RET."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    from .conftest import requested_interpreter
+
+    basic = progs / "basic"  # prints the file named by argv[1] (here: the script), exits 3
+    ld = requested_interpreter(basic)
+    script = tmp_path / "script"
+    script.write_bytes(b"#! %s -x\n" % bytes(basic))
+    script.chmod(0o755)
+    ptrace, bpf, status = _exec_both(bpf_env, [str(script)], "cnae+", tmp_path, b"script")
+    assert status == 3
+    # From the exec's ARGS on (its CALL carries setarch's pointers, which ASLR moves).
+    assert bpf[0].type == ptrace[0].type == K.KTR_SYSCALL
+    assert [_comparable(r) for r in bpf[1:]] == [_comparable(r) for r in _without_elf_interp(ptrace[1:], ld)]
+    # Not two engines wrong alike: FreeBSD's order, the lookups under the caller's name.
+    head = [(r.type, r.comm_name, r.payload) for r in bpf[1:7]]
+    assert [t for t, _, _ in head] == [K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI, K.KTR_NAMEI, K.KTR_PROCCTOR,
+                                       K.KTR_SYSRET]  # fmt: skip
+    assert head[0][2] == bytes(script) + b"\0"  # the argv execve was given, not the interpreter's
+    assert [p for t, _, p in head if t == K.KTR_NAMEI] == [bytes(script), bytes(basic)]
+    assert [c for _, c, _ in head] == [b"setarch"] * 4 + [b"script"] * 2
+
+
+def _without_elf_interp(recs: list[Record], ld: str) -> list[Record]:
+    """The records but the ELF interpreter's NAMI, which the bpf engine cannot see (docs/DESIGN.md)."""
+    return [r for r in recs if not (r.type == K.KTR_NAMEI and r.payload == ld.encode())]
+
+
+def test_failed_exec_records_as_the_ptrace_engine_orders_them(bpf_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A failed exec: CALL, ARGS, ENVS, the path's NAMI, the error's RET."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    missing = tmp_path / "missing"
+    got = {}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "-t", "cnae", "-f", str(out), "setarch", "-R", str(missing),
+                           "one", "two"], cwd=tmp_path)  # fmt: skip
+        assert r.returncode != 0
+        recs = list(iter_records(str(out)))
+        execve = abi.syscall_number("execve")
+        at = max(i for i, x in enumerate(recs) if x.type == K.KTR_SYSCALL and x.comm_name == b"setarch"
+                 and int.from_bytes(x.payload[:2], "little") == execve)  # fmt: skip
+        got[engine] = recs[at + 1 : at + 5]
+    assert [_comparable(x) for x in got["bpf"]] == [_comparable(x) for x in got["ptrace"]]
+    assert [(x.type, x.payload) for x in got["bpf"]][::2] == [
+        (K.KTR_ARGS, b"%s\0one\0two\0" % bytes(missing)), (K.KTR_NAMEI, bytes(missing))]
+    assert unpack_payload(AMD64, K.KTR_SYSRET, got["bpf"][3].payload).error == 2  # ENOENT
+
+
+def test_exec_strings_in_pages_not_yet_touched(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The path, argv and envp in a fresh file mapping: read from the kernel's copies, in the same order."""
+    if shutil.which("setarch") is None:
+        pytest.skip("setarch (util-linux) is not installed")
+    from .conftest import requested_interpreter
+
+    page = 4096
+    strings = tmp_path / "strings"
+    strings.write_bytes(bytes(progs / "execfresh").ljust(page, b"\0") + b"fresh".ljust(page, b"\0")
+                        + b"FRESH=1".ljust(page, b"\0"))  # fmt: skip
+    ptrace, bpf, status = _exec_both(bpf_env, [str(progs / "execfresh"), str(strings)], "cnae", tmp_path, None)
+    assert status == 0
+    # From the second exec's CALL on: its pointers are the same in both runs (no ASLR).
+    ld = requested_interpreter(progs / "execfresh")
+    assert [_comparable(r) for r in bpf] == [_comparable(r) for r in _without_elf_interp(ptrace, ld)]
+    assert [(r.type, r.payload) for r in bpf[1:4]] == [
+        (K.KTR_ARGS, b"fresh\0"), (K.KTR_ENVS, b"FRESH=1\0"), (K.KTR_NAMEI, bytes(progs / "execfresh"))]
