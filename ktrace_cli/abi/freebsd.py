@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from pathlib import Path
 
-DATA_DIR = Path(__file__).with_name("data")
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")  # a str: pathlib costs pykdump's start-up
 
 # ELAST in sys/sys/errno.h: the largest errno libc has a string for.
 ERRNO_MAX = 97
@@ -29,7 +29,7 @@ _CAP_WORDS = 2
 def data_rows(filename: str) -> list[list[str]]:
     """Tab-separated rows of a file in abi/data, without '#' comment lines and blank lines."""
     rows: list[list[str]] = []
-    with open(DATA_DIR / filename, encoding="utf-8") as handle:
+    with open(os.path.join(DATA_DIR, filename), encoding="utf-8") as handle:
         for line in handle:
             if line.startswith("#") or not line.strip():
                 continue

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import errno as _errno
-import importlib
-import importlib.util
 import os
 import sys
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 
 from ktrace_cli.abi import freebsd
@@ -56,9 +53,11 @@ def _load_ptrace_table(module: str, filename: str) -> ModuleType:
     loaded = sys.modules.get(module)
     if loaded is not None:
         return loaded
+    import importlib.util  # lazy: start-up (only when a python-ptrace table is first used)
+
     for entry in sys.path:
-        candidate = Path(entry or ".") / "ptrace" / "syscall" / filename
-        if candidate.is_file():
+        candidate = os.path.join(entry or ".", "ptrace", "syscall", filename)
+        if os.path.isfile(candidate):
             spec = importlib.util.spec_from_file_location(f"_ktrace_cli_{module}", candidate)
             if spec is not None and spec.loader is not None:
                 data = importlib.util.module_from_spec(spec)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
 from functools import cache
-from importlib import resources
 
 _DATA = "sysdecode_freebsd.tsv"
 # The ioctl names are a file of their own (tools/gen_ioctls.py), read on the first
@@ -13,21 +12,32 @@ _IOCTL_DATA = "freebsd_ioctls.tsv"
 _U32 = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
 class NameTable:
-    """One libsysdecode table: (value, name) rows in header order."""
+    """One libsysdecode table: (value, name) rows in header order; equal when the rows are.
 
-    rows: tuple[tuple[int, str], ...]
-    first: dict[int, str] = field(init=False, compare=False, repr=False)
-    # names() of the values seen, bounded: a trace repeats a few flag words.
-    _names: dict[int, tuple[str, int]] = field(init=False, compare=False, repr=False)
+    A plain class, not a dataclass: a dataclass here loaded dataclasses and
+    inspect into every pykdump run, a third of its start-up.
+    """
 
-    def __post_init__(self) -> None:
+    __slots__ = ("rows", "first", "_names")
+
+    def __init__(self, rows: tuple[tuple[int, str], ...]) -> None:
+        self.rows = rows
         first: dict[int, str] = {}
-        for value, name in self.rows:
+        for value, name in rows:
             first.setdefault(value, name)
-        object.__setattr__(self, "first", first)
-        object.__setattr__(self, "_names", {})
+        self.first = first  # the first name of each value, for lookup
+        # names() of the values seen, bounded: a trace repeats a few flag words.
+        self._names: dict[int, tuple[str, int]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return self.rows == other.rows if isinstance(other, NameTable) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.rows)
+
+    def __repr__(self) -> str:
+        return f"NameTable(rows={self.rows!r})"
 
     def lookup(self, value: int) -> str | None:
         """lookup_value(): the first row whose value equals `value`."""
@@ -64,27 +74,43 @@ EMPTY = NameTable(())
 
 
 @cache
-def _tables() -> dict[str, NameTable]:
-    rows: dict[str, list[tuple[int, str]]] = {}
-    text = resources.files("ktrace_cli.abi.data").joinpath(_DATA).read_text()
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("%table\t"):
-            rows.setdefault(line.split("\t")[1], [])
-            continue
-        table, value, name = line.split("\t")
-        rows.setdefault(table, []).append((int(value, 16), name))
-    return {table: NameTable(tuple(entries)) for table, entries in rows.items()}
+def _blocks() -> dict[str, str]:
+    """Each table's rows as text, cut at the '%table NAME' lines that start them.
+
+    The rows of a table are parsed the first time it is used: a trace needs
+    a few of the tables, and parsing all of them cost pykdump's start-up more
+    than printing a short trace. A plain path beside the module, as
+    abi/freebsd.py reads its tables (importlib.resources would load tempfile,
+    shutil and zipfile).
+    """
+    with open(os.path.join(os.path.dirname(__file__), "data", _DATA), encoding="utf-8") as f:
+        text = f.read()
+    blocks: dict[str, str] = {}
+    for part in text.split("\n%table\t")[1:]:
+        name, _, body = part.partition("\n")
+        blocks[name] = body
+    return blocks
 
 
+@cache
 def table(name: str) -> NameTable:
     """The named table; tables the data file does not carry are empty."""
-    return _tables().get(name, EMPTY)
+    body = _blocks().get(name)
+    if body is None:
+        return EMPTY
+    entries: list[tuple[int, str]] = []
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        owner, value, text = line.split("\t")
+        if owner != name:
+            raise ValueError(f"{_DATA}: a row of {owner} under %table {name}")
+        entries.append((int(value, 16), text))
+    return NameTable(tuple(entries))
 
 
 def table_names() -> frozenset[str]:
-    return frozenset(_tables())
+    return frozenset(_blocks())
 
 
 # A mask decoder returns (text between the angle brackets, printed?, leftover bits),
@@ -254,7 +280,8 @@ def quotactl_cmd(cmd: int) -> str | None:
 def ioctl_table() -> NameTable:
     """The ioctl requests, (value, name) rows in macro-name order."""
     rows = []
-    text = resources.files("ktrace_cli.abi.data").joinpath(_IOCTL_DATA).read_text()
+    with open(os.path.join(os.path.dirname(__file__), "data", _IOCTL_DATA), encoding="utf-8") as f:
+        text = f.read()
     for line in text.splitlines():
         if line and not line.startswith("#"):
             value, name = line.split("\t")

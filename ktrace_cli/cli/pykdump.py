@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import IO, Any
 
-import click
-
-from ktrace_cli import __version__
+from ktrace_cli.cli import fastargs
 from ktrace_cli.cli.exit_status import ExitStatus
+from ktrace_cli.cli.fastargs import FLAG, MULTIPLE, VALUE
 from ktrace_cli.format import constants as K
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
 
@@ -81,85 +83,6 @@ def screenwidth(fancy: bool, stdout: IO[bytes]) -> int:
 def fail(message: str) -> None:
     sys.stderr.write(f"pykdump: {message}\n")
     sys.stderr.flush()
-
-
-@click.command(
-    context_settings={"help_option_names": ["--help"], "ignore_unknown_options": False},
-    epilog="""\b
-Examples:
-  pykdump                       print ktrace.out as kdump does
-  pykdump -f trace.out -HT      with thread ids and absolute times
-  pykdump -t n                  only path name lookups (NAMI)
-  pykdump -l -f ktrace.out      follow a trace as it grows
-  pykdump --json | jq .syscall  one JSON object per record
-  pykdump --summary             calls, errors and time per syscall
-  pykdump --calls -e trace=%file --failed
-                                failed file calls, one line each
-  pykdump --calls --json --path '/etc/*'
-                                calls on /etc files as JSON objects
-  pykdump --tree                which processes ran, how they ended
-  pykdump --errors              why it failed: unexpected failures first
-  pykdump --timeline run.json   open run.json in ui.perfetto.dev
-  pykdump --diff good.out bad.out
-                                where two runs of a program part ways
-  pykdump --summary --detail --sort=errors
-                                percentiles, errnos, threads, files
-""",
-)
-@click.option("-A", "abi_column", is_flag=True, help="Show the process ABI (F64, L64, ...).")
-@click.option("-c", "cpu", is_flag=True, help="Show the CPU of each record (v1 headers).")
-@click.option("-d", "decimal", is_flag=True, help="Print numbers in decimal.")
-@click.option("-E", "elapsed", is_flag=True, help="Show time elapsed since the first record.")
-@click.option("-f", "trfile", default=K.DEF_TRACEFILE, type=click.Path(), metavar="trfile", help="Trace file ('-' = stdin).")
-@click.option("-H", "tid", is_flag=True, help="Show the thread id of each record.")
-@click.option("-l", "follow", is_flag=True, help="Keep reading as the file grows.")
-@click.option("-m", "maxdata", default=None, metavar="maxdata", help="Show at most maxdata bytes of I/O.")
-@click.option("-n", "plain", is_flag=True, help="No decoding of arguments, flags or errno.")
-@click.option("-p", "pid", multiple=True, metavar="pid", help="Only records of this process or thread id (repeatable).")
-@click.option("-R", "relative", is_flag=True, help="Show time since the previous record.")
-@click.option("-r", "resolve", is_flag=True, help="Show stat modes, users and times symbolically.")
-@click.option("-S", "syscall_numbers", is_flag=True, help="Show syscall numbers after names.")
-@click.option("-s", "suppress", is_flag=True, help="Do not show I/O data.")
-@click.option("-T", "timestamps", is_flag=True, help="Show absolute timestamps.")
-@click.option("-t", "trstr", default=None, metavar="trstr", help="Record types to show (cfinpstuwyae+).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per record (NDJSON).")
-@click.option("--summary", is_flag=True, help="A table of calls, errors and time per syscall.")
-@click.option("--calls", "calls_view", is_flag=True, help="One line (or JSON object) per system call.")
-@click.option("-e", "trace_sets", multiple=True, metavar="trace=SET",
-              help="Only these calls: names, globs, %class or @class, !negation.")
-@click.option("--failed", is_flag=True, help="Only calls that returned an error.")
-@click.option("--successful", is_flag=True, help="Only calls that returned without an error.")
-@click.option("--errno", "errnos", multiple=True, metavar="LIST", help="Only calls that failed with these errors.")
-@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only calls on paths or descriptors matching GLOB.")
-@click.option("--fd", "fds", multiple=True, metavar="N", help="Only calls on these descriptors.")
-@click.option("--comm", "comms", multiple=True, metavar="NAME", help="Only records of processes with this name.")
-@click.option("--since", default=None, metavar="TIME", help="Only from TIME (epoch seconds, or +S.s after the first record).")
-@click.option("--until", default=None, metavar="TIME", help="Only up to TIME (epoch seconds, or +S.s).")
-@click.option("--tree", is_flag=True, help="The process tree: argv, exit status, times, calls.")
-@click.option("--errors", "errors_view", is_flag=True, help="A digest of failed calls per process, noise collapsed.")
-@click.option("--timeline", default=None, metavar="OUT.json", help="Write a Chrome/Perfetto trace-event timeline.")
-@click.option("--diff", "diff_files", nargs=2, default=None, metavar="A B", help="Compare two traces of one program.")
-@click.option("--detail", is_flag=True,
-              help="With --summary: call-time percentiles, errors by errno, threads and files.")
-@click.option("--histogram", is_flag=True, help="With --summary: log2 histograms of call times.")
-@click.option("--sort", "sort_key", type=click.Choice(["time", "count", "errors", "name"]), default=None,
-              help="With --summary: order of the rows (default time).")
-@click.option(
-    "--color",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
-    show_default=True,
-    help="Colour the text output (auto: only on a terminal).",
-)
-@click.version_option(__version__, "--version", prog_name="pykdump", message="%(prog)s %(version)s")
-@click.argument("extra", nargs=-1, type=click.UNPROCESSED, metavar="")
-def command(**kw: Any) -> int:
-    """Print a ktrace trace file as FreeBSD's kdump(1) does."""
-    try:
-        return run(**kw)
-    except KeyboardInterrupt:
-        # Caught before click, whose Abort handling writes a blank line to stderr.
-        return ExitStatus.INTERRUPTED
 
 
 def run(
@@ -537,15 +460,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:] if argv is None else argv
     try:
-        status = command.main(args=args, prog_name="pykdump", standalone_mode=False)
-    except click.UsageError as e:
-        return _usage(_sentence(e.format_message()))
+        kw: dict[str, Any] | int | None = _fast(args)
+        if kw is None:
+            kw = _click(args)
+        if not isinstance(kw, dict):
+            return int(kw or 0)  # --help, --version, or click's refusal
+        status = run(**kw)
     except UsageFailure as e:
         return _usage(str(e))
-    except click.exceptions.Exit as e:
-        return int(e.exit_code or 0)
-    except click.exceptions.Abort:
-        return ExitStatus.INTERRUPTED
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except MemoryError:
@@ -553,6 +475,52 @@ def main(argv: list[str] | None = None) -> int:
         fail("out of memory")
         return ExitStatus.ERROR
     return int(status or 0)
+
+
+# The click command's options that need no conversion (cli/pykdump_click.py), for cli/fastargs.py;
+# --diff, --sort and --color are left to click.
+OPTIONS = {
+    "-A": ("abi_column", FLAG), "-c": ("cpu", FLAG), "-d": ("decimal", FLAG), "-E": ("elapsed", FLAG),
+    "-f": ("trfile", VALUE), "-H": ("tid", FLAG), "-l": ("follow", FLAG), "-m": ("maxdata", VALUE),
+    "-n": ("plain", FLAG), "-p": ("pid", MULTIPLE), "-R": ("relative", FLAG), "-r": ("resolve", FLAG),
+    "-S": ("syscall_numbers", FLAG), "-s": ("suppress", FLAG), "-T": ("timestamps", FLAG),
+    "-t": ("trstr", VALUE), "--json": ("as_json", FLAG), "--summary": ("summary", FLAG),
+    "--calls": ("calls_view", FLAG), "-e": ("trace_sets", MULTIPLE), "--failed": ("failed", FLAG),
+    "--successful": ("successful", FLAG), "--errno": ("errnos", MULTIPLE), "--path": ("paths", MULTIPLE),
+    "--fd": ("fds", MULTIPLE), "--comm": ("comms", MULTIPLE), "--since": ("since", VALUE),
+    "--until": ("until", VALUE), "--tree": ("tree", FLAG), "--errors": ("errors_view", FLAG),
+    "--timeline": ("timeline", VALUE), "--detail": ("detail", FLAG), "--histogram": ("histogram", FLAG),
+}  # fmt: skip
+DEFAULTS: dict[str, object] = {"trfile": K.DEF_TRACEFILE, "color": "auto", "diff_files": None,
+                               "sort_key": None, "extra": ()}  # fmt: skip
+
+
+def _fast(args: list[str]) -> dict[str, Any] | None:
+    """The parameters of a plain command line, read without click; None: ask click."""
+    kw = fastargs.parse("pykdump", args, OPTIONS, DEFAULTS, None)
+    if kw is None:
+        return None
+    trfile = str(kw["trfile"])
+    # click.Path() refuses an existing file it may not read, with its own message.
+    if trfile != "-" and os.path.exists(trfile) and not os.access(trfile, os.R_OK):
+        return None
+    return kw
+
+
+def _click(args: list[str]) -> dict[str, Any] | int:
+    """click's reading of the command line: the parameters, or the status after --help,
+    --version or a usage error (reported here)."""
+    from ktrace_cli.cli import pykdump_click  # lazy: start-up (click only when needed)
+
+    click = pykdump_click.click
+    try:
+        return pykdump_click.command.main(args=args, prog_name="pykdump", standalone_mode=False)
+    except click.UsageError as e:
+        return _usage(_sentence(e.format_message()))
+    except click.exceptions.Exit as e:
+        return int(e.exit_code or 0)
+    except click.exceptions.Abort:
+        return ExitStatus.INTERRUPTED
 
 
 def _usage(problem: str) -> int:

@@ -7,12 +7,12 @@ a pid without one (sv_flags 0) gets FreeBSD names but no decoding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from ktrace_cli.abi import freebsd, linux, linux_i386
 from ktrace_cli.decode.cfmt import signal_text
 from ktrace_cli.format import constants as K
+from ktrace_cli.value import Value
 
 
 class Abi(Enum):
@@ -85,13 +85,16 @@ def syscall_name(abi: Abi, code: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
+class ErrorInfo(Value):
     """A failed syscall's error in the numbering of the process's ABI."""
 
+    __slots__ = ("number", "name", "text")
     number: int  # what kdump prints after "errno"
     name: str | None  # ENOENT, ...
     text: str  # strerror
+
+    def __init__(self, number: int, name: str | None, text: str) -> None:
+        self._set(number=number, name=name, text=text)
 
 
 INT_MAX = 2**31 - 1

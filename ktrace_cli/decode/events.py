@@ -7,10 +7,10 @@ reads those fields and never the bytes again.
 
 from __future__ import annotations
 
+import collections
 import functools
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
 
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.format import constants as K
@@ -27,23 +27,36 @@ from ktrace_cli.format.records import (
     Sysret,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
 
-class Shown(NamedTuple):
+    class _Shown(NamedTuple):
+        record: Record
+        sv_flags: int
+        payload: Payload | None = None
+
+    class _Dropped(NamedTuple):
+        record: Record
+else:  # the same tuples, built without loading typing
+    _Shown = collections.namedtuple("Shown", ("record", "sv_flags", "payload"), defaults=(None,))
+    _Dropped = collections.namedtuple("Dropped", ("record",))
+
+
+class Shown(_Shown):
     """A record to print, with its process's sv_flags (0 when no PROCCTOR was seen).
 
     `payload` is the typed payload, or None when the bytes do not fit the
     record type's layout (kdump prints such a record as "invalid record").
     """
 
-    record: Record
-    sv_flags: int
-    payload: Payload | None = None
+    __slots__ = ()
 
 
-class Dropped(NamedTuple):
+class Dropped(_Dropped):
     """kdump's "Events dropped." line, printed before any filtering."""
 
-    record: Record
+    __slots__ = ()
 
 
 Unpacker = Callable[[bytes], Payload]

@@ -8,7 +8,8 @@ FreeBSD's (sys/sys/ktrace.h); the spec's section 2 gives the offsets.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from ktrace_cli.value import Value
 
 # struct ktr_header's fields, in order (sys/sys/ktrace.h); the per-arch
 # Structs below pack exactly these, padding aside.
@@ -41,10 +42,11 @@ def offsets(layout: struct.Struct, fields: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@dataclass(frozen=True)
-class Arch:
+class Arch(Value):
     """The word size of a trace file's producer: amd64 (LP64) or i386 (ILP32)."""
 
+    __slots__ = ("name", "word", "header_v0", "header_v1", "syscall_fixed", "sysret", "genio_fixed", "psig",
+                 "capfail_old", "capfail_new", "fault", "struct_array_fixed", "word_char")  # fmt: skip
     name: str
     word: int  # bytes in a long / register_t / pointer
     header_v0: struct.Struct  # len, type, pid, comm, sec, usec, tid
@@ -58,6 +60,15 @@ class Arch:
     fault: struct.Struct  # vaddr, type
     struct_array_fixed: struct.Struct  # struct_size
     word_char: str  # struct code of one unsigned register_t
+
+    def __init__(self, *, name: str, word: int, header_v0: struct.Struct, header_v1: struct.Struct,
+                 syscall_fixed: struct.Struct, sysret: struct.Struct, genio_fixed: struct.Struct,
+                 psig: struct.Struct, capfail_old: struct.Struct, capfail_new: struct.Struct,
+                 fault: struct.Struct, struct_array_fixed: struct.Struct, word_char: str) -> None:  # fmt: skip
+        self._set(name=name, word=word, header_v0=header_v0, header_v1=header_v1, syscall_fixed=syscall_fixed,
+                  sysret=sysret, genio_fixed=genio_fixed, psig=psig, capfail_old=capfail_old,
+                  capfail_new=capfail_new, fault=fault, struct_array_fixed=struct_array_fixed,
+                  word_char=word_char)  # fmt: skip
 
     @property
     def header_size(self) -> int:

@@ -15,11 +15,14 @@ import stat
 import struct
 import time
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64, COMM_OFFSET, COMM_SIZE, HEADER_SIZES, I386, Arch
 from ktrace_cli.format.records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1 << 20
 SAMPLE = 1 << 16  # bytes examined to tell amd64 from i386 and FreeBSD from the rest

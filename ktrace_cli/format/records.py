@@ -1,5 +1,9 @@
 """Records and their typed payloads, with symmetric pack and unpack.
 
+The classes are plain __slots__ classes over value.Fields rather than
+dataclasses: building eighteen dataclasses was most of pykdump's start-up
+cost for this module.
+
 A `Record` is one header plus its raw payload bytes, exactly as stored.  The
 payload classes give the payload its FreeBSD fields; `unpack_payload` picks
 the class by record type.  `pack()` of a payload followed by `unpack()` gives
@@ -8,20 +12,19 @@ back an equal payload (round-trip tested for every type).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import CSW_NEW, CSW_OLD, EXTERR, FAULTEND, PROCCTOR, Arch
+from ktrace_cli.value import Fields
 
 
 class PayloadError(ValueError):
     """A payload too short or too long for its fixed layout."""
 
 
-@dataclass(slots=True)
-class Record:
+class Record(Fields):
     """One trace record: the header fields and the raw payload."""
 
+    __slots__ = ("type", "pid", "tid", "comm", "sec", "frac", "payload", "version", "cpu", "drop")
     type: int  # record type, flag bits removed
     pid: int
     tid: int
@@ -29,9 +32,22 @@ class Record:
     sec: int
     frac: int  # microseconds in a v0 header, nanoseconds in a v1 header
     payload: bytes
-    version: int = K.KTR_VERSION1
-    cpu: int = 0  # meaningful only when version != 0
-    drop: bool = False
+    version: int
+    cpu: int  # meaningful only when version != 0
+    drop: bool
+
+    def __init__(self, type: int, pid: int, tid: int, comm: bytes, sec: int, frac: int, payload: bytes,
+                 version: int = K.KTR_VERSION1, cpu: int = 0, drop: bool = False) -> None:
+        self.type = type
+        self.pid = pid
+        self.tid = tid
+        self.comm = comm
+        self.sec = sec
+        self.frac = frac
+        self.payload = payload
+        self.version = version
+        self.cpu = cpu
+        self.drop = drop
 
     @property
     def comm_name(self) -> bytes:
@@ -55,10 +71,14 @@ def _need(buf: bytes, size: int, what: str) -> None:
         raise PayloadError(f"{what} payload of {len(buf)} bytes, need {size}")
 
 
-@dataclass(slots=True)
-class Syscall:
+class Syscall(Fields):
+    __slots__ = ("code", "args")
     code: int
     args: tuple[int, ...]  # unsigned register_t slots
+
+    def __init__(self, code: int, args: tuple[int, ...]) -> None:
+        self.code = code
+        self.args = args
 
     def pack(self, arch: Arch) -> bytes:
         return arch.syscall_fixed.pack(self.code, len(self.args)) + arch.args_struct(
@@ -76,12 +96,18 @@ class Syscall:
         return cls(code, arch.args_struct(narg).unpack_from(buf, fixed.size))
 
 
-@dataclass(slots=True)
-class Sysret:
+class Sysret(Fields):
+    __slots__ = ("code", "error", "retval", "eosys")
     code: int
     error: int
     retval: int  # signed register_t
-    eosys: int = 0
+    eosys: int
+
+    def __init__(self, code: int, error: int, retval: int, eosys: int = 0) -> None:
+        self.code = code
+        self.error = error
+        self.retval = retval
+        self.eosys = eosys
 
     def pack(self, arch: Arch) -> bytes:
         return arch.sysret.pack(self.code, self.eosys, self.error, self.retval)
@@ -93,9 +119,12 @@ class Sysret:
         return cls(code, error, retval, eosys)
 
 
-@dataclass(slots=True)
-class Namei:
+class Namei(Fields):
+    __slots__ = ("path",)
     path: bytes
+
+    def __init__(self, path: bytes) -> None:
+        self.path = path
 
     def pack(self, arch: Arch) -> bytes:
         return self.path
@@ -105,11 +134,16 @@ class Namei:
         return cls(bytes(buf))
 
 
-@dataclass(slots=True)
-class Genio:
+class Genio(Fields):
+    __slots__ = ("fd", "rw", "data")
     fd: int
     rw: int  # UIO_READ 0, UIO_WRITE 1
     data: bytes
+
+    def __init__(self, fd: int, rw: int, data: bytes) -> None:
+        self.fd = fd
+        self.rw = rw
+        self.data = data
 
     def pack(self, arch: Arch) -> bytes:
         return arch.genio_fixed.pack(self.fd, self.rw) + self.data
@@ -122,12 +156,19 @@ class Genio:
         return cls(fd, rw, bytes(buf[fixed.size :]))
 
 
-@dataclass(slots=True)
-class Psig:
+class Psig(Fields):
+    __slots__ = ("signo", "action", "code", "mask")
     signo: int
     action: int  # handler address; SIG_DFL 0, SIG_IGN 1
     code: int
-    mask: tuple[int, int, int, int] = (0, 0, 0, 0)
+    mask: tuple[int, int, int, int]
+
+    def __init__(self, signo: int, action: int, code: int,
+                 mask: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
+        self.signo = signo
+        self.action = action
+        self.code = code
+        self.mask = mask
 
     def pack(self, arch: Arch) -> bytes:
         return arch.psig.pack(self.signo, self.action, self.code, *self.mask)
@@ -139,11 +180,16 @@ class Psig:
         return cls(signo, action, code, (m0, m1, m2, m3))
 
 
-@dataclass(slots=True)
-class Csw:
+class Csw(Fields):
+    __slots__ = ("out", "user", "wmesg")
     out: int  # 1 switching out, 0 switching in
     user: int  # 1 user preemption, 0 kernel sleep
-    wmesg: bytes | None = None  # None selects the old 8-byte layout
+    wmesg: bytes | None  # None selects the old 8-byte layout
+
+    def __init__(self, out: int, user: int, wmesg: bytes | None = None) -> None:
+        self.out = out
+        self.user = user
+        self.wmesg = wmesg
 
     def pack(self, arch: Arch) -> bytes:
         if self.wmesg is None:
@@ -160,9 +206,12 @@ class Csw:
         return cls(out, user, wmesg.split(b"\0", 1)[0])
 
 
-@dataclass(slots=True)
-class User:
+class User(Fields):
+    __slots__ = ("data",)
     data: bytes
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
     def pack(self, arch: Arch) -> bytes:
         return self.data
@@ -172,12 +221,16 @@ class User:
         return cls(bytes(buf))
 
 
-@dataclass(slots=True)
-class Struct:
+class Struct(Fields):
     """KTR_STRUCT: a NUL-terminated structure name, then the structure bytes."""
 
+    __slots__ = ("name", "data")
     name: bytes
     data: bytes
+
+    def __init__(self, name: bytes, data: bytes) -> None:
+        self.name = name
+        self.data = data
 
     def pack(self, arch: Arch) -> bytes:
         return self.name + b"\0" + self.data
@@ -190,9 +243,12 @@ class Struct:
         return cls(bytes(buf[:nul]), bytes(buf[nul + 1 :]))
 
 
-@dataclass(slots=True)
-class Sysctl:
+class Sysctl(Fields):
+    __slots__ = ("name",)
     name: bytes  # without the terminating NUL the record carries
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
 
     def pack(self, arch: Arch) -> bytes:
         return self.name + b"\0"
@@ -202,9 +258,12 @@ class Sysctl:
         return cls(bytes(buf).split(b"\0", 1)[0])
 
 
-@dataclass(slots=True)
-class ProcCtor:
+class ProcCtor(Fields):
+    __slots__ = ("sv_flags",)
     sv_flags: int
+
+    def __init__(self, sv_flags: int) -> None:
+        self.sv_flags = sv_flags
 
     def pack(self, arch: Arch) -> bytes:
         return PROCCTOR.pack(self.sv_flags)
@@ -215,8 +274,9 @@ class ProcCtor:
         return cls(PROCCTOR.unpack_from(buf)[0])
 
 
-@dataclass(slots=True)
-class ProcDtor:
+class ProcDtor(Fields):
+    __slots__ = ()
+
     def pack(self, arch: Arch) -> bytes:
         return b""
 
@@ -225,15 +285,23 @@ class ProcDtor:
         return cls()
 
 
-@dataclass(slots=True)
-class CapFail:
+class CapFail(Fields):
     """KTR_CAPFAIL in either layout: `new` selects the 2024+ 1040-byte form."""
 
+    __slots__ = ("cap_type", "new", "cap_code", "cap_svflags", "cap_data")
     cap_type: int
-    new: bool = True
-    cap_code: int = 0
-    cap_svflags: int = 0
-    cap_data: bytes = b""  # 1024-byte union (new) or needed+held rights (old, 32 bytes)
+    new: bool
+    cap_code: int
+    cap_svflags: int
+    cap_data: bytes  # 1024-byte union (new) or needed+held rights (old, 32 bytes)
+
+    def __init__(self, cap_type: int, new: bool = True, cap_code: int = 0, cap_svflags: int = 0,
+                 cap_data: bytes = b"") -> None:
+        self.cap_type = cap_type
+        self.new = new
+        self.cap_code = cap_code
+        self.cap_svflags = cap_svflags
+        self.cap_data = cap_data
 
     def pack(self, arch: Arch) -> bytes:
         if self.new:
@@ -253,10 +321,14 @@ class CapFail:
         return cls(cap_type, True, code, svflags, data)
 
 
-@dataclass(slots=True)
-class Fault:
+class Fault(Fields):
+    __slots__ = ("vaddr", "type")
     vaddr: int
     type: int
+
+    def __init__(self, vaddr: int, type: int) -> None:
+        self.vaddr = vaddr
+        self.type = type
 
     def pack(self, arch: Arch) -> bytes:
         return arch.fault.pack(self.vaddr, self.type)
@@ -267,9 +339,12 @@ class Fault:
         return cls(*arch.fault.unpack_from(buf))
 
 
-@dataclass(slots=True)
-class FaultEnd:
+class FaultEnd(Fields):
+    __slots__ = ("result",)
     result: int
+
+    def __init__(self, result: int) -> None:
+        self.result = result
 
     def pack(self, arch: Arch) -> bytes:
         return FAULTEND.pack(self.result)
@@ -280,11 +355,16 @@ class FaultEnd:
         return cls(FAULTEND.unpack_from(buf)[0])
 
 
-@dataclass(slots=True)
-class StructArray:
+class StructArray(Fields):
+    __slots__ = ("struct_size", "name", "data")
     struct_size: int
     name: bytes
     data: bytes
+
+    def __init__(self, struct_size: int, name: bytes, data: bytes) -> None:
+        self.struct_size = struct_size
+        self.name = name
+        self.data = data
 
     def pack(self, arch: Arch) -> bytes:
         return arch.struct_array_fixed.pack(self.struct_size) + self.name + b"\0" + self.data
@@ -300,11 +380,14 @@ class StructArray:
         return cls(size, bytes(buf[fixed.size : nul]), bytes(buf[nul + 1 :]))
 
 
-@dataclass(slots=True)
-class Strings:
+class Strings(Fields):
     """KTR_ARGS / KTR_ENVS: NUL-terminated strings back to back."""
 
-    strings: list[bytes] = field(default_factory=list)
+    __slots__ = ("strings",)
+    strings: list[bytes]
+
+    def __init__(self, strings: list[bytes] | None = None) -> None:
+        self.strings = [] if strings is None else strings
 
     def pack(self, arch: Arch) -> bytes:
         return b"".join(s + b"\0" for s in self.strings)
@@ -317,8 +400,8 @@ class Strings:
         return cls(parts)
 
 
-@dataclass(slots=True)
-class Exterr:
+class Exterr(Fields):
+    __slots__ = ("ver", "error", "cat", "src_line", "flags", "p1", "p2", "msg")
     ver: int
     error: int
     cat: int
@@ -327,6 +410,17 @@ class Exterr:
     p1: int
     p2: int
     msg: bytes
+
+    def __init__(self, ver: int, error: int, cat: int, src_line: int, flags: int, p1: int, p2: int,
+                 msg: bytes) -> None:
+        self.ver = ver
+        self.error = error
+        self.cat = cat
+        self.src_line = src_line
+        self.flags = flags
+        self.p1 = p1
+        self.p2 = p2
+        self.msg = msg
 
     def pack(self, arch: Arch) -> bytes:
         return EXTERR.pack(

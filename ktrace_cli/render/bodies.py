@@ -6,7 +6,6 @@ import functools
 import re
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
 
 from ktrace_cli.abi import freebsd
 from ktrace_cli.decode import abi as A
@@ -32,6 +31,11 @@ from ktrace_cli.format.records import (
 )  # fmt: skip
 from ktrace_cli.render.dump import gio_data
 from ktrace_cli.render.options import KdumpOptions
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
 
 
 def _signed(value: int, bits: int) -> int:
@@ -407,7 +411,10 @@ def strings(p: Strings) -> str:
     return ", ".join(f'"{s.decode("latin-1")}"' for s in p.strings) + "\n"
 
 
-_PRINTF = re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
+# Compiled on first use (an EXTERR record), not at pykdump's start-up.
+_printf_conversion = functools.cache(
+    lambda: re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
+)
 
 
 def _printf(fmt: str, args: Sequence[int]) -> str:
@@ -430,7 +437,7 @@ def _printf(fmt: str, args: Sequence[int]) -> str:
         pad = min(int(width or 0), 1024)  # a hostile width must not build a huge string
         return text.ljust(pad) if "-" in flags else text.rjust(pad)
 
-    return _PRINTF.sub(conv, fmt)
+    return _printf_conversion().sub(conv, fmt)
 
 
 def exterr(p: Exterr) -> str:
@@ -439,7 +446,8 @@ def exterr(p: Exterr) -> str:
     return f'{{ errno {p.error} sys/unknown:{p.src_line} "{msg}" (category {p.cat} p1 {c_hex(p1)} p2 {c_hex(p2)}) }}\n'
 
 
-Body = Callable[[Any, A.Abi, int], str]
+if TYPE_CHECKING:
+    Body = Callable[[Any, A.Abi, int], str]
 
 
 def body_table(o: KdumpOptions, arch: Arch, syscalls: SyscallText) -> dict[int, Body]:

@@ -7,13 +7,16 @@ exact bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Bytes kdump treats as text: printable ASCII plus NUL, TAB, LF and CR.
 _TEXT_BYTES = bytes([0, 9, 10, 13, *range(32, 127)])
 _PLAIN_BYTES = bytes(b for b in range(32, 127) if b != 0x5C)
-_NOT_TEXT = re.compile(b"[^" + re.escape(_TEXT_BYTES) + b"]")
-_NOT_PLAIN_OR_NL = re.compile(b"[^\n" + re.escape(_PLAIN_BYTES) + b"]")
+# The patterns are compiled on first use: compiling them all cost pykdump's
+# start-up a few ms, and most traces never need some of them.
+_not_text = functools.cache(lambda: re.compile(b"[^" + re.escape(_TEXT_BYTES) + b"]"))
+_not_plain_or_nl = functools.cache(lambda: re.compile(b"[^\n" + re.escape(_PLAIN_BYTES) + b"]"))
 
 _ENCODING = {b: chr(b) for b in range(32, 127)}
 _ENCODING[0x5C] = "\\\\"
@@ -25,13 +28,13 @@ _OCTAL_DIGITS = frozenset(b"01234567")
 
 def is_text(data: bytes) -> bool:
     """kdump's test: visdump when every byte is printable, NUL, TAB, LF or CR."""
-    return _NOT_TEXT.search(data) is None
+    return _not_text().search(data) is None
 
 
 def visdump(data: bytes, lookahead: int, screenwidth: int) -> str:
     """Escaped text; `lookahead` is the byte after `data` in the record (0 at its end)."""
     limit = screenwidth - 2
-    if limit > 8 and _NOT_PLAIN_OR_NL.search(data) is None:
+    if limit > 8 and _not_plain_or_nl().search(data) is None:
         return _visdump_lines(data.decode("latin-1"), limit - 8)
     return visdump_bytewise(data, lookahead, limit)
 
@@ -137,8 +140,8 @@ _UTF8_PRINTABLE = (
     rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_UNSAFE = re.compile(rb"[\x00-\x1f\x7f-\xff\\]")
-_VIS_TOKEN = re.compile(b"(" + _UTF8_PRINTABLE + rb")|[\x00-\x1f\x7f-\xff\\]")
+_unsafe = functools.cache(lambda: re.compile(rb"[\x00-\x1f\x7f-\xff\\]"))
+_vis_token = functools.cache(lambda: re.compile(b"(" + _UTF8_PRINTABLE + rb")|[\x00-\x1f\x7f-\xff\\]"))
 
 
 def _vis_byte(b: int) -> str:
@@ -173,9 +176,9 @@ def vis(text: str) -> str:
     vis(3) writes them (ESC is \\^[); UTF-8 text stays readable.
     """
     raw = text.encode("latin-1")
-    if _UNSAFE.search(raw) is None:
+    if _unsafe().search(raw) is None:
         return text
-    return _VIS_TOKEN.sub(_vis_match, raw).decode("latin-1")
+    return _vis_token().sub(_vis_match, raw).decode("latin-1")
 
 
 def vis_line(line: str) -> str:

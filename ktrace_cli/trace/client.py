@@ -20,16 +20,15 @@ the command to print.
 
 from __future__ import annotations
 
+import _socket as socket  # not socket.py, for start-up (see protocol.py)
 import errno as E
 import fcntl
 import os
 import resource
-import socket
 import stat
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
@@ -65,8 +64,19 @@ class ForeignEngine(EngineUnavailable):
     """The engine running for this user belongs to another installation and still traces."""
 
 
-def connect(rt: Runtime) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+class Socket(socket.socket):
+    """A connected stream socket, closed on leaving a `with` block (socket.socket without
+    loading socket.py)."""
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(rt: Runtime) -> Socket | None:
+    sock = Socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(rt.name(SOCKET))
     except OSError:
@@ -119,11 +129,15 @@ def start_daemon(rt: Runtime, spawn: Callable[[Runtime, int], None]) -> bool:
         os.close(lockfd)
 
 
-def _exchange(log: str, sock: socket.socket, request: Request, fd: int | None) -> Reply | None:
+def _exchange(log: str, sock: Socket, request: Request, fd: int | None) -> Reply | None:
     # A thread stuck in uninterruptible sleep can hold a clear's reply
     # back; the user gets a message instead of a hang.
     sock.settimeout(REPLY_TIMEOUT)
     space = bytearray(MAX_MESSAGE)  # before the request: see recv_line
+    # One reply parsed before the request, for the same reason: the first
+    # parse's one-time allocations (the JSON decoder's, the classes') could
+    # otherwise grow the heap with a brk() after the answer, in the trace.
+    Reply.from_wire(Reply(renamed=True, identity=Identity.ours(), engine_pid=1).to_wire())
     try:
         send_bytes(sock, request.to_wire(), fd)
     except (BrokenPipeError, ConnectionResetError):
@@ -186,13 +200,15 @@ def _legacy_busy() -> bool:
     return reply.status is None or bool(reply.status.procs)
 
 
-@dataclass(frozen=True)
 class _Reached:
     """One attempt to reach the engine."""
 
-    sock: socket.socket | None
-    log: str  # the engine log's path, for messages
-    other: bool = False  # no socket, but an engine holds the lock (starting or exiting)
+    __slots__ = ("sock", "log", "other")
+
+    def __init__(self, sock: Socket | None, log: str, other: bool = False) -> None:
+        self.sock = sock
+        self.log = log  # the engine log's path, for messages
+        self.other = other  # no socket, but an engine holds the lock (starting or exiting)
 
 
 def _reach(start: bool) -> _Reached:

@@ -12,7 +12,6 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import GENIO_SIZE_MAX, TraceFile, procctor
@@ -20,6 +19,7 @@ from ktrace_cli.trace import diagnose, procfs
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import read_tgid
+from ktrace_cli.value import Fields
 
 # On Linux the letterless creation/exit points alone would keep a process
 # stopped at every exit and fork for nothing: they count as "no trace points".
@@ -32,24 +32,33 @@ Reply = dict[str, object]
 FDTABLE = b"fdtable"  # the STRU name of a process's descriptors at attach (ours, not FreeBSD's)
 
 
-@dataclass
-class Request:
+class Request(Fields):
     """One ktrace(2)-like request from a client, handed to the engine thread."""
 
+    __slots__ = ("ops", "facs", "pid", "fd", "peer_pid", "command", "seccomp", "genio_size", "version",
+                 "fsize_limit", "rename", "reply")  # fmt: skip
     ops: int
     facs: int
     pid: int
     fd: int | None
     peer_pid: int
-    command: bool = False
-    seccomp: str = "off"  # "on": install the command-mode filter
-    genio_size: int = K.GENIO_SIZE_DEFAULT
-    version: int = K.KTR_VERSION1
-    fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
+    command: bool
+    seccomp: str  # "on": install the command-mode filter
+    genio_size: int
+    version: int
+    fsize_limit: int  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1), as FreeBSD captures it
     # [dirfd in the client, temporary name, final name]: the new trace file to
     # rename once the request is accepted (rename_accepted).
-    rename: object = None
-    reply: Callable[[Reply], None] = field(default=lambda r: None)
+    rename: object
+    reply: Callable[[Reply], None]
+
+    def __init__(self, ops: int, facs: int, pid: int, fd: int | None, peer_pid: int,
+                 command: bool = False, seccomp: str = "off", genio_size: int = K.GENIO_SIZE_DEFAULT,
+                 version: int = K.KTR_VERSION1, fsize_limit: int = -1, rename: object = None,
+                 reply: Callable[[Reply], None] = lambda r: None) -> None:  # fmt: skip
+        self.ops, self.facs, self.pid, self.fd, self.peer_pid = ops, facs, pid, fd, peer_pid
+        self.command, self.seccomp, self.genio_size, self.version = command, seccomp, genio_size, version
+        self.fsize_limit, self.rename, self.reply = fsize_limit, rename, reply
 
 
 def apply(table: TraceeTable, rules: R.Rules, req: Request) -> Reply:

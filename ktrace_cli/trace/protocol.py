@@ -13,16 +13,19 @@ an engine of protocol 1 finds no "ops" in it and refuses it unperformed.
 
 from __future__ import annotations
 
+# The C socket type and constants: socket.py's enum conversions and selectors
+# would cost pyktrace's start-up about as much as the rest of this module.
+# The engine's socket.socket objects are instances of it too.
+import _socket as socket
 import array
 import errno as E
 import json
 import os
-import socket
 import struct
-from dataclasses import dataclass, field
 
 from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
+from ktrace_cli.value import Value
 
 PROTOCOL = 2
 LEGACY_PROTOCOL = 1
@@ -48,13 +51,16 @@ class EngineUnavailable(OSError):
     """The engine could not be reached or started."""
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Value):
     """Who speaks: protocol number, release, and the installation's package directory."""
 
+    __slots__ = ("protocol", "release", "install")
     protocol: int
     release: str
     install: str
+
+    def __init__(self, protocol: int, release: str, install: str) -> None:
+        self._set(protocol=protocol, release=release, install=install)
 
     @classmethod
     def ours(cls) -> Identity:
@@ -69,34 +75,44 @@ class Identity:
 LEGACY = Identity(LEGACY_PROTOCOL, "", "")
 
 
-@dataclass(frozen=True)
-class KtraceArgs:
+class KtraceArgs(Value):
     """ktrace(2)'s arguments, and what ktrace(1) captures with them."""
 
+    __slots__ = ("ops", "facs", "pid", "command", "seccomp", "genio_size", "header_version",
+                 "fsize_limit", "rename")  # fmt: skip
     ops: int
     facs: int
     pid: int
-    command: bool = False
-    seccomp: str = "auto"  # command mode: auto, on, off
-    genio_size: int = K.GENIO_SIZE_DEFAULT
-    header_version: int = K.KTR_VERSION1
-    fsize_limit: int = -1  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1)
+    command: bool
+    seccomp: str  # command mode: auto, on, off
+    genio_size: int
+    header_version: int
+    fsize_limit: int  # the client's RLIMIT_FSIZE (RLIM_INFINITY = -1)
     # (dirfd in the client, temporary name, final name): the new trace file,
     # renamed by the engine once the request is accepted (ops.rename_accepted).
-    rename: tuple[int, str, str] | None = None
+    rename: tuple[int, str, str] | None
+
+    def __init__(self, ops: int, facs: int, pid: int, command: bool = False, seccomp: str = "auto",
+                 genio_size: int = K.GENIO_SIZE_DEFAULT, header_version: int = K.KTR_VERSION1,
+                 fsize_limit: int = -1, rename: tuple[int, str, str] | None = None) -> None:  # fmt: skip
+        self._set(ops=ops, facs=facs, pid=pid, command=command, seccomp=seccomp, genio_size=genio_size,
+                  header_version=header_version, fsize_limit=fsize_limit, rename=rename)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Value):
+    __slots__ = ("op", "args", "identity")
     op: str
-    args: KtraceArgs | None = None
-    identity: Identity = field(default_factory=Identity.ours)
+    args: KtraceArgs | None
+    identity: Identity
+
+    def __init__(self, op: str, args: KtraceArgs | None = None, identity: Identity | None = None) -> None:
+        self._set(op=op, args=args, identity=Identity.ours() if identity is None else identity)
 
     def to_wire(self) -> bytes:
         msg: dict[str, object] = {"protocol": self.identity.protocol, "release": self.identity.release,
                                   "install": self.identity.install, "op": self.op}  # fmt: skip
         if self.args is not None:
-            args = dict(vars(self.args))
+            args = self.args.as_dict()
             if self.args.rename is None:
                 del args["rename"]
             else:
@@ -125,10 +141,10 @@ class Request:
         return cls("ktrace", args, identity)
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(Value):
     """What the engine holds (for tests, and for a user asking why it still runs)."""
 
+    __slots__ = STATUS_FIELDS
     pid: int
     procs: tuple[int, ...]
     threads: tuple[int, ...]
@@ -137,22 +153,36 @@ class Status:
     pending: tuple[int, ...]
     held_replies: int
 
+    def __init__(self, pid: int, procs: tuple[int, ...], threads: tuple[int, ...], files: int,
+                 awaiting: tuple[int, ...], pending: tuple[int, ...], held_replies: int) -> None:  # fmt: skip
+        self._set(pid=pid, procs=procs, threads=threads, files=files, awaiting=awaiting, pending=pending,
+                  held_replies=held_replies)  # fmt: skip
 
-@dataclass(frozen=True)
-class Reply:
+
+class Reply(Value):
     """ktrace(2)'s result (error 0 or an errno) and what goes with it."""
 
-    error: int = 0
-    why: str | None = None  # the cause Linux hides behind an errno, for the user
-    message: str | None = None  # for the log and for developers
-    filter: tuple[int, ...] | None = None  # command mode: the seccomp filter to install
-    status: Status | None = None
-    itself: str | None = None  # the request named the engine itself: the whole message
-    rename_error: int | None = None  # the new trace file could not be given its name
-    renamed: bool = False  # the engine gave the new trace file its name
-    identity: Identity | None = None  # None: an engine of protocol 1 answered
-    engine_pid: int = 0
-    busy: bool = False  # with MISMATCH: the engine still traces something
+    __slots__ = ("error", "why", "message", "filter", "status", "itself", "rename_error", "renamed",
+                 "identity", "engine_pid", "busy")  # fmt: skip
+    error: int
+    why: str | None  # the cause Linux hides behind an errno, for the user
+    message: str | None  # for the log and for developers
+    filter: tuple[int, ...] | None  # command mode: the seccomp filter to install
+    status: Status | None
+    itself: str | None  # the request named the engine itself: the whole message
+    rename_error: int | None  # the new trace file could not be given its name
+    renamed: bool  # the engine gave the new trace file its name
+    identity: Identity | None  # None: an engine of protocol 1 answered
+    engine_pid: int
+    busy: bool  # with MISMATCH: the engine still traces something
+
+    def __init__(self, error: int = 0, why: str | None = None, message: str | None = None,
+                 filter: tuple[int, ...] | None = None, status: Status | None = None,
+                 itself: str | None = None, rename_error: int | None = None, renamed: bool = False,
+                 identity: Identity | None = None, engine_pid: int = 0, busy: bool = False) -> None:  # fmt: skip
+        self._set(error=error, why=why, message=message, filter=filter, status=status, itself=itself,
+                  rename_error=rename_error, renamed=renamed, identity=identity, engine_pid=engine_pid,
+                  busy=busy)  # fmt: skip
 
     @classmethod
     def from_result(cls, result: dict[str, object]) -> Reply:
@@ -171,7 +201,7 @@ class Reply:
         if self.filter is not None:
             msg["filter"] = list(self.filter)
         if self.status is not None:
-            msg.update({k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.status).items()})
+            msg.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.status.as_dict().items()})
         return msg
 
     def to_wire(self, legacy: bool = False) -> bytes:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
+from ktrace_cli.value import Value
 
 # GIO kinds: how the transferred bytes are found at syscall exit.
 GIO_BUF = 1  # (fd, buf, ...) and the return value is the byte count
@@ -80,8 +79,9 @@ I386_STRU_KINDS = frozenset({STRU_SOCKADDR_IN, STRU_SOCKADDR_OUT, STRU_SIGSET})
 SPECIAL_SIGACTION32 = 6  # rt_sigaction with the i386 struct: 32-bit handler and flags
 
 
-@dataclass(frozen=True, slots=True)
-class SyscallRule:
+class SyscallRule(Value):
+    __slots__ = ("nr", "name", "narg", "paths", "gio", "gio_rw", "stru", "stru_arg", "special", "returns",
+                 "ptr")  # fmt: skip
     nr: int
     name: str
     narg: int
@@ -92,7 +92,12 @@ class SyscallRule:
     stru_arg: int
     special: int
     returns: bool
-    ptr: int = 8  # the ABI's word: pointers in argv/envp, the words of struct sigaction
+    ptr: int  # the ABI's word: pointers in argv/envp, the words of struct sigaction
+
+    def __init__(self, nr: int, name: str, narg: int, paths: tuple[int, ...], gio: int, gio_rw: int,
+                 stru: int, stru_arg: int, special: int, returns: bool, ptr: int = 8) -> None:  # fmt: skip
+        self._set(nr=nr, name=name, narg=narg, paths=paths, gio=gio, gio_rw=gio_rw, stru=stru,
+                  stru_arg=stru_arg, special=special, returns=returns, ptr=ptr)  # fmt: skip
 
 
 class Rules:

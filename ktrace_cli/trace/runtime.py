@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno as E
 import os
 import stat
-from dataclasses import dataclass
+
+from ktrace_cli.value import Value
 
 NAME = "pyktrace"
 SOCKET, LOCK, LOG, PIDFILE = "engine.sock", "engine.lock", "engine.log", "engine.pid"
@@ -30,12 +31,15 @@ class RuntimeError_(OSError):
     """No runtime directory can be used safely."""
 
 
-@dataclass(frozen=True)
-class Runtime:
+class Runtime(Value):
     """An open runtime directory; `dir` is its path, for messages only."""
 
+    __slots__ = ("dir", "fd")
     dir: str
     fd: int
+
+    def __init__(self, dir: str, fd: int) -> None:
+        self._set(dir=dir, fd=fd)
 
     def name(self, leaf: str) -> str:
         """A path to `leaf` through the open descriptor, for bind(2) and connect(2)."""

@@ -12,7 +12,10 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import IO, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 8192  # records between two looks at the offset

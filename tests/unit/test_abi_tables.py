@@ -544,3 +544,24 @@ def test_generator_follows_mktables_and_keeps_unfetched_tables(tmp_path: Path) -
     assert "umtxop\t0x0\tUMTX_OP_RESERVED0" in rows
     assert "#   umtxop" in text.splitlines()  # listed among the kept tables
     assert not any(r.startswith("ioctlname") for r in rows)  # gen_ioctls.py's file
+
+
+def test_sysdecode_tables_parsed_on_demand_hold_every_row() -> None:
+    # Each table is parsed from its own block on first use; every row of the
+    # data file, read here line by line, must come out of the table it names.
+    from ktrace_cli.abi import sysdecode
+
+    path = Path(sysdecode.__file__).with_name("data") / "sysdecode_freebsd.tsv"
+    rows: dict[str, list[tuple[int, str]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("%table\t"):
+            rows.setdefault(line.split("\t")[1], [])
+            continue
+        table, value, name = line.split("\t")
+        rows.setdefault(table, []).append((int(value, 16), name))
+    assert len(rows) > 50
+    assert sysdecode.table_names() == frozenset(rows)
+    assert {t: list(sysdecode.table(t).rows) for t in rows} == rows
+    assert sysdecode.table("no such table") is sysdecode.EMPTY

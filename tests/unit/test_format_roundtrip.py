@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import struct
 
@@ -121,7 +120,7 @@ def read_all(data: bytes, arch: Arch) -> list[Record]:
 
 def as_read(record: Record) -> Record:
     """What the reader gives back for `record`: v0 headers carry no cpu."""
-    return dataclasses.replace(record, cpu=0) if record.version == K.KTR_VERSION0 else record
+    return record.replace(cpu=0) if record.version == K.KTR_VERSION0 else record
 
 
 # A v1 SYSRET after the record under test: a v0 record shorter than 8 bytes at

@@ -65,7 +65,11 @@ LAZY = {
     ("cli.live", "render.options"),
     ("cli.live", "trace.ptrace"),
     ("cli.live", "trace.seccomp"),
-    ("cli.pyktrace", "format.writer"),
+    ("cli.pyktrace_args", "format.writer"),
+    # click (its own start-up is larger than the rest of a plain run's) only
+    # for a command line cli/fastargs.py cannot read: --help, --version, errors.
+    ("cli.pyktrace", "cli.pyktrace_click"),
+    ("cli.pykdump", "cli.pykdump_click"),
     # A client that finds the engine running never loads the daemon, nor
     # ctypes unless Yama asks it to name its tracer.
     ("trace.client", "trace.daemon"),

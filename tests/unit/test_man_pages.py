@@ -98,7 +98,7 @@ def test_option_entry_parsing() -> None:
 
 @pytest.mark.parametrize(
     ("page", "module_name"),
-    [("pykdump.1", "ktrace_cli.cli.pykdump"), ("pyktrace.1", "ktrace_cli.cli.pyktrace")],
+    [("pykdump.1", "ktrace_cli.cli.pykdump_click"), ("pyktrace.1", "ktrace_cli.cli.pyktrace_click")],
 )
 def test_every_option_documented(page: str, module_name: str) -> None:
     declared = cli_options(module_name)

@@ -67,7 +67,7 @@ def test_malformed_requests_are_refused(wire: bytes, why: str) -> None:
     ("header_version", 2), ("fsize_limit", -2), ("facs", 1 << 64),
 ])  # fmt: skip
 def test_each_argument_is_checked(field: str, value: object) -> None:
-    args = dict(vars(ARGS), **{field: value})
+    args = dict(ARGS.as_dict(), **{field: value})
     wire = json.dumps({"protocol": 2, "release": "x", "install": "y", "op": "ktrace", "args": args})
     with pytest.raises(ProtocolError, match=field):
         Request.from_wire(wire.encode() + b"\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import gzip
 import io
 import os
@@ -491,7 +490,7 @@ def streams(draw: st.DrawFn) -> tuple[Arch, list[Record], list[int]]:
 
 def _as_read(record: Record) -> Record:
     """v0 headers have no cpu field: the reader gives 0."""
-    return dataclasses.replace(record, cpu=0) if record.version == 0 else record
+    return record.replace(cpu=0) if record.version == 0 else record
 
 
 def expected_after_truncation(arch: Arch, records: list[Record], ends: list[int], size: int) -> tuple[list[Record], type | None]:
