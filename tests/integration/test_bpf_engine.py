@@ -13,6 +13,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -815,3 +816,25 @@ def test_exec_strings_in_pages_not_yet_touched(bpf_env, progs: Path, tmp_path: P
     assert [_comparable(r) for r in bpf] == [_comparable(r) for r in _without_elf_interp(ptrace, ld)]
     assert [(r.type, r.payload) for r in bpf[1:4]] == [
         (K.KTR_ARGS, b"fresh\0"), (K.KTR_ENVS, b"FRESH=1\0"), (K.KTR_NAMEI, bytes(progs / "execfresh"))]
+
+
+def test_signal_masks_as_the_ptrace_engine_logs_them(bpf_env, progs: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """linuxulator.c's rt_sigaction, rt_sigprocmask and rt_sigsuspend calls and their l_sigset_t records."""
+    got = {}
+    names = ("rt_sigaction", "rt_sigprocmask", "rt_sigsuspend")
+    calls = {abi.syscall_number(n) for n in names}
+    for engine in ("ptrace", "bpf"):
+        out = tmp_path / f"{engine}.out"
+        r = _run(bpf_env, [f"--engine={engine}", "-t", "ct", "-f", str(out), str(progs / "linuxulator")],
+                 cwd=tmp_path)  # fmt: skip
+        assert r.returncode == -signal.SIGFPE
+        main = [x for x in _program_records(out, b"linuxulator") if x.tid == x.pid]  # the other thread's interleave
+        got[engine] = [(x.type, x.payload[:2] if x.type == K.KTR_SYSCALL else x.payload) for x in main
+                       if (x.type == K.KTR_SYSCALL and int.from_bytes(x.payload[:2], "little") in calls)
+                       or (x.type == K.KTR_STRUCT and x.payload.startswith(b"l_sigset_t\0"))]  # fmt: skip
+    assert got["bpf"] == got["ptrace"]
+    sigalrm = (1 << 13).to_bytes(8, "little")
+    # sigprocmask(SIG_BLOCK, {SIGALRM}, &old): the new mask, then the old (empty) one.
+    assert (K.KTR_STRUCT, b"l_sigset_t\0" + sigalrm) in got["bpf"]
+    at = got["bpf"].index((K.KTR_STRUCT, b"l_sigset_t\0" + sigalrm))
+    assert got["bpf"][at + 1] == (K.KTR_STRUCT, b"l_sigset_t\0" + bytes(8))
