@@ -150,8 +150,6 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
-@pytest.mark.bpf_xfail("rt_sigsuspend ended by a caught signal: the bpf engine writes 'RET rt_sigsuspend RESTART', "
-                       "not EINTR (its l_sigset_t records: test_bpf_engine.py)")
 def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)
