@@ -15,12 +15,15 @@ import signal
 import stat
 import threading
 from collections.abc import Callable
-from typing import TextIO
 
 from ktrace_cli.trace.control_server import Endpoint, serve_control
 from ktrace_cli.trace.engine import Engine
 from ktrace_cli.trace.protocol import EngineUnavailable, Identity
 from ktrace_cli.trace.runtime import LOG, SOCKET, Runtime
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 log = logging.getLogger("pyktrace.engine")
 ENGINE_NAME = b"pyktrace-engine"

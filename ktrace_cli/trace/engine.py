@@ -17,7 +17,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
@@ -31,6 +30,10 @@ from ktrace_cli.trace.memory import RESOURCE_ERRNOS
 from ktrace_cli.trace.ptrace_backend import PtraceBackend
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, Proc, Thread
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("pyktrace.engine")
 

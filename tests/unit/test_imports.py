@@ -74,8 +74,8 @@ LAZY = {
     # ctypes unless Yama asks it to name its tracer.
     ("trace.client", "trace.daemon"),
     ("trace.client", "trace.ptrace"),
-    # The Linux tables (a few ms) load only in the engine, not in the client.
-    ("trace.rules", "abi.linux"),
+    # The Linux tables (a few ms) load only in the engine, not in the client;
+    # the i386 rules only once a process makes an int $0x80 call.
     ("trace.rules", "abi.linux_i386"),
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),
