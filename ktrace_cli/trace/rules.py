@@ -98,8 +98,20 @@ class SyscallRule(Value):
 
     def __init__(self, nr: int, name: str, narg: int, paths: tuple[int, ...], gio: int, gio_rw: int,
                  stru: int, stru_arg: int, special: int, returns: bool, ptr: int = 8) -> None:  # fmt: skip
-        self._set(nr=nr, name=name, narg=narg, paths=paths, gio=gio, gio_rw=gio_rw, stru=stru,
-                  stru_arg=stru_arg, special=special, returns=returns, ptr=ptr)  # fmt: skip
+        # One call per field, not Value._set(**fields): the engine builds one
+        # rule per syscall at every start, and the keyword dicts cost 2 ms.
+        init = object.__setattr__
+        init(self, "nr", nr)
+        init(self, "name", name)
+        init(self, "narg", narg)
+        init(self, "paths", paths)
+        init(self, "gio", gio)
+        init(self, "gio_rw", gio_rw)
+        init(self, "stru", stru)
+        init(self, "stru_arg", stru_arg)
+        init(self, "special", special)
+        init(self, "returns", returns)
+        init(self, "ptr", ptr)
 
 
 class Rules:
