@@ -12,7 +12,8 @@ works from committed data:
 * tools/data/freebsd_ioctl_types.tsv: the amd64 layout of each argument type: a
   scalar's size, a struct's or union's member types (laid out here with natural
   alignment, bit-fields `TYPE:WIDTH` packed into units of their type; a `packed`
-  struct, the header's __packed, without any padding), an alias,
+  struct, the header's __packed or #pragma pack(1), without any padding and with
+  its bit-fields back to back), an alias,
   or a size taken from a published value or from the header's own assertion;
 * tools/data/freebsd_ioctl_crosscheck.tsv: request values that golang.org/x/sys and
   Rust's libc publish for FreeBSD amd64, each checked against what is computed here.
@@ -126,10 +127,13 @@ class Types:
                 return None
             return Layout(_round(max(m.size for m in laid), align), align)
         if kind == "packed":
-            # __packed: no padding anywhere, alignment 1 (bit-fields are not supported)
-            if any(width is not None for _, width in split):
-                return None
-            return Layout(sum(m.size for m in laid), 1)
+            # __packed: no padding anywhere, alignment 1; its bit-fields follow one
+            # another bit by bit, across storage units, and a member that is not a
+            # bit-field starts at the next byte
+            bits = 0
+            for member, (_, width) in zip(laid, split, strict=True):
+                bits = _round(bits, 8) + member.size * 8 if width is None else bits + width
+            return Layout(_round(bits, 8) // 8, 1)
         bits = 0
         for member, (_, width) in zip(laid, split, strict=True):
             unit = member.size * 8

@@ -414,9 +414,9 @@ def _summary(
     from ktrace_cli.render import summary_more
     from ktrace_cli.render.summary import Summary, plain_text, print_rich
 
-    # The calls feed the added tables; their CALL and RET records, the per-process ones.
+    # The calls feed the added tables, and (counted as their CALL and RET) the per-process ones.
     more = summary_more.CallStats()
-    events = summary_more.feed(items, more)
+    events = iter(items)
 
     # A damaged or torn trace still gets the table of the records before the
     # damage, then the error, as kdump prints those records then the error.
@@ -428,6 +428,7 @@ def _summary(
     except TraceFormatError as e:
         first, error = None, e
     stats = summary_more.sorting(Summary, sort_key)(reader.arch or AMD64, terminal=terminal)
+    stats.call_sink = more.add
     if first is not None:
         try:
             stats.add([first])

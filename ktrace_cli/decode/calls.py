@@ -35,6 +35,8 @@ _FREEBSD_FD_ARG = {
 }  # fmt: skip
 AT_FDCWD = -100
 _UNSET = -2  # Call.code before __post_init__ looked at the payload
+_ERRNO_NAMES: dict[tuple[A.Abi, int], str | None] = {}  # errno_name, per ABI and stored error
+_NOT_FAILURES = frozenset({0, K.ERESTART, K.EJUSTRETURN})  # errors that are no failure
 
 
 signed32 = c_int32  # the name the call views use
@@ -131,22 +133,35 @@ class Call:
 
     @property
     def syscall(self) -> Syscall | None:
-        p = self.start.payload if self.start is not None else None
-        return p if isinstance(p, Syscall) else None
+        start = self.start
+        if start is None:
+            return None
+        p = start.payload
+        return p if p.__class__ is Syscall else None
 
     @property
     def ret(self) -> Sysret | None:
-        p = self.end.payload if self.end is not None else None
-        return p if isinstance(p, Sysret) else None
+        end = self.end
+        if end is None:
+            return None
+        p = end.payload
+        return p if p.__class__ is Sysret else None
 
     @property
     def args(self) -> tuple[int, ...]:
-        p = self.syscall
-        return p.args if p is not None else ()
+        start = self.start
+        if start is None:
+            return ()
+        p = start.payload
+        return p.args if p.__class__ is Syscall else ()
 
     @property
     def paths(self) -> list[bytes]:
-        return [p.payload.path.split(b"\0", 1)[0] for p in self.parts if isinstance(p.payload, Namei)]
+        # Read by every view, once per call: most calls have no parts at all.
+        parts = self.parts
+        if not parts:
+            return []
+        return [p.payload.path.split(b"\0", 1)[0] for p in parts if p.payload.__class__ is Namei]
 
     @property
     def ns(self) -> int:
@@ -155,15 +170,22 @@ class Call:
 
     @property
     def dur_ns(self) -> int | None:
-        if self.start is None or self.end is None:
+        start, end = self.start, self.end
+        if start is None or end is None:
             return None
-        r = self.end.record
-        return max(0, r.sec * 1_000_000_000 + r.nsec - self.ns)
+        r, q = start.record, end.record
+        # Record.nsec, inlined: a v0 header counts microseconds.
+        dur = (q.sec - r.sec) * 1_000_000_000 + (q.frac if q.version else q.frac * 1000)
+        dur -= r.frac if r.version else r.frac * 1000
+        return dur if dur > 0 else 0
 
     @property
     def failed(self) -> bool:
-        ret = self.ret
-        return ret is not None and ret.error not in (0, K.ERESTART, K.EJUSTRETURN)
+        end = self.end
+        if end is None:
+            return False
+        ret = end.payload
+        return ret.__class__ is Sysret and ret.error not in _NOT_FAILURES
 
     @property
     def succeeded(self) -> bool:
@@ -173,10 +195,16 @@ class Call:
     @property
     def errno_name(self) -> str | None:
         """The error's symbolic name in the process's own ABI, None without an error."""
-        ret = self.ret
-        if ret is None or not self.failed:
+        if not self.failed:
             return None
-        return A.error_info(self.abi, ret.error).name
+        key = (self.abi, self.end.payload.error)  # type: ignore[union-attr]
+        try:
+            return _ERRNO_NAMES[key]
+        except KeyError:
+            name = A.error_info(*key).name
+            if len(_ERRNO_NAMES) < 4096:  # bounded: a damaged trace may hold any numbers
+                _ERRNO_NAMES[key] = name
+            return name
 
     def fds(self) -> set[int]:
         """Descriptors the call is about: its argument, its GIO records, one it returned."""

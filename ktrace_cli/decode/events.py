@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator
 
@@ -139,12 +140,15 @@ def select(
     procs: ProcessTable | None = None,
     arch: Arch | None = None,
     clock: Any = None,
+    proc_sink: Callable[[Record], None] | None = None,
 ) -> Iterator[Shown | Dropped]:
     """The records kdump would print for -t `points` and -p `pid`, in file order.
 
     `pid` may be a set of process or thread ids (several -p).  The payloads are
     unpacked with `arch`, or the reader's detected `arch` when not given.
     `clock.first_ns`, when a clock is given, is set to the first record's time.
+    `proc_sink`, when given, sees each PROCCTOR and PROCDTOR record (which
+    this loop keeps to itself) before it is applied.
     """
     procs = procs if procs is not None else ProcessTable()
     pids: frozenset[int] | None
@@ -158,39 +162,48 @@ def select(
     # Shown's own __new__ is a Python function; tuple.__new__ builds the same
     # tuple without a frame, once per record.
     shown = functools.partial(tuple.__new__, Shown)
+    procctor, procdtor = K.KTR_PROCCTOR, K.KTR_PROCDTOR
+    errors = (PayloadError, struct.error)
+    rest = iter(records)
     try:
         # Only the reader raises TraceFormatError here: the loop's own work
         # catches its payload errors, and a consumer's errors never enter.
-        for record in records:
-            if not table:
-                # The reader knows the layout once it has framed the first record.
-                table = unpackers(arch or getattr(records, "arch", None) or AMD64)
-                if clock is not None:
-                    clock.first_ns = record.sec * 1_000_000_000 + record.nsec
+        for head in rest:
+            # The reader knows the layout once it has framed the first record.
+            table = unpackers(arch or getattr(records, "arch", None) or AMD64)
+            if clock is not None:
+                clock.first_ns = head.sec * 1_000_000_000 + head.nsec
+            break
+        else:
+            return
+        get = table.get
+        # The first record again, then the others: one loop, no per-record setup test.
+        for record in itertools.chain((head,), rest):
             if record.drop and not drop_logged:
                 drop_logged = True
                 yield Dropped(record)
             rtype = record.type
-            if rtype == K.KTR_PROCCTOR:
-                if len(record.payload) >= 4:
+            if rtype == procctor or rtype == procdtor:
+                if proc_sink is not None:
+                    proc_sink(record)
+                if rtype == procdtor:
+                    procs.dtor(record.pid)
+                elif len(record.payload) >= 4:
                     procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
-                continue
-            if rtype == K.KTR_PROCDTOR:
-                procs.dtor(record.pid)
                 continue
             if pids is not None and record.pid not in pids and record.tid not in pids:
                 continue
             if not points & (1 << (rtype & 31)):
                 continue
             drop_logged = False
-            fn = table.get(rtype)
+            fn = get(rtype)
             payload: Payload | None
             if fn is None:
                 payload = None
             else:
                 try:
                     payload = fn(record.payload)
-                except (PayloadError, struct.error):
+                except errors:
                     payload = None
             yield shown((record, sv_flags_of(record.pid, 0), payload))
     except TraceFormatError as e:

@@ -66,6 +66,8 @@ _ANON = {
     "kqueue": ("kqueue", -1), "kqueuex": ("kqueue", -1), "timerfd": ("timerfd", -1),
 }  # fmt: skip
 _MFD_CLOEXEC = 1  # memfd_create's own flag: 1 on both systems
+AT_FDCWD_BITS = AT_FDCWD & 0xFFFFFFFF  # as the low 32 bits of an argument slot hold it
+TEXT_CACHE = 4096  # NAMI path texts kept (cleared when full)
 _FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3", "rfork", "pdfork"})
 _EXECS = frozenset({"execve", "execveat", "fexecve"})
 _AF_NAMES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
@@ -132,6 +134,7 @@ class FdTables:
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
         self.inert = _NO_EFFECT  # call names `end` has found to change no descriptor
         self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # fd_arg_index, fork-like
+        self._texts: dict[bytes, str] = {}  # NAMI path -> its text (programs open the same files again)
 
     def table(self, pid: int) -> FdTable:
         t = self.tables.get(pid)
@@ -179,7 +182,7 @@ class FdTables:
         index = -1
         if 0 <= fd_i < len(args):
             index = fd_i
-        elif 0 <= dir_i < len(args) and signed32(args[dir_i]) != AT_FDCWD:
+        elif 0 <= dir_i < len(args) and args[dir_i] & 0xFFFFFFFF != AT_FDCWD_BITS:  # signed32, inlined
             index = dir_i
         if index < 0:
             return
@@ -301,7 +304,12 @@ class FdTables:
         for shown in call.parts:
             p = shown.payload
             if p.__class__ is Namei:
-                path = p.path.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                raw = p.path
+                path = self._texts.get(raw)
+                if path is None:
+                    if len(self._texts) >= TEXT_CACHE:
+                        self._texts.clear()
+                    path = self._texts[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
                 break
         else:
             t.drop(value)  # opened, but the trace does not say what (no NAMI records)

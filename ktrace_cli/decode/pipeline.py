@@ -208,8 +208,9 @@ def calls(
                     named = names.get((sv_flags, p.code))
                     if named is None:
                         named = joiner.named(sv_flags, p.code)
-                    call = Call(record.pid, record.tid, sv_flags, named[0], event, None, [],
-                                code=p.code, name=named[1])  # fmt: skip
+                    # Positional: binding keywords costs more than the call's other work here.
+                    call = Call(record.pid, record.tid, sv_flags, named[0], event, None, [], None, -1, None,
+                                None, None, p.code, named[1])  # fmt: skip
                 else:
                     call = new_call(event, True)
                 begin(call)

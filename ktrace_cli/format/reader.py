@@ -336,23 +336,26 @@ class TraceReader:
             # No kernel writes type 0, and kdump would skip such records
             # forever: /dev/zero, a sparse or zero-filled file.
             raise NotATrace("not a ktrace file: first record has type 0")
+        v1_header = v1.unpack_from
+        ktr_drop, ktr_versioned, type_bits = K.KTR_DROP, K.KTR_VERSIONED, ~K.KTR_TYPE
         while True:
             if len(self._buf) - self._pos < hsize and not self._fill(hsize):
                 return  # fewer than a v1 header's bytes left: kdump stops silently
             buf = self._buf
             pos = self._pos
-            length, rtype, version = prefix(buf, pos)
+            # A v1 header's bytes are there (checked above): read it as one at
+            # once, and again as v0 only when it is not one.
+            length, rtype, version, pid, comm, sec, frac, tid, cpu = v1_header(buf, pos)
             rtype &= 0xFFFF
-            drop = bool(rtype & K.KTR_DROP)
-            if rtype & K.KTR_VERSIONED and version:
-                _, _, version, pid, comm, sec, frac, tid, cpu = v1.unpack_from(buf, pos)
+            drop = bool(rtype & ktr_drop)
+            if rtype & ktr_versioned and version:
                 start = pos + hsize
             else:
                 version = 0
                 _, _, pid, comm, sec, frac, tid = v0.unpack_from(buf, pos)
                 cpu = 0
                 start = pos + hsize - shortfall
-            record = Record(rtype & ~K.KTR_TYPE, pid, tid, comm, sec, frac, b"", version, cpu, drop)
+            record = Record(rtype & type_bits, pid, tid, comm, sec, frac, b"", version, cpu, drop)
             if length < 0 or (length > MAX_STREAM_RECORD and self._stream_input):
                 raise BogusLength(length, record)
             end = start + length

@@ -24,6 +24,7 @@ from ktrace_cli.render.dump import vis
 from ktrace_cli.render.options import KdumpOptions
 
 STRING_LIMIT = 32  # bytes of a buffer shown inline, as strace's default -s
+BODY_CACHE = 8192  # call texts kept (cleared when full: memory stays flat)
 _OPEN = "([{"
 _CLOSE = ")]}"
 _POINTERS = frozenset({"mmap", "mmap2", "mremap", "brk", "sbrk", "shmat"})  # results shown in hex
@@ -133,6 +134,8 @@ class CallText:
         self._shown_data: dict[bytes, str] = {}
         self._errors: dict[tuple[A.Abi, int], str] = {}
         self._plans: dict[tuple[int, int], tuple[str, tuple[int, ...], int, bool]] = {}
+        self._bodies: dict[tuple[object, ...], str] = {}
+        self._durations: dict[int, str] = {}  # microseconds -> ` <S.UUUUUU>` and the newline
 
     def name(self, call: Call) -> str:
         return self._plan(call)[0]
@@ -227,6 +230,44 @@ class CallText:
             pieces[fd_index] = text if text is not None else self.fd_text(fd, call.fd_path)
         return pieces
 
+    def _body(
+        self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]
+    ) -> tuple[str, str]:
+        """(`name(arg,...)`, the ` [SIGNAL]` marks of the call's PSIG records).
+
+        The text comes from a bounded cache keyed by everything _pieces reads
+        (calls repeat their arguments, paths and data), so most calls build
+        one key and look it up instead of assembling their pieces.
+        """
+        paths: list[bytes] | None = None
+        data: list[bytes] | None = None
+        signals = ""
+        for shown in call.parts:
+            rtype = shown.record.type
+            if rtype == K.KTR_NAMEI:
+                if paths is None:
+                    paths = []
+                paths.append(shown.payload.path)  # type: ignore[union-attr]
+            elif rtype == K.KTR_GENIO:
+                if data is None:
+                    data = []
+                data.append(shown.payload.data)  # type: ignore[union-attr]
+            elif rtype == K.KTR_PSIG:
+                signals += f" [{A.signal_name(call.abi, shown.payload.signo)}]"  # type: ignore[union-attr]
+        # What _pieces puts in: the paths when the call has path arguments, the
+        # data's first bytes when it has a buffer.
+        shown_paths = tuple(paths) if paths is not None and plan[1] else None
+        shown_data = None
+        if data is not None and plan[2] >= 0:
+            shown_data = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
+        key = (call.sv_flags, call.code, args, call.fd, call.fd_path, shown_paths, shown_data)
+        body = self._bodies.get(key)
+        if body is None:
+            if len(self._bodies) >= BODY_CACHE:
+                self._bodies.clear()
+            body = self._bodies[key] = f"{plan[0]}({','.join(self._pieces(call, args, plan))})"
+        return body, signals
+
     def fd_text(self, fd: int, path: str | None) -> str:
         """`3</etc/hosts>`, from a bounded cache (descriptors are used over and over)."""
         key = (fd, path)
@@ -292,15 +333,25 @@ class CallText:
         head = self._heads.get((call.pid, call.tid, first.comm))
         if head is None or self.o.timestamps:
             head = self.head(call.pid, call.tid, first.comm, call.ns if self.o.timestamps else 0)
+        parts = call.parts
         if start is None:
             body = f"<... {plan[0]} resumed>"
-        else:
-            args = start.payload.args if start.payload.__class__ is Syscall else ()
-            body = f"{plan[0]}({','.join(self._pieces(call, args, plan)) if args else ''})"
-        if call.parts:
-            for s in call.parts:
+            for s in parts:
                 if s.record.type == K.KTR_PSIG:
                     body += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+        else:
+            p = start.payload
+            args = p.args if p.__class__ is Syscall else ()
+            if not args:
+                body = f"{plan[0]}()"
+                signals = ""
+                for s in parts:
+                    if s.record.type == K.KTR_PSIG:
+                        signals += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+            else:
+                body, signals = self._body(call, args, plan)
+            if signals:
+                body += signals
         ret = end.payload if end is not None else None
         if ret.__class__ is Sysret and not ret.error and call.ret_path is None:
             value = ret.retval
@@ -318,7 +369,13 @@ class CallText:
         dur -= r.frac if r.version else r.frac * 1000
         if dur <= 0:
             return f"{head}{body} = {result} <0.000000>\n"
-        return f"{head}{body} = {result} <{dur // 1_000_000_000}.{dur % 1_000_000_000 // 1000:06d}>\n"
+        us = dur // 1000
+        shown = self._durations.get(us)
+        if shown is None:
+            if len(self._durations) >= BODY_CACHE:
+                self._durations.clear()
+            shown = self._durations[us] = f" <{us // 1_000_000}.{us % 1_000_000:06d}>\n"
+        return f"{head}{body} = {result}{shown}"
 
 
 class CallsText:

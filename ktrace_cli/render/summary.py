@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ktrace_cli.decode import abi as A
+from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, Shown, Unpack
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
-from ktrace_cli.format.records import Syscall, Sysret
+from ktrace_cli.format.records import Record, Syscall, Sysret
 from ktrace_cli.render.dump import vis
 
 
@@ -36,6 +37,7 @@ MAX_ROWS = 256
 MAX_PENDING_CALLS = 65536  # threads inside a call at once; the oldest are forgotten first
 OTHER_ROW = "(other)"
 OTHER_TITLE = "other processes"
+_NOT_FAILURES = frozenset({0, K.ERESTART, K.EJUSTRETURN})
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Summary:
         # tid -> (code, ns of CALL), oldest first: a thread that exits inside
         # a call (exit, execve of a set-id program) never has its RET.
         self.pending: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self._names: dict[tuple[int, int], str] = {}  # (sv_flags, code) -> the row's name
+        self.call_sink: Callable[[Call], None] | None = None  # also sees each joined Call add() is given
 
     def _stats(self, pid: int, comm: bytes, name: str) -> tuple[SyscallStats, SyscallStats]:
         proc = self.procs.get(pid)
@@ -74,7 +78,14 @@ class Summary:
             proc.raw_comm = comm
             proc.comm = _shown_comm(comm, self.terminal)
         proc.calls += 1
-        return _row(proc.syscalls, name), _row(self.overall, name)
+        # _row, its usual case inlined: the rows exist.
+        mine = proc.syscalls.get(name)
+        if mine is None:
+            mine = _row(proc.syscalls, name)
+        overall = self.overall.get(name)
+        if overall is None:
+            overall = _row(self.overall, name)
+        return mine, overall
 
     def _fold_processes(self) -> None:
         """Keep the MAX_PROCESS_TABLES busiest processes; add the others into `other`."""
@@ -87,12 +98,16 @@ class Summary:
                 _row(other.syscalls, name).merge(stats)
         self.other = other
 
-    def add(self, events: Iterable[Shown | Dropped]) -> None:
+    def add(self, events: Iterable[Shown | Dropped | Call]) -> None:
+        """Count the events' CALLs and RETs; a joined Call (from --detail's stream) counts as both."""
         pending = self.pending
         for event in events:
+            if event.__class__ is Call:
+                self._call(event)
+                continue
             if isinstance(event, Dropped):
                 continue
-            r, sv_flags, p = event
+            r, sv_flags, p = event  # type: ignore[misc]
             if p is None:
                 p = self._unpack(r)  # an event built by hand, without its payload
             if isinstance(p, Syscall):
@@ -101,22 +116,48 @@ class Summary:
                 if len(pending) > MAX_PENDING_CALLS:
                     pending.popitem(last=False)
             elif isinstance(p, Sysret):
-                code = p.code
-                abi = A.syscall_abi(sv_flags)
-                name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
-                rows = self._stats(r.pid, r.comm, name)
-                failed = p.error not in (0, K.ERESTART, K.EJUSTRETURN)
                 call = pending.pop(r.tid, None)
                 elapsed = None
-                if call is not None and call[0] == code:
+                if call is not None and call[0] == p.code:
                     elapsed = max(0, r.sec * 1_000_000_000 + r.nsec - call[1])
-                for stats in rows:
-                    stats.calls += 1
-                    if failed:
-                        stats.errors += 1
-                    if elapsed is not None:
-                        stats.timed += 1
-                        stats.total_ns += elapsed
+                self._ret(r, sv_flags, p, elapsed)
+
+    def _call(self, call: Call) -> None:
+        """What add() does with the call's CALL then its RET, without the round trip through `pending`."""
+        if self.call_sink is not None:
+            self.call_sink(call)
+        start, end = call.start, call.end
+        if start is None or end is None or start.payload.__class__ is not Syscall or end.payload.__class__ is not Sysret:
+            self.add([e for e in (start, end) if e is not None])
+            return
+        r = end.record
+        pending = self.pending
+        if r.tid in pending:
+            del pending[r.tid]  # the CALL would replace the entry, its RET take it out
+        elif len(pending) >= MAX_PENDING_CALLS:
+            pending.popitem(last=False)  # what the CALL's entry would have pushed out
+        q = start.record
+        # The joiner pairs a RET only with a CALL of its code: the call is timed.
+        elapsed = (r.sec - q.sec) * 1_000_000_000 + r.nsec - q.nsec
+        self._ret(r, end.sv_flags, end.payload, elapsed if elapsed > 0 else 0)
+
+    def _ret(self, r: Record, sv_flags: int, p: Sysret, elapsed: int | None) -> None:
+        code = p.code
+        key = (sv_flags, code)
+        name = self._names.get(key)
+        if name is None:
+            abi = A.syscall_abi(sv_flags)
+            name = (A.syscall_name(abi, code) if code >= 0 else None) or f"[{code}]"
+            if len(self._names) < MAX_PENDING_CALLS:  # bounded: a damaged trace may hold any numbers
+                self._names[key] = name
+        failed = p.error not in _NOT_FAILURES
+        for stats in self._stats(r.pid, r.comm, name):
+            stats.calls += 1
+            if failed:
+                stats.errors += 1
+            if elapsed is not None:
+                stats.timed += 1
+                stats.total_ns += elapsed
 
     def tables(self) -> list[tuple[str, list[tuple[str, SyscallStats]]]]:
         """(title, rows sorted by total time then calls) per process, the others, then for all."""

@@ -22,12 +22,10 @@ Sort keys (--sort): time (total time, the default), count, errors, name.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ktrace_cli.decode.calls import Call
-from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.render.summary import SyscallStats
 
 BUCKETS = 64
@@ -70,13 +68,20 @@ class Latency:
             self.min_ns = dur
         if dur > self.max_ns:
             self.max_ns = dur
-        b = min(BUCKETS - 1, max(0, dur.bit_length() - 1))
-        n = self.buckets[b]
-        if not n or dur < self.low[b]:
+        b = dur.bit_length() - 1
+        if b < 0:
+            b = 0
+        elif b >= BUCKETS:
+            b = BUCKETS - 1
+        buckets = self.buckets
+        n = buckets[b]
+        if not n:
+            self.low[b] = self.high[b] = dur
+        elif dur < self.low[b]:
             self.low[b] = dur
-        if not n or dur > self.high[b]:
+        elif dur > self.high[b]:
             self.high[b] = dur
-        self.buckets[b] = n + 1
+        buckets[b] = n + 1
 
     def percentile(self, p: float) -> float | None:
         """The p-th percentile in ns, estimated from the histogram (see the module's text)."""
@@ -113,6 +118,7 @@ class CallStats:
         self._threads: dict[tuple[int, int], Latency] = {}  # (pid, tid) -> row; (-1, -1) for the rest
         self._thread_comms: dict[tuple[int, int], bytes] = {}
         self.files: dict[str, Latency] = {}
+        self._texts: dict[bytes, str] = {}
 
     @staticmethod
     def _row(table: dict[Any, Latency], name: Any, other: Any = OTHER) -> Latency:
@@ -126,20 +132,72 @@ class CallStats:
         return row
 
     def add(self, call: Call) -> None:
-        # Once per call: its time, error and comm are read once for the three tables.
+        # Once per call: its time, error and comm are read once for the three
+        # tables, and Latency.record is inlined (its bucket found once).
         name = call.name or f"[{call.code}]"
         dur = call.dur_ns
         errno = (call.errno_name or "?") if call.failed else None
-        self._row(self.syscalls, name).record(dur, errno)
+        srow = self.syscalls.get(name)
+        if srow is None:
+            srow = self._row(self.syscalls, name)
         key = (call.pid, call.tid)
-        self._row(self._threads, key, (-1, -1)).record(dur, errno)
-        self._thread_comms[key] = (call.end or call.first).record.comm
+        trow = self._threads.get(key)
+        if trow is None:
+            trow = self._row(self._threads, key, (-1, -1))
+        end = call.end
+        self._thread_comms[key] = (end if end is not None else call.first).record.comm
         path = call.fd_path
         if path is None:
-            paths = call.paths if call.parts else None
-            path = paths[0].decode("utf-8", "surrogateescape") if paths else call.ret_path
+            parts = call.parts
+            if parts:
+                paths = call.paths
+                path = self._decoded(paths[0]) if paths else call.ret_path
+            else:
+                path = call.ret_path
+        rows: tuple[Latency, ...] = (srow, trow)
         if path is not None:
-            self._row(self.files, path).record(dur, errno)
+            frow = self.files.get(path)
+            if frow is None:
+                frow = self._row(self.files, path)
+            rows = (srow, trow, frow)
+        if dur is None:
+            for row in rows:
+                row.record(None, errno)
+            return
+        b = dur.bit_length() - 1
+        if b < 0:
+            b = 0
+        elif b >= BUCKETS:
+            b = BUCKETS - 1
+        for row in rows:
+            row.calls += 1
+            if errno is not None:
+                row.errors += 1
+                row.errnos[errno] = row.errnos.get(errno, 0) + 1
+            row.timed += 1
+            row.total_ns += dur
+            if row.min_ns is None or dur < row.min_ns:
+                row.min_ns = dur
+            if dur > row.max_ns:
+                row.max_ns = dur
+            buckets = row.buckets
+            n = buckets[b]
+            if not n:
+                row.low[b] = row.high[b] = dur
+            elif dur < row.low[b]:
+                row.low[b] = dur
+            elif dur > row.high[b]:
+                row.high[b] = dur
+            buckets[b] = n + 1
+
+    def _decoded(self, raw: bytes) -> str:
+        """A NAMI path as text, from a bounded cache (calls look the same paths up again and again)."""
+        text = self._texts.get(raw)
+        if text is None:
+            if len(self._texts) >= ROW_LIMIT:
+                self._texts.clear()
+            text = self._texts[raw] = raw.decode("utf-8", "surrogateescape")
+        return text
 
     @property
     def threads(self) -> dict[str, Latency]:
@@ -153,22 +211,6 @@ class CallStats:
             row.label = comm
             out[f"{tid}" if tid == pid else f"{tid} (pid {pid})"] = row
         return out
-
-
-def feed(items: Iterable[Call | Shown | Dropped], stats: CallStats) -> Iterator[Shown | Dropped]:
-    """Each call into `stats`, and its CALL and RET on, for the per-process tables of render/summary.
-
-    Records (when the summary needs no joined calls) pass on unchanged.
-    """
-    for item in items:
-        if isinstance(item, Call):
-            stats.add(item)
-            if item.start is not None:
-                yield item.start
-            if item.end is not None:
-                yield item.end
-        else:
-            yield item
 
 
 def sorted_tables(tables: list[tuple[str, list[tuple[str, SyscallStats]]]], key: str | None) -> list[Any]:

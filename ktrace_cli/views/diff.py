@@ -32,6 +32,7 @@ from typing import Any
 
 from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.filters import CallFilter
+from ktrace_cli.format import constants as K
 from ktrace_cli.views.errors import subject
 from ktrace_cli.views.lifecycle import Lifecycle, Process
 from ktrace_cli.views.stream import view_items
@@ -73,24 +74,40 @@ def collect(reader: Any, flt: CallFilter, pids: frozenset[int] | None = None) ->
     side = Side()
     life = side.life
     word = 8
+    texts: dict[bytes, str] = {}  # NAMI path -> normal_path of its text
+    tracer: dict[bytes, bool] = {}  # comm field -> whether it names the tracer
     for item, ok in view_items(reader, flt, pids, life):
-        if not ok or not isinstance(item, Call):
+        if not ok or item.__class__ is not Call:
             continue
         if word == 8 and getattr(reader, "arch", None) is not None:
             word = reader.arch.word
-        _add(side, item, word)
+        _add(side, item, word, texts, tracer)
     return side
 
 
-def _add(side: Side, call: Call, word: int) -> None:
+def _add(side: Side, call: Call, word: int, texts: dict[bytes, str], tracer: dict[bytes, bool]) -> None:
+    # Once per call of each trace: the call's properties are read once.
     proc = side.life.by_pid.get(call.pid)
     if proc is None:
         return
-    if proc.parent is None and not proc.execs and call.first.record.comm_name == TRACER_COMM:
-        return  # the tracer starting the command
+    if proc.parent is None and not proc.execs:
+        comm = call.first.record.comm
+        is_tracer = tracer.get(comm)
+        if is_tracer is None:
+            is_tracer = tracer[comm] = comm.split(b"\0", 1)[0][: K.MAXCOMLEN] == TRACER_COMM
+            if len(tracer) > SET_LIMIT:
+                tracer.clear()
+        if is_tracer:
+            return  # the tracer starting the command
     name = call.name or f"[{call.code}]"
-    subj = subject(call, word)
-    subj = normal_path(subj) if subj is not None else "-"
+    paths = call.paths if call.parts else None
+    if paths:
+        normal = [_normal_text(p, texts) for p in paths]
+        subj = normal[0]  # subject(): the first NAMI path, normalised
+    else:
+        normal = None
+        found = subject(call, word) if call.parts or call.fd_path is not None else None
+        subj = normal_path(found) if found is not None else "-"
     failed = call.failed
     result = (call.errno_name or "error") if failed else "ok" if call.ret is not None else "?"
     keys = side.calls.get(proc.seq)
@@ -110,9 +127,18 @@ def _add(side: Side, call: Call, word: int) -> None:
         fkey = (name, result, subj)
         if fkey in side.failures or len(side.failures) < SET_LIMIT:
             side.failures[fkey] = side.failures.get(fkey, 0) + 1
-    if subj != "-" and len(side.paths) < SET_LIMIT and call.paths:
-        for p in call.paths:
-            side.paths.add(normal_path(p.decode("utf-8", "surrogateescape")))
+    if normal is not None and subj != "-" and len(side.paths) < SET_LIMIT:
+        side.paths.update(normal)
+
+
+def _normal_text(raw: bytes, texts: dict[bytes, str]) -> str:
+    """normal_path of a NAMI path's text, from a bounded cache."""
+    text = texts.get(raw)
+    if text is None:
+        if len(texts) >= SET_LIMIT:
+            texts.clear()
+        text = texts[raw] = normal_path(raw.decode("utf-8", "surrogateescape"))
+    return text
 
 
 def _label(proc: Process) -> str:

@@ -36,7 +36,7 @@ HARMLESS_SIGNALS = frozenset({
     "SIGINFO", "SIGTHR", "SIGLIBRT",
 })  # fmt: skip
 _LIFE_NAMES = FORKS | EXECS | EXITS
-_NOT_FAILURES = (0, K.ERESTART, K.EJUSTRETURN)
+_NOT_FAILURES = frozenset({0, K.ERESTART, K.EJUSTRETURN})
 ARGS_POINTS = K.ALL_POINTS | K.KTRFAC_ARGS  # the views read argv from ARGS records
 
 
@@ -162,7 +162,7 @@ class Lifecycle:
             self.drops += 1
             return
         if isinstance(item, Call):
-            self._call(item)
+            self.feed_call(item)
             return
         record = item.record
         ns = record_ns(record)
@@ -181,13 +181,15 @@ class Lifecycle:
         elif record.type == K.KTR_ARGS and isinstance(p, Strings):
             proc.pending_args = [text(s) for s in p.strings]
 
-    def _call(self, call: Call) -> None:
+    def feed_call(self, call: Call) -> None:
+        """feed() of a Call: the view stream's most frequent item, without the type tests."""
         # Runs once per call of the trace: plain attribute reads, no properties on the way.
         start, end = call.start, call.end
         first = (start if start is not None else end).record  # type: ignore[union-attr]
         last = end.record if end is not None else first
-        ns = first.sec * 1_000_000_000 + first.nsec
-        end_ns = last.sec * 1_000_000_000 + last.nsec
+        # Record.nsec, inlined: a v0 header counts microseconds.
+        ns = first.sec * 1_000_000_000 + (first.frac if first.version else first.frac * 1000)
+        end_ns = last.sec * 1_000_000_000 + (last.frac if last.version else last.frac * 1000)
         if self.first_ns is None:
             self.first_ns = ns
         if end_ns > self.last_ns:
@@ -204,7 +206,7 @@ class Lifecycle:
         if end_ns > proc.last_ns:
             proc.last_ns = end_ns
         ret = end.payload if end is not None else None
-        if isinstance(ret, Sysret) and ret.error not in _NOT_FAILURES:
+        if ret.__class__ is Sysret and ret.error not in _NOT_FAILURES:
             proc.failed += 1
         name = call.name
         if name not in _LIFE_NAMES:

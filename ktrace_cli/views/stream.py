@@ -15,7 +15,7 @@ from ktrace_cli.decode.events import Dropped, Shown, select
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.decode.pipeline import Clock, calls
-from ktrace_cli.views.lifecycle import ARGS_POINTS, Lifecycle, ProcTap, record_ns
+from ktrace_cli.views.lifecycle import ARGS_POINTS, Lifecycle, record_ns
 
 Item = Call | Shown | Dropped
 
@@ -34,11 +34,27 @@ def view_items(
     that the lifecycle still sees the forks and execs of the other processes.
     """
     clock = Clock()
-    source: Any = ProcTap(reader, life.proc_record) if life is not None else reader
-    events = select(source, ARGS_POINTS, None, clock=clock)
+    sink = life.proc_record if life is not None else None
+    events = select(reader, ARGS_POINTS, None, clock=clock, proc_sink=sink)
     stream = calls(events, CallFilter(), tables if tables is not None else FdTables(), clock)
     active = flt.active
     feed = life.feed if life is not None else None
+    if not active and not pids:
+        # Every item is selected: the loop only feeds the lifecycle.
+        if life is None:
+            for item in stream:
+                yield item, True
+            return
+        feed_call = life.feed_call
+        for item in stream:
+            if life.first_ns is None:
+                life.first_ns = clock.first_ns  # a drop can come before the first call
+            if item.__class__ is Call:
+                feed_call(item)
+            else:
+                life.feed(item)
+            yield item, True
+        return
     for item in stream:
         if feed is not None:
             if life.first_ns is None:  # type: ignore[union-attr]

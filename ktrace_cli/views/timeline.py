@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import json
 import os
+from json.encoder import encode_basestring_ascii
 from typing import IO, Any
 
 from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Psig, Sysret, User
+from ktrace_cli.format.records import Psig, Syscall, Sysret, User
 from ktrace_cli.views import lifecycle as L
 from ktrace_cli.views.stream import view_items
 
 USER_TEXT_LIMIT = 256  # bytes of a USER record shown in its marker
-_NOT_FAILURES = (0, K.ERESTART, K.EJUSTRETURN)
+BATCH_EVENTS = 4096  # events joined into one write
+CACHE_LIMIT = 4096  # entries of each JSON text cache (cleared when full: memory stays flat)
+_NOT_FAILURES = frozenset({0, K.ERESTART, K.EJUSTRETURN})
 FLOW_CAT = "syscall"  # the slices' category, which the flows' ends share so that DevTools binds them
 _FLOW_NAMES = L.FORKS | L.EXECS  # FreeBSD's compat prefixes name no fork or exec
 
@@ -54,14 +57,33 @@ class TimelineView:
         self.first_call: dict[int, tuple[float, int]] = {}  # pid -> (ts, tid) of its first call
         self._encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_circular=False).encode
         self._first = True
+        # Events wait here and go out in batches: one write per event dominated the cost.
+        self._batch: list[str] = []
+        # JSON text of what calls repeat (names, argument lists, paths), built once.
+        self._heads: dict[str, str] = {}
+        self._args: dict[tuple[int, ...], str] = {}
+        self._strings: dict[str | bytes, str] = {}
         self.out.write('{"displayTimeUnit":"ns","traceEvents":[\n')
 
     def _emit(self, event: dict[str, Any]) -> None:
+        self._put(self._encode(event))
+
+    def _put(self, text: str) -> None:
+        """One event's JSON text, after the events before it."""
         if self._first:
             self._first = False
-            self.out.write(self._encode(event))
-        else:
-            self.out.write(",\n" + self._encode(event))
+            self._batch.append(text)
+            return
+        batch = self._batch
+        batch.append(",\n" + text)
+        if len(batch) >= BATCH_EVENTS:
+            self.out.write("".join(batch))
+            batch.clear()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self.out.write("".join(self._batch))
+            self._batch.clear()
 
     def _ts(self, ns: int) -> float:
         if self.origin is None:
@@ -70,7 +92,7 @@ class TimelineView:
 
     def run(self, reader: Any, pids: frozenset[int] | None) -> None:
         for item, ok in view_items(reader, self.flt, pids, self.life):
-            if isinstance(item, Call):
+            if item.__class__ is Call:
                 if ok:
                     self._call(item)
             elif isinstance(item, Dropped):
@@ -78,41 +100,73 @@ class TimelineView:
                 self._emit({"name": "records dropped", "cat": "drop", "ph": "i", "s": "g",
                             "ts": self._ts(L.record_ns(r)), "pid": r.pid, "tid": r.tid})  # fmt: skip
             elif ok:
-                self._lone(item)
+                self._lone(item)  # type: ignore[arg-type]
 
     def _track(self, pid: int, tid: int, comm: bytes) -> None:
         self.threads[(pid, tid)] = comm  # the raw field: decoded once, at the end
 
+    def _string(self, value: str | bytes) -> str:
+        """A JSON string of `value` (recorded bytes are decoded as _text does), from a bounded cache."""
+        found = self._strings.get(value)
+        if found is None:
+            if len(self._strings) >= CACHE_LIMIT:
+                self._strings.clear()
+            text = _text(value) if isinstance(value, bytes) else value
+            found = self._strings[value] = encode_basestring_ascii(text)
+        return found
+
+    def _arg_list(self, args: tuple[int, ...]) -> str:
+        found = self._args.get(args)
+        if found is None:
+            if len(self._args) >= CACHE_LIMIT:
+                self._args.clear()
+            found = self._args[args] = '["' + '","'.join([f"{a:#x}" for a in args]) + '"]' if args else "[]"
+        return found
+
     def _call(self, call: Call) -> None:
-        # Once per call of the trace: each property of the call is read once.
+        # Once per call of the trace: the event's JSON is written directly, from
+        # cached pieces, in the order (and with the text) json.dumps would give
+        # {"name", "cat", "ph", "ts", "dur", "pid", "tid", "args": {...}}.
         pid, tid = call.pid, call.tid
         start, end = call.start, call.end
         last = (end if end is not None else start).record  # type: ignore[union-attr]
         self.threads[(pid, tid)] = last.comm
         name = call.name or f"[{call.code}]"
-        ns = call.ns
+        first = (start if start is not None else end).record  # type: ignore[union-attr]
+        ns = first.sec * 1_000_000_000 + (first.frac if first.version else first.frac * 1000)
         origin = self.origin
         if origin is None:
             self._ts(ns)
             origin = self.origin or 0
         ts = (ns - origin) / 1000
         ret = end.payload if end is not None else None
-        args: dict[str, Any] = {"args": [f"{a:#x}" for a in call.args]}
-        paths = call.paths if call.parts else None
-        if paths:
-            args["paths"] = [_text(p) for p in paths]
+        string = self._string
+        p = start.payload if start is not None else None
+        values = p.args if p.__class__ is Syscall else ()
+        args = self._args.get(values)
+        if args is None:
+            args = self._arg_list(values)
+        body = '{"args":' + args
+        paths_json = None
+        if call.parts:
+            paths = call.paths
+            if paths:
+                paths_json = "[" + ",".join([string(p) for p in paths]) + "]"
+                body += ',"paths":' + paths_json
         if call.fd is not None:
-            args["fd"] = call.fd
+            body += f',"fd":{call.fd}'
             if call.fd_path is not None:
-                args["fd_path"] = call.fd_path
+                body += ',"fd_path":' + string(call.fd_path)
         failed = False
-        if isinstance(ret, Sysret):
+        errno: str | int = 0
+        if ret.__class__ is Sysret:
             failed = ret.error not in _NOT_FAILURES
-            args["ret"] = -1 if failed else ret.retval
+            body += f',"ret":{-1 if failed else ret.retval}'
             if failed:
-                args["errno"] = call.errno_name or ret.error
+                errno = call.errno_name or ret.error
+                body += ',"errno":' + (string(errno) if isinstance(errno, str) else str(errno))
         if call.ret_path is not None:
-            args["ret_fd_path"] = call.ret_path
+            body += ',"ret_fd_path":' + string(call.ret_path)
         if pid not in self.first_call:  # where a fork's flow ends, whichever of parent and child ran first
             self.first_call[pid] = (ts, tid)
             if pid in self.pending_fork:
@@ -122,22 +176,31 @@ class TimelineView:
             self._emit({"name": "exec", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": self.pending_exec.pop(pid),
                         "ts": ts, "pid": pid, "tid": tid})  # fmt: skip
         if start is None:
-            args["resumed"] = True  # its CALL is not in the trace
+            body += ',"resumed":true'  # its CALL is not in the trace
             dur = 0
         elif end is None:
-            args["unfinished"] = True
+            body += ',"unfinished":true'
             dur = max(0, self.life.last_ns - ns)
         else:
-            dur = max(0, last.sec * 1_000_000_000 + last.nsec - ns)
-        self._emit({"name": name, "cat": FLOW_CAT, "ph": "X", "ts": ts, "dur": dur / 1000,
-                    "pid": pid, "tid": tid, "args": args})  # fmt: skip
-        for part in call.parts:
-            if isinstance(part.payload, (Psig, User)):
-                self._lone(part)
+            # Record.nsec, inlined: a v0 header counts microseconds.
+            dur = (last.sec * 1_000_000_000 + (last.frac if last.version else last.frac * 1000)) - ns
+            if dur < 0:
+                dur = 0
+        head = self._heads.get(name)
+        if head is None:
+            head = self._heads[name] = (
+                '{"name":' + encode_basestring_ascii(name) + ',"cat":' + encode_basestring_ascii(FLOW_CAT) + ',"ph":"X","ts":'
+            )
+        self._put(f'{head}{ts!r},"dur":{dur / 1000!r},"pid":{pid},"tid":{tid},"args":{body}}}}}')
+        if call.parts:
+            for part in call.parts:
+                if isinstance(part.payload, (Psig, User)):
+                    self._lone(part)
         if failed:
             end_ts = (last.sec * 1_000_000_000 + last.nsec - origin) / 1000
-            self._emit({"name": f"{name} {args['errno']}", "cat": "failed", "ph": "i", "s": "t", "ts": end_ts,
-                        "pid": pid, "tid": tid, "args": {"paths": args.get("paths", [])}})  # fmt: skip
+            self._put('{"name":' + encode_basestring_ascii(f"{name} {errno}")
+                      + f',"cat":"failed","ph":"i","s":"t","ts":{end_ts!r},"pid":{pid},"tid":{tid},'
+                      + '"args":{"paths":' + (paths_json or "[]") + "}}")  # fmt: skip
         if name not in _FLOW_NAMES:
             return
         base = base_name(name)
@@ -147,12 +210,12 @@ class TimelineView:
                 self.flows += 1
                 self._emit({"name": "fork", "cat": FLOW_CAT, "ph": "s", "id": self.flows, "ts": ts,
                             "pid": pid, "tid": tid})  # fmt: skip
-                first = self.first_call.get(child.pid)
-                if first is None:
+                first_call = self.first_call.get(child.pid)
+                if first_call is None:
                     self.pending_fork[child.pid] = self.flows
                 else:
                     self._emit({"name": "fork", "cat": FLOW_CAT, "ph": "f", "bp": "e", "id": self.flows,
-                                "ts": max(ts, first[0]), "pid": child.pid, "tid": first[1]})  # fmt: skip
+                                "ts": max(ts, first_call[0]), "pid": child.pid, "tid": first_call[1]})  # fmt: skip
         elif base in L.EXECS and call.succeeded and start is not None:
             self.flows += 1
             self._emit({"name": "exec", "cat": FLOW_CAT, "ph": "s", "id": self.flows, "ts": ts, "pid": pid,
@@ -202,6 +265,7 @@ class TimelineView:
                 self._emit({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
                             "args": {"name": f"{comm} {pid}"}})  # fmt: skip
             self._emit({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": f"{comm} {tid}"}})
+        self._flush()
         other = {"first_ns": self.origin if self.origin is not None else self.life.first_ns,
                  "source": "pykdump --timeline", "drops": self.life.drops}  # fmt: skip
         self.out.write('\n],"otherData":' + self._encode(other) + "}\n")

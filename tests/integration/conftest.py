@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import select
@@ -37,14 +38,69 @@ def _ptrace_allowed() -> bool:
 pytestmark = pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here")
 
 
+ENGINES = ("ptrace", "bpf")
+
+
+@functools.cache
+def bpf_unavailable() -> str | None:
+    """None when the bpf engine's programs load here (loaded, never attached), else why not."""
+    from ktrace_cli.trace.bpf import loader
+
+    why = loader.why_unavailable()
+    if why:
+        return why
+    try:
+        loader.BpfObject(loader.RING_MIN).close()
+    except OSError as e:
+        return str(e)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_engines: run each test on the ptrace and the bpf engine")
+    config.addinivalue_line("markers", "ptrace_only(reason): a test of what only the ptrace engine does")
+    config.addinivalue_line("markers", "bpf_xfail(reason): the bpf engine is known to fail this test (strict)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module marked both_engines run once per engine, unless marked ptrace_only.
+
+    The bpf run is skipped, with the loader's reason, only where BPF cannot load.
+    """
+    if "engine" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("both_engines") is None:
+        return
+    if metafunc.definition.get_closest_marker("ptrace_only") is not None:
+        return
+    why = bpf_unavailable()
+    marks = [pytest.mark.skipif(why is not None, reason=f"BPF cannot load here: {why}")]
+    known = metafunc.definition.get_closest_marker("bpf_xfail")
+    if known is not None:
+        marks.append(pytest.mark.xfail(strict=True, reason=known.args[0]))
+    metafunc.parametrize("engine", ["ptrace", pytest.param("bpf", marks=marks)], indirect=True)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine a test runs on: its parameter, or ptrace where the test is not parametrized."""
+    return getattr(request, "param", "ptrace")
+
+
 @pytest.fixture(scope="session")
-def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A private XDG_RUNTIME_DIR, so the session's engine is its own; shut down at the end."""
+def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private XDG_RUNTIME_DIR, so the session's engines are its own; both shut down at the end."""
     rt = tmp_path_factory.mktemp("xdg")
     rt.chmod(0o700)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    env.pop("PYKTRACE_ENGINE", None)
     yield env
     _stop_engine(rt / "pyktrace")
+    _stop_engine(rt / "pyktrace" / "bpf")
+
+
+@pytest.fixture
+def runtime_env(session_env: dict[str, str], engine: str) -> dict[str, str]:
+    """The session's environment, choosing the test's engine through $PYKTRACE_ENGINE."""
+    return dict(session_env, PYKTRACE_ENGINE=engine)
 
 
 def _stop_engine(rtdir: Path) -> None:
@@ -70,6 +126,26 @@ def _stop_engine(rtdir: Path) -> None:
         os.kill(pid, 15)
         select.select([pidfd], [], [], 10)
     os.close(pidfd)
+
+
+def settle(env: dict[str, str]) -> None:
+    """On the bpf engine, wait until a finished command's last records are in its file.
+
+    The bpf engine writes them just after the command exits (the man page
+    says so); a reader asks it to sync first. The ptrace engine's file is
+    complete when the command exits.
+    """
+    if env.get("PYKTRACE_ENGINE") != "bpf":
+        return
+    path = Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(path))
+            s.sendall(b'{"op": "sync"}\n')
+            while not s.recv(4096).endswith(b"\n"):
+                pass
+    except OSError:
+        pass  # no engine running: nothing is on its way
 
 
 def requested_interpreter(program: Path) -> str:
@@ -137,6 +213,7 @@ def trace(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyp
             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=runtime_env,
         )  # fmt: skip
         out, err = proc.communicate(timeout=TIMEOUT)
+        settle(runtime_env)
         records = list(iter_records(str(path))) if path.exists() else []
         return Traced(proc.pid, proc.returncode, out, err, records)
 
@@ -148,8 +225,10 @@ def pyktrace_cli(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[n
     """Run pyktrace with raw arguments (for diagnostics), in tmp_path."""
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
-                              env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        r = subprocess.run([*PYKTRACE, *args], capture_output=True, text=True, cwd=tmp_path,
+                           env=runtime_env, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        settle(runtime_env)
+        return r
 
     return run
 
@@ -220,6 +299,14 @@ def looper(progs: Path) -> Iterator[object]:
             assert lp.close() == 0  # never killed, hung or left stopped
 
 
+def assert_attached(pid: int, engine: str) -> None:
+    """The process is traced: by a ptrace tracer on the ptrace engine, by none on the bpf engine."""
+    if engine == "bpf":
+        assert tracer(pid) == 0  # nothing stops or holds the process
+    else:
+        assert tracer(pid) != 0
+
+
 def tracer(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("TracerPid:"):
@@ -236,6 +323,7 @@ def kt(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-
         r = subprocess.run([*prefix, *PYKTRACE, *map(str, args)], capture_output=True, text=True,
                            cwd=cwd or tmp_path, env=env or runtime_env, timeout=TIMEOUT,
                            stdin=subprocess.DEVNULL)  # fmt: skip
+        settle(env or runtime_env)
         if ok:
             assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
         return r

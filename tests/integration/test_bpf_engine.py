@@ -27,25 +27,12 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Record, unpack_payload
 
-from .conftest import PYKTRACE, TIMEOUT, _stop_engine
+from .conftest import PYKTRACE, TIMEOUT, _stop_engine, bpf_unavailable
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 
 
-def _bpf_unavailable() -> str | None:
-    from ktrace_cli.trace.bpf import loader
-
-    why = loader.why_unavailable()
-    if why:
-        return why
-    try:
-        loader.BpfObject(loader.RING_MIN).close()  # loads, never attaches
-    except OSError as e:
-        return str(e)
-    return None
-
-
-_WHY = _bpf_unavailable()
+_WHY = bpf_unavailable()
 pytestmark = pytest.mark.skipif(_WHY is not None, reason=f"BPF cannot load here: {_WHY}")
 
 
@@ -67,10 +54,9 @@ def _engine_call(env: dict[str, str], message: dict[str, object]) -> dict[str, o
 
 
 @pytest.fixture(scope="session")
-def bpf_env(runtime_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """The session's private runtime directory; its bpf engine is shut down at the end."""
-    yield runtime_env
-    _stop_engine(Path(runtime_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf")
+def bpf_env(session_env: dict[str, str]) -> dict[str, str]:
+    """The session's private runtime directory (its bpf engine is shut down at the session's end)."""
+    return session_env
 
 
 @pytest.fixture

@@ -11,12 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import ProcCtor
 
-from .conftest import TIMEOUT, requested_interpreter, tracer
+from .conftest import TIMEOUT, assert_attached, requested_interpreter, tracer
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 # FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,
@@ -110,6 +114,7 @@ def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # ty
     assert not [line for line in lines[at + 12 :] if " L32 " in line]
 
 
+@pytest.mark.ptrace_only("about the seccomp filter of ptrace stops")
 def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # The filter selects x86_64 numbers; every i386 call goes to the engine, none fails.
     missing = tmp_path / "missing"
@@ -122,6 +127,7 @@ def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> 
     assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
 
 
+@pytest.mark.bpf_xfail("the bpf engine writes no STRU l_sigset_t (here rt_sigaction's mask)")
 def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "i386sig")], trfile=path)
@@ -150,6 +156,7 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the PT_INTERP an exec opens (and its ARGS follow the NAMI)")
 def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data.txt"
     data.write_bytes(b"hello\n")
@@ -173,7 +180,7 @@ def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  
     assert not [line for line in lines[at + 6 :] if " L32 " in line]
 
 
-def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     echo = subprocess.Popen([str(progs / "i386echo")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert echo.stdin is not None and echo.stdout is not None
 
@@ -184,7 +191,7 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
 
     ping(b"a")  # running, and back in its read: not traced yet
     kt("-t", "cis", "-p", echo.pid)
-    assert tracer(echo.pid) != 0
+    assert_attached(echo.pid, engine)
     ping(b"b")
     kt("-a", "-t", "cis", "-p", echo.pid)  # set again: its new PROCCTOR keeps linux32
     ping(b"d")
@@ -200,10 +207,12 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path) -> 
     assert ctors == [SV_LINUX64, SV_LINUX32, SV_LINUX32]
     buf = _symbol(progs / "i386echo", "buf")
     lines = [_body(line) for line in _kdump(path, "-A")]
-    # The attach interrupts the read it waits in; the kernel runs it again,
-    # from its entry, which is recorded.
+    # The ptrace engine's attach interrupts the read it waits in; the kernel
+    # runs it again, from its entry, which is recorded. The bpf engine's does
+    # not: the read goes on, and its entry was before the attach.
+    first = [f"CALL  L32  read(0,{buf:#x},0x1)"] if engine == "ptrace" else []
     assert lines == [
-        f"CALL  L32  read(0,{buf:#x},0x1)",
+        *first,
         'GIO   L32  fd 0 read 1 byte',
         '"b"',
         "RET   L32  read 1",

@@ -6,10 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.abi import linux
 from ktrace_cli.format import constants as K
 
 from .conftest import TIMEOUT
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 

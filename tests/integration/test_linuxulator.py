@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ktrace_cli.abi import freebsd, linux
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
@@ -18,6 +20,8 @@ from ktrace_cli.format.records import ProcCtor, Sysret
 from ktrace_cli.format.writer import encode_record
 
 from .conftest import TIMEOUT, requested_interpreter
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 SV_FREEBSD64 = K.SV_ABI_FREEBSD | K.SV_LP64
@@ -53,6 +57,8 @@ def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
             f.write(encode_record(r))
 
 
+@pytest.mark.bpf_xfail("a SIGALRM ending rt_sigsuspend: the bpf engine's PSIG carries the suspend mask (0x0), "
+                       "not the mask restored after it (0x2000) that FreeBSD's postsig() records")
 def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t, path, handler = _run(trace, progs, tmp_path)
     psigs = [(p.signo, p.code) for _, p in t.payloads(K.KTR_PSIG)]
@@ -103,6 +109,8 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
 
 
+@pytest.mark.bpf_xfail("rt_sigsuspend ended by a caught signal: the bpf engine writes 'RET rt_sigsuspend RESTART' "
+                       "(Linux's ERESTARTNOHAND as sys_exit sees it), not EINTR")
 def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # linuxulator.c: sigsuspend returns EINTR once a handler ran (FreeBSD's kern_sigsuspend too).
     _, path, handler = _run(trace, progs, tmp_path)
@@ -146,6 +154,7 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
+@pytest.mark.bpf_xfail("the bpf engine writes no STRU l_sigset_t (rt_sigprocmask, rt_sigsuspend, rt_sigaction)")
 def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)
@@ -164,21 +173,25 @@ def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> 
     assert stru and all(len(p.data) == 8 for p in stru)
 
 
-def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     t, path, _ = _run(trace, progs, tmp_path)
     nr = linux.syscall_number("clone3")
     rets = [(r.pid, r.tid, p.error, p.retval) for r, p in t.payloads(K.KTR_SYSRET)
             if isinstance(p, Sysret) and p.code == nr]  # fmt: skip
     assert len(rets) == 2
     child = next(tid for _, tid, _, _ in rets if tid != t.pid)
-    # The new thread's own return (written when it is created), and the creator's.
-    assert rets == [(t.pid, child, 0, 0), (t.pid, t.pid, 0, child)]
+    # The new thread's own return (written by the ptrace engine when it is
+    # created; by the bpf engine when it runs, before or after the creator's
+    # return), and the creator's.
+    order = list if engine == "ptrace" else sorted
+    assert order(rets) == order([(t.pid, child, 0, 0), (t.pid, t.pid, 0, child)])
     lines = [line.split(None, 1)[1] for line in _kdump(path, "-H") if "RET   clone3" in line]
-    assert lines == [f"{child} linuxulator RET   clone3 0",
-                     f"{t.pid} linuxulator RET   clone3 {child}/{child:#x}"]  # fmt: skip
+    assert order(lines) == order([f"{child} linuxulator RET   clone3 0",
+                                  f"{t.pid} linuxulator RET   clone3 {child}/{child:#x}"])  # fmt: skip
 
 
 
+@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the #! interpreter nor the PT_INTERP an exec opens")
 def test_exec_looks_up_the_script_and_elf_interpreters(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     basic = progs / "basic"  # reads its argv[1] (here: the script) to stdout, exits 3
     ld = requested_interpreter(basic)

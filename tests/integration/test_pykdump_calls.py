@@ -36,12 +36,12 @@ class FdTrace:
 
 
 @pytest.fixture(scope="module")
-def fdtrace(runtime_env: dict[str, str], progs: Path, tmp_path_factory: pytest.TempPathFactory) -> FdTrace:
+def fdtrace(session_env: dict[str, str], progs: Path, tmp_path_factory: pytest.TempPathFactory) -> FdTrace:
     work = tmp_path_factory.mktemp("fdcalls")
     (work / "data.txt").write_bytes(b"hello fd\n")
     trfile = work / "ktrace.out"
     prog = str(progs / "fdcalls")
-    proc = subprocess.run([*PYKTRACE, "-i", "-f", str(trfile), prog, str(work)], env=runtime_env,
+    proc = subprocess.run([*PYKTRACE, "-i", "-f", str(trfile), prog, str(work)], env=session_env,
                           capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return FdTrace(trfile, str(work), prog, _first_pid(trfile))

@@ -20,7 +20,9 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, Record
 
-from .conftest import TIMEOUT, tracer
+from .conftest import TIMEOUT, assert_attached, tracer
+
+pytestmark = pytest.mark.both_engines
 
 
 def names(path: Path) -> list[tuple[int, bytes]]:
@@ -42,11 +44,11 @@ def ctors(path: Path) -> list[int]:
     return [r.pid for r in records(path) if r.type == K.KTR_PROCCTOR]
 
 
-def test_attach_to_a_running_loop_then_clear(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_attach_to_a_running_loop_then_clear(looper, kt, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     lp = looper()
     lp.ping()  # before tracing: not recorded
     kt("-t", "n", "-p", lp.pid)
-    assert tracer(lp.pid) != 0
+    assert_attached(lp.pid, engine)
     lp.ping()
     lp.ping(0, b"t")  # a thread created after the attach is traced too
     lp.ping(0, b"f")  # a child is not traced without -i
@@ -85,10 +87,11 @@ def test_inherit_traces_children_forked_later(looper, kt, tmp_path: Path) -> Non
         assert mine[0] == K.KTR_PROCCTOR and mine[-1] == K.KTR_PROCDTOR
 
 
-def test_descend_traces_the_whole_tree(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_descend_traces_the_whole_tree(looper, kt, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     lp = looper(3)
     kt("-d", "-t", "n", "-p", lp.pid)
-    assert all(tracer(pid) != 0 for pid in lp.pids)
+    for pid in lp.pids:
+        assert_attached(pid, engine)
     for k in range(3):
         lp.ping(k)
     kt("-C")
@@ -116,7 +119,7 @@ def test_group_traces_its_members_only(looper, kt, tmp_path: Path) -> None:  # t
     )
 
 
-def test_retrace_adds_points_switches_file_and_clears_subsets(looper, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_retrace_adds_points_switches_file_and_clears_subsets(looper, kt, tmp_path: Path, engine: str) -> None:  # type: ignore[no-untyped-def]
     lp = looper()
     a, b = tmp_path / "a.out", tmp_path / "b.out"
     kt("-t", "n", "-f", a, "-p", lp.pid)
@@ -124,7 +127,7 @@ def test_retrace_adds_points_switches_file_and_clears_subsets(looper, kt, tmp_pa
     kt("-t", "c", "-f", b, "-p", lp.pid)  # ktrops(): OR the points, switch the file
     lp.ping()
     kt("-c", "-t", "n", "-f", b, "-p", lp.pid)  # clear a subset: stays traced
-    assert tracer(lp.pid) != 0
+    assert_attached(lp.pid, engine)
     lp.ping()
     size = b.stat().st_size
     kt("-c", "-f", b)  # KTROP_CLEARFILE: everything tracing to b.out
@@ -174,6 +177,7 @@ def test_detach_keeps_a_group_stop(looper, kt) -> None:  # type: ignore[no-untyp
     lp.ping()
 
 
+@pytest.mark.ptrace_only("a ptrace tracer's death detaches its tracees; the bpf engine holds no process")
 def test_a_killed_engine_leaves_attached_processes_running(looper, kt, runtime_env) -> None:  # type: ignore[no-untyped-def]
     lp = looper()
     kt("-t", "n", "-p", lp.pid)
@@ -192,6 +196,7 @@ def test_a_killed_engine_leaves_attached_processes_running(looper, kt, runtime_e
     kt("-c", "-p", lp.pid)
 
 
+@pytest.mark.ptrace_only("one ptrace tracer per process; the bpf engine attaches anyway (test_bpf_engine)")
 def test_already_traced_by_strace(looper, kt) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
@@ -214,6 +219,7 @@ def test_already_traced_by_strace(looper, kt) -> None:  # type: ignore[no-untype
     lp.ping()
 
 
+@pytest.mark.bpf_xfail("the bpf engine writes no STRU fdtable when it attaches")
 def test_attach_writes_the_descriptors_already_open(progs: Path, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """-p writes a STRU fdtable at attach, so the first traced call on descriptor 3 shows its path."""
     import sys

@@ -14,6 +14,8 @@ import pytest
 from ktrace_cli.abi import linux as abi
 from ktrace_cli.format import constants as K
 
+pytestmark = pytest.mark.both_engines
+
 USAGE = (
     "usage: pyktrace [-aCcdi] [-f trfile] [-g pgrp | -p pid] [-t trstr]\n"
     "       pyktrace [-adi] [-f trfile] [-t trstr] command\n"

@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import PYKTRACE, TIMEOUT
 
+pytestmark = pytest.mark.both_engines
+
 SNIPPET = (
     "import sys\nprint('ready', flush=True)\nline = sys.stdin.readline()\n"
     "try:\n    open('/nonexistent/after')\nexcept OSError:\n    pass\nprint('done', line.strip())"
@@ -20,7 +22,10 @@ SNIPPET = (
 
 
 def _engine_pid(env: dict[str, str]) -> int:
-    return int((Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "engine.pid").read_text())
+    rtdir = Path(env["XDG_RUNTIME_DIR"]) / "pyktrace"
+    if env["PYKTRACE_ENGINE"] == "bpf":
+        rtdir /= "bpf"  # the bpf engine's daemon keeps its files apart
+    return int((rtdir / "engine.pid").read_text())
 
 
 @pytest.mark.parametrize(

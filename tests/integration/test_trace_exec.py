@@ -16,7 +16,9 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Namei, Record, Syscall, Sysret
 
-from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter
+from .conftest import PYKTRACE, TIMEOUT, Looper, _stop_engine, requested_interpreter, settle
+
+pytestmark = pytest.mark.both_engines
 
 PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 
@@ -102,42 +104,52 @@ def test_trace_begins_at_the_engines_answer_cold_and_warm(progs: Path, tmp_path:
         _stop_engine(xdg / "pyktrace")
 
 
-def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str, str], tmp_path: Path) -> None:
+def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str, str], tmp_path: Path,
+                                              engine: str) -> None:  # fmt: skip
     execer = str(progs / "execer")
     # A small, known environment (LC_ALL set: Python would otherwise coerce
     # a C locale by adding LC_CTYPE to it).
-    env = {"XDG_RUNTIME_DIR": runtime_env["XDG_RUNTIME_DIR"], "LC_ALL": "C"}
+    env = {"XDG_RUNTIME_DIR": runtime_env["XDG_RUNTIME_DIR"], "PYKTRACE_ENGINE": runtime_env["PYKTRACE_ENGINE"],
+           "LC_ALL": "C"}
     r = subprocess.run([*PYKTRACE, "-t", "cnae", "-f", "ae.out", execer], capture_output=True,
                        cwd=tmp_path, env=env, timeout=TIMEOUT)  # fmt: skip
+    settle(env)
     assert (r.returncode, r.stderr) == (0, b"")
     recs = list(iter_records(str(tmp_path / "ae.out")))
     pid = recs[0].pid
     vectors = [(x.comm_name.decode(), x.type, x.payload) for x in recs
                if x.type in (K.KTR_ARGS, K.KTR_ENVS)]  # fmt: skip
     envs = b"".join(f"{k}={v}\0".encode() for k, v in env.items())
+    # The ptrace engine writes them as kern_execve() logs them: right after
+    # the exec's CALL, before its NAMI, under the old name; the bpf engine
+    # reads them from the new program's memory once the exec has succeeded:
+    # after the NAMI and the new image's PROCCTOR, under the new name (the
+    # man page says so).
+    comms = ["pyktrace", "execer", "exe"] if engine == "ptrace" else ["execer", "exe", "exe"]
+    order = ([K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI] if engine == "ptrace" else
+             [K.KTR_NAMEI, K.KTR_PROCCTOR, K.KTR_ARGS, K.KTR_ENVS])  # fmt: skip
     assert vectors == [
-        ("pyktrace", K.KTR_ARGS, execer.encode() + b"\0"),
-        ("pyktrace", K.KTR_ENVS, envs),
-        ("execer", K.KTR_ARGS, b"step2\0one\0two words\0\0"),
-        ("execer", K.KTR_ENVS, b"A=1\0B=two words\0\0"),
-        ("exe", K.KTR_ARGS, b"step3\0x\0"),
-        ("exe", K.KTR_ENVS, b""),
+        (comms[0], K.KTR_ARGS, execer.encode() + b"\0"),
+        (comms[0], K.KTR_ENVS, envs),
+        (comms[1], K.KTR_ARGS, b"step2\0one\0two words\0\0"),
+        (comms[1], K.KTR_ENVS, b"A=1\0B=two words\0\0"),
+        (comms[2], K.KTR_ARGS, b"step3\0x\0"),
+        (comms[2], K.KTR_ENVS, b""),
     ]
-    # Each right after its exec's CALL and before its NAMI, as kern_execve() logs them.
     for i, x in enumerate(recs):
         if x.type == K.KTR_SYSCALL and Syscall.unpack(AMD64, x.payload).code in (
             abi.syscall_number("execve"), abi.syscall_number("execveat")):  # fmt: skip
-            assert [y.type for y in recs[i + 1 : i + 4]] == [K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI]
+            assert [y.type for y in recs[i + 1 : i + 1 + len(order)]] == order
     text = subprocess.run([*PYKDUMP, "-t", "ae", "-f", "ae.out"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=TIMEOUT, check=True).stdout  # fmt: skip
     env_text = ", ".join(f'"{k}={v}"' for k, v in env.items())
     assert text.splitlines() == [
-        f'{pid:6d} pyktrace ARGS  "{execer}"',
-        f"{pid:6d} pyktrace ENVS  {env_text}",
-        f'{pid:6d} execer   ARGS  "step2", "one", "two words", ""',
-        f'{pid:6d} execer   ENVS  "A=1", "B=two words", ""',
-        f'{pid:6d} exe      ARGS  "step3", "x"',
-        f"{pid:6d} exe      ENVS  ",
+        f'{pid:6d} {comms[0]:8} ARGS  "{execer}"',
+        f"{pid:6d} {comms[0]:8} ENVS  {env_text}",
+        f'{pid:6d} {comms[1]:8} ARGS  "step2", "one", "two words", ""',
+        f'{pid:6d} {comms[1]:8} ENVS  "A=1", "B=two words", ""',
+        f'{pid:6d} {comms[2]:8} ARGS  "step3", "x"',
+        f"{pid:6d} {comms[2]:8} ENVS  ",
     ]
     lines = subprocess.run([*PYKDUMP, "--json", "-t", "ae", "-f", "ae.out"], capture_output=True,
                            text=True, cwd=tmp_path, timeout=TIMEOUT, check=True).stdout  # fmt: skip
@@ -157,6 +169,7 @@ def test_args_are_bounded_whole_strings(progs: Path, runtime_env: dict[str, str]
     r = subprocess.run([*PYKTRACE, "-t", "a", "-f", "big.out", str(progs / "execer"), arg, arg,
                         arg, arg], capture_output=True, cwd=tmp_path, env=runtime_env,
                        timeout=TIMEOUT)  # fmt: skip
+    settle(runtime_env)
     assert (r.returncode, r.stderr) == (0, b"")
     first = next(x for x in iter_records(str(tmp_path / "big.out")) if x.type == K.KTR_ARGS)
     assert first.payload == (str(progs / "execer") + "\0" + (arg + "\0") * 2).encode()
@@ -168,5 +181,6 @@ def test_no_args_records_unless_asked(progs: Path, runtime_env: dict[str, str], 
                                       letters: str) -> None:  # fmt: skip
     r = subprocess.run([*PYKTRACE, "-t", letters, "-f", "k.out", str(progs / "execer")],
                        capture_output=True, cwd=tmp_path, env=runtime_env, timeout=TIMEOUT)  # fmt: skip
+    settle(runtime_env)
     assert r.returncode == 0
     assert not [x for x in iter_records(str(tmp_path / "k.out")) if x.type in (K.KTR_ARGS, K.KTR_ENVS)]

@@ -10,6 +10,8 @@ import pytest
 
 from ktrace_cli.trace.memory import ProcMem
 
+pytestmark = pytest.mark.both_engines
+
 
 class Vector:
     """A NULL-terminated char *[] built in this process, with strings kept alive."""

@@ -71,14 +71,14 @@ def _trace(runtime_env: dict[str, str], out: Path, prog: Path, arg: str) -> Run:
 
 
 @pytest.fixture(scope="module")
-def runs(runtime_env: dict[str, str], progs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def runs(session_env: dict[str, str], progs: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """spawn traced twice: its child fails to open a missing file, then opens one that exists."""
     d = tmp_path_factory.mktemp("views")
     target = d / "present.txt"
     target.write_text("present\n")
     return {
-        "missing": _trace(runtime_env, d / "missing.out", progs / "spawn", str(d / "absent.txt")),
-        "present": _trace(runtime_env, d / "present.out", progs / "spawn", str(target)),
+        "missing": _trace(session_env, d / "missing.out", progs / "spawn", str(d / "absent.txt")),
+        "present": _trace(session_env, d / "present.out", progs / "spawn", str(target)),
     }
 
 

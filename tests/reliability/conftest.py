@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import _ptrace_allowed, runtime_env  # noqa: F401
+from tests.integration.conftest import _ptrace_allowed, engine, runtime_env, session_env  # noqa: F401
 from tests.reliability import loads
 
 pytestmark = pytest.mark.skipif(not _ptrace_allowed(), reason="ptrace is not permitted here")
@@ -22,6 +22,6 @@ def rel_progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def command_sigign(runtime_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> frozenset[int]:  # noqa: F811
+def command_sigign(session_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> frozenset[int]:  # noqa: F811
     """The signals a command started by pyktrace finds ignored; strace's command gets the same."""
-    return loads.command_sigign(runtime_env, tmp_path_factory.mktemp("sigign"))
+    return loads.command_sigign(session_env, tmp_path_factory.mktemp("sigign"))

@@ -223,6 +223,8 @@ def run(opts: Options, ops: int, facs: int, pid: int, fd: int | None,
 
 def _check(opts: Options, reply: dict[str, object]) -> None:
     err = int(reply.get("error", 0))  # type: ignore[call-overload]
+    if err and reply.get("self"):
+        raise TraceError(err, str(reply["self"]))  # the whole story, as the ptrace engine tells it
     if err:
         raise TraceError(err, f"{opts.trfile}: {os.strerror(err)}")
 

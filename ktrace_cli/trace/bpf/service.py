@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno as E
 import logging
 import os
+import resource
 import select
 import signal
 import socket
@@ -297,6 +298,8 @@ class BpfEngine:
             return self._clear(pid, facs, descend)
         if fd is None:
             return {"error": E.EBADF}
+        if os.path.exists(f"/proc/{os.getpid()}/task/{pid}"):  # its programs skip it: say why
+            return {"error": E.EPERM, "self": f"pid {pid} is the trace engine; it cannot trace itself"}
         if msg.get("command") and pid != peer_pid:
             return {"error": E.EPERM, "message": "command mode traces only the caller itself"}
         reply = self._set(pid, facs, descend, fd, version, genio, fsize)
@@ -368,7 +371,8 @@ class BpfEngine:
                 continue
             seen.add(p)
             old = self._value(p)
-            flags = facs | (old[0] if old is not None and old[1] == bf.index else 0)
+            # ktrops(): the points are added to the old ones even when the file changes.
+            flags = facs | (old[0] if old is not None else 0)
             # ktrops(): announce the (re)set with a PROCCTOR before the kernel's records.
             comm = _comm(p)
             if comm is None:
@@ -511,6 +515,13 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     os.chdir("/")
     for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+    try:
+        # The client that started us may have a low limit (its trace files
+        # then failed with EFBIG for good); each request brings its own.
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (OSError, ValueError):
+        pass
     daemon.set_title(ENGINE_NAME)
     try:
         # The drainer empties a bounded ring that traced processes fill, and
