@@ -108,9 +108,9 @@ def _start_engine(rt: Runtime) -> bool:
     """Start the ptrace engine if none holds the lock; False if another one is starting or stopping."""
     # Imported here, not at the top: a client that finds the engine
     # running (the usual case) never pays for the daemon's imports.
-    from ktrace_cli.trace import daemon
+    from ktrace_cli.trace import ptrace_daemon
 
-    return start_daemon(rt, daemon.spawn)
+    return start_daemon(rt, ptrace_daemon.spawn)
 
 
 def start_daemon(rt: Runtime, spawn: Callable[[Runtime, int], None]) -> bool:

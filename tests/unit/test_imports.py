@@ -72,7 +72,7 @@ LAZY = {
     ("cli.pykdump", "cli.pykdump_click"),
     # A client that finds the engine running never loads the daemon, nor
     # ctypes unless Yama asks it to name its tracer.
-    ("trace.client", "trace.daemon"),
+    ("trace.client", "trace.ptrace_daemon"),
     ("trace.client", "trace.ptrace"),
     # The Linux tables (a few ms) load only in the engine, not in the client;
     # the i386 rules only once a process makes an int $0x80 call.
