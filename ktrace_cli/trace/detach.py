@@ -6,7 +6,6 @@ logging: the ptrace engine's start-up does without it (trace/englog.py).
 
 from __future__ import annotations
 
-import ctypes
 import errno as E
 import os
 from collections.abc import Callable
@@ -19,8 +18,9 @@ STAT_ARG_START = 47  # /proc/PID/stat fields (0-based) of argv's bounds, after t
 
 
 def spawn_daemon(rt: Runtime, lockfd: int, main: Callable[[Runtime, int, int], int], what: str) -> None:
-    """Double-fork `main(rt, lockfd, ready)`, setsid'd and never our child; return once it
-    writes "ok" on `ready`, or raise EngineUnavailable with what it wrote instead.
+    """Double-fork `main(rt, lockfd, ready)`, setsid'd and never our child, with no descriptor
+    but those three; return once it writes "ok" on `ready`, or raise EngineUnavailable with
+    what it wrote instead.
 
     Both engines (ptrace's and bpf's) start this way."""
     r, w = os.pipe()
@@ -32,6 +32,10 @@ def spawn_daemon(rt: Runtime, lockfd: int, main: Callable[[Runtime, int, int], i
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
+            # Before `main` loads anything: the client's descriptors (its
+            # trace file among them) are not the daemon's, and under a low
+            # descriptor limit the imports need the room.
+            close_other_fds({lockfd, w, rt.fd})
             code = main(rt, lockfd, w)
         except BaseException:
             pass
@@ -66,6 +70,8 @@ def set_title(name: bytes) -> None:
     Exec'ing a fresh interpreter would do the same at the cost of a second
     start-up on every cold start.
     """
+    import ctypes  # lazy: start-up (the client that spawns a daemon never needs it)
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
     try:

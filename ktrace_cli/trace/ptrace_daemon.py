@@ -14,7 +14,7 @@ import signal
 import threading
 
 from ktrace_cli.trace.control_server import Endpoint, serve_control
-from ktrace_cli.trace.detach import close_other_fds, set_title, spawn_daemon
+from ktrace_cli.trace.detach import close_other_fds, set_title
 from ktrace_cli.trace.engine import Engine
 from ktrace_cli.trace.englog import RuntimeLog, log
 from ktrace_cli.trace.protocol import Identity
@@ -23,11 +23,6 @@ from ktrace_cli.trace.runtime import SOCKET, Runtime
 ENGINE_NAME = b"pyktrace-engine"
 WAKER_NAME = b"pyktrace-waker"
 PR_SET_PDEATHSIG = 1
-
-
-def spawn(rt: Runtime, lockfd: int) -> None:
-    """Double-fork an engine that inherits the held lock; return once it listens."""
-    spawn_daemon(rt, lockfd, _engine_main, "the trace engine")
 
 
 class Waker:
@@ -98,8 +93,8 @@ class Waker:
             pass
 
 
-def _engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
-    close_other_fds({lockfd, ready, rt.fd})
+def engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
+    """The engine's process, once detach.spawn_daemon has forked it; 0 when it exits idle."""
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
