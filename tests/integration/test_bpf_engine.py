@@ -694,3 +694,38 @@ def test_attach_to_a_running_i386_loop(bpf_env, progs: Path, tmp_path: Path) -> 
         "RET   L32  write 1",
         f"CALL  L32  read(0,{buf:#x},0x1)",
     ]
+
+
+RACE_RUNS = 40  # enough that a reader racing the drainer loses at least once (issue 9)
+
+
+def test_pykdump_right_after_the_command_sees_its_end(bpf_env, progs: Path, tmp_path: Path, monkeypatch,
+                                                      capsysbinary) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """A script's `pyktrace --engine=bpf cmd; pykdump` reads the whole trace.
+
+    pykdump runs in this process, the moment the command's parent has
+    reaped it (no start-up, no sleep, no sync of ours): only pykdump's own
+    flush request stands between it and a trace whose end is still in the
+    ring.
+    """
+    from ktrace_cli.cli import pykdump
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", bpf_env["XDG_RUNTIME_DIR"])
+    (tmp_path / "in.txt").write_bytes(b"hello ktrace\n")
+    argv = [*PYKTRACE, "--engine=bpf", "-t", "c+", "-f", "k.out", str(progs / "basic"), "in.txt"]
+    short: list[int] = []
+    for run in range(RACE_RUNS):
+        out = tmp_path / "k.out"
+        out.unlink(missing_ok=True)
+        r = subprocess.run(argv, env=bpf_env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=TIMEOUT)  # fmt: skip
+        assert r.returncode == 3, r.stderr
+        status = pykdump.main(["-f", str(out)])
+        lines = capsysbinary.readouterr().out.splitlines()
+        assert status == 0
+        if not lines or not lines[-1].endswith(b" basic    CALL  exit_group(0x3)"):
+            short.append(run)
+            continue
+        recs = list(iter_records(str(out)))
+        assert (recs[-1].type, recs[-1].comm_name) == (K.KTR_PROCDTOR, b"basic")
+    assert short == []

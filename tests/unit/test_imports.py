@@ -38,6 +38,8 @@ LAZY = {
     # The whole-trace views (--tree, --errors, --timeline, --diff) load only when asked.
     ("cli.pykdump", "cli.kdump_views"),
     ("cli.pykdump", "views.progress"),
+    # Root's running bpf engine is asked to flush before a read (its socket exists).
+    ("cli.pykdump", "trace.bpf.flush"),
     ("cli.kdump_views", "format.reader"),
     ("cli.kdump_views", "views.diff"),
     ("cli.kdump_views", "views.errors"),

@@ -42,6 +42,7 @@ CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
 DROP_REPORT = 1.0  # seconds between log lines about drops
 IDLE_GRACE = 5.0  # seconds the loaded programs wait for the next request (a cold start loads them again: ~0.4 s)
 DRAINER_NICE = -10
+DRAINER_RT_PRIORITY = 1  # SCHED_FIFO's lowest: above every ordinary task, below any real-time one
 DETACH_GRACE = 1.0  # seconds the programs stay attached once nothing is traced
 ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
@@ -272,6 +273,11 @@ class BpfEngine:
                     "lost": self.obj.lost()[1]}  # fmt: skip
         if op == "shutdown":
             self.stop = True
+            return {"error": 0}
+        if op == "flush":
+            # A reader's request (pykdump): the files hold every record made
+            # before it; nothing else is done, so that it answers fast.
+            self.barrier()
             return {"error": 0}
         if op == "sync":
             self.barrier()
@@ -505,6 +511,25 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> Non
                 break
 
 
+def drainer_priority() -> None:
+    """Run the drainer as a real-time task (SCHED_FIFO, lowest priority), root's to ask.
+
+    The exit hook wakes the drainer before the command's parent is told of
+    the exit; as a real-time task it runs at once, before the parent (and
+    any script reading the file) gets a CPU, so the trace's end is on disk
+    by the time the parent returns from wait(2) (measured in docs/DESIGN.md).
+    It also empties a bounded ring ahead of the processes that fill it.
+    Its work is bounded by what the kernel queued, and the kernel's RT
+    throttling leaves other tasks their share even so; it never forks, and
+    SCHED_RESET_ON_FORK makes sure nothing it might start inherits this.
+    Without the privilege (a container), it keeps DRAINER_NICE.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(DRAINER_RT_PRIORITY))
+    except OSError as e:
+        log.info("drainer stays at nice %d: SCHED_FIFO refused (%s)", DRAINER_NICE, e.strerror)
+
+
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     daemon.close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -524,9 +549,8 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
         pass
     daemon.set_title(ENGINE_NAME)
     try:
-        # The drainer empties a bounded ring that traced processes fill, and
-        # a command's parent may read the file as soon as it exits: woken,
-        # it should run before them (root may raise its priority).
+        # Loading (the verifier's ~0.4 s of CPU) runs merely reniced; so does
+        # the drainer where drainer_priority() is refused.
         os.setpriority(os.PRIO_PROCESS, 0, DRAINER_NICE)
     except OSError:
         pass
@@ -543,6 +567,7 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
         os.write(ready, f"the bpf engine failed to start: {e}".encode())
         return 1
     signal.signal(signal.SIGTERM, lambda *_: setattr(engine, "stop", True))
+    drainer_priority()
     log.info("bpf engine started (ring %d bytes)", engine.ring.size)
     os.write(ready, b"ok")
     os.close(ready)
