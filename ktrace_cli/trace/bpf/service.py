@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, TraceFile
-from ktrace_cli.trace import convert, daemon, procfs, protocol
+from ktrace_cli.trace import convert, daemon, procfs, protocol, sigsets
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.bpf import loader as L
@@ -76,9 +76,9 @@ def detach_grace() -> float:
     return secs
 
 
-def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
-    """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
-    of x86_64, then of i386 from L.I386_BASE on, and the errno map, from ktrace_cli's own."""
+def tables() -> tuple[list[tuple[int, int, int, int, int, int]], list[int]]:
+    """The syscall table (narg, path-argument mask, flags, STRU kind and argument,
+    where an l_sigset_t call's masks are) of x86_64, then of i386 from L.I386_BASE on, and the errno map, from ktrace_cli's own."""
     from ktrace_cli.abi import linux_i386, linuxulator  # lazy: start-up
 
     x86_64 = [_sysent(rule, nr in linuxulator.JUSTRETURN_SYSCALLS) for nr, rule in enumerate(R.rules().by_nr)]
@@ -91,10 +91,10 @@ def names() -> list[bytes]:
     return [rules.name(nr).encode() for rules in (R.rules(), R.rules_i386()) for nr in range(L.MAX_SYSCALL)]
 
 
-def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int, int, int]:
+def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int, int, int, int]:
     """One row of the kernel's table; `justreturn`: the call returns to the signalled code (sigreturn)."""
     if rule is None:
-        return (6, 0, 0, 0, 0)
+        return (6, 0, 0, 0, 0, 0)
     mask = sum(1 << i for i in rule.paths if i < 6)
     flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
     if justreturn:
@@ -111,7 +111,8 @@ def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int
             flags |= L.SYS_GIO_OUT
     if rule.name == "setitimer":
         flags |= L.SYS_SETITIMER
-    return (rule.narg, mask, flags, rule.stru, rule.stru_arg)
+    sig = sigsets.descriptor(rule.name) if rule.stru == R.STRU_SIGSET else 0
+    return (rule.narg, mask, flags, rule.stru, rule.stru_arg, sig)
 
 
 def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int,
