@@ -21,6 +21,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,18 @@ class Browser:
             os.dup2(to_chrome_r, PIPE_IN)
             os.dup2(from_chrome_w, PIPE_OUT)
 
+        # Chromium's scratch directories (its singleton socket's among them)
+        # go under a short directory of our own, removed at close: left in
+        # the shared /tmp they would outlive the test. Short, because a
+        # socket's path is limited to 107 bytes.
+        self._scratch = tempfile.mkdtemp(prefix="ktc-")
         # --no-zygote: no helper that outlives the browser as a zombie where pid 1 reaps none.
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [exe, "--headless", "--no-sandbox", "--no-zygote", "--disable-gpu", "--no-first-run",
                  f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                env=dict(os.environ, TMPDIR=self._scratch),
                 pass_fds=(PIPE_IN, PIPE_OUT), preexec_fn=to_3_and_4, start_new_session=True,
             )  # fmt: skip
         os.close(to_chrome_r)
@@ -112,6 +119,7 @@ class Browser:
         self.proc.wait()
         os.close(self._w)
         os.close(self._r)
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _stderr(self) -> str:
         lines = self.log.read_text(errors="replace").splitlines()

@@ -142,6 +142,11 @@ def run(
         raise UsageFailure("--timeline writes JSON itself: --json does not apply")
     if (histogram or sort_key or detail) and not summary:
         raise UsageFailure("--detail, --histogram and --sort go with --summary")
+    if not follow and os.geteuid() == 0:  # -l reads what comes, whenever it comes
+        # A bpf engine (root's only) may still be writing a trace's end.
+        from ktrace_cli.trace.bpf import flush
+
+        flush.before_reading()
     flt = None
     if trace_sets or failed or successful or errnos or paths or fds or comms or since or until:
         # Imported only when asked for: plain kdump output starts faster.

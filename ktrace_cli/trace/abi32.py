@@ -18,7 +18,6 @@ AUDIT_ARCH_X86_64 for a process that has made only x86_64 calls (so the
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from ktrace_cli.abi.linux_i386 import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
@@ -29,13 +28,16 @@ from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import Proc, Thread
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Engine(Protocol):
-    """What these stops use of trace/engine.py's Engine (named here, so neither imports the other)."""
+    class Engine(Protocol):
+        """What these stops use of trace/engine.py's Engine (named here, so neither imports the other)."""
 
-    table: TraceeTable
-    errmap: list[int]
-    is_root: bool
+        table: TraceeTable
+        errmap: list[int]
+        is_root: bool
 
 
 ARCH_MIXED = 0  # matches no arch: every stop of the process comes here

@@ -107,10 +107,26 @@ def engine_alive(rt: Runtime) -> bool:
 def _start_engine(rt: Runtime) -> bool:
     """Start the ptrace engine if none holds the lock; False if another one is starting or stopping."""
     # Imported here, not at the top: a client that finds the engine
-    # running (the usual case) never pays for the daemon's imports.
-    from ktrace_cli.trace import daemon
+    # running (the usual case) never pays for it.
+    from ktrace_cli.trace import detach
 
-    return start_daemon(rt, daemon.spawn)
+    return start_daemon(rt, lambda rt, lockfd: detach.spawn_daemon(rt, lockfd, _engine_process,
+                                                                   "the trace engine"))  # fmt: skip
+
+
+def _engine_process(rt: Runtime, lockfd: int, ready: int) -> int:
+    """The engine's process, after the double fork: it loads the engine's modules itself.
+
+    Not the client: its forks are then of a smaller process, and it goes
+    on to exec the command with none of the engine's modules loaded.
+    """
+    try:
+        from ktrace_cli.trace import ptrace_daemon
+    except Exception as e:  # a broken installation, no descriptor left: the client says why
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        os.write(ready, f"the trace engine failed to start: {why}".encode())
+        return 1
+    return ptrace_daemon.engine_main(rt, lockfd, ready)
 
 
 def start_daemon(rt: Runtime, spawn: Callable[[Runtime, int], None]) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno as E
 import fcntl
-import logging
 import os
 import select
 import signal
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from ktrace_cli.trace import engine as engine_mod
 from ktrace_cli.trace import ktrops, protocol
 from ktrace_cli.trace.engine import Engine
+from ktrace_cli.trace.englog import log
 from ktrace_cli.trace.protocol import (
     ANY_VERSION_OPS,
     MAX_MESSAGE,
@@ -35,7 +35,6 @@ from ktrace_cli.trace.protocol import (
 )  # fmt: skip
 from ktrace_cli.trace.runtime import LOCK, PIDFILE, SOCKET, Runtime, open_runtime
 
-log = logging.getLogger("pyktrace.engine")
 # How often the control thread checks that clients can still find the
 # engine; a client finding no socket but the lock held retries for
 # control.START_TIMEOUT, far longer.

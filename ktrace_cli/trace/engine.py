@@ -10,14 +10,12 @@ replies held until their processes are detached.
 from __future__ import annotations
 
 import errno as E
-import logging
 import os
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
@@ -26,13 +24,17 @@ from ktrace_cli.trace import abi32, capture, convert, ktrops, lifecycle, restart
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
+from ktrace_cli.trace.englog import log
 from ktrace_cli.trace.ktrops import DETACH_TIMEOUT, SHUTDOWN, STATUS, Reply, Request
 from ktrace_cli.trace.memory import RESOURCE_ERRNOS
 from ktrace_cli.trace.ptrace_backend import PtraceBackend
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import HANDLER_UNKNOWN, Proc, Thread
 
-log = logging.getLogger("pyktrace.engine")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 FLUSH_DELAY = 0.01  # seconds a record may wait in the buffer while the engine sleeps
 SPIN_NS = 60_000  # how long to poll for a syscall-dense tracee's next stop
@@ -97,7 +99,7 @@ class Engine:
         self.round_skip = 0
         # Stops collected but not yet handled: see _wait.
         self.ready: deque[tuple[int, int]] = deque()
-        self.waker: Any = None  # daemon.Waker: wakes the loop out of waitpid() without forking
+        self.waker: Any = None  # ptrace_daemon.Waker: wakes the loop out of waitpid() without forking
         self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
 
     # ----- requests (called from the control thread) -----
@@ -114,7 +116,7 @@ class Engine:
         return True
 
     def ring(self) -> None:
-        """Wake the engine thread out of waitpid() (daemon.Waker: no fork, no zombie)."""
+        """Wake the engine thread out of waitpid() (ptrace_daemon.Waker: no fork, no zombie)."""
         self.attention = True
         if self.waker is not None:
             self.waker.ring()

@@ -7,7 +7,6 @@ attach of a new process; the engine loop applies them between stops.
 from __future__ import annotations
 
 import errno as E
-import logging
 import os
 import stat
 import time
@@ -24,7 +23,6 @@ from ktrace_cli.value import Fields
 # On Linux the letterless creation/exit points alone would keep a process
 # stopped at every exit and fork for nothing: they count as "no trace points".
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
-log = logging.getLogger("pyktrace.engine")
 # Requests that are not ktrace(2) operations (Request.ops < 0).
 SHUTDOWN, STATUS = -1, -2
 DETACH_TIMEOUT = 10.0  # seconds a request waits for a process being detached to stop

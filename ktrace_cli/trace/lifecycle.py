@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
@@ -12,11 +11,11 @@ from ktrace_cli.format.writer import SYSRET, procctor
 from ktrace_cli.trace import capture, interp, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
+from ktrace_cli.trace.englog import log
 from ktrace_cli.trace.memory import ProcMem
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import SA_RESETHAND, Proc, Thread, read_comm, read_tgid
 
-log = logging.getLogger("pyktrace.engine")
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import errno as E
-import logging
 import os
 from collections.abc import Callable
+
+from ktrace_cli.trace.englog import log
 
 PATH_MAX = 4096
 _CHUNK = 256
@@ -14,7 +15,6 @@ _VECTOR_CHUNK = 64  # pointers read at a time from an argv/envp vector
 _STRINGS_BLOCK = 4096  # bytes read at a time where the strings lie
 # Errors that say the engine is short of something, not that the process is gone.
 RESOURCE_ERRNOS = frozenset({E.EMFILE, E.ENFILE, E.ENOMEM})
-log = logging.getLogger("pyktrace.engine")
 
 
 def _nothing() -> None:

@@ -65,7 +65,7 @@ BASE_OPTIONS = (
 )
 
 __WALL = 0x40000000
-# WUNTRACED: the engine's one real child (daemon.Waker) wakes it by stopping.
+# WUNTRACED: the engine's one real child (ptrace_daemon.Waker) wakes it by stopping.
 WAIT_ALL = __WALL | os.WUNTRACED
 WAIT_ALL_NOHANG = __WALL | os.WUNTRACED | os.WNOHANG
 

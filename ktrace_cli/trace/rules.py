@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ktrace_cli.abi.freebsd import data_rows
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.value import Value
@@ -69,6 +70,7 @@ SPECIAL_RULES: dict[str, int] = {
 
 NO_RETURN = frozenset({"exit", "exit_group"})
 MAX_SYSCALL = 1024
+X86_64_CALLS = "linux_syscall_args_x86_64.tsv"  # abi/data, made by tools/gen_syscall_args.py
 
 # What an i386 (`int $0x80`) call may record: its structures (iovec, msghdr,
 # stat64, the compat itimerval) are laid out with 32-bit pointers and longs,
@@ -96,43 +98,39 @@ class SyscallRule(Value):
 
     def __init__(self, nr: int, name: str, narg: int, paths: tuple[int, ...], gio: int, gio_rw: int,
                  stru: int, stru_arg: int, special: int, returns: bool, ptr: int = 8) -> None:  # fmt: skip
-        self._set(nr=nr, name=name, narg=narg, paths=paths, gio=gio, gio_rw=gio_rw, stru=stru,
-                  stru_arg=stru_arg, special=special, returns=returns, ptr=ptr)  # fmt: skip
+        # One call per field, not Value._set(**fields): the engine builds one
+        # rule per syscall at every start, and the keyword dicts cost 2 ms.
+        init = object.__setattr__
+        init(self, "nr", nr)
+        init(self, "name", name)
+        init(self, "narg", narg)
+        init(self, "paths", paths)
+        init(self, "gio", gio)
+        init(self, "gio_rw", gio_rw)
+        init(self, "stru", stru)
+        init(self, "stru_arg", stru_arg)
+        init(self, "special", special)
+        init(self, "returns", returns)
+        init(self, "ptr", ptr)
 
 
 class Rules:
     """The rule table for x86_64 Linux (or, with i386=True, for i386 Linux), built once from the abi tables."""
 
     def __init__(self, i386: bool = False) -> None:
-        from ktrace_cli.abi import linux as abi
-        from ktrace_cli.abi import linux_i386
-
         self.by_nr: list[SyscallRule | None] = [None] * MAX_SYSCALL
         self.narg: list[int] = [6] * MAX_SYSCALL
-        for nr in range(MAX_SYSCALL):
-            name = linux_i386.syscall_name(nr) if i386 else abi.syscall_name(nr)
-            if not name:
-                continue
+        for nr, name, narg, paths in (_i386_calls() if i386 else _x86_64_calls()):
             gio, rw = GIO_RULES.get(name, (0, 0))
             stru, stru_arg = STRU_RULES.get(name, (0, 0))
             special = SPECIAL_RULES.get(name, SPECIAL_NONE)
             if i386:
-                slots = linux_i386.arg_slots(name)
-                narg = 6 if slots is None else slots
-                paths = linux_i386.path_arg_indexes(name)
                 if gio not in I386_GIO_KINDS:
                     gio, rw = 0, 0
                 if stru not in I386_STRU_KINDS:
                     stru, stru_arg = 0, 0
                 if special == SPECIAL_SIGACTION:
                     special = SPECIAL_SIGACTION32
-            else:
-                proto = abi.syscall_prototype(name)
-                narg = len(proto[1]) if proto else 6
-                try:
-                    paths = tuple(abi.path_arg_indexes(name))
-                except (KeyError, ValueError):
-                    paths = ()
             rule = SyscallRule(
                 nr, name, narg, paths, gio, rw, stru, stru_arg, special, name not in NO_RETURN,
                 4 if i386 else 8,
@@ -194,6 +192,35 @@ class Rules:
             if rule.stru and facs & K.KTRFAC_STRUCT:
                 wanted.add(rule.nr)
         return sorted(wanted)
+
+
+Call = tuple[int, str, int, tuple[int, ...]]  # number, name, argument count, path argument indexes
+
+
+def _x86_64_calls() -> list[Call]:
+    """x86_64's calls, as tools/gen_syscall_args.py derives them from abi/linux.py's tables.
+
+    Read from the generated file: deriving them here loads python-ptrace's
+    prototypes and examines every argument, about as long as the rest of
+    the engine's start.
+    """
+    calls: list[Call] = []
+    for nr, name, narg, paths in data_rows(X86_64_CALLS):
+        calls.append((int(nr), name, int(narg), tuple(map(int, paths.split(","))) if paths != "-" else ()))
+    return calls
+
+
+def _i386_calls() -> list[Call]:
+    """i386's calls, derived from abi/linux_i386.py (built only once a process makes one)."""
+    from ktrace_cli.abi import linux_i386
+
+    calls: list[Call] = []
+    for nr in range(MAX_SYSCALL):
+        name = linux_i386.syscall_name(nr)
+        if name:
+            slots = linux_i386.arg_slots(name)
+            calls.append((nr, name, 6 if slots is None else slots, linux_i386.path_arg_indexes(name)))
+    return calls
 
 
 _RULES: Rules | None = None

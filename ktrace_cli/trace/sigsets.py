@@ -52,3 +52,28 @@ def entry_payload(name: str, args: tuple[int, ...], mem: ProcMem, word: int = 8)
 def exit_payload(name: str, args: tuple[int, ...], mem: ProcMem, word: int = 8) -> bytes | None:
     """The STRU payload a call that succeeded logs for the mask it handed back, or None."""
     return _mask(name, args, mem, True, word)
+
+
+# descriptor(): the same places, packed in the bpf engine's syscall table
+# (sysent.sig of trace/bpf/records.bpf.h, which reads these bits).
+DESC_ENTRY_SHIFT, DESC_EXIT_SHIFT = 3, 7
+DESC_ENTRY_SA, DESC_EXIT_SA, DESC_SIGNO = 0x40, 0x400, 0x800
+
+
+def descriptor(name: str) -> int:
+    """Where `name`'s masks are, for the bpf engine: 0 for a call that logs none.
+
+    Bits 0-2: the sigsetsize argument; 3-5 and 7-9: the argument pointing to
+    the mask copied in and to the mask handed back, plus one (0: none); bits
+    6 and 10: that pointer is a struct sigaction's; bit 11: argument 0 must
+    be a signal number.
+    """
+    row = _CALLS.get(name)
+    if row is None:
+        return 0
+    size_arg, entry, exit_ = row
+    desc = size_arg | (DESC_SIGNO if name == "rt_sigaction" else 0)
+    for where, shift, sa in ((entry, DESC_ENTRY_SHIFT, DESC_ENTRY_SA), (exit_, DESC_EXIT_SHIFT, DESC_EXIT_SA)):
+        if where is not None:
+            desc |= (where[0] + 1) << shift | (sa if where[1] == SA_MASK else 0)
+    return desc

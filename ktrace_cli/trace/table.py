@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile, procdtor
@@ -19,19 +18,22 @@ from ktrace_cli.trace import restarts
 from ktrace_cli.trace.signals import PSIG_PACK
 from ktrace_cli.trace.tracee import Proc, Thread
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Backend(Protocol):
-    """What the table and ktrace(2)'s operations need of a capture backend."""
+    class Backend(Protocol):
+        """What the table and ktrace(2)'s operations need of a capture backend."""
 
-    def attach(self, table: TraceeTable, pid: int, facs: int, tf: TraceFile | None,
-               want_seccomp: bool, descend: bool) -> int:  # fmt: skip
-        """Start tracing every thread of `pid` into the table; 0 or an errno."""
+        def attach(self, table: TraceeTable, pid: int, facs: int, tf: TraceFile | None,
+                   want_seccomp: bool, descend: bool) -> int:  # fmt: skip
+            """Start tracing every thread of `pid` into the table; 0 or an errno."""
 
-    def let_go(self, tid: int) -> None:
-        """Stop tracing a thread that is stopped now; it runs on untraced."""
+        def let_go(self, tid: int) -> None:
+            """Stop tracing a thread that is stopped now; it runs on untraced."""
 
-    def interrupt(self, tid: int) -> None:
-        """Ask a running thread to stop, so it can be let go at that stop."""
+        def interrupt(self, tid: int) -> None:
+            """Ask a running thread to stop, so it can be let go at that stop."""
 
 
 def _nothing(*_: object) -> None:

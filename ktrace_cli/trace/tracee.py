@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import SV_FLAGS_LINUX64, TraceFile
+from ktrace_cli.trace.englog import log
 from ktrace_cli.trace.memory import RESOURCE_ERRNOS, ProcMem
 from ktrace_cli.trace.ptrace import AUDIT_ARCH_X86_64, PTRACE_SYSCALL
 
@@ -15,7 +15,6 @@ SIG_IGN = 1
 SA_RESETHAND = 0x80000000
 HANDLER_UNKNOWN = -1  # caught, but installed before we attached
 PROC_READ_MAX = 4096  # /proc/PID/comm and the head of /proc/PID/status fit (Tgid is its 4th line)
-log = logging.getLogger("pyktrace.engine")
 
 
 class Proc:

@@ -127,7 +127,6 @@ def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> 
     assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
 
 
-@pytest.mark.bpf_xfail("the bpf engine writes no STRU l_sigset_t (here rt_sigaction's mask)")
 def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "i386sig")], trfile=path)
@@ -156,7 +155,7 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
     ]
 
 
-@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the PT_INTERP an exec opens (and its ARGS follow the NAMI)")
+@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the PT_INTERP an exec opens (docs/DESIGN.md, eBPF backend, Exec)")
 def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data.txt"
     data.write_bytes(b"hello\n")

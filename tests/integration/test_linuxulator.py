@@ -57,8 +57,6 @@ def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
             f.write(encode_record(r))
 
 
-@pytest.mark.bpf_xfail("a SIGALRM ending rt_sigsuspend: the bpf engine's PSIG carries the suspend mask (0x0), "
-                       "not the mask restored after it (0x2000) that FreeBSD's postsig() records")
 def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t, path, handler = _run(trace, progs, tmp_path)
     psigs = [(p.signo, p.code) for _, p in t.payloads(K.KTR_PSIG)]
@@ -109,8 +107,6 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
 
 
-@pytest.mark.bpf_xfail("rt_sigsuspend ended by a caught signal: the bpf engine writes 'RET rt_sigsuspend RESTART' "
-                       "(Linux's ERESTARTNOHAND as sys_exit sees it), not EINTR")
 def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # linuxulator.c: sigsuspend returns EINTR once a handler ran (FreeBSD's kern_sigsuspend too).
     _, path, handler = _run(trace, progs, tmp_path)
@@ -154,7 +150,6 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
-@pytest.mark.bpf_xfail("the bpf engine writes no STRU l_sigset_t (rt_sigprocmask, rt_sigsuspend, rt_sigaction)")
 def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)
@@ -191,7 +186,7 @@ def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path, engin
 
 
 
-@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the #! interpreter nor the PT_INTERP an exec opens")
+@pytest.mark.bpf_xfail("the bpf engine writes no NAMI for the PT_INTERP an exec opens (docs/DESIGN.md, eBPF backend, Exec)")
 def test_exec_looks_up_the_script_and_elf_interpreters(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     basic = progs / "basic"  # reads its argv[1] (here: the script) to stdout, exits 3
     ld = requested_interpreter(basic)

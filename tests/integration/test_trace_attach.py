@@ -219,7 +219,6 @@ def test_already_traced_by_strace(looper, kt) -> None:  # type: ignore[no-untype
     lp.ping()
 
 
-@pytest.mark.bpf_xfail("the bpf engine writes no STRU fdtable when it attaches")
 def test_attach_writes_the_descriptors_already_open(progs: Path, kt, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """-p writes a STRU fdtable at attach, so the first traced call on descriptor 3 shows its path."""
     import sys

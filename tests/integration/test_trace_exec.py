@@ -120,14 +120,10 @@ def test_args_and_envs_of_execve_and_execveat(progs: Path, runtime_env: dict[str
     vectors = [(x.comm_name.decode(), x.type, x.payload) for x in recs
                if x.type in (K.KTR_ARGS, K.KTR_ENVS)]  # fmt: skip
     envs = b"".join(f"{k}={v}\0".encode() for k, v in env.items())
-    # The ptrace engine writes them as kern_execve() logs them: right after
-    # the exec's CALL, before its NAMI, under the old name; the bpf engine
-    # reads them from the new program's memory once the exec has succeeded:
-    # after the NAMI and the new image's PROCCTOR, under the new name (the
-    # man page says so).
-    comms = ["pyktrace", "execer", "exe"] if engine == "ptrace" else ["execer", "exe", "exe"]
-    order = ([K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI] if engine == "ptrace" else
-             [K.KTR_NAMEI, K.KTR_PROCCTOR, K.KTR_ARGS, K.KTR_ENVS])  # fmt: skip
+    # Both engines write them as kern_execve() logs them: right after the
+    # exec's CALL, before its NAMI, under the old name.
+    comms = ["pyktrace", "execer", "exe"]
+    order = [K.KTR_ARGS, K.KTR_ENVS, K.KTR_NAMEI]
     assert vectors == [
         (comms[0], K.KTR_ARGS, execer.encode() + b"\0"),
         (comms[0], K.KTR_ENVS, envs),

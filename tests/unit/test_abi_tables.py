@@ -450,6 +450,23 @@ def test_generators_reproduce_data_files(tmp_path: Path) -> None:
     assert gen_linux_syscalls.parse_syscall_table(tbl) == [(0, "read", "sys_read"), (59, "execve", "sys_execve")]
 
 
+def test_engine_call_table_is_what_abi_linux_derives() -> None:
+    # The engine reads each call's argument count and path arguments from
+    # this generated file instead of deriving them at start-up; it must say
+    # exactly what abi/linux.py derives from the installed python-ptrace.
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import gen_syscall_args
+    finally:
+        sys.path.pop(0)
+    text = (DATA / "linux_syscall_args_x86_64.tsv").read_text(encoding="utf-8")
+    assert text == gen_syscall_args.generate(), "run tools/gen_syscall_args.py again"
+    rows = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+    assert ["2", "open", "3", "0"] in rows and ["265", "linkat", "5", "1,3"] in rows
+    assert ["59", "execve", "3", "0"] in rows and ["0", "read", "3", "-"] in rows
+    assert len(rows) == len(linux.syscall_names())
+
+
 def test_import_does_not_load_python_ptrace_runtime() -> None:
     code = (
         "import sys\n"

@@ -53,10 +53,17 @@ def test_tables_come_from_ktrace_cli_own() -> None:
     read = abi.syscall_number("read")
     renameat = abi.syscall_number("renameat")
     assert openat is not None and execve is not None and read is not None and renameat is not None
-    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN, 0, 0)  # the path: argument 1
+    assert systab[openat] == (r.narg[openat], 0b10, loader.SYS_OPEN, 0, 0, 0)  # the path: argument 1
     fstat, connect = abi.syscall_number("fstat"), abi.syscall_number("connect")
     assert fstat is not None and connect is not None
-    assert systab[fstat][3:] == (1, 1) and systab[connect][3:] == (3, 1)  # STRU kind, argument
+    assert systab[fstat][3:] == (1, 1, 0) and systab[connect][3:] == (3, 1, 0)  # STRU kind, argument
+    # rt_sigaction: sigsetsize is argument 3, the new action's mask (argument 1)
+    # at entry and the old one's (argument 2) at exit, each inside a struct
+    # sigaction; argument 0 must be a signal. rt_sigpending: the set (argument 0) at exit.
+    sigaction, pending = abi.syscall_number("rt_sigaction"), abi.syscall_number("rt_sigpending")
+    assert sigaction is not None and pending is not None
+    assert systab[sigaction][3:] == (6, 0, 3 | 2 << 3 | 0x40 | 3 << 7 | 0x400 | 0x800)
+    assert systab[pending][3:] == (6, 0, 1 | 1 << 7)
     assert systab[renameat][1] == 0b1010  # two paths: arguments 1 and 3
     assert systab[execve][2] == loader.SYS_EXEC
     assert systab[read][2] == loader.SYS_GIO_READ
@@ -80,10 +87,11 @@ def test_i386_half_of_the_tables() -> None:
     assert len(systab) == len(names) == loader.SYSTAB_SIZE
     base, r32 = loader.I386_BASE, rules_i386()
     # i386 open is 5 (x86_64's fstat): its path is argument 0, and an open makes SCTL.
-    assert systab[base + 5] == (r32.narg[5], 0b1, loader.SYS_OPEN, 0, 0)
-    assert systab[5][3:] == (1, 1)  # x86_64 fstat: a STRU stat of argument 1
+    assert systab[base + 5] == (r32.narg[5], 0b1, loader.SYS_OPEN, 0, 0, 0)
+    assert systab[5][3:] == (1, 1, 0)  # x86_64 fstat: a STRU stat of argument 1
     assert (names[base + 20], names[20], names[base + 3]) == (b"getpid", b"writev", b"read")
-    assert systab[base + 20][0] == 0 and systab[base + 4] == (3, 0, loader.SYS_GIO_WRITE, 0, 0)
+    assert systab[base + 20][0] == 0 and systab[base + 4] == (3, 0, loader.SYS_GIO_WRITE, 0, 0, 0)
+    assert systab[base + 174][3:] == systab[abi.syscall_number("rt_sigaction") or 0][3:]  # i386 rt_sigaction: the same places
     # sigreturn (119) and rt_sigreturn (173) return EJUSTRETURN, as x86_64's rt_sigreturn (15).
     justreturn = [k for k, row in enumerate(systab) if row[2] & loader.SYS_SIGRETURN]
     assert justreturn == [15, base + 119, base + 173]

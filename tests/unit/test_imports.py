@@ -40,6 +40,8 @@ LAZY = {
     # The whole-trace views (--tree, --errors, --timeline, --diff) load only when asked.
     ("cli.pykdump", "cli.kdump_views"),
     ("cli.pykdump", "views.progress"),
+    # Root's running bpf engine is asked to flush before a read (its socket exists).
+    ("cli.pykdump", "trace.bpf.flush"),
     ("cli.kdump_views", "format.reader"),
     ("cli.kdump_views", "views.diff"),
     ("cli.kdump_views", "views.errors"),
@@ -72,12 +74,14 @@ LAZY = {
     # for a command line cli/fastargs.py cannot read: --help, --version, errors.
     ("cli.pyktrace", "cli.pyktrace_click"),
     ("cli.pykdump", "cli.pykdump_click"),
-    # A client that finds the engine running never loads the daemon, nor
-    # ctypes unless Yama asks it to name its tracer.
-    ("trace.client", "trace.daemon"),
+    # A client that finds the engine running never loads the double fork,
+    # nor ctypes unless Yama asks it to name its tracer; the engine's own
+    # modules are loaded by the engine's process, after the fork.
+    ("trace.client", "trace.detach"),
+    ("trace.client", "trace.ptrace_daemon"),
     ("trace.client", "trace.ptrace"),
-    # The Linux tables (a few ms) load only in the engine, not in the client.
-    ("trace.rules", "abi.linux"),
+    # The Linux tables (a few ms) load only in the engine, not in the client;
+    # the i386 rules only once a process makes an int $0x80 call.
     ("trace.rules", "abi.linux_i386"),
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),

@@ -161,9 +161,47 @@ def test_nowhere_usable_names_every_refusal(places: dict[str, Path], monkeypatch
 
 def test_set_title_changes_comm_and_the_command_line() -> None:
     """The engine's name in ps (ux item 11), in a child: the test runner keeps its own."""
-    code = ("from ktrace_cli.trace.daemon import set_title; set_title(b'pyktrace-engine'); "
+    code = ("from ktrace_cli.trace.detach import set_title; set_title(b'pyktrace-engine'); "
             "import sys; sys.stdout.buffer.write(open('/proc/self/comm', 'rb').read() + "
             "open('/proc/self/cmdline', 'rb').read())")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code, "some", "long", "arguments"], capture_output=True,
                          check=True).stdout  # fmt: skip
     assert out == b"pyktrace-engine\npyktrace-engine\0"
+
+
+def test_engine_log_lines_are_what_the_logging_handler_wrote(places: dict[str, Path]) -> None:
+    import logging
+
+    from ktrace_cli.trace import englog
+
+    now = 1764561600.0421
+    record = logging.LogRecord("pyktrace.engine", logging.INFO, __file__, 1, "engine started (uid %d)", (7,), None)
+    record.created, record.msecs = now, int((now - int(now)) * 1000) + 0.0
+    fmt = logging.Formatter("%(asctime)s pyktrace-engine[%(process)d]: %(message)s")
+    assert englog.line("pyktrace-engine", "engine started (uid 7)", now) == fmt.format(record) + "\n"
+
+
+def test_engine_log_appends_with_tracebacks_and_reopens_a_removed_log(places: dict[str, Path]) -> None:
+    from ktrace_cli.trace.englog import EngineLog, RuntimeLog
+
+    make(places["xdg"], 0o700)
+    rt = R.open_runtime()
+    log = EngineLog()
+    log.sink = RuntimeLog(rt, "pyktrace-engine")
+    path = Path(rt.log)
+    try:
+        log.info("engine started (uid %d, %s)", 7, "x")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("engine failed")
+        lines = path.read_text().splitlines()
+        assert lines[0].endswith(f" pyktrace-engine[{os.getpid()}]: engine started (uid 7, x)")
+        assert lines[1].endswith(": engine failed") and lines[2] == "Traceback (most recent call last):"
+        assert lines[-1] == "ValueError: boom"
+        path.unlink()
+        log.warning("after %s", "removal")
+        assert path.read_text().endswith(": after removal\n") and len(path.read_text().splitlines()) == 1
+    finally:
+        log.sink.close()
+        rt.close()

@@ -63,6 +63,16 @@ def test_sockaddr_conversion() -> None:
     assert convert.sockaddr_from_linux(struct.pack("<H", 17) + bytes(18)) is None  # AF_PACKET
 
 
+def test_errno_map_is_the_translation_of_every_errno() -> None:
+    m = convert.errno_map()
+    assert len(m) == convert.ERRNO_LIMIT
+    assert m == [K.ERESTART if e in convert.RESTART_ERRNOS else abi.freebsd_errno_from_linux(e)
+                 for e in range(convert.ERRNO_LIMIT)]  # fmt: skip
+    assert m[0] == 0 and m[2] == 2 and m[11] == 35 and m[61] == 87  # ENOENT, EAGAIN, ENODATA->ENOATTR
+    assert m[abi.LINUX_ERRNO_MAX + 1] == abi.LINUX_ONLY_BASE + abi.LINUX_ERRNO_MAX + 1
+    assert m[512] == K.ERESTART and m[4095] == abi.LINUX_ONLY_BASE + 4095
+
+
 def test_rules_derive_paths_and_filter_sets() -> None:
     r = rules()
     openat = r.by_nr[abi.syscall_number("openat")]

@@ -5,7 +5,7 @@ engine to trace its own pid, and once the answer says the kernel traces
 it, execs the command in place, so the trace shows the command with the
 pid pyktrace had. The records are written by the daemon asynchronously:
 the engine drains the moment the traced process exits (it watches a pidfd
-of it), and a reader that must not race it asks for `sync` first (see
+of it), and pykdump asks it to `flush` before it reads (trace/bpf/flush.py;
 docs/DESIGN.md, "The daemon and the client").
 """
 

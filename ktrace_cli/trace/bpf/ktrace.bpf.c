@@ -23,6 +23,7 @@
 
 #include "records.bpf.h"
 #include "stru.bpf.h"
+#include "exec.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -50,20 +51,21 @@ static __always_inline int nami(struct proc *p, __u32 tgid, __u32 tid, __u64 upt
 /* Programs reached by tail call: one array per tracepoint, since a program
  * array holds programs of one attach point only. */
 #define JUMP_MORE 0
+#define JUMP_EXEC 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
-} enter_jumps SEC(".maps"); /* ktr_sys_enter_more: SCTL and entry STRU records */
+} enter_jumps SEC(".maps"); /* ktr_sys_enter_more: SCTL and entry STRU records; ktr_sys_enter_exec */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
-} exit_jumps SEC(".maps"); /* ktr_sys_exit_more: exit STRU records, then the RET */
+} exit_jumps SEC(".maps"); /* ktr_sys_exit_more: exit STRU records, then the RET; ktr_sys_exit_exec */
 
 #define SYSCTL_PREFIX_LEN 10 /* "/proc/sys/" */
 #define SYSCTL_NAME_MAX 256
@@ -193,6 +195,60 @@ static __always_inline void abi_switch(struct proc *p, __u32 tgid, __u32 tid, in
 		procctor(p, tgid, tid);
 }
 
+static __always_inline void sysret(struct proc *p, __u32 tgid, __u32 tid, long nr, __s32 error,
+				   __s64 rval);
+
+/*
+ * The RET of a call a signal interrupted: Linux's sys_exit sees one of its
+ * restart codes, and decides only when it delivers the signal whether the
+ * program sees EINTR or the call runs again; FreeBSD records what the
+ * program sees.  So the RET waits here, by thread, for the thread's next
+ * signal delivery (a handler: EINTR unless SA_RESTART saves an
+ * ERESTARTSYS), or its next call or its end (restarted), as the ptrace
+ * engine's restarts module decides.  LRU: a thread untraced meanwhile
+ * leaves no entry for ever.
+ */
+#define LX_ERESTARTSYS 512
+#define LX_ERESTARTNOHAND 514
+#define LX_ERESTART_RESTARTBLOCK 516
+#define LX_SA_RESTART 0x10000000
+#define FREEBSD_EINTR 4
+
+struct held {
+	__s32 nr;
+	__u32 code; /* the Linux restart code */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct held);
+} held_ret SEC(".maps");
+
+/* Write `tid`'s waiting RET, if any: EINTR if `eintr`, else RESTART. */
+static __always_inline void settle_ret(struct proc *p, __u32 tgid, __u32 tid, int eintr)
+{
+	struct held *h = bpf_map_lookup_elem(&held_ret, &tid);
+
+	if (!h)
+		return;
+	sysret(p, tgid, tid, h->nr, eintr ? FREEBSD_EINTR : ERESTART, 0);
+	bpf_map_delete_elem(&held_ret, &tid);
+}
+
+/* Whether a restart code becomes EINTR when the signal with `ka` is delivered. */
+static __always_inline int restart_is_eintr(__u32 code, struct k_sigaction *ka)
+{
+	__u64 handler = (__u64)BPF_CORE_READ(ka, sa.sa_handler);
+
+	if (handler <= 1) /* SIG_DFL, SIG_IGN: no handler runs, the call restarts */
+		return 0;
+	if (code == LX_ERESTARTSYS)
+		return !(BPF_CORE_READ(ka, sa.sa_flags) & LX_SA_RESTART);
+	return 1; /* ERESTARTNOHAND, ERESTART_RESTARTBLOCK */
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 {
@@ -203,6 +259,7 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 
 	if (!p || id < 0)
 		return 0;
+	settle_ret(p, tgid, tid, 0); /* an interrupted call runs again (or restart_syscall) */
 	compat = in_compat(bpf_get_current_task_btf());
 	if (compat != p->abi32)
 		abi_switch(p, tgid, tid, compat);
@@ -235,7 +292,12 @@ int BPF_PROG(ktr_sys_enter, struct pt_regs *regs, long id)
 		}
 		commit(b, hdr + 8 + 8 * narg);
 	}
-	if (pathmask && p->facs & KTRFAC(KTR_NAMEI)) {
+	if (flags & SYS_EXEC) {
+		/* ARGS, ENVS and the path, in FreeBSD's order: ktr_sys_enter_exec. */
+		if (p->facs & (KTRFAC(KTR_NAMEI) | KTRFAC(KTR_ARGS) | KTRFAC(KTR_ENVS)))
+			bpf_tail_call(ctx, &enter_jumps, JUMP_EXEC);
+		return 0;
+	} else if (pathmask && p->facs & KTRFAC(KTR_NAMEI)) {
 		__u32 retry = 0;
 #pragma unroll
 		for (int i = 0; i < 6; i++) {
@@ -278,6 +340,12 @@ int BPF_PROG(ktr_sys_enter_more, struct pt_regs *regs, long id)
 			      arg_of(regs, (s->stru_arg + 1) & 7, compat));
 	else if (s->stru == STRU_ITIMERVAL && s->flags & SYS_SETITIMER)
 		stru_itimerval(p, tgid, tid, arg_of(regs, 1, compat));
+	else if (s->stru == STRU_SIGSET && stru_sigset(p, tgid, tid, regs, compat, s->sig, 0)) {
+		__u32 *retry = bpf_map_lookup_elem(&nami_retry, &tid), mask = RETRY_SIGSET;
+		if (retry)
+			mask |= *retry;
+		bpf_map_update_elem(&nami_retry, &tid, &mask, BPF_ANY);
+	}
 	return 0;
 }
 
@@ -451,6 +519,8 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 					nami(p, tgid, tid, arg_of(regs, i, compat));
 			}
 		}
+		if (mask & RETRY_SIGSET && s && p->facs & KTRFAC(KTR_STRUCT))
+			stru_sigset(p, tgid, tid, regs, compat, s->sig, 0);
 	}
 	if (flags & SYS_SIGRETURN) {
 		/* The value in %rax is the interrupted context's, not a result:
@@ -462,6 +532,12 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 		__u32 e = -ret;
 		__s32 *m;
 		asm volatile("" : "+r"(e)); /* keep the index positive for the verifier */
+		if ((e == LX_ERESTARTSYS || e == LX_ERESTARTNOHAND || e == LX_ERESTART_RESTARTBLOCK) &&
+		    p->facs & KTRFAC(KTR_SYSRET)) {
+			struct held h = {.nr = nr, .code = e};
+			bpf_map_update_elem(&held_ret, &tid, &h, BPF_ANY);
+			return 0; /* the RET waits for the signal's delivery */
+		}
 		m = bpf_map_lookup_elem(&errmap, &e);
 		error = m ? *m : (__s32)e;
 		rval = 0;
@@ -470,6 +546,8 @@ int BPF_PROG(ktr_sys_exit, struct pt_regs *regs, long ret)
 	} else if (ret > 0 && flags & (SYS_GIO_READ | SYS_GIO_WRITE) && p->facs & KTRFAC(KTR_GENIO)) {
 		genio(p, tgid, tid, regs, compat, ret, flags & SYS_GIO_WRITE ? UIO_WRITE : UIO_READ);
 	}
+	if (flags & SYS_EXEC && ret != 0 && bpf_map_lookup_elem(&exec_comms, &tid))
+		bpf_tail_call(ctx, &exit_jumps, JUMP_EXEC); /* what its entry could not read, then the RET */
 	if ((!error && stru && stru != STRU_SOCKADDR_IN && p->facs & KTRFAC(KTR_STRUCT)) ||
 	    (ret > 0 && flags & (SYS_GIO_IOV | SYS_GIO_MSG) && p->facs & KTRFAC(KTR_GENIO)))
 		bpf_tail_call(ctx, &exit_jumps, JUMP_MORE); /* GIO or STRU, then the RET */
@@ -519,6 +597,8 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 				stru_sockaddr(p, tgid, tid, where, alen);
 		} else if (s->stru == STRU_ITIMERVAL) {
 			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1, compat));
+		} else if (s->stru == STRU_SIGSET) {
+			stru_sigset(p, tgid, tid, regs, compat, s->sig, 1);
 		}
 	}
 	sysret(p, tgid, tid, nr, 0, ret);
@@ -564,8 +644,11 @@ int BPF_PROG(ktr_fork, struct task_struct *parent, struct task_struct *child)
  */
 #define EXEC_VECTOR_MAX (256 * 1024)
 
+#define ARG_STRLEN_MAX (128 * 1024) /* Linux's MAX_ARG_STRLEN: one string, NUL included */
+
 struct exec_buf {
-	__u8 data[8 + HDR_V1 + EXEC_VECTOR_MAX];
+	/* Room for a string read at the last offset the vector bound allows. */
+	__u8 data[8 + HDR_V1 + EXEC_VECTOR_MAX + ARG_STRLEN_MAX];
 };
 
 /* One buffer per CPU, indexed by CPU (a per-CPU map value may not be this
@@ -597,31 +680,17 @@ static long last_nul(__u32 i, void *data)
 	return 0;
 }
 
-static __always_inline void exec_strings(struct proc *p, __u32 tgid, __u32 tid, __u16 type,
-					 __u64 start, __u64 end)
+/* Send the ARGS or ENVS record of `n` bytes built in `x`, after the batch so far. */
+static __always_inline void exec_send(struct proc *p, __u32 tgid, __u32 tid, __u16 type,
+				      struct exec_buf *x, __u32 n, const char *comm)
 {
 	struct batch *b = get_batch();
-	__u32 hdr = hdr_size(p), cpu = bpf_get_smp_processor_id(), n, size;
-	struct exec_buf *x = bpf_map_lookup_elem(&exec_scratch, &cpu);
-	__u8 *area;
+	__u32 hdr = hdr_size(p), size;
 
-	if (!b || !x)
+	if (!b)
 		return;
-	n = end > start ? (end - start > EXEC_VECTOR_MAX ? EXEC_VECTOR_MAX : end - start) : 0;
-	area = x->data + 8 + (hdr == HDR_V1 ? HDR_V1 : HDR_V0);
-	if (n) {
-		asm volatile("%0 &= 0x7ffff" : "+r"(n)); /* bounds the verifier sees */
-		if (n > EXEC_VECTOR_MAX || bpf_probe_read_user(area, n, (void *)start) != 0)
-			return;
-		if (end - start > EXEC_VECTOR_MAX) {
-			/* Cut after the last whole string that fits. */
-			struct nul_scan ns = { .area = area, .n = n };
-			bpf_loop(n, last_nul, &ns, 0);
-			n = ns.cut;
-		}
-	}
 	flush(b); /* the records before this one go first */
-	put_hdr(x->data + 8, p, type, n, tgid, tid, NULL);
+	put_hdr(x->data + 8, p, type, n, tgid, tid, comm);
 	*(__u32 *)(x->data + 0) = p->file;
 	*(__u32 *)(x->data + 4) = hdr + n;
 	size = 8 + hdr + n;
@@ -637,27 +706,242 @@ static __always_inline void exec_strings(struct proc *p, __u32 tgid, __u32 tid, 
 	}
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+static __always_inline struct exec_buf *exec_buf(void)
 {
-	__u32 tgid, tid;
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	return bpf_map_lookup_elem(&exec_scratch, &cpu);
+}
+
+/* The new image's argument or environment area (what exec wrote). */
+static __always_inline void exec_strings(struct proc *p, __u32 tgid, __u32 tid, __u16 type,
+					 __u64 start, __u64 end, const char *comm)
+{
+	__u32 hdr = hdr_size(p), n;
+	struct exec_buf *x = exec_buf();
+	__u8 *area;
+
+	if (!x)
+		return;
+	n = end > start ? (end - start > EXEC_VECTOR_MAX ? EXEC_VECTOR_MAX : end - start) : 0;
+	area = x->data + 8 + (hdr == HDR_V1 ? HDR_V1 : HDR_V0);
+	if (n) {
+		asm volatile("%0 &= 0x7ffff" : "+r"(n)); /* bounds the verifier sees */
+		if (n > EXEC_VECTOR_MAX || bpf_probe_read_user(area, n, (void *)start) != 0)
+			return;
+		if (end - start > EXEC_VECTOR_MAX) {
+			/* Cut after the last whole string that fits. */
+			struct nul_scan ns = { .area = area, .n = n };
+			bpf_loop(n, last_nul, &ns, 0);
+			n = ns.cut;
+		}
+	}
+	exec_send(p, tgid, tid, type, x, n, comm);
+}
+
+/* A walk over the calling image's argv or envp, as the ptrace engine reads
+ * them: whole strings while they fit in EXEC_VECTOR_MAX bytes. */
+struct vec_walk {
+	__u8 *area;
+	__u64 vec;
+	__u32 ptr;    /* 8, or 4 for an i386 call */
+	__u32 got;
+	__u32 failed; /* a pointer or string could not be read */
+};
+
+#define VEC_MAX (1 << 20) /* far beyond Linux's MAX_ARG_STRINGS worth of bytes */
+
+static long vec_step(__u32 i, void *data)
+{
+	struct vec_walk *w = data;
+	__u64 addr = 0;
+	__u32 room, max, off;
+	long n;
+
+	if (w->ptr == 4) {
+		__u32 a32;
+		if (bpf_probe_read_user(&a32, 4, (void *)(w->vec + 4 * (__u64)i)) != 0)
+			goto bad;
+		addr = a32;
+	} else if (bpf_probe_read_user(&addr, 8, (void *)(w->vec + 8 * (__u64)i)) != 0) {
+		goto bad;
+	}
+	if (addr == 0)
+		return 1;
+	off = w->got;
+	if (off >= EXEC_VECTOR_MAX)
+		return 1;
+	room = EXEC_VECTOR_MAX - off;
+	max = room < ARG_STRLEN_MAX ? room : ARG_STRLEN_MAX;
+	asm volatile("%0 &= 0x3ffff" : "+r"(off)); /* bounds the verifier sees */
+	if (max == 0 || max > ARG_STRLEN_MAX)
+		return 1;
+	n = bpf_probe_read_user_str(w->area + off, max, (void *)addr);
+	if (n <= 0)
+		goto bad;
+	if (n == max && max == room)
+		return 1; /* it did not fit whole: the list ends before it */
+	w->got += n;
+	return 0;
+bad:
+	w->failed = 1;
+	return 1;
+}
+
+/* ARGS or ENVS from the vector at `vec`; 1 if some of it could not be read
+ * (then, with `partial`, what could be is recorded, as the ptrace engine
+ * does; otherwise nothing). */
+static __always_inline int exec_vector(struct proc *p, __u32 tgid, __u32 tid, __u16 type, __u64 vec,
+				       int compat, int partial)
+{
+	struct exec_buf *x = exec_buf();
+	struct vec_walk w = {};
+
+	if (!x)
+		return 0;
+	w.area = x->data + 8 + (hdr_size(p) == HDR_V1 ? HDR_V1 : HDR_V0);
+	w.vec = vec;
+	w.ptr = compat ? 4 : 8;
+	if (vec)
+		bpf_loop(VEC_MAX, vec_step, &w, 0);
+	if (w.failed && !partial)
+		return 1;
+	exec_send(p, tgid, tid, type, x, w.got, NULL);
+	return w.failed;
+}
+
+/* The argv, envp and path arguments of execve and execveat. */
+static __always_inline void exec_args(struct pt_regs *regs, int compat, __u32 pathmask, __u64 *argv,
+				      __u64 *envp, __u64 *path)
+{
+	int at = pathmask & 1 ? 0 : 1; /* execve: the path first; execveat: after the descriptor */
+
+	*path = arg_of(regs, at, compat);
+	*argv = arg_of(regs, at + 1, compat);
+	*envp = arg_of(regs, at + 2, compat);
+}
+
+/*
+ * ARGS, ENVS and the exec's path (NAMI), in FreeBSD's order, from the
+ * calling image's memory.  Whatever cannot be read yet (a page the program
+ * never touched), and all after it, waits: for the new image's copies if
+ * the exec succeeds (ktr_exec), or until the call has read them if it
+ * fails (ktr_sys_exit_exec).
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ktr_sys_enter_exec, struct pt_regs *regs, long id)
+{
+	__u32 tgid, tid, k;
 	struct proc *p = traced_proc(&tgid, &tid);
+	struct exec_comm c = {};
+	struct sysent *s;
+	__u64 argv, envp, path;
+	int compat = in_compat(bpf_get_current_task_btf());
+
+	if (!p || id < 0 || id >= MAX_SYSCALL)
+		return 0;
+	k = sys_key(id, compat);
+	s = bpf_map_lookup_elem(&systab, &k);
+	if (!s)
+		return 0;
+	exec_args(regs, compat, s->pathmask, &argv, &envp, &path);
+	bpf_get_current_comm(c.s, sizeof(c.s));
+	c.deferred = EXEC_DONE;
+	if (p->facs & KTRFAC(KTR_ARGS) && exec_vector(p, tgid, tid, KTR_ARGS, argv, compat, 0))
+		c.deferred = EXEC_ARGS;
+	else if (p->facs & KTRFAC(KTR_ENVS) && exec_vector(p, tgid, tid, KTR_ENVS, envp, compat, 0))
+		c.deferred = EXEC_ENVS;
+	else if (p->facs & KTRFAC(KTR_NAMEI) && nami(p, tgid, tid, path))
+		c.deferred = EXEC_NAMI;
+	bpf_map_update_elem(&exec_comms, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+/* A failed exec's exit: what its entry could not read (the call has read
+ * it by now, unless it failed first), then the RET. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(ktr_sys_exit_exec, struct pt_regs *regs, long ret)
+{
+	__u32 tgid, tid, k, stage;
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct exec_comm *c;
+	struct sysent *s;
+	__u64 argv, envp, path;
+	long nr;
+	__s32 error = 0;
+	int compat = in_compat(bpf_get_current_task_btf());
 
 	if (!p)
 		return 0;
+	nr = BPF_CORE_READ(regs, orig_ax); /* a failed exec left the entry's */
+	if (nr < 0 || nr >= MAX_SYSCALL)
+		return 0;
+	k = sys_key(nr, compat);
+	s = bpf_map_lookup_elem(&systab, &k);
+	c = bpf_map_lookup_elem(&exec_comms, &tid);
+	if (!s || !c)
+		return 0;
+	stage = c->deferred;
+	bpf_map_delete_elem(&exec_comms, &tid);
+	exec_args(regs, compat, s->pathmask, &argv, &envp, &path);
+	if (stage <= EXEC_ARGS && p->facs & KTRFAC(KTR_ARGS))
+		exec_vector(p, tgid, tid, KTR_ARGS, argv, compat, 1);
+	if (stage <= EXEC_ENVS && p->facs & KTRFAC(KTR_ENVS))
+		exec_vector(p, tgid, tid, KTR_ENVS, envp, compat, 1);
+	if (stage <= EXEC_NAMI && p->facs & KTRFAC(KTR_NAMEI))
+		nami(p, tgid, tid, path);
+	if (ret < 0 && ret >= -(MAX_ERRNO - 1)) {
+		__u32 e = -ret;
+		__s32 *m;
+		asm volatile("" : "+r"(e)); /* keep the index positive for the verifier */
+		m = bpf_map_lookup_elem(&errmap, &e);
+		error = m ? *m : (__s32)e;
+		ret = 0;
+	}
+	sysret(p, tgid, tid, nr, error, ret);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid, tid, key = old_pid, stage = EXEC_ARGS; /* the thread's id in the call (a non-leader's exec took the leader's) */
+	struct proc *p = traced_proc(&tgid, &tid);
+	struct exec_comm *e;
+	const char *comm, *path, *interp;
+
+	if (!p)
+		return 0;
+	/* FreeBSD's order, under the name of the image that called exec: what
+	 * the entry could not read (ARGS, ENVS, the path), from the kernel's
+	 * copies; the #! interpreter; then the new image. */
+	e = bpf_map_lookup_elem(&exec_comms, &key);
+	comm = e ? e->s : NULL;
+	if (e)
+		stage = e->deferred;
+	if (stage <= EXEC_ENVS && p->facs & (KTRFAC(KTR_ARGS) | KTRFAC(KTR_ENVS))) {
+		struct mm_struct *mm = BPF_CORE_READ(task, mm);
+		if (mm && stage <= EXEC_ARGS && p->facs & KTRFAC(KTR_ARGS))
+			exec_strings(p, tgid, tid, KTR_ARGS, BPF_CORE_READ(mm, arg_start),
+				     BPF_CORE_READ(mm, arg_end), comm);
+		if (mm && p->facs & KTRFAC(KTR_ENVS))
+			exec_strings(p, tgid, tid, KTR_ENVS, BPF_CORE_READ(mm, env_start),
+				     BPF_CORE_READ(mm, env_end), comm);
+	}
+	if (p->facs & KTRFAC(KTR_NAMEI)) {
+		if (stage <= EXEC_NAMI)
+			nami_kernel(p, tgid, tid, exec_path(bprm), comm);
+		/* A script's #! interpreter: binfmt_script makes bprm->interp
+		 * its own copy of the name (otherwise it is the path itself). */
+		path = BPF_CORE_READ(bprm, filename);
+		interp = BPF_CORE_READ(bprm, interp);
+		if (interp != path)
+			nami_kernel(p, tgid, tid, interp, comm);
+	}
+	if (e)
+		bpf_map_delete_elem(&exec_comms, &key);
 	if (p->facs & KTRFAC(KTR_PROCCTOR))
 		procctor(p, tgid, tid);
-	if (p->facs & (KTRFAC(KTR_ARGS) | KTRFAC(KTR_ENVS))) {
-		struct mm_struct *mm = BPF_CORE_READ(task, mm);
-		if (!mm)
-			return 0;
-		if (p->facs & KTRFAC(KTR_ARGS))
-			exec_strings(p, tgid, tid, KTR_ARGS, BPF_CORE_READ(mm, arg_start),
-				     BPF_CORE_READ(mm, arg_end));
-		if (p->facs & KTRFAC(KTR_ENVS))
-			exec_strings(p, tgid, tid, KTR_ENVS, BPF_CORE_READ(mm, env_start),
-				     BPF_CORE_READ(mm, env_end));
-	}
 	return 0;
 }
 
@@ -692,6 +976,7 @@ int BPF_PROG(ktr_exit, struct task_struct *task)
 	/* Only the exiting task's own call (task == current) says it is leaving. */
 	if (BPF_CORE_READ(task, pid) != tid)
 		return 0;
+	settle_ret(p, tgid, tid, 0); /* a thread ending in an interrupted call */
 	/* The last thread out: do_exit has already counted it off signal->live. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
@@ -760,7 +1045,13 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 	__s32 code = 0, signo;
 	struct task_struct *task;
 
-	if (!p || !(p->facs & KTRFAC(KTR_PSIG)) || sig <= 0 || sig > LINUX_NSIG)
+	if (!p)
+		return 0;
+	/* The RET of the call the signal interrupted comes first, as the program sees it. */
+	struct held *h = bpf_map_lookup_elem(&held_ret, &tid);
+	if (h)
+		settle_ret(p, tgid, tid, restart_is_eintr(h->code, ka));
+	if (!(p->facs & KTRFAC(KTR_PSIG)) || sig <= 0 || sig > LINUX_NSIG)
 		return 0;
 	st = bpf_map_lookup_elem(&sigtab, &z);
 	if (!st)
@@ -783,7 +1074,14 @@ int BPF_PROG(ktr_signal, int sig, struct kernel_siginfo *info, struct k_sigactio
 	} else if (sig != LX_SIGKILL) {
 		if (info)
 			code = freebsd_sigcode(sig, BPF_CORE_READ(info, si_code));
-		blocked = BPF_CORE_READ(task, blocked.sig[0]);
+		/* The mask the handler returns to, as FreeBSD's postsig() and
+		 * PTRACE_GETSIGMASK give it: the one saved before a
+		 * sigsuspend-like call, while that call's own is in force. */
+		if (bpf_core_field_exists(task->restore_sigmask) &&
+		    BPF_CORE_READ_BITFIELD_PROBED(task, restore_sigmask))
+			blocked = BPF_CORE_READ(task, saved_sigmask.sig[0]);
+		else
+			blocked = BPF_CORE_READ(task, blocked.sig[0]);
 	}
 	idx = sig;
 	asm volatile("%0 &= 127" : "+r"(idx)); /* a bound the verifier sees */
@@ -856,7 +1154,7 @@ static __always_inline void csw(struct proc *p, __u32 pid, __u32 tid, int out,
 	if (!b)
 		return;
 	off = reserve(b, p->file, pid, HDR_V1 + 16);
-	hdr = put_hdr(b->data + (off & BATCH_MASK), p, KTR_CSW, 16, pid, tid, who);
+	hdr = put_hdr(b->data + (off & BATCH_MASK), p, KTR_CSW, 16, pid, tid, who ? who->comm : NULL);
 	d = b->data + ((off + hdr) & BATCH_MASK);
 	*(__s32 *)(d + 0) = out;
 	*(__s32 *)(d + 4) = 0; /* asleep in the kernel, not preempted in user mode */

@@ -24,8 +24,9 @@ OBJECT_NAME = W.OBJECT_NAME
 why_unavailable = W.why_unavailable
 PROGRAMS = ("ktr_sys_enter", "ktr_sys_exit", "ktr_fork", "ktr_exec", "ktr_exit", "ktr_switch",
             "ktr_signal", "ktr_siggen", "ktr_fault")
-# Programs reached by tail call, never attached: (program array, program).
-JUMPS = (("enter_jumps", "ktr_sys_enter_more"), ("exit_jumps", "ktr_sys_exit_more"))
+# Programs reached by tail call, never attached: (program array, index, program).
+JUMPS = (("enter_jumps", 0, "ktr_sys_enter_more"), ("exit_jumps", 0, "ktr_sys_exit_more"),
+         ("enter_jumps", 1, "ktr_sys_enter_exec"), ("exit_jumps", 1, "ktr_sys_exit_exec"))
 RING_DEFAULT = 8 << 20
 RING_MIN = 4096
 BATCH_DATA = 16384  # as in ktrace.bpf.c
@@ -39,7 +40,7 @@ BPF_ANY = 0
 # struct proc, struct sysent and struct cfg of ktrace.bpf.c.
 PROC = struct.Struct("<6IQ2I")  # facs, file, version, genio, drop_pending, fatal_logged, dropped, abi32, pad
 PROC_ABI32 = 7  # the index of abi32 in an unpacked PROC: 1 once the last call was i386
-SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, pad
+SYSENT = struct.Struct("<BBHBBH")  # narg, pathmask, flags, stru, stru_arg, sig (trace/sigsets.py's descriptor)
 CFG = struct.Struct("<Q4I2Q")  # realtime_off, batch_limit, wake_at, woken, watch, lost batches/records
 CFG_WOKEN = 16
 CFG_WATCH = 20
@@ -217,10 +218,10 @@ class BpfObject:
         self.ring_fd = self._map("ring", 0, 0).fd
         self.cfg_mem = mmap.mmap(self.config.fd, mmap.PAGESIZE, mmap.MAP_SHARED,
                                  mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
-        for array, name in JUMPS:
+        for array, index, name in JUMPS:
             prog = lib.bpf_object__find_program_by_name(obj, name.encode())
             fd = lib.bpf_program__fd(prog) if prog else -1
-            if fd < 0 or self._map(array, 4, 4).update(U32.pack(0), S32.pack(fd)):
+            if fd < 0 or self._map(array, 4, 4).update(U32.pack(index), S32.pack(fd)):
                 self.close()
                 raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME}: cannot install program {name}")
         self.progs = []
@@ -238,11 +239,11 @@ class BpfObject:
             raise BpfUnavailable(E.ENOENT, f"{OBJECT_NAME} has no map {name}")
         return Map(self.lib, fd, key, value)
 
-    def fill_tables(self, systab: list[tuple[int, int, int, int, int]], errmap: list[int],
+    def fill_tables(self, systab: list[tuple[int, int, int, int, int, int]], errmap: list[int],
                     names: list[bytes]) -> None:  # fmt: skip
         """Both ABIs' rows (x86_64 first, i386 from I386_BASE), their names, the errno map."""
-        for key, (narg, pathmask, flags, stru, stru_arg) in enumerate(systab[:SYSTAB_SIZE]):
-            self.systab.update(U32.pack(key), SYSENT.pack(narg, pathmask, flags, stru, stru_arg, 0))
+        for key, row in enumerate(systab[:SYSTAB_SIZE]):
+            self.systab.update(U32.pack(key), SYSENT.pack(*row))
         for nr, name in enumerate(names[:SYSTAB_SIZE]):
             self.sysnames.update(U32.pack(nr), name[:7].ljust(8, b"\0"))
         for e, fb in enumerate(errmap[:MAX_ERRNO]):

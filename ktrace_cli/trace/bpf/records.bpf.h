@@ -95,7 +95,7 @@ struct sysent {
 	__u16 flags;
 	__u8 stru;     /* STRU_*: the structure a STRU record shows */
 	__u8 stru_arg; /* the argument that points to it */
-	__u16 pad;
+	__u16 sig;     /* STRU_SIGSET: where the call's masks are (SIGSET_* below) */
 };
 
 /* STRU kinds, as trace/rules.py numbers them. */
@@ -104,6 +104,19 @@ struct sysent {
 #define STRU_SOCKADDR_IN 3  /* (addr, addrlen) at entry */
 #define STRU_SOCKADDR_OUT 4 /* (addr, socklen_t *) at exit */
 #define STRU_ITIMERVAL 5    /* setitimer: new at entry, old at exit; getitimer at exit */
+#define STRU_SIGSET 6       /* l_sigset_t masks, where the Linuxulator logs them */
+
+/* sysent.sig, as trace/sigsets.py packs it: the argument holding the
+ * sigsetsize, the argument pointing to the mask copied in (plus one; 0:
+ * none) and to the mask handed back, each either the mask itself or a
+ * struct sigaction whose mask follows three words, and whether argument 0
+ * must be a signal number (rt_sigaction). */
+#define SIGSET_SIZE_ARG(d) ((d) & 7)
+#define SIGSET_ENTRY_PTR(d) (((d) >> 3) & 7)
+#define SIGSET_ENTRY_SA 0x40
+#define SIGSET_EXIT_PTR(d) (((d) >> 7) & 7)
+#define SIGSET_EXIT_SA 0x400
+#define SIGSET_SIGNO 0x800
 
 #define WATCH_CSW 1   /* some process is traced with `w` */
 #define WATCH_FAULT 2 /* some process is traced with `f` */
@@ -141,7 +154,12 @@ struct {
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u32);
-} nami_retry SEC(".maps");
+} nami_retry SEC(".maps"); /* bits 0-5: path arguments; RETRY_SIGSET */
+
+/* The mask a signal call copies in could not be read at entry: read it
+ * again at exit, where it still comes before the RET (and the mask the
+ * call hands back), as the ptrace engine orders them. */
+#define RETRY_SIGSET (1u << 8)
 
 /*
  * Threads inside a call whose exit cannot tell which call it was, by
@@ -358,7 +376,7 @@ static __always_inline __u16 drop_mark(struct proc *p)
  * bytes, microseconds).  Returns the header's size.
  */
 static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 payload,
-				     __u32 pid, __u32 tid, struct task_struct *who)
+				     __u32 pid, __u32 tid, const char *comm)
 {
 	struct cfg *c = get_cfg();
 	__u64 ns = bpf_ktime_get_ns() + (c ? c->realtime_off : 0);
@@ -366,8 +384,8 @@ static __always_inline __u32 put_hdr(__u8 *h, struct proc *p, __u16 type, __u32 
 
 	*(__s32 *)(h + 0) = payload;
 	*(__u32 *)(h + 8) = pid;
-	if (who) /* a record for a task other than current (CSW in) */
-		bpf_probe_read_kernel(h + 12, 16, who->comm);
+	if (comm) /* another name than current's (CSW in, the records of an exec) */
+		bpf_probe_read_kernel(h + 12, 16, comm);
 	else
 		bpf_get_current_comm(h + 12, 16);
 	*(__u32 *)(h + 28) = 0; /* comm is MAXCOMLEN + 1 = 20 bytes in FreeBSD */

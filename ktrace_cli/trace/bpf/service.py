@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, TraceFile
-from ktrace_cli.trace import convert, daemon, procfs, protocol
+from ktrace_cli.trace import convert, daemon, procfs, protocol, sigsets
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.bpf import loader as L
 from ktrace_cli.trace.bpf.drain import Ring, write_all
 from ktrace_cli.trace.bpf.wire import message, parse
 from ktrace_cli.trace.control_server import Endpoint
-from ktrace_cli.trace.ktrops import rename_accepted
+from ktrace_cli.trace.ktrops import FDTABLE, rename_accepted
 from ktrace_cli.trace.runtime import Runtime
 
 log = logging.getLogger("pyktrace.engine")
@@ -42,6 +42,7 @@ CONN_TIMEOUT = 2.0  # seconds a connected client has to send its request
 DROP_REPORT = 1.0  # seconds between log lines about drops
 IDLE_GRACE = 5.0  # seconds the loaded programs wait for the next request (a cold start loads them again: ~0.4 s)
 DRAINER_NICE = -10
+DRAINER_RT_PRIORITY = 1  # SCHED_FIFO's lowest: above every ordinary task, below any real-time one
 DETACH_GRACE = 1.0  # seconds the programs stay attached once nothing is traced
 ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
@@ -75,9 +76,9 @@ def detach_grace() -> float:
     return secs
 
 
-def tables() -> tuple[list[tuple[int, int, int, int, int]], list[int]]:
-    """The syscall table (narg, path-argument mask, flags, STRU kind and argument)
-    of x86_64, then of i386 from L.I386_BASE on, and the errno map, from ktrace_cli's own."""
+def tables() -> tuple[list[tuple[int, int, int, int, int, int]], list[int]]:
+    """The syscall table (narg, path-argument mask, flags, STRU kind and argument,
+    where an l_sigset_t call's masks are) of x86_64, then of i386 from L.I386_BASE on, and the errno map, from ktrace_cli's own."""
     from ktrace_cli.abi import linux_i386, linuxulator  # lazy: start-up
 
     x86_64 = [_sysent(rule, nr in linuxulator.JUSTRETURN_SYSCALLS) for nr, rule in enumerate(R.rules().by_nr)]
@@ -90,10 +91,10 @@ def names() -> list[bytes]:
     return [rules.name(nr).encode() for rules in (R.rules(), R.rules_i386()) for nr in range(L.MAX_SYSCALL)]
 
 
-def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int, int, int]:
+def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int, int, int, int]:
     """One row of the kernel's table; `justreturn`: the call returns to the signalled code (sigreturn)."""
     if rule is None:
-        return (6, 0, 0, 0, 0)
+        return (6, 0, 0, 0, 0, 0)
     mask = sum(1 << i for i in rule.paths if i < 6)
     flags = L.SYS_EXEC if rule.special == R.SPECIAL_EXEC else 0
     if justreturn:
@@ -110,7 +111,8 @@ def _sysent(rule: R.SyscallRule | None, justreturn: bool) -> tuple[int, int, int
             flags |= L.SYS_GIO_OUT
     if rule.name == "setitimer":
         flags |= L.SYS_SETITIMER
-    return (rule.narg, mask, flags, rule.stru, rule.stru_arg)
+    sig = sigsets.descriptor(rule.name) if rule.stru == R.STRU_SIGSET else 0
+    return (rule.narg, mask, flags, rule.stru, rule.stru_arg, sig)
 
 
 def signal_tables() -> tuple[list[int], Callable[[int], tuple[int, int, int, int]], int,
@@ -273,6 +275,11 @@ class BpfEngine:
         if op == "shutdown":
             self.stop = True
             return {"error": 0}
+        if op == "flush":
+            # A reader's request (pykdump): the files hold every record made
+            # before it; nothing else is done, so that it answers fast.
+            self.barrier()
+            return {"error": 0}
         if op == "sync":
             self.barrier()
             self.housekeeping()  # detached, and the drops logged, before the command's parent goes on
@@ -302,7 +309,8 @@ class BpfEngine:
             return {"error": E.EPERM, "self": f"pid {pid} is the trace engine; it cannot trace itself"}
         if msg.get("command") and pid != peer_pid:
             return {"error": E.EPERM, "message": "command mode traces only the caller itself"}
-        reply = self._set(pid, facs, descend, fd, version, genio, fsize)
+        # A command's descriptors are pyktrace's, opened before its trace: no fdtable.
+        reply = self._set(pid, facs, descend, fd, version, genio, fsize, fdtable=not msg.get("command"))
         if reply["error"]:
             return reply
         if msg.get("command"):
@@ -346,7 +354,7 @@ class BpfEngine:
         return bf
 
     def _set(self, pid: int, facs: int, descend: bool, fd: int, version: int,
-             genio: int, fsize: int) -> dict[str, object]:  # fmt: skip
+             genio: int, fsize: int, fdtable: bool = False) -> dict[str, object]:  # fmt: skip
         bf = self._file(fd, version, genio)
         if bf is None:
             return {"error": E.EACCES}
@@ -382,6 +390,10 @@ class BpfEngine:
             abi32 = old[L.PROC_ABI32] if old is not None else 0
             bf.tf.record(K.KTR_PROCCTOR, p, p, comm, time.time_ns(),
                          L.U32.pack(SV_FLAGS_LINUX32 if abi32 else SV_FLAGS_LINUX64))  # fmt: skip
+            if fdtable and old is None and flags & K.KTRFAC_STRUCT:
+                # As the ptrace engine does at attach: what its descriptors already are,
+                # before any record the kernel side makes for it (not yet in `traced`).
+                bf.tf.record(K.KTR_STRUCT, p, p, comm, time.time_ns(), FDTABLE + b"\0" + _fdtable(p))
             if bf.tf.flush():
                 return {"error": bf.tf.failed}
             value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0,
@@ -451,6 +463,14 @@ class BpfEngine:
         self.obj.close()
 
 
+def _fdtable(pid: int) -> bytes:
+    """procfs.fdtable(), empty when even reading the directory fails (the daemon goes on)."""
+    try:
+        return procfs.fdtable(pid)
+    except OSError:
+        return b""
+
+
 def _comm(pid: int) -> bytes | None:
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
@@ -505,6 +525,25 @@ def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> Non
                 break
 
 
+def drainer_priority() -> None:
+    """Run the drainer as a real-time task (SCHED_FIFO, lowest priority), root's to ask.
+
+    The exit hook wakes the drainer before the command's parent is told of
+    the exit; as a real-time task it runs at once, before the parent (and
+    any script reading the file) gets a CPU, so the trace's end is on disk
+    by the time the parent returns from wait(2) (measured in docs/DESIGN.md).
+    It also empties a bounded ring ahead of the processes that fill it.
+    Its work is bounded by what the kernel queued, and the kernel's RT
+    throttling leaves other tasks their share even so; it never forks, and
+    SCHED_RESET_ON_FORK makes sure nothing it might start inherits this.
+    Without the privilege (a container), it keeps DRAINER_NICE.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(DRAINER_RT_PRIORITY))
+    except OSError as e:
+        log.info("drainer stays at nice %d: SCHED_FIFO refused (%s)", DRAINER_NICE, e.strerror)
+
+
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     daemon.close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -524,9 +563,8 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
         pass
     daemon.set_title(ENGINE_NAME)
     try:
-        # The drainer empties a bounded ring that traced processes fill, and
-        # a command's parent may read the file as soon as it exits: woken,
-        # it should run before them (root may raise its priority).
+        # Loading (the verifier's ~0.4 s of CPU) runs merely reniced; so does
+        # the drainer where drainer_priority() is refused.
         os.setpriority(os.PRIO_PROCESS, 0, DRAINER_NICE)
     except OSError:
         pass
@@ -543,6 +581,7 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
         os.write(ready, f"the bpf engine failed to start: {e}".encode())
         return 1
     signal.signal(signal.SIGTERM, lambda *_: setattr(engine, "stop", True))
+    drainer_priority()
     log.info("bpf engine started (ring %d bytes)", engine.ring.size)
     os.write(ready, b"ok")
     os.close(ready)

@@ -213,4 +213,47 @@ static __always_inline void stru_itimerval(struct proc *p, __u32 tgid, __u32 tid
 	commit(b, hdr + 10 + 32);
 }
 
+/*
+ * STRU "l_sigset_t": the 8-byte Linux mask a signal call copied in (at
+ * entry) or handed back (at exit, on success), as FreeBSD's Linuxulator
+ * logs it and trace/sigsets.py finds it for the ptrace engine: nothing
+ * when sigsetsize is not 8, nor for rt_sigaction of a signal outside 1..64.
+ * Inside a struct sigaction the mask follows the handler, flags and
+ * restorer: three words, of 8 bytes on x86_64 and 4 on i386.
+ */
+#define LX_SIGSET_SIZE 8
+#define LX_NSIG 64
+
+static __always_inline int stru_sigset(struct proc *p, __u32 tgid, __u32 tid, struct pt_regs *regs,
+				       int compat, __u16 desc, int at_exit)
+{
+	__u32 ptr = at_exit ? SIGSET_EXIT_PTR(desc) : SIGSET_ENTRY_PTR(desc), off, hdr = hdr_size(p);
+	__u64 addr, signo;
+	struct batch *b;
+	__u8 *d;
+
+	if (ptr == 0 || arg_of(regs, SIGSET_SIZE_ARG(desc), compat) != LX_SIGSET_SIZE)
+		return 0;
+	if (desc & SIGSET_SIGNO) {
+		signo = arg_of(regs, 0, compat);
+		if (signo < 1 || signo > LX_NSIG)
+			return 0;
+	}
+	addr = arg_of(regs, ptr - 1, compat);
+	if (!addr)
+		return 0;
+	if (desc & (at_exit ? SIGSET_EXIT_SA : SIGSET_ENTRY_SA))
+		addr += compat ? 3 * 4 : 3 * 8;
+	b = stru_begin(p, tgid, &off);
+	if (!b)
+		return 0;
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	__builtin_memcpy(d, "l_sigset_t", 11);
+	if (bpf_probe_read_user(d + 11, LX_SIGSET_SIZE, (void *)addr) != 0)
+		return 1;
+	put_header(b, off, p, KTR_STRUCT, 11 + LX_SIGSET_SIZE, tgid, tid);
+	commit(b, hdr + 11 + LX_SIGSET_SIZE);
+	return 0;
+}
+
 #endif

@@ -1,0 +1,62 @@
+"""A reader's request to root's bpf engine: every record made so far into the files.
+
+The engine drains its ring asynchronously, so the end of a command's trace
+may still be on its way when the command's parent starts a reader
+(docs/DESIGN.md, "The daemon and the client"). pykdump calls
+before_reading() first. This module imports nothing of ktrace_cli and only
+the standard library's socket, and that only when an engine's socket
+exists: with no engine running a reader pays a few stat(2) calls.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Where root's bpf engine listens, in the order runtime.candidates() tries
+# its directories (tests/unit holds them to runtime.py's and wire.py's
+# names): spelt out because importing those modules costs more than the stats.
+SOCKETS = ("$XDG_RUNTIME_DIR/pyktrace/bpf/engine.sock", "/run/pyktrace/bpf/engine.sock",
+           "/tmp/pyktrace-0/bpf/engine.sock", "$HOME/.cache/pyktrace/bpf/engine.sock")  # fmt: skip
+REQUEST = b'{"op": "flush"}\n'  # wire.message({"op": "flush"})
+TIMEOUT = 1.0  # seconds a reader waits for the flush before reading anyway
+ROOT = 0
+UCRED_UID = slice(4, 8)  # struct ucred: pid, uid, gid (ints)
+UCRED_SIZE = 12
+
+
+def engine_sockets() -> list[str]:
+    """The paths at which root's bpf engine may listen (a place whose variable is unset: skipped)."""
+    return [p for p in map(os.path.expandvars, SOCKETS) if "$" not in p]
+
+
+def before_reading() -> None:
+    """Ask each running bpf engine to flush, best effort: it answers once every
+    CPU's batch is in the ring and the ring is in the files.
+
+    Only root runs the engine, so only root asks; only an engine running as
+    root is asked, and never for more than TIMEOUT.
+    """
+    if os.geteuid() != ROOT:
+        return
+    found = [p for p in engine_sockets() if os.path.exists(p)]
+    if not found:
+        return
+    import socket  # lazy: only when an engine may be running
+
+    for path in dict.fromkeys(found):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(TIMEOUT)
+                sock.connect(path)
+                cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED_SIZE)
+                if int.from_bytes(cred[UCRED_UID], "little") != ROOT:
+                    continue  # not root's engine: nothing to ask of it
+                sock.sendall(REQUEST, socket.MSG_NOSIGNAL)
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError:
+            pass  # gone, busy or refused: read what is there, as before
