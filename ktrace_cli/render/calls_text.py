@@ -316,8 +316,20 @@ class CallText:
                         signals += f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
             else:
                 # _body, inlined: the same key, from the same parts.
-                shown_paths = shown_data = None
-                if parts:
+                shown_paths: tuple[bytes, ...] | None = None
+                shown_data: bytes | None = None
+                if len(parts) == 1:  # the usual case: one NAMI or one GIO, no lists to build
+                    s = parts[0]
+                    rtype = s.record.type
+                    if rtype == K.KTR_NAMEI:
+                        if plan[1]:
+                            shown_paths = (s.payload.path,)  # type: ignore[union-attr]
+                    elif rtype == K.KTR_GENIO:
+                        if plan[2] >= 0:
+                            shown_data = s.payload.data[: STRING_LIMIT + 1]  # type: ignore[union-attr]
+                    elif rtype == K.KTR_PSIG:
+                        signals = f" [{A.signal_name(call.abi, s.payload.signo)}]"  # type: ignore[union-attr]
+                elif parts:
                     paths: list[bytes] | None = None
                     data: list[bytes] | None = None
                     for s in parts:

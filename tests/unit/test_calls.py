@@ -12,7 +12,7 @@ import pytest
 
 from ktrace_cli.decode import pipeline
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.records import Genio, Namei, Record, Struct, Syscall, Sysret
+from ktrace_cli.format.records import Genio, Namei, Psig, Record, Struct, Syscall, Sysret
 from tests.kdump_helpers import FREEBSD64, LINUX64, ctor, rec, run_pykdump
 
 AT_FDCWD = (1 << 64) - 100
@@ -304,3 +304,20 @@ def test_unknown_names_warn_and_match_nothing(tmp_path: Path) -> None:
     ]
     assert lines(tmp_path, interleaved(), "--comm=ls", "--calls") == []
     assert len(lines(tmp_path, interleaved(), "--comm=c?t", "--calls")) == 6
+
+
+def test_signals_during_a_call_are_marked(tmp_path: Path) -> None:
+    """A PSIG inside a call marks its line, alone or beside the call's GIO and NAMI records."""
+    sig = rec(Psig(2, 0, 0), tid=A, **at(1))  # SIGINT
+    records = [
+        ctor(),
+        call(READ, 0, 0x1000, 0x40, ms=0), sig, ret(READ, error=4, ms=2),  # EINTR
+        call(READ, 0, 0x1000, 0x40, ms=3), gio(0, b"y\n", ms=3), rec(Psig(14, 0, 0), tid=A, **at(3)),
+        ret(READ, 2, ms=4),
+        call(GETPID, ms=5), rec(Psig(2, 0, 0), tid=A, **at(5)), ret(GETPID, 2035, ms=6),
+    ]
+    assert lines(tmp_path, records, "--calls") == [
+        "  2035 cat      read(0,0x1000,0x40) [SIGINT] = -1 EINTR (Interrupted system call) <0.002000>",
+        '  2035 cat      read(0,"y\\n",0x40) [SIGALRM] = 2 <0.001000>',
+        "  2035 cat      getpid() [SIGINT] = 2035 <0.001000>",
+    ]
