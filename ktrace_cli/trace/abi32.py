@@ -22,7 +22,7 @@ import time
 from ktrace_cli.abi.linux_i386 import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, procctor
-from ktrace_cli.trace import capture, convert, lifecycle, restarts
+from ktrace_cli.trace import capture, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.table import TraceeTable
@@ -36,8 +36,11 @@ if TYPE_CHECKING:
         """What these stops use of trace/engine.py's Engine (named here, so neither imports the other)."""
 
         table: TraceeTable
-        errmap: list[int]
         is_root: bool
+
+        def record_exit(
+            self, t: Thread, p: Proc, nr: int, rules: R.Rules, justreturn: frozenset[int], rval: int, is_error: int
+        ) -> None: ...
 
 
 ARCH_MIXED = 0  # matches no arch: every stop of the process comes here
@@ -130,30 +133,6 @@ def _exit(eng: Engine, t: Thread, p: Proc, raw: int, is_error: int) -> None:
     try:
         if nr < 0:
             return
-        ns = time.time_ns()
-        rules = R.rules_i386()
-        rule = rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
-        error = 0
-        rval_in = rval
-        if nr in JUSTRETURN_SYSCALLS:
-            is_error, rval, error = 0, 0, K.EJUSTRETURN
-        if is_error:
-            e = -rval
-            error = eng.errmap[e] if 0 < e < convert.ERRNO_LIMIT else e
-            rval = 0
-        if rule is not None:
-            if rule.special and not is_error:
-                lifecycle.exit_special(t, p, rule)
-                if rule.special == R.SPECIAL_EXEC:
-                    error, rval = K.EJUSTRETURN, 0
-            if (rule.gio or rule.stru or p.facs & K.KTRFAC_CSW) and p.file is not None and len(t.args) == 6:
-                capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
-        tf = p.file
-        if is_error and error == K.ERESTART:
-            t.restart_ret = (nr, -rval_in, ns)
-            return
-        if tf is not None and p.facs & K.KTRFAC_SYSRET:
-            tf.sysret(p.tgid, t.tid, t.comm, ns, nr, error, rval)
-            eng.table.dirty = True
+        eng.record_exit(t, p, nr, R.rules_i386(), JUSTRETURN_SYSCALLS, rval, is_error)
     finally:
         P.libc_ptrace(p.mode_op, t.tid, 0, 0)

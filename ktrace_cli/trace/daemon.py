@@ -12,14 +12,14 @@ import logging
 import os
 import stat
 
-from ktrace_cli.trace.detach import close_other_fds, set_title, spawn_daemon
+from ktrace_cli.trace.detach import close_other_fds, set_title, settle_daemon, spawn_daemon
 from ktrace_cli.trace.runtime import LOG, Runtime
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["RuntimeLogHandler", "close_other_fds", "set_title", "spawn_daemon"]
+__all__ = ["RuntimeLogHandler", "close_other_fds", "set_title", "settle_daemon", "spawn_daemon"]
 
 
 class RuntimeLogHandler(logging.StreamHandler):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno as E
 import os
+import resource
+import signal
 from collections.abc import Callable
 
 from ktrace_cli.trace.protocol import EngineUnavailable
@@ -86,3 +88,24 @@ def set_title(name: bytes) -> None:
     title = name[: size - 2] + b"\0"
     ctypes.memmove(start, title + b"\0" * (size - len(title)), size)
     ctypes.memset(end - 1, 0x20, 1)
+
+
+def settle_daemon(ignored: tuple[signal.Signals, ...]) -> None:
+    """What every engine does first in its own process: stdio on /dev/null, a private
+    umask, the root directory as cwd, `ignored` signals ignored, and the file-size
+    limit raised to the hard one (the client that started it may have had a low
+    soft limit; each request brings its own, so its trace files would otherwise
+    fail with EFBIG for good)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.umask(0o077)
+    os.chdir("/")
+    for sig in ignored:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    except (OSError, ValueError):
+        pass

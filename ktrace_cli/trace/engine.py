@@ -366,11 +366,19 @@ class Engine:
             t.args = ()
         if nr < 0:
             return
+        self.record_exit(t, p, nr, self.rules, JUSTRETURN_SYSCALLS, rval, is_error)
+
+    def record_exit(
+        self, t: Thread, p: Proc, nr: int, rules: R.Rules, justreturn: frozenset[int], rval: int, is_error: int
+    ) -> None:
+        """The records of a call's exit under its ABI's `rules` and sigreturn numbers:
+        captures, then its RET (held back while the kernel's restart code leaves
+        EINTR or RESTART open)."""
         ns = time.time_ns()
-        rule = self.rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
+        rule = rules.by_nr[nr] if nr < R.MAX_SYSCALL else None
         error = 0
         rval_in = rval
-        if nr in JUSTRETURN_SYSCALLS:
+        if nr in justreturn:
             # The restored registers are the interrupted code's, not a result.
             is_error, rval, error = 0, 0, K.EJUSTRETURN
         if is_error:
@@ -383,9 +391,7 @@ class Engine:
                 if rule.special == R.SPECIAL_EXEC:
                     error = K.EJUSTRETURN
                     rval = 0
-            if (rule.gio or rule.stru or p.facs & K.KTRFAC_CSW) and p.file is not None and len(
-                t.args
-            ) == 6:
+            if (rule.gio or rule.stru or p.facs & K.KTRFAC_CSW) and p.file is not None and len(t.args) == 6:
                 capture.exit_records(t, rule, t.args, rval, bool(is_error), ns)
         tf = p.file
         if is_error and error == K.ERESTART:

@@ -14,7 +14,7 @@ import signal
 import threading
 
 from ktrace_cli.trace.control_server import Endpoint, serve_control
-from ktrace_cli.trace.detach import close_other_fds, set_title
+from ktrace_cli.trace.detach import close_other_fds, set_title, settle_daemon
 from ktrace_cli.trace.engine import Engine
 from ktrace_cli.trace.englog import RuntimeLog, log
 from ktrace_cli.trace.protocol import Identity
@@ -95,24 +95,9 @@ class Waker:
 
 def engine_main(rt: Runtime, lockfd: int, ready: int) -> int:
     """The engine's process, once detach.spawn_daemon has forked it; 0 when it exits idle."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-    os.umask(0o077)
-    os.chdir("/")
     # SIGXFSZ ignored: a trace file over a limit must fail the write
     # (EFBIG, handled like FreeBSD's write failure), not kill the engine.
-    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-                signal.SIGXFSZ):  # fmt: skip
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        # The client that started us may have a low limit; each request
-        # brings its own (TraceFile.fsize_limit), so ours is only the hard one.
-        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-    except (OSError, ValueError):
-        pass
+    settle_daemon((signal.SIGHUP, signal.SIGPIPE, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGXFSZ))
     # A name people and other users' tools recognise (diagnose.is_foreign_engine).
     set_title(ENGINE_NAME)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno as E
 import logging
 import os
-import resource
 import select
 import signal
 import socket
@@ -546,21 +545,7 @@ def drainer_priority() -> None:
 
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:
     daemon.close_other_fds({lockfd, ready, rt.fd})  # rt.fd: every name in the directory goes through it
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-    os.umask(0o077)
-    os.chdir("/")
-    for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        # The client that started us may have a low limit (its trace files
-        # then failed with EFBIG for good); each request brings its own.
-        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
-    except (OSError, ValueError):
-        pass
+    daemon.settle_daemon((signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
     daemon.set_title(ENGINE_NAME)
     try:
         # Loading (the verifier's ~0.4 s of CPU) runs merely reniced; so does
