@@ -1,10 +1,12 @@
-"""`select` and `pipeline.calls` as one loop, for the views that read every record.
+"""`select` and the call join as one loop: --calls and the views that read every record.
 
 --calls and the whole-trace views spend a large share of their time passing
 each record from one generator to the next.  This loop frames nothing of its
 own: it unpacks each record as `select` does (with no -p, as the call views
 always run it) and joins it as `calls` does, so it gives exactly the items
-`calls(select(...))` gives, in the same order.  The tests compare the two.
+`calls(select(...))` gives, in the same order.  The unfused join is kept in
+the tests (tests/unit/calls_reference.py) as the reference they hold this
+loop to.
 """
 
 from __future__ import annotations

@@ -385,7 +385,7 @@ class CallText:
 
 
 class CallsText:
-    """Renders the items of `decode.pipeline.calls` as --calls lines (latin-1 text)."""
+    """Renders the items of `decode.select_calls` as --calls lines (latin-1 text)."""
 
     def __init__(self, options: KdumpOptions, arch: Arch) -> None:
         from ktrace_cli.render.kdump_text import KdumpText

@@ -17,7 +17,7 @@ def _life(records: list[object]) -> Lifecycle:
     """Records through the tap and the call stream, as the views run them."""
     from ktrace_cli.decode.fdtable import FdTables
     from ktrace_cli.decode.filters import CallFilter
-    from ktrace_cli.decode.pipeline import calls
+    from tests.unit.calls_reference import calls
 
     life = Lifecycle()
     tap = ProcTap(records, life.proc_record)

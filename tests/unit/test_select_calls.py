@@ -12,7 +12,7 @@ from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, select
 from ktrace_cli.decode.fdtable import FdTables
 from ktrace_cli.decode.filters import CallFilter
-from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows, calls
+from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows
 from ktrace_cli.decode.select_calls import select_calls
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64
@@ -28,6 +28,7 @@ from ktrace_cli.format.records import (
     Sysret,
 )
 from tests.kdump_helpers import LINUX64, rec, trace_bytes
+from tests.unit.calls_reference import calls
 
 REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
 A, B = 100001, 100002
