@@ -101,10 +101,11 @@ def tracers(tmp: Path, inherit: bool, bpf: bool) -> dict[str, list[str]]:
     return out
 
 
-def engine_ticks(rt: Path) -> int:
-    """The running engine's utime+stime in clock ticks (0 if none runs)."""
+def engine_ticks(rt: Path, argv: list[str]) -> int:
+    """The utime+stime in clock ticks of the engine `argv` uses (0 if none runs)."""
+    where = rt / "pyktrace" / ("bpf" if "--engine=bpf" in argv else "")
     try:
-        pid = int((rt / "pyktrace" / "engine.pid").read_text())
+        pid = int((where / "engine.pid").read_text())
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, ValueError, IndexError):
         return 0
@@ -114,7 +115,7 @@ def engine_ticks(rt: Path) -> int:
 
 def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float, float]:
     """(wall s, CPU s of the process and its waited-for children, engine CPU s) of one run."""
-    before = engine_ticks(rt)
+    before = engine_ticks(rt, argv)
     start = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -124,7 +125,7 @@ def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float,
     if p.returncode != 0:
         # A run that failed measured nothing; a figure made from it would mislead.
         raise SystemExit(f"trace_bench: {' '.join(argv)} exited with {p.returncode}")
-    return wall, ru.ru_utime + ru.ru_stime, (engine_ticks(rt) - before) / TICK
+    return wall, ru.ru_utime + ru.ru_stime, (engine_ticks(rt, argv) - before) / TICK
 
 
 def count_calls(path: Path) -> int:
@@ -221,25 +222,6 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
         f"{t} {(base[t] - base['untraced']) * 1e3:.1f}" for t in traced))  # fmt: skip
 
 
-def idle_check(bin_: Path, tmp: Path, runs: int, quick: bool, summary: list[str]) -> None:
-    """An untraced getppid loop with the bpf engine idle vs with no engine at all (goal: within 3%)."""
-    rt = tmp / "rt-idle"
-    rt.mkdir(mode=0o700, exist_ok=True)
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt), PYTHONPATH=str(ROOT))
-    loop = [str(bin_ / "sysloop"), str(200000 // (20 if quick else 1))]
-    reps = max(runs, 5)
-    timed(loop, env, rt)
-    none = statistics.median(timed(loop, env, rt)[0] for _ in range(reps))
-    subprocess.run([*pyktrace_argv(), "--engine=bpf", "-f", str(tmp / "idle.out"), "/bin/true"], env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)  # fmt: skip
-    idle = statistics.median(timed(loop, env, rt)[0] for _ in range(reps))
-    _stop_engine(rt / "pyktrace")
-    delta = (idle / none - 1) * 100
-    print(f"\n## idle bpf engine: untraced getppid loop {none * 1e3:.1f} ms without an engine, "
-          f"{idle * 1e3:.1f} ms with it idle: {delta:+.1f}% (goal: within ±3%)")  # fmt: skip
-    summary.append(f"\nIdle bpf engine, untraced getppid loop: {delta:+.1f}% (goal ±3%).")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes and one run (CI)")
@@ -276,10 +258,8 @@ def main() -> int:
         for pinned in modes:
             run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary)
             _stop_engine(tmp / ("rt-pinned" if pinned else "rt-unpinned") / "pyktrace")
-        if bpf_why is None:
-            idle_check(bin_, tmp, runs, args.quick, summary)
-        else:
-            summary.append(f"\neBPF engine rows and the idle-engine check skipped: {bpf_why}.")
+        if bpf_why is not None:  # the idle-engine check is bpf_bench's (interleaved)
+            summary.append(f"\neBPF engine rows skipped: {bpf_why}.")
     if args.summary:
         with args.summary.open("a") as f:
             f.write("\n".join(summary) + "\n")
