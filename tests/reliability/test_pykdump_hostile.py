@@ -834,6 +834,13 @@ def _nami_line(pid: int, path: bytes) -> bytes:
     return f'{pid:6d} sh       NAMI  "{path.decode()}"\n'.encode()
 
 
+def _default_sigint() -> None:
+    """SIGINT at its default in the child: a test runner started in the background by a
+    non-interactive shell ignores it, and an ignored SIGINT stays ignored across exec,
+    so the ^C the tests send would never reach pykdump."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Follower:
     """`pykdump -l -f PATH` in a subprocess; stdout collected by polling, never by sleeping."""
 
@@ -841,7 +848,7 @@ class Follower:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ktrace_cli.cli.pykdump", "-l", "-f", str(path), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_default_sigint,
         )  # fmt: skip
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
