@@ -199,6 +199,20 @@ class Traced:
 
 
 PYKTRACE = [sys.executable, "-m", "ktrace_cli.cli.pyktrace"]
+PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
+
+
+def kdump_lines(path: Path, *options: str) -> list[str]:
+    """pykdump's output lines for a trace file."""
+    out = subprocess.run([*PYKDUMP, *options, "-f", str(path)], capture_output=True, text=True,
+                         timeout=TIMEOUT, check=True).stdout  # fmt: skip
+    return out.splitlines()
+
+
+def line_body(line: str) -> str:
+    """A line without its pid and comm columns; GIO data lines stripped of their indent."""
+    fields = line.split(None, 2)
+    return fields[2] if len(fields) == 3 and fields[0].isdigit() else line.strip()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ pykdump's lines for them.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,28 +17,22 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import ProcCtor
 
-from .conftest import TIMEOUT, assert_attached, requested_interpreter, tracer
+from .conftest import (
+    TIMEOUT,
+    assert_attached,
+    kdump_lines,
+    line_body,
+    requested_interpreter,
+    tracer,
+)
 
 pytestmark = pytest.mark.both_engines
 
-PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 # FreeBSD's linux32 sysentvec on amd64: Linux ABI, ILP32, IA32, shared page,
 # timekeep, SIG_DISCIGN, SIG_WAITNDQ.
 SV_LINUX32 = 0x3 | 0x100 | 0x4000 | 0x10000 | 0x40000 | 0x200000 | 0x400000
 SV_LINUX64 = 0x3 | 0x200
 NR32_EXIT, NR32_WRITE, NR32_OPEN, NR32_GETPID = 1, 4, 5, 20
-
-
-def _kdump(path: Path, *options: str) -> list[str]:
-    out = subprocess.run([*PYKDUMP, *options, "-f", str(path)], capture_output=True, text=True,
-                         timeout=TIMEOUT, check=True).stdout  # fmt: skip
-    return out.splitlines()
-
-
-def _body(line: str) -> str:
-    """A line without its pid and comm columns; GIO data lines stripped of their indent."""
-    fields = line.split(None, 2)
-    return fields[2] if len(fields) == 3 and fields[0].isdigit() else line.strip()
 
 
 def _symbol(program: Path, name: str) -> int:
@@ -64,7 +57,7 @@ def test_static_i386_program(trace, progs, tmp_path: Path) -> None:  # type: ign
     assert calls == [(NR32_GETPID, ()), (NR32_WRITE, (1, msg, 3)), (NR32_OPEN, (argv1, 0, 0)),
                      (NR32_EXIT, (0,))]  # fmt: skip
     assert 0 < argv1 < 1 << 32
-    lines = [_body(line) for line in _kdump(path, "-A")]
+    lines = [line_body(line) for line in kdump_lines(path, "-A")]
     at = lines.index("RET   L64  execve JUSTRETURN")
     assert lines[at + 1:] == [
         "CALL  L32  getpid",
@@ -80,7 +73,7 @@ def test_static_i386_program(trace, progs, tmp_path: Path) -> None:  # type: ign
         "CALL  L32  exit(0)",
     ]
     # FreeBSD's kdump prints the same numbers (its linux32 names carry a linux_ prefix).
-    assert _body(_kdump(path, "-n")[-1]) == "CALL  exit(0)"
+    assert line_body(kdump_lines(path, "-n")[-1]) == "CALL  exit(0)"
 
 
 def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +85,7 @@ def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # ty
     assert out[2] == f"pid={t.pid} getpid32={t.pid}".encode()
     # Switched to linux32 for the two int $0x80 calls, and back for the next x86_64 one.
     assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32, SV_LINUX64]
-    lines = [_body(line) for line in _kdump(path, "-A")]
+    lines = [line_body(line) for line in kdump_lines(path, "-A")]
     at = lines.index("CALL  L32  getpid")
     low = int(lines[at + 2].split(",")[1], 16)
     assert 0 < low < 1 << 32
@@ -124,7 +117,7 @@ def test_i386_program_under_the_seccomp_filter(trace, progs, tmp_path: Path) -> 
     names = [p.path for r, p in t.payloads(K.KTR_NAMEI) if r.comm_name == b"i386"]
     assert names == [str(missing).encode()]
     assert _ctors(t)[-1] == SV_LINUX32
-    assert [_body(line) for line in _kdump(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
+    assert [line_body(line) for line in kdump_lines(path, "-A")][-1] == f'NAMI  L32  "{missing}"'
 
 
 def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -138,7 +131,7 @@ def test_i386_signal_is_recorded_as_for_x86_64(trace, progs, tmp_path: Path) -> 
     assert [(p.signo, p.action, p.code) for _, p in t.payloads(K.KTR_PSIG)] == [(30, handler, 0x10001)]
     assert [(p.error, p.retval) for _, p in t.payloads(K.KTR_SYSRET) if p.code == 173] == [
         (K.EJUSTRETURN, 0)]  # fmt: skip
-    lines = [_body(line) for line in _kdump(path, "-A")]
+    lines = [line_body(line) for line in kdump_lines(path, "-A")]
     at = lines.index("RET   L64  execve JUSTRETURN")
     assert lines[at + 1:] == [
         f"CALL  L32  rt_sigaction(SIGUSR1,{act:#x},0,0x8)",
@@ -165,7 +158,7 @@ def test_i386_program_execs_a_64bit_one(trace, progs, tmp_path: Path) -> None:  
     assert (t.returncode, t.stdout) == (3, b"hello\n")
     # The exec's RET stays under linux32 (its call was i386); basic's first call switches back.
     assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32, SV_LINUX32, SV_LINUX64]
-    lines = [_body(line) for line in _kdump(path, "-A", "-t", "cna")]
+    lines = [line_body(line) for line in kdump_lines(path, "-A", "-t", "cna")]
     at = lines.index("RET   L64  execve JUSTRETURN")
     call = lines[at + 1]
     assert call.startswith("CALL  L32  execve(0x")
@@ -205,7 +198,7 @@ def test_attach_to_a_running_i386_loop_then_clear(progs, kt, tmp_path: Path, eng
     # At the attach, at its first i386 stop, at the second request.
     assert ctors == [SV_LINUX64, SV_LINUX32, SV_LINUX32]
     buf = _symbol(progs / "i386echo", "buf")
-    lines = [_body(line) for line in _kdump(path, "-A")]
+    lines = [line_body(line) for line in kdump_lines(path, "-A")]
     # The ptrace engine's attach interrupts the read it waits in; the kernel
     # runs it again, from its entry, which is recorded. The bpf engine's does
     # not: the read goes on, and its entry was before the attach.

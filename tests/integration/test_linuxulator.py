@@ -7,8 +7,6 @@ with FreeBSD's tables alone (FreeBSD's kdump) makes of the same records.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +17,10 @@ from ktrace_cli.format.layouts import AMD64
 from ktrace_cli.format.records import ProcCtor, Sysret
 from ktrace_cli.format.writer import encode_record
 
-from .conftest import TIMEOUT, requested_interpreter
+from .conftest import kdump_lines, line_body, requested_interpreter
 
 pytestmark = pytest.mark.both_engines
 
-PYKDUMP = [sys.executable, "-m", "ktrace_cli.cli.pykdump"]
 SV_FREEBSD64 = K.SV_ABI_FREEBSD | K.SV_LP64
 SIGUSR1, SIGALRM, SIGFPE = 30, 14, 8  # FreeBSD numbers, as PSIG stores them
 
@@ -34,18 +31,6 @@ def _run(trace, progs, tmp_path: Path):  # type: ignore[no-untyped-def]
     assert t.returncode == -signal.SIGFPE
     handler = int(t.stdout.split(b"handler=")[1].split()[0], 16)
     return t, path, handler
-
-
-def _kdump(path: Path, *options: str) -> list[str]:
-    out = subprocess.run([*PYKDUMP, *options, "-f", str(path)], capture_output=True, text=True,
-                         timeout=TIMEOUT, check=True).stdout  # fmt: skip
-    return out.splitlines()
-
-
-def _body(line: str) -> str:
-    """A line without its pid and comm columns; GIO data lines stripped of their indent."""
-    fields = line.split(None, 2)
-    return fields[2] if len(fields) == 3 and fields[0].isdigit() else line.strip()
 
 
 def _as_freebsd(records, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +49,7 @@ def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: i
     # the division by zero
     assert psigs == [(SIGUSR1, 0x10001), (SIGUSR1, 0x10002), (SIGUSR1, 0x10007), (65, 0x10001),
                      (70, 0x10001), (SIGALRM, 0x10006), (SIGFPE, 2)]  # fmt: skip
-    lines = [line.split(None, 2)[2] for line in _kdump(path) if " PSIG " in line]
+    lines = [line.split(None, 2)[2] for line in kdump_lines(path) if " PSIG " in line]
     caught = f"caught handler=0x{handler:x}"
     assert lines == [
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
@@ -80,7 +65,7 @@ def test_psig_code_is_freebsds(trace, progs, tmp_path: Path) -> None:  # type: i
         "SI_USER", "SI_QUEUE", "SI_LWP", "SI_USER", "SI_USER", "SI_KERNEL", "FPE_INTDIV"]  # fmt: skip
     native = tmp_path / "native.out"
     _as_freebsd(t.records, native)
-    lines = [line.split(None, 2)[2] for line in _kdump(native) if " PSIG " in line]
+    lines = [line.split(None, 2)[2] for line in kdump_lines(native) if " PSIG " in line]
     assert lines == [
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_USER",
         f"PSIG  SIGUSR1 {caught} mask=0x0 code=SI_QUEUE",
@@ -97,20 +82,20 @@ def test_rt_sigreturn_returns_justreturn(trace, progs, tmp_path: Path) -> None: 
     nr = linux.syscall_number("rt_sigreturn")
     rets = [(p.error, p.retval) for _, p in t.payloads(K.KTR_SYSRET) if p.code == nr]
     assert rets == [(K.EJUSTRETURN, 0)] * 6  # one per caught signal
-    lines = [line.split(None, 2)[2] for line in _kdump(path) if "rt_sigreturn" in line]
+    lines = [line.split(None, 2)[2] for line in kdump_lines(path) if "rt_sigreturn" in line]
     assert lines == ["CALL  rt_sigreturn", "RET   rt_sigreturn JUSTRETURN"] * 6
-    just = [line.split()[3] for line in _kdump(path) if line.endswith(" JUSTRETURN")]
+    just = [line.split()[3] for line in kdump_lines(path) if line.endswith(" JUSTRETURN")]
     assert just == ["execve"] + ["rt_sigreturn"] * 6
     # FreeBSD's kdump prints EJUSTRETURN as JUSTRETURN whatever the call.
     native = tmp_path / "native.out"
     _as_freebsd(t.records, native)
-    assert sum(line.endswith(" JUSTRETURN") for line in _kdump(native)) == len(just)
+    assert sum(line.endswith(" JUSTRETURN") for line in kdump_lines(native)) == len(just)
 
 
 def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # linuxulator.c: sigsuspend returns EINTR once a handler ran (FreeBSD's kern_sigsuspend too).
     _, path, handler = _run(trace, progs, tmp_path)
-    lines = [_body(line) for line in _kdump(path)]
+    lines = [line_body(line) for line in kdump_lines(path)]
     at = lines.index("RET   rt_sigsuspend -1 errno 4 Interrupted system call")
     assert lines[at + 1] == f"PSIG  SIGALRM caught handler=0x{handler:x} mask=0x2000 code=SI_KERNEL"
     # restart.c: the same read(2) interrupted without, then with SA_RESTART.
@@ -120,7 +105,7 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     out = dict(f.split("=") for f in t.stdout.decode().split()[2:])
     assert t.stdout.split()[:2] == [b"-1", b"1"]
     quiet, feed, buf, x = (int(out[k], 16) for k in ("quiet", "feed", "byte", "x"))
-    lines = [_body(line) for line in _kdump(path)]
+    lines = [line_body(line) for line in kdump_lines(path)]
     first = lines.index(f"CALL  read(0x3,{buf:#x},0x1)")
     assert lines[first : first + 5] == [
         f"CALL  read(0x3,{buf:#x},0x1)",
@@ -154,7 +139,7 @@ def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> 
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)
     assert t.returncode == -signal.SIGFPE
-    lines = [_body(line) for line in _kdump(path)]
+    lines = [line_body(line) for line in kdump_lines(path)]
     # The new mask once copied in, the old one handed back (the Linuxulator's order).
     at = next(i for i, line in enumerate(lines) if line.startswith("CALL  rt_sigprocmask(SIG_BLOCK,"))
     assert lines[at + 1 : at + 4] == ["STRU  l_sigset_t [ SIGALRM ]", "STRU  l_sigset_t [ empty ]",
@@ -180,7 +165,7 @@ def test_new_thread_returns_zero_from_clone3(trace, progs, tmp_path: Path, engin
     # return), and the creator's.
     order = list if engine == "ptrace" else sorted
     assert order(rets) == order([(t.pid, child, 0, 0), (t.pid, t.pid, 0, child)])
-    lines = [line.split(None, 1)[1] for line in _kdump(path, "-H") if "RET   clone3" in line]
+    lines = [line.split(None, 1)[1] for line in kdump_lines(path, "-H") if "RET   clone3" in line]
     assert order(lines) == order([f"{child} linuxulator RET   clone3 0",
                                   f"{t.pid} linuxulator RET   clone3 {child}/{child:#x}"])  # fmt: skip
 
@@ -196,7 +181,7 @@ def test_exec_looks_up_the_script_and_elf_interpreters(trace, progs, tmp_path: P
     path = tmp_path / "ktrace.out"
     t = trace([str(script)], options=["-t", "cn"], trfile=path)
     assert t.returncode == 3
-    lines = _kdump(path, "-H")
+    lines = kdump_lines(path, "-H")
     at = next(i for i, line in enumerate(lines) if line.endswith(f'NAMI  "{script}"'))
     tid = lines[at].split()[1]
     # FreeBSD: the script, its #! interpreter (imgact_shell), that image's
@@ -210,6 +195,6 @@ def test_exec_looks_up_the_script_and_elf_interpreters(trace, progs, tmp_path: P
     # A program run directly: its own path, then its ELF interpreter.
     t = trace([str(basic), str(script)], options=["-t", "cn"], trfile=path)
     assert t.returncode == 3
-    lines = [_body(line) for line in _kdump(path)]
+    lines = [line_body(line) for line in kdump_lines(path)]
     at = lines.index(f'NAMI  "{basic}"')
     assert lines[at : at + 3] == [f'NAMI  "{basic}"', f'NAMI  "{ld}"', "RET   execve JUSTRETURN"]
