@@ -74,10 +74,12 @@ def load(narg: list[int], errmap: list[int], plain_for: Callable[[int], tuple[by
         log.info("C loop not built (no compiler at install time): pure-Python loop")
         return None
     try:
-        return FastLoop(ctypes.CDLL(path), narg, errmap, plain_for)
+        fast = FastLoop(ctypes.CDLL(path), narg, errmap, plain_for)
     except (OSError, AttributeError, MemoryError) as e:
         log.warning("C loop %s cannot be loaded (%s): pure-Python loop", path, e)
         return None
+    log.info("C loop loaded: %s", os.path.basename(path))
+    return fast
 
 
 class FastLoop:
@@ -118,6 +120,8 @@ class FastLoop:
             if s < 0:
                 return  # every slot taken: this thread's stops stay Python's
             off = self.slot_of[t.tid] = s * SLOT_SIZE
+        elif self.slots[off + CHANGED]:
+            self.pull(t)  # another thread's stop: what C did since must not be overwritten
         p = t.proc
         tf = p.file
         fi = -1 if tf is None else self.file_of.get(tf, -2)
