@@ -150,7 +150,7 @@ def nan_ratio(a: float, b: float, floor: float = 0.0) -> str:
 
 
 def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_why: str | None,
-             summary: list[str], py_loop: bool = False) -> None:  # fmt: skip
+             summary: list[str], py_loop: bool = False, only: frozenset[str] = frozenset()) -> None:  # fmt: skip
     rt = tmp / ("rt-pinned" if pinned else "rt-unpinned")
     rt.mkdir(mode=0o700, exist_ok=True)
     py_rt = rt.with_name(rt.name + "-py") if py_loop else None
@@ -165,6 +165,8 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
     eng: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     for name, argv, inherit in workloads(bin_, quick):
+        if only and name != "true" and name not in only:
+            continue
         wall[name], cpu[name], eng[name] = {}, {}, {}
         cmds = {tname: prefix + tr + argv for tname, tr in tracers(tmp, inherit, bpf_why is None, py_rt).items()}
         if name == "true":
@@ -246,6 +248,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=0, help="runs per measurement (default 5, quick 1)")
     ap.add_argument("--mode", choices=["both", "pinned", "unpinned"], default="both")
     ap.add_argument("--summary", type=Path, help="append the compact markdown table to this file")
+    ap.add_argument("--only", metavar="W1,W2", help="only these workloads (and true, the start-up baseline)")
     ap.add_argument("--py-loop", action="store_true",
                     help=f"also run -t c on an engine with its pure-Python loop ({PY_LOOP}=0), interleaved")
     args = ap.parse_args()
@@ -276,7 +279,8 @@ def main() -> int:
                     + "---:|---:|"]  # fmt: skip
         modes = {"both": [False, True], "pinned": [True], "unpinned": [False]}[args.mode]
         for pinned in modes:
-            run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary, args.py_loop)
+            run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary, args.py_loop,
+                     frozenset(args.only.split(",")) if args.only else frozenset())  # fmt: skip
             _stop_engine(tmp / ("rt-pinned" if pinned else "rt-unpinned") / "pyktrace")
             _stop_engine(tmp / ("rt-pinned-py" if pinned else "rt-unpinned-py") / "pyktrace")
         if bpf_why is not None:  # the idle-engine check is bpf_bench's (interleaved)

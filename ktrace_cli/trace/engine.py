@@ -226,7 +226,10 @@ class Engine:
                 else:
                     self._other_stop(t, status)
                     if status >> 16 == P.PTRACE_EVENT_EXEC:
-                        fast.reconcile(threads)  # a thread's exec changed tids
+                        # An exec from another thread gave it the leader's tid: the
+                        # leader's slot and the execer's old one are stale.
+                        fast.drop(pid)
+                        fast.reconcile(threads)
                         t = threads.get(pid)
             except Exception:
                 log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
