@@ -31,7 +31,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch 
 
 
 @needs_root
-@pytest.mark.ptrace_only("all done as nobody, and only root may use the bpf engine")
+@pytest.mark.ptrace_only("nobody without capabilities runs only ptrace; a CAP_BPF holder's refusal: test_bpf_capabilities.py")
 def test_eperm_names_another_user(nobody: Nobody, looper, kt) -> None:  # type: ignore[no-untyped-def]
     lp = looper()  # root's
     for args in (("-p", lp.pid), ("-c", "-p", lp.pid)):
