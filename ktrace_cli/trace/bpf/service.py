@@ -46,7 +46,7 @@ DETACH_GRACE = 1.0  # seconds the programs stay attached once nothing is traced
 ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
-ENGINE_NAME = rootbpf.ENGINE_COMM  # how other users' engines find root's (rootbpf.py)
+ENGINE_NAME = b"pyktrace-bpf"
 ROOT = 0
 
 
