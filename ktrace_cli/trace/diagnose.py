@@ -100,10 +100,11 @@ def can_debug(pid: int) -> bool:
 
 def why_credentials(pid: int, fields: dict[str, str] | None = None) -> str | None:
     """FreeBSD's rule for a caller who is not root: the reason it may not trace `pid`
-    (another user's, set-id, not dumpable), or None if its credentials are the caller's."""
+    (another user's, set-id, not dumpable), or None if its credentials are the caller's
+    or it is gone (the caller then finds nothing to trace)."""
     fields = status_fields(pid) if fields is None else fields
     if not fields:
-        return f"pid {pid} has exited"
+        return None
     uids, gids = _ids(fields, "Uid"), _ids(fields, "Gid")
     if any(u != os.getuid() for u in uids) or any(g != os.getgid() for g in gids):
         owner = uids[0] if uids else -1

@@ -416,9 +416,17 @@ class BpfEngine:
                 return {"error": bf.tf.failed}
             value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0,
                                 abi32, int(self.owner_only))  # fmt: skip
-            if self.obj.traced.update(L.U32.pack(p), value) == 0:
-                bf.pids.add(p)
-                done += 1
+            if self.obj.traced.update(L.U32.pack(p), value) != 0:
+                continue
+            late = diagnose.why_credentials(p) if self.owner_only and old is None else None
+            if late:
+                # A set-id exec between the check and the insert, which the
+                # kernel side could not see yet: the process is not ours.
+                self.obj.traced.delete(L.U32.pack(p))
+                refused = refused or late
+                continue
+            bf.pids.add(p)
+            done += 1
         if done:
             return {"error": 0}
         return {"error": E.EPERM, "why": refused} if refused else {"error": E.ESRCH}
