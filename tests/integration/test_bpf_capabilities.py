@@ -33,6 +33,7 @@ from .conftest import (
     Nobody,
     bpf_unavailable,
     line_body,
+    tracer,
 )  # fmt: skip
 
 _WHY = bpf_unavailable()
@@ -49,12 +50,6 @@ def holder(nobody: Nobody) -> Iterator[Nobody]:
     if r.returncode != 0:
         pytest.skip(f"setpriv cannot grant CAP_BPF and CAP_PERFMON here: {r.stderr.strip()}")
     yield nobody
-
-
-@pytest.fixture
-def bpf_root_env(session_env: dict[str, str]) -> dict[str, str]:
-    """The test session's own runtime directory, with root's bpf engine."""
-    return dict(session_env, PYKTRACE_ENGINE="bpf")
 
 
 def _run(h: Nobody, prefix: tuple[str, ...], *args: object) -> subprocess.CompletedProcess[str]:
@@ -127,24 +122,33 @@ def test_a_holder_may_not_trace_another_users_process(holder: Nobody, looper) ->
     assert not (holder.work / "roots.out").exists()  # the refused request's new file is undone
 
 
-def test_a_holder_may_not_change_what_roots_bpf_engine_traces(holder: Nobody, bpf_root_env) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("roots", ["bpf", "ptrace"])
+def test_a_holder_may_not_change_what_root_traces(holder: Nobody, session_env: dict[str, str],
+                                                  roots: str) -> None:  # fmt: skip
+    """FreeBSD's KTRFAC_ROOT, whichever of root's engines traces the holder's process."""
+    env = dict(session_env, PYKTRACE_ENGINE=roots)
+    out = holder.work / f"root-{roots}.out"
     lp = Looper(holder.shared, prefix=AS_NOBODY)
     try:
-        r = subprocess.run([*PYKTRACE, "-t", "n", "-f", str(holder.work / "root.out"), "-p", str(lp.pid)],
-                           capture_output=True, text=True, env=bpf_root_env, timeout=TIMEOUT)  # fmt: skip
+        r = subprocess.run([*PYKTRACE, "-t", "n", "-f", str(out), "-p", str(lp.pid)],
+                           capture_output=True, text=True, env=env, timeout=TIMEOUT)  # fmt: skip
         assert (r.returncode, r.stderr) == (0, "")
-        engine = int((Path(bpf_root_env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.pid").read_text())
+        if roots == "bpf":
+            engine = int((Path(env["XDG_RUNTIME_DIR"]) / "pyktrace" / "bpf" / "engine.pid").read_text())
+        else:
+            engine = tracer(lp.pid)
         r = _run(holder, AS_HOLDER, "--engine=bpf", "-t", "c", "-f", "mine.out", "-p", lp.pid)
         assert (r.returncode, r.stderr) == (1, (
             "pyktrace: mine.out: Operation not permitted\n"
             f"pyktrace: pid {lp.pid} is traced by the trace engine of uid 0 (pid {engine}); "
             "only that user can change its tracing\n"))  # fmt: skip
+        assert not (holder.work / "mine.out").exists()
         lp.ping()
         r = subprocess.run([*PYKTRACE, "-c", "-p", str(lp.pid)], capture_output=True, text=True,
-                           env=bpf_root_env, timeout=TIMEOUT)  # fmt: skip
+                           env=env, timeout=TIMEOUT)  # fmt: skip
         assert (r.returncode, r.stderr) == (0, "")
         lp.ping()
-        assert _namei(holder.work / "root.out") == [b"/nonexistent/looper-0"]  # root's trace, whole
+        assert _namei(out) == [b"/nonexistent/looper-0"]  # root's trace, whole
     finally:
         assert lp.close() == 0
 
