@@ -19,12 +19,11 @@ from __future__ import annotations
 import _socket as socket
 import array
 import errno as E
-import json
 import os
-import struct
 
 from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import fastjson
 from ktrace_cli.value import Value
 
 PROTOCOL = 2
@@ -40,7 +39,7 @@ MISMATCH = E.EPROTO
 STATUS_FIELDS = ("pid", "procs", "threads", "files", "awaiting", "pending", "held_replies")
 
 
-PEERCRED = struct.Struct("3i")  # pid, uid, gid
+PEERCRED_FIELDS = 3  # struct ucred: pid, uid, gid, C ints (an array, not struct: start-up)
 
 
 class ProtocolError(ValueError):
@@ -238,11 +237,11 @@ class Reply(Value):
         )  # fmt: skip
 
 
-# ----- JSON, with its types and depth checked -----
+# ----- JSON (json's own text, without importing json: trace/fastjson.py), its types and depth checked -----
 
 
 def _dump(msg: dict[str, object]) -> bytes:
-    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+    return fastjson.dumps(msg, fastjson.COMPACT).encode() + b"\n"
 
 
 def _load(data: bytes) -> dict[str, object]:
@@ -251,7 +250,7 @@ def _load(data: bytes) -> dict[str, object]:
     if _depth(data) > MAX_DEPTH:
         raise ProtocolError("message nested too deeply")
     try:
-        msg = json.loads(data)
+        msg = fastjson.loads(data)
     except (ValueError, RecursionError) as e:
         raise ProtocolError(f"not JSON: {e}") from None
     if not isinstance(msg, dict):
@@ -350,8 +349,10 @@ def _choice(msg: dict[str, object], key: str, choices: tuple[str, ...]) -> str:
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
-    pid, uid, gid = PEERCRED.unpack(raw)
+    cred = array.array("i")
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED_FIELDS * cred.itemsize)
+    cred.frombytes(raw)
+    pid, uid, gid = cred
     return pid, uid, gid
 
 
