@@ -28,7 +28,6 @@ import resource
 import stat
 import sys
 import time
-from collections.abc import Callable
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
@@ -43,6 +42,10 @@ from ktrace_cli.trace.protocol import (
     send_bytes,
 )  # fmt: skip
 from ktrace_cli.trace.runtime import LOCK, SOCKET, Runtime, open_runtime
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable  # loads the collections package: start-up
 
 REPLY_TIMEOUT = 60.0  # seconds a client waits for the engine's answer
 START_TIMEOUT = 10.0
