@@ -17,9 +17,9 @@ from __future__ import annotations
 # would cost pyktrace's start-up about as much as the rest of this module.
 # The engine's socket.socket objects are instances of it too.
 import _socket as socket
-import array
 import errno as E
 import os
+import sys
 
 from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
@@ -39,7 +39,10 @@ MISMATCH = E.EPROTO
 STATUS_FIELDS = ("pid", "procs", "threads", "files", "awaiting", "pending", "held_replies")
 
 
-PEERCRED_FIELDS = 3  # struct ucred: pid, uid, gid, C ints (an array, not struct: start-up)
+# C ints as bytes, read and written with int.from_bytes/to_bytes: struct and array
+# (array loads the collections package) cost the client's start-up.
+C_INT = 4
+PEERCRED_FIELDS = 3  # struct ucred: pid, uid, gid
 
 
 class ProtocolError(ValueError):
@@ -349,11 +352,15 @@ def _choice(msg: dict[str, object], key: str, choices: tuple[str, ...]) -> str:
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    cred = array.array("i")
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED_FIELDS * cred.itemsize)
-    cred.frombytes(raw)
-    pid, uid, gid = cred
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED_FIELDS * C_INT)
+    pid, uid, gid = _c_ints(raw)
     return pid, uid, gid
+
+
+def _c_ints(raw: bytes) -> list[int]:
+    """The C ints in `raw` (a partial one at the end ignored)."""
+    return [int.from_bytes(raw[i : i + C_INT], sys.byteorder, signed=True)
+            for i in range(0, len(raw) - C_INT + 1, C_INT)]  # fmt: skip
 
 
 def send_bytes(sock: socket.socket, data: bytes, fd: int | None = None) -> None:
@@ -361,7 +368,7 @@ def send_bytes(sock: socket.socket, data: bytes, fd: int | None = None) -> None:
     if fd is None:
         sock.sendall(data, socket.MSG_NOSIGNAL)
         return
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())]
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(C_INT, sys.byteorder, signed=True))]
     sent = sock.sendmsg([data], anc, socket.MSG_NOSIGNAL)
     if sent < len(data):
         sock.sendall(data[sent:], socket.MSG_NOSIGNAL)
@@ -371,9 +378,7 @@ def received_fd(anc: list[tuple[int, int, bytes]], keep: int | None) -> int | No
     """The first descriptor passed with SCM_RIGHTS (if `keep` is None); every other one closed."""
     for level, kind, payload in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds = array.array("i")
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-            for fd in fds:
+            for fd in _c_ints(payload):
                 if keep is None:
                     keep = fd
                 else:
