@@ -37,6 +37,7 @@ from ktrace_cli.trace.protocol import (
     KtraceArgs,
     Reply,
     Request,
+    Socket,
     peer_credentials,
     recv_line,
     send_bytes,
@@ -65,17 +66,6 @@ class TraceError(Exception):
 
 class ForeignEngine(EngineUnavailable):
     """The engine running for this user belongs to another installation and still traces."""
-
-
-class Socket(socket.socket):
-    """A connected stream socket, closed on leaving a `with` block (socket.socket without
-    loading socket.py)."""
-
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def connect(rt: Runtime) -> Socket | None:

@@ -45,6 +45,22 @@ C_INT = 4
 PEERCRED_FIELDS = 3  # struct ucred: pid, uid, gid
 
 
+class Socket(socket.socket):
+    """A stream socket with what both sides use of socket.socket (accept, closed on leaving a
+    `with` block), without loading socket.py."""
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def accept(self) -> tuple[Socket, object]:
+        """accept4(SOCK_CLOEXEC), as socket.socket.accept does; the connection as a Socket."""
+        fd, addr = self._accept()  # type: ignore[attr-defined]  # the C type's method socket.py calls
+        return Socket(fileno=fd), addr
+
+
 class ProtocolError(ValueError):
     """A message that is not valid JSON of this protocol."""
 
