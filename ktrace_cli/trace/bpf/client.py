@@ -11,13 +11,12 @@ docs/DESIGN.md, "The daemon and the client").
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enum conversions cost start-up
 import errno as E
 import os
 import resource
-import signal
 import sys
 import time
-from typing import Protocol
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import protocol
@@ -34,22 +33,25 @@ from ktrace_cli.trace.client import (
 )  # fmt: skip
 from ktrace_cli.trace.runtime import Runtime
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Options(Protocol):
-    """What the bpf client reads of pyktrace's parsed command line (cli/options.py)."""
+    class Options(Protocol):
+        """What the bpf client reads of pyktrace's parsed command line (cli/options.py)."""
 
-    @property
-    def clear(self) -> str: ...
-    @property
-    def letters(self) -> str: ...
-    @property
-    def command(self) -> list[str]: ...
-    @property
-    def genio_size(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def trfile(self) -> str: ...
+        @property
+        def clear(self) -> str: ...
+        @property
+        def letters(self) -> str: ...
+        @property
+        def command(self) -> list[str]: ...
+        @property
+        def genio_size(self) -> int: ...
+        @property
+        def version(self) -> int: ...
+        @property
+        def trfile(self) -> str: ...
 
 
 # Trace points the bpf engine does not record (p: no engine can on Linux).

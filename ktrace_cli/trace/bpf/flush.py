@@ -29,12 +29,22 @@ UCRED_SIZE = 12
 def engine_sockets() -> list[str]:
     """The paths at which the caller's bpf engine may listen (a place whose variable is unset: skipped)."""
     uid = os.getuid()
-    places = [os.path.expandvars(x.format(uid=uid)) for x in SOCKETS]
+    places = [_expand(x.format(uid=uid)) for x in SOCKETS]
     if uid != ROOT:
         places[1] = USER_SOCKET.format(uid=uid)
         if places[0] == places[1]:
             del places[1]  # runtime.candidates() tries it once
-    return [p for p in places if "$" not in p]
+    return [p for p in places if p is not None]
+
+
+def _expand(path: str) -> str | None:
+    """A leading $VARIABLE replaced by its value, None if it is unset (os.path.expandvars
+    would do it, but it imports re: a tenth of a plain pykdump run's start-up)."""
+    if not path.startswith("$"):
+        return path
+    name, _, rest = path[1:].partition("/")
+    value = os.environ.get(name)
+    return None if value is None else f"{value}/{rest}"
 
 
 def before_reading() -> None:
@@ -49,22 +59,28 @@ def before_reading() -> None:
     found = [p for p in engine_sockets() if os.path.exists(p)]
     if not found:
         return
-    import socket  # lazy: only when an engine may be running
+    # Lazy (only when an engine may be running), and the C module: socket.py
+    # would load enum and selectors, a tenth of a plain pykdump's start-up.
+    import _socket as socket
 
     for path in dict.fromkeys(found):
+        sock = None
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-                sock.settimeout(TIMEOUT)
-                sock.connect(path)
-                cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED_SIZE)
-                if int.from_bytes(cred[UCRED_UID], "little") != uid:
-                    continue  # not the caller's engine: nothing to ask of it
-                sock.sendall(REQUEST, socket.MSG_NOSIGNAL)
-                reply = b""
-                while not reply.endswith(b"\n"):
-                    chunk = sock.recv(256)
-                    if not chunk:
-                        break
-                    reply += chunk
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sock.settimeout(TIMEOUT)
+            sock.connect(path)
+            cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED_SIZE)
+            if int.from_bytes(cred[UCRED_UID], "little") != uid:
+                continue  # not the caller's engine: nothing to ask of it
+            sock.sendall(REQUEST, socket.MSG_NOSIGNAL)
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
         except OSError:
             pass  # gone, busy or refused: read what is there, as before
+        finally:
+            if sock is not None:
+                sock.close()

@@ -17,7 +17,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -537,7 +536,7 @@ def _comm(pid: int) -> bytes | None:
         return None
 
 
-def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> None:
+def serve(engine: BpfEngine, listener: protocol.Socket, endpoint: Endpoint) -> None:
     """The daemon's loop: one thread drains, serves requests and keeps house."""
     uid = os.getuid()
     next_house = 0.0

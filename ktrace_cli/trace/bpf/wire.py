@@ -8,9 +8,9 @@ running pays only for this module (start-up, docs/DESIGN.md).
 
 from __future__ import annotations
 
-import json
 import os
 
+from ktrace_cli.trace import fastjson
 from ktrace_cli.trace.runtime import Runtime, open_runtime, own_subdir
 
 RUNTIME_SUBDIR = "bpf"
@@ -43,7 +43,7 @@ def runtime(create: bool = True) -> Runtime | None:
 
 
 def message(data: dict[str, object]) -> bytes:
-    return json.dumps(data).encode() + b"\n"
+    return fastjson.dumps(data).encode() + b"\n"
 
 
 def parse(line: bytes | None) -> dict[str, object] | None:
@@ -51,7 +51,7 @@ def parse(line: bytes | None) -> dict[str, object] | None:
     if line is None:
         return None
     try:
-        msg = json.loads(line)
+        msg = fastjson.loads(line)
     except ValueError:
         return None
     return msg if isinstance(msg, dict) else None
