@@ -20,9 +20,11 @@ squatted by another user is ignored.
 
 from __future__ import annotations
 
-import json
+import _socket as socket  # the C module: socket.py loads enum and selectors (engine start-up)
 import os
-import socket
+
+from ktrace_cli.trace import fastjson
+from ktrace_cli.trace.protocol import Socket
 
 ROOT = 0
 TIMEOUT = 0.5  # seconds a caller waits for one engine's answer
@@ -37,9 +39,9 @@ def address(engine_pid: int) -> bytes:
     return b"\0" + NAME_PREFIX + str(engine_pid).encode()
 
 
-def listen(engine_pid: int) -> socket.socket:
+def listen(engine_pid: int) -> Socket:
     """The engine's socket (non-blocking); OSError (EADDRINUSE) if the name is taken."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    sock = Socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
         sock.bind(address(engine_pid))
         sock.listen(16)
@@ -61,7 +63,7 @@ def owner_uid(pid: int) -> int | None:
     return None
 
 
-def answer(listener: socket.socket, traced: list[int]) -> None:
+def answer(listener: Socket, traced: list[int]) -> None:
     """Serve each waiting caller: the traced pids that belong to its uid (all of them for root)."""
     while True:
         try:
@@ -75,7 +77,7 @@ def answer(listener: socket.socket, traced: list[int]) -> None:
                 cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED)
                 uid = int.from_bytes(cred[4:8], "little")
                 mine = [p for p in traced if uid == ROOT or owner_uid(p) == uid]
-                conn.send(json.dumps(mine).encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+                conn.send(fastjson.dumps(mine).encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
             except OSError:
                 pass  # a caller gone or not reading: its loss
 
@@ -99,7 +101,7 @@ def engines() -> list[int]:
 
 
 def _ask(engine_pid: int) -> list[int]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+    with Socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(TIMEOUT)
         sock.connect(address(engine_pid))
         cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED)
@@ -112,7 +114,7 @@ def _ask(engine_pid: int) -> list[int]:
             if not chunk:
                 break
             data += chunk
-    got = json.loads(data)
+    got = fastjson.loads(data)
     return [int(p) for p in got] if isinstance(got, list) else []
 
 

@@ -159,7 +159,7 @@ class BpfEngine:
         # of CAP_BPF and CAP_PERFMON) only processes with its own credentials,
         # and the kernel side stops at an exec that changes them.
         self.owner_only = os.geteuid() != ROOT
-        self.public: socket.socket | None = None
+        self.public: protocol.Socket | None = None
         if not self.owner_only:
             try:
                 self.public = rootbpf.listen(os.getpid())  # others' engines ask what we hold
