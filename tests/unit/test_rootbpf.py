@@ -52,7 +52,7 @@ def test_the_answer_lists_the_callers_processes(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setattr(rootbpf, "owner_uid", lambda pid: 0 if pid == 1 else 65534)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
             c.connect(rootbpf.address(os.getpid()))
-            monkeypatch.setattr(socket.socket, "getsockopt", lambda *a: (7).to_bytes(4, "little")
+            monkeypatch.setattr(rootbpf.Socket, "getsockopt", lambda *a: (7).to_bytes(4, "little")
                                 + (65534).to_bytes(4, "little") + bytes(4))  # fmt: skip
             rootbpf.answer(listener, [1, 99])
             monkeypatch.undo()
