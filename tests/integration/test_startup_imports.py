@@ -90,3 +90,19 @@ def test_pykdump_s_plain_run_loads_no_regular_expressions(runtime_env: dict[str,
     assert modules & KDUMP_FORBIDDEN == set()
     assert "ktrace_cli.cli.pykdump_click" not in modules
 
+
+
+# The ptrace engine's modules, loaded before a cold start's engine can answer:
+# what its loop and tables need (ctypes, threading, struct, collections), not
+# the modules a protocol or a helper module could drag back in unseen.
+ENGINE_FORBIDDEN = frozenset({"re", "json", "enum", "click", "typing", "dataclasses", "inspect",
+                              "socket", "signal", "selectors", "rich"})  # fmt: skip
+
+
+@pytest.mark.ptrace_only("the bpf engine's service loads libbpf's loader, not this path")
+def test_the_ptrace_engine_s_modules_load_none_of_the_slow_ones() -> None:
+    r = subprocess.run([sys.executable, "-c", "import sys, ktrace_cli.trace.ptrace_daemon\n"
+                        "print(' '.join(sorted(sys.modules)))"],
+                       capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.split()) & ENGINE_FORBIDDEN == set()
