@@ -9,9 +9,9 @@ replies held until their processes are detached.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
 import errno as E
 import os
-import signal
 import threading
 import time
 from collections import deque
