@@ -40,6 +40,9 @@
 #define STATUS_SYSCALL_STOP 0x857f
 #define STATUS_SECCOMP_STOP ((7 << 16) | (5 << 8) | 0x7f)
 #define WAIT_ALL (__WALL | WUNTRACED)
+#define EVENT_EXIT 6
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
 #define REQ_SYSCALL 24
 #define REQ_GET_SYSCALL_INFO 0x420e
 
@@ -123,7 +126,8 @@ struct kt_state {
 	int32_t errmap[KT_ERRNO_LIMIT];
 	int32_t ready_pid[KT_READY], ready_status[KT_READY];
 	int32_t ready_head, ready_len;
-	int32_t round_skip, spin_misses, spin_skip, block_next;
+	int32_t round_skip, spin_misses, spin_skip;
+	int32_t block_next;  /* the next wait blocks at once: no stop is expected soon */
 };
 
 static int64_t clock_ns(clockid_t clock)
@@ -406,6 +410,13 @@ static int fast_stop(struct kt_state *st, struct kt_slot *s)
 	return 0;
 }
 
+static int is_exec_entry(const uint8_t *info)
+{
+	uint64_t nr;
+	memcpy(&nr, info + 24, 8);
+	return info[0] == OP_ENTRY && (nr == NR_EXECVE || nr == NR_EXECVEAT);
+}
+
 /* A blocking wait; KT_IDLE first if records would wait past the flush timer. */
 static int block(struct kt_state *st, int64_t flush_deadline, int *pid, int *status)
 {
@@ -502,11 +513,17 @@ int kt_run(struct kt_state *st, int nthreads, int spin, int64_t flush_deadline)
 		sh->pid = pid;
 		sh->status = status;
 		sh->has_info = 0;
-		if (status != STATUS_SYSCALL_STOP && status != STATUS_SECCOMP_STOP)
+		if (status != STATUS_SYSCALL_STOP && status != STATUS_SECCOMP_STOP) {
+			/* A thread past its exit event is tearing down: no stop comes soon. */
+			st->block_next |= (status >> 16) == EVENT_EXIT;
 			return KT_STOP;
+		}
 		int s = lookup(st, pid);
-		if (s < 0 || !fast_stop(st, &st->slots[s]))
+		if (s < 0 || !fast_stop(st, &st->slots[s])) {
+			/* Nor while an execve loads the new image. */
+			st->block_next |= sh->has_info && is_exec_entry(sh->info);
 			return KT_STOP;
+		}
 		if ((++handled & 15) == 0) {
 			int64_t now = clock_ns(CLOCK_MONOTONIC);
 			if (!start)
