@@ -142,8 +142,8 @@ def run(
         raise UsageFailure("--timeline writes JSON itself: --json does not apply")
     if (histogram or sort_key or detail) and not summary:
         raise UsageFailure("--detail, --histogram and --sort go with --summary")
-    if not follow and os.geteuid() == 0:  # -l reads what comes, whenever it comes
-        # A bpf engine (root's only) may still be writing a trace's end.
+    if not follow:  # -l reads what comes, whenever it comes
+        # The reader's bpf engine (root's, or a CAP_BPF holder's) may still be writing a trace's end.
         from ktrace_cli.trace.bpf import flush
 
         flush.before_reading()

@@ -148,7 +148,7 @@ def run(opts: Options) -> int:
         if target is not None:
             target.abandon()
         raise
-    if opts.clear and os.geteuid() == 0:  # only root runs a bpf engine: nobody else loads its client
+    if opts.clear:  # root's or a CAP_BPF holder's: clear_too asks only where a bpf engine may run
         from ktrace_cli.trace.bpf import client as bpf
 
         bpf.clear_too(opts, ops, facs, pid)  # "clear all your tracing" covers both engines

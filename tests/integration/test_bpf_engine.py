@@ -1,9 +1,9 @@
 """The eBPF engine: the same records as the ptrace engine, drops marked, attaching without stopping.
 
-Skipped (with the reason) only where the BPF programs cannot load: not
-root, no kernel BTF, no libbpf.  Every test leaves nothing attached: the
-engine detaches when nothing is traced, and the session's engine is shut
-down at the end even when a test failed.
+Skipped (with the reason) only where the BPF programs cannot load: neither
+root nor CAP_BPF with CAP_PERFMON, no kernel BTF, no libbpf.  Every test
+leaves nothing attached: the engine detaches when nothing is traced, and
+the session's engine is shut down at the end even when a test failed.
 """
 
 from __future__ import annotations

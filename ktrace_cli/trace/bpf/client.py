@@ -225,6 +225,10 @@ def _check(opts: Options, reply: dict[str, object]) -> None:
     err = int(reply.get("error", 0))  # type: ignore[call-overload]
     if err and reply.get("self"):
         raise TraceError(err, str(reply["self"]))  # the whole story, as the ptrace engine tells it
+    if err and reply.get("why"):
+        # ktrace(1)'s own line, then the cause, as the ptrace engine's client says them.
+        sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
+        raise TraceError(err, str(reply["why"]))
     if err:
         raise TraceError(err, f"{opts.trfile}: {os.strerror(err)}")
 
@@ -232,9 +236,10 @@ def _check(opts: Options, reply: dict[str, object]) -> None:
 def clear_too(opts: Options, ops: int, facs: int, pid: int) -> None:
     """A clear under the ptrace engine also clears what a running bpf engine traces (best effort).
 
-    Only root can run the bpf engine, so only root's clear asks it.
+    Only root and holders of CAP_BPF and CAP_PERFMON can run the bpf
+    engine, so only their clears ask it (each its own engine).
     """
-    if os.geteuid() != 0:
+    if not wire.may_load():
         return
     request: dict[str, object] = {"op": "ktrace", "ops": ops, "facs": facs, "pid": pid}
     fd: int | None = None

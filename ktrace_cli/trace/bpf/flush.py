@@ -1,4 +1,4 @@
-"""A reader's request to root's bpf engine: every record made so far into the files.
+"""A reader's request to its own bpf engine: every record made so far into the files.
 
 The engine drains its ring asynchronously, so the end of a command's trace
 may still be on its way when the command's parent starts a reader
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 
-# Where root's bpf engine listens, in the order runtime.candidates() tries
-# its directories (tests/unit holds them to runtime.py's and wire.py's
+# Where the caller's bpf engine listens, in the order runtime.candidates()
+# tries its directories (tests/unit holds them to runtime.py's and wire.py's
 # names): spelt out because importing those modules costs more than the stats.
+# Root's second place is /run; any other user's is /run/user/UID ({uid}).
 SOCKETS = ("$XDG_RUNTIME_DIR/pyktrace/bpf/engine.sock", "/run/pyktrace/bpf/engine.sock",
-           "/tmp/pyktrace-0/bpf/engine.sock", "$HOME/.cache/pyktrace/bpf/engine.sock")  # fmt: skip
+           "/tmp/pyktrace-{uid}/bpf/engine.sock", "$HOME/.cache/pyktrace/bpf/engine.sock")  # fmt: skip
+USER_SOCKET = "/run/user/{uid}/pyktrace/bpf/engine.sock"
 REQUEST = b'{"op": "flush"}\n'  # wire.message({"op": "flush"})
 TIMEOUT = 1.0  # seconds a reader waits for the flush before reading anyway
 ROOT = 0
@@ -25,19 +27,25 @@ UCRED_SIZE = 12
 
 
 def engine_sockets() -> list[str]:
-    """The paths at which root's bpf engine may listen (a place whose variable is unset: skipped)."""
-    return [p for p in map(os.path.expandvars, SOCKETS) if "$" not in p]
+    """The paths at which the caller's bpf engine may listen (a place whose variable is unset: skipped)."""
+    uid = os.getuid()
+    places = [os.path.expandvars(x.format(uid=uid)) for x in SOCKETS]
+    if uid != ROOT:
+        places[1] = USER_SOCKET.format(uid=uid)
+        if places[0] == places[1]:
+            del places[1]  # runtime.candidates() tries it once
+    return [p for p in places if "$" not in p]
 
 
 def before_reading() -> None:
     """Ask each running bpf engine to flush, best effort: it answers once every
     CPU's batch is in the ring and the ring is in the files.
 
-    Only root runs the engine, so only root asks; only an engine running as
-    root is asked, and never for more than TIMEOUT.
+    Root and holders of CAP_BPF and CAP_PERFMON run one (each their own):
+    only an engine running as the caller's uid is asked, and never for
+    more than TIMEOUT.
     """
-    if os.geteuid() != ROOT:
-        return
+    uid = os.getuid()
     found = [p for p in engine_sockets() if os.path.exists(p)]
     if not found:
         return
@@ -49,8 +57,8 @@ def before_reading() -> None:
                 sock.settimeout(TIMEOUT)
                 sock.connect(path)
                 cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED_SIZE)
-                if int.from_bytes(cred[UCRED_UID], "little") != ROOT:
-                    continue  # not root's engine: nothing to ask of it
+                if int.from_bytes(cred[UCRED_UID], "little") != uid:
+                    continue  # not the caller's engine: nothing to ask of it
                 sock.sendall(REQUEST, socket.MSG_NOSIGNAL)
                 reply = b""
                 while not reply.endswith(b"\n"):
