@@ -171,3 +171,36 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
 def test_live_needs_the_ptrace_engine() -> None:
     with pytest.raises(cli.Fatal, match=r"^--live works with the ptrace engine only"):
         cli.run(cli.parse(["--engine=bpf", "--live", "true"]))
+
+
+class _LostCounter:
+    """The loaded object as report_drops sees it: the kernel's lost-record counter."""
+
+    attached = True
+    records = 0
+
+    def lost(self) -> tuple[int, int]:
+        return 0, self.records
+
+
+def test_a_sync_logs_drops_the_once_a_second_limit_held_back(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    # A drop within a second of the last line waits for the next second; a
+    # sync's caller reads the log next, so the sync says it at once.
+    eng = object.__new__(service.BpfEngine)
+    eng.obj = _LostCounter()  # type: ignore[assignment]
+    eng.lost_reported, eng.report_at = 0, 0.0
+    monkeypatch.setattr(eng, "barrier", lambda: None)
+    monkeypatch.setattr(eng, "housekeeping", eng.report_drops)
+    with caplog.at_level("WARNING", logger="pyktrace.engine"):
+        eng.obj.records = 100  # type: ignore[attr-defined]
+        eng.report_drops()
+        eng.obj.records = 250  # type: ignore[attr-defined]
+        eng.report_drops()  # within the second: held back
+        assert len(caplog.records) == 1
+        assert eng.request({"op": "sync"}, None, os.getpid()) == {"error": 0}
+        assert eng.request({"op": "sync"}, None, os.getpid()) == {"error": 0}  # nothing new: no line
+    assert [r.getMessage() for r in caplog.records] == [
+        "ring buffer full: 100 records dropped (100 since load), marked KTR_DROP",
+        "ring buffer full: 150 records dropped (250 since load), marked KTR_DROP",
+    ]

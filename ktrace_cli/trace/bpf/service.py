@@ -199,11 +199,15 @@ class BpfEngine:
     def drain(self) -> None:
         self.ring.drain(self._write)
         self.obj.rearm_wakeup()
-    def report_drops(self) -> None:
-        """At most one log line a second: how many records the full ring cost."""
+    def report_drops(self, now_or_never: bool = False) -> None:
+        """At most one log line a second: how many records the full ring cost.
+
+        `now_or_never`: a sync's, whose caller reads the log next; a drop
+        within the second after the last line would otherwise stay unsaid.
+        """
         _batches, records = self.obj.lost()
         now = time.monotonic()
-        if records != self.lost_reported and (now >= self.report_at or not self.obj.attached):
+        if records != self.lost_reported and (now >= self.report_at or now_or_never or not self.obj.attached):
             self.report_at = now + DROP_REPORT
             log.warning("ring buffer full: %d records dropped (%d since load), marked KTR_DROP",
                         records - self.lost_reported, records)  # fmt: skip
@@ -292,6 +296,7 @@ class BpfEngine:
         if op == "sync":
             self.barrier()
             self.housekeeping()  # detached, and the drops logged, before the command's parent goes on
+            self.report_drops(now_or_never=True)
             return {"error": 0}
         if op != "ktrace":
             return {"error": E.EINVAL, "message": "malformed request"}
