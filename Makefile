@@ -16,13 +16,16 @@ DEVSTAMP := $(VENV)/.installed-dev
 # finder is imported by every interpreter start in the venv and pulls in
 # pathlib and importlib.util: it doubled the bare start-up of both commands.
 EDITABLE := --config-settings editable_mode=compat
+# The engine's C loop (setup.py): the editable install builds it in place,
+# beside fastloop.py, so a change to its source reinstalls.
+BUILT := pyproject.toml setup.py ktrace_cli/trace/fastloop.c
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(EDITABLE) -e .
 	touch $@
 
-$(DEVSTAMP): pyproject.toml
+$(DEVSTAMP): $(BUILT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(EDITABLE) -e '.[dev]'
 	touch $(STAMP) $@

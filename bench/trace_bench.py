@@ -65,6 +65,7 @@ def workloads(bin_: Path, quick: bool) -> list[tuple[str, list[str], bool]]:
 
 
 TICK = os.sysconf("SC_CLK_TCK")
+PY_LOOP = "PYKTRACE_FASTLOOP"  # 0: the engine's pure-Python loop
 
 
 def pyktrace_argv() -> list[str]:
@@ -84,7 +85,7 @@ def bpf_status(tmp: Path, env: dict[str, str]) -> str | None:
     return None
 
 
-def tracers(tmp: Path, inherit: bool, bpf: bool) -> dict[str, list[str]]:
+def tracers(tmp: Path, inherit: bool, bpf: bool, py_loop_rt: Path | None = None) -> dict[str, list[str]]:
     pyk = [*pyktrace_argv(), "-f", str(tmp / "bench.out")]
     if inherit:
         pyk.append("-i")
@@ -98,12 +99,16 @@ def tracers(tmp: Path, inherit: bool, bpf: bool) -> dict[str, list[str]]:
     }
     if bpf:
         out["bpf-c"] = [*pyk, "--engine=bpf", "-t", "c"]
+    if py_loop_rt is not None:
+        # The engine's pure-Python loop (before the C loop), its own engine in its own runtime directory.
+        out["pyk-c-py"] = ["env", f"{PY_LOOP}=0", f"XDG_RUNTIME_DIR={py_loop_rt}", *pyk, "-t", "c"]
     return out
 
 
 def engine_ticks(rt: Path, argv: list[str]) -> int:
     """The utime+stime in clock ticks of the engine `argv` uses (0 if none runs)."""
-    where = rt / "pyktrace" / ("bpf" if "--engine=bpf" in argv else "")
+    own = [a.split("=", 1)[1] for a in argv if a.startswith("XDG_RUNTIME_DIR=")]
+    where = (Path(own[0]) if own else rt) / "pyktrace" / ("bpf" if "--engine=bpf" in argv else "")
     try:
         pid = int((where / "engine.pid").read_text())
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -145,9 +150,12 @@ def nan_ratio(a: float, b: float, floor: float = 0.0) -> str:
 
 
 def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_why: str | None,
-             summary: list[str]) -> None:  # fmt: skip
+             summary: list[str], py_loop: bool = False, only: frozenset[str] = frozenset()) -> None:  # fmt: skip
     rt = tmp / ("rt-pinned" if pinned else "rt-unpinned")
     rt.mkdir(mode=0o700, exist_ok=True)
+    py_rt = rt.with_name(rt.name + "-py") if py_loop else None
+    if py_rt is not None:
+        py_rt.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ, XDG_RUNTIME_DIR=str(rt), PYTHONPATH=str(ROOT))
     prefix = ["taskset", "-c", "0"] if pinned else []
     mode = "pinned" if pinned else "unpinned"
@@ -157,18 +165,27 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
     eng: dict[str, dict[str, float]] = {}
     counts: dict[str, int] = {}
     for name, argv, inherit in workloads(bin_, quick):
+        if only and name != "true" and name not in only:
+            continue
         wall[name], cpu[name], eng[name] = {}, {}, {}
-        for tname, tr in tracers(tmp, inherit, bpf_why is None).items():
-            cmd = prefix + tr + argv
-            if tname.startswith(("pyk", "bpf")) and name == "true":
-                timed(cmd, env, rt)  # warm-up: starts the engine, so no run pays its start
-            samples = [timed(cmd, env, rt) for _ in range(runs)]
-            wall[name][tname] = statistics.median(s[0] for s in samples)
-            cpu[name][tname] = statistics.median(s[1] for s in samples)
-            eng[name][tname] = statistics.median(s[2] for s in samples)
-            if tname == "pyk-c":
-                counts[name] = count_calls(tmp / "bench.out")
-    names = list(tracers(tmp, False, bpf_why is None))
+        cmds = {tname: prefix + tr + argv for tname, tr in tracers(tmp, inherit, bpf_why is None, py_rt).items()}
+        if name == "true":
+            for tname, cmd in cmds.items():
+                if tname.startswith(("pyk", "bpf")):
+                    timed(cmd, env, rt)  # warm-up: starts the engine, so no run pays its start
+        # Interleaved: each run goes through every tracer, so a change in the machine's load
+        # weighs on all of them alike.
+        samples: dict[str, list[tuple[float, float, float]]] = {tname: [] for tname in cmds}
+        for _ in range(runs):
+            for tname, cmd in cmds.items():
+                samples[tname].append(timed(cmd, env, rt))
+                if tname == "pyk-c":
+                    counts[name] = count_calls(tmp / "bench.out")
+        for tname, got in samples.items():
+            wall[name][tname] = statistics.median(s[0] for s in got)
+            cpu[name][tname] = statistics.median(s[1] for s in got)
+            eng[name][tname] = statistics.median(s[2] for s in got)
+    names = list(tracers(tmp, False, bpf_why is None, py_rt))
     traced = names[1:]
     print("| workload | syscalls | " + " | ".join(f"{n} ms" for n in names) + " |")
     print("|---|---:|" + "---:|" * len(names))
@@ -177,6 +194,8 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
     ratio_cols = ["pyk-c/strace", "pyk-n/strace", "pyk-n-sec/strace-bpf"]
     if bpf_why is None:
         ratio_cols.append("bpf-c/strace")
+    if py_rt is not None:
+        ratio_cols.append("pyk-c-py/strace")
     print("\nWall overhead per syscall, µs (start-up corrected with /bin/true), and ratios "
           "against strace from this run\n")  # fmt: skip
     print("| workload | " + " | ".join(traced) + " | " + " | ".join(ratio_cols) + " |")
@@ -201,8 +220,9 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
                   nan_ratio(per["pyk-n-sec"], per["strace-bpf"], 0.5)]  # fmt: skip
         if bpf_why is None:
             ratios.append(nan_ratio(per["bpf-c"], per["strace"]))
+        shown = ratios + ([nan_ratio(per["pyk-c-py"], per["strace"])] if py_rt is not None else [])
         cpu_ratios = [nan_ratio(engine["pyk-c"], extra["strace"]), nan_ratio(extra["pyk-c"], extra["strace"])]
-        print(f"| {name} | " + " | ".join(f"{per[t]:.1f}" for t in traced) + " | " + " | ".join(ratios) + " |")
+        print(f"| {name} | " + " | ".join(f"{per[t]:.1f}" for t in traced) + " | " + " | ".join(shown) + " |")
         cpu_lines.append(f"| {name} | {extra['strace']:.1f} | {extra['strace-bpf']:.1f} | "
                          + " | ".join(f"{engine[t]:.1f} | {extra[t]:.1f}" for t in pyk)
                          + " | " + " | ".join(cpu_ratios) + " |")  # fmt: skip
@@ -228,6 +248,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=0, help="runs per measurement (default 5, quick 1)")
     ap.add_argument("--mode", choices=["both", "pinned", "unpinned"], default="both")
     ap.add_argument("--summary", type=Path, help="append the compact markdown table to this file")
+    ap.add_argument("--only", metavar="W1,W2", help="only these workloads (and true, the start-up baseline)")
+    ap.add_argument("--py-loop", action="store_true",
+                    help=f"also run -t c on an engine with its pure-Python loop ({PY_LOOP}=0), interleaved")
     args = ap.parse_args()
     for tool in ("gcc", "strace", "taskset", "tar"):
         if shutil.which(tool) is None:
@@ -256,8 +279,10 @@ def main() -> int:
                     + "---:|---:|"]  # fmt: skip
         modes = {"both": [False, True], "pinned": [True], "unpinned": [False]}[args.mode]
         for pinned in modes:
-            run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary)
+            run_mode(pinned, args.quick, runs, bin_, tmp, bpf_why, summary, args.py_loop,
+                     frozenset(args.only.split(",")) if args.only else frozenset())  # fmt: skip
             _stop_engine(tmp / ("rt-pinned" if pinned else "rt-unpinned") / "pyktrace")
+            _stop_engine(tmp / ("rt-pinned-py" if pinned else "rt-unpinned-py") / "pyktrace")
         if bpf_why is not None:  # the idle-engine check is bpf_bench's (interleaved)
             summary.append(f"\neBPF engine rows skipped: {bpf_why}.")
     if args.summary:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import abi32, capture, convert, ktrops, lifecycle, restarts
+from ktrace_cli.trace import abi32, capture, convert, fastloop, ktrops, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -68,7 +68,7 @@ ERRNO_LIMIT = convert.ERRNO_LIMIT
 class Engine:
     """Owns all tracees; run() returns when nothing is traced and no request is pending."""
 
-    def __init__(self, idle_grace: float = 1.0) -> None:
+    def __init__(self, idle_grace: float = 1.0, c_loop: bool = True) -> None:
         self.rules = R.rules()
         self.narg = self.rules.narg
         self.plain: dict[int, tuple[bytes, bytes]] = {}  # facs -> Rules.plain_stops(facs)
@@ -101,6 +101,13 @@ class Engine:
         self.ready: deque[tuple[int, int]] = deque()
         self.waker: Any = None  # ptrace_daemon.Waker: wakes the loop out of waitpid() without forking
         self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
+        self.flush_deadline = 0  # CLOCK_MONOTONIC ns when the armed flush timer fires
+        # The plain stops in C (trace/fastloop.py), unless not built or turned off.
+        self.fast = fastloop.load(self.narg, self.errmap, self._plain) if c_loop else None
+        if self.fast is not None:
+            self.table.before_flush = self.fast.drain
+            self.table.on_drop = self.fast.drop
+            self.table.on_close = self.fast.forget_file
 
     # ----- requests (called from the control thread) -----
 
@@ -118,6 +125,8 @@ class Engine:
     def ring(self) -> None:
         """Wake the engine thread out of waitpid() (ptrace_daemon.Waker: no fork, no zombie)."""
         self.attention = True
+        if self.fast is not None:
+            self.fast.attend()
         if self.waker is not None:
             self.waker.ring()
 
@@ -127,6 +136,16 @@ class Engine:
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        if self.fast is not None:
+            self._run_c(self.fast)
+        else:
+            self._run_py()
+        self.table.flush_all()
+        for _procs, reply_fn, reply in self.held_replies:
+            send(reply_fn, reply)
+
+    def _run_py(self) -> None:
+        """The loop in Python: each stop is waited for and handled here."""
         # Bound once: the loop runs once per stop.
         threads, awaiting, ready = self.threads, self.table.awaiting, self.ready
         wait, syscall_stop = self._wait, self._syscall_stop
@@ -156,9 +175,73 @@ class Engine:
                 log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
                 if t is not None and os.WIFSTOPPED(status):
                     P.libc_ptrace(t.resume_op(), pid, 0, 0)
-        self.table.flush_all()
-        for _procs, reply_fn, reply in self.held_replies:
-            send(reply_fn, reply)
+
+    def _run_c(self, fast: fastloop.FastLoop) -> None:
+        """The loop with fastloop.c waiting and handling the plain syscall stops.
+
+        kt_run comes back with a stop Python must handle (its syscall
+        information already read), or to let Python look around: a signal
+        handler to run, a request, records to flush before it blocks. The
+        records C wrote are drained into the files' buffers first, so every
+        record Python writes comes after them. Around a stop Python handles,
+        the thread's slot is pulled (what C changed) and pushed (what Python
+        changed, with its process's state).
+        """
+        threads, awaiting = self.threads, self.table.awaiting
+        syscall_stop, run, st, shared = self._syscall_stop, fast.run, fast.st, fast.shared
+        pull, push_proc, drain = fast.pull, fast.push_proc, fast.drain
+        head = fastloop.HEAD.unpack_from
+        spin = int(self.spin)
+        while True:
+            if self.attention:
+                self._attend()
+            if not threads and not awaiting:
+                if self.shutdown or not self._idle():
+                    break
+                continue
+            if self.table.dirty and not self.timer_armed:
+                self._arm_flush()
+            kind = run(st, len(threads), spin, self.flush_deadline if self.timer_armed else 0)
+            if drain():
+                self.table.dirty = True
+            if kind != fastloop.KT_STOP:
+                if kind == fastloop.KT_ECHILD:
+                    self.table.forget_all()
+                    fast.clear_ready()
+                elif kind == fastloop.KT_IDLE and self.timer_armed:
+                    # The timer fires too soon to block on: write now, before blocking.
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    self.timer_armed = False
+                    self.table.flush_all()
+                continue
+            pid, status, has_info = head(shared)
+            t = threads.get(pid)
+            try:
+                if t is None:
+                    self._stray(pid, status)
+                    continue
+                pull(t)
+                if status == SYSCALL_STOP or status == SECCOMP_STOP:
+                    syscall_stop(t, shared if has_info else None)
+                else:
+                    self._other_stop(t, status)
+                    if status >> 16 == P.PTRACE_EVENT_EXEC:
+                        # An exec from another thread gave it the leader's tid: the
+                        # leader's slot and the execer's old one are stale.
+                        fast.drop(pid)
+                        fast.reconcile(threads)
+                        t = threads.get(pid)
+            except Exception:
+                log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
+                if t is not None and os.WIFSTOPPED(status):
+                    P.libc_ptrace(t.resume_op(), pid, 0, 0)
+            if t is not None and threads.get(t.tid) is t:
+                push_proc(t)
+
+    def _arm_flush(self) -> None:
+        self.timer_armed = True
+        self.flush_deadline = time.monotonic_ns() + int(FLUSH_DELAY * 1e9)
+        signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
 
     def _attend(self) -> None:
         """Work the signal handlers and the control thread left for the engine thread."""
@@ -173,6 +256,8 @@ class Engine:
                     self._write_failed(tf, tf.failed)
         if self.requests or self.held_replies:
             self._serve()
+        if self.fast is not None:
+            self.fast.push_all(self.threads)  # a request may have changed any process
 
     def _idle(self) -> bool:
         """Wait for a request while nothing is traced; False to exit."""
@@ -198,8 +283,7 @@ class Engine:
         finds nothing (one per stop of a lone busy tracee).
         """
         if self.table.dirty and not self.timer_armed:
-            self.timer_armed = True
-            signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
+            self._arm_flush()
         pid, status = self._spin_wait() if self.spin else _waitpid(-1, WAIT_ALL)
         if len(self.threads) > 1:
             if self.round_skip:
@@ -257,19 +341,23 @@ class Engine:
 
     # ----- syscall stops: the hot path -----
 
-    def _syscall_stop(self, t: Thread) -> None:
+    def _syscall_stop(self, t: Thread, shared: memoryview | None = None) -> None:
         """A syscall entry or exit stop: its CALL or RET, and what else its rule and the facilities ask.
 
         The common stop, whose call needs nothing but its CALL or RET under
         the process's facilities (Rules.plain_stops), is written here without
         looking at its rule: at every stop of every call, each step counts.
+        `shared`: the C loop's state, holding the stop's syscall information.
         """
         tid = t.tid
-        info = self.bufs.info
-        if _ptrace(GET_SYSCALL_INFO, tid, INFO_SIZE, info) <= 0:
-            _ptrace(t.resume_op(), tid, 0, 0)
-            return
-        op, arch, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(info)
+        if shared is None:
+            info = self.bufs.info
+            if _ptrace(GET_SYSCALL_INFO, tid, INFO_SIZE, info) <= 0:
+                _ptrace(t.resume_op(), tid, 0, 0)
+                return
+            op, arch, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(info)
+        else:
+            op, arch, nr, a0, a1, a2, a3, a4, a5 = _unpack_info(shared, fastloop.INFO_OFFSET)
         if op == INFO_NONE:
             # A SIGKILL took the thread out of the stop we collected; it is in
             # another (its exit event), reported on its own. The rest of the

@@ -57,6 +57,12 @@ class TraceeTable:
         # may go), and a write failed (flush_all's from_signal passed on).
         self.on_release: Callable[[], None] = _nothing
         self.on_write_failure: Callable[[bool], None] = _nothing
+        # Set by the engine's C loop (trace/fastloop.py): records it holds
+        # reach the files' buffers before any flush, a thread leaving takes
+        # its slot with it, a closed file its buffer.
+        self.before_flush: Callable[[], object] = _nothing
+        self.on_drop: Callable[[int], None] = _nothing
+        self.on_close: Callable[[TraceFile], None] = _nothing
 
     # ----- threads and processes leaving -----
 
@@ -67,6 +73,7 @@ class TraceeTable:
         p = t.proc
         if self.threads.get(t.tid) is t:
             del self.threads[t.tid]
+            self.on_drop(t.tid)
         if p.threads.get(t.tid) is t:
             del p.threads[t.tid]
         if not p.threads:
@@ -92,10 +99,12 @@ class TraceeTable:
             self.files[tf.ident] = tf
         old = p.set_file(tf)
         if old is not None:
+            self.before_flush()
             old.flush()
             if self.files.get(old.ident) is old:
                 del self.files[old.ident]
             old.close()
+            self.on_close(old)
 
     def discard(self, tf: TraceFile | None) -> None:
         """Close a file a refused request opened, unless a process writes to it."""
@@ -125,6 +134,7 @@ class TraceeTable:
         """Write every buffer; a failed write is reported through on_write_failure."""
         self.in_flush = True
         try:
+            self.before_flush()
             failed = False
             for tf in list(self.files.values()):
                 if tf.buf and tf.flush():
