@@ -109,6 +109,7 @@ class FastLoop:
         self.file_at: dict[int, TraceFile] = {}
         self.plain_of: dict[int, int] = {}  # facs -> kt_plain index
         self.plain_keep: list[bytes] = []  # the tables C points into
+        self.draining = False
 
     # ----- slots -----
 
@@ -205,11 +206,26 @@ class FastLoop:
             self.lib.kt_file_close(self.st, fi)
 
     def drain(self) -> bool:
-        """Copy the records C wrote into their TraceFiles' buffers, in order; True if any."""
+        """Copy the records C wrote into their TraceFiles' buffers, in order; True if any.
+
+        Not reentrant, and the flush timer's handler drains too (table.flush_all):
+        a drain it interrupted between copying a buffer and emptying it would
+        copy those records twice. So a drain inside a drain does nothing; the
+        outer one finishes and the records reach the file at the next flush.
+        """
         shared = self.shared
         n = INT.unpack_from(shared, NDIRTY)[0]
-        if not n:
+        if not n or self.draining:
             return False
+        self.draining = True
+        try:
+            self._drain(n)
+        finally:
+            self.draining = False
+        return True
+
+    def _drain(self, n: int) -> None:
+        shared = self.shared
         mem = self.files_mem
         for k in range(n):
             fi = INT.unpack_from(shared, DIRTY + 4 * k)[0]
@@ -220,7 +236,6 @@ class FastLoop:
             FILE.pack_into(mem, off, addr, 0)
             INT.pack_into(mem, off + FILE_DIRTY, 0)
         INT.pack_into(shared, NDIRTY, 0)
-        return True
 
     def clear_ready(self) -> None:
         self.lib.kt_clear_ready(self.st)

@@ -96,6 +96,38 @@ def test_two_files_drain_into_their_own_buffers_in_order(fast: fastloop.FastLoop
         tf.close()
 
 
+class _FlushMidCopy(bytearray):
+    """A buffer whose first append runs a drain first, as the flush timer's handler
+    (table.flush_all) does when SIGALRM lands in the middle of the loop's drain."""
+
+    def __init__(self, fast: fastloop.FastLoop) -> None:
+        super().__init__()
+        self.fast = fast
+        self.interrupted = False
+
+    def __iadd__(self, data: object) -> _FlushMidCopy:
+        if not self.interrupted:
+            self.interrupted = True
+            self.fast.drain()
+        self.extend(data)  # type: ignore[arg-type]
+        return self
+
+
+def test_a_drain_interrupted_by_the_flush_timer_copies_each_record_once(fast: fastloop.FastLoop,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    tf = TraceFile(os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT))
+    addr = slot(fast, 70, 70, comm_field(b"t"), fast._open(tf))
+    tf.buf = _FlushMidCopy(fast)
+    for n in range(3):
+        assert fast.lib.kt_put_sysret(fast.st, addr, 10, n, 0, n) == 0
+    assert fast.drain()
+    assert tf.buf.interrupted
+    rets = [bytes(tf.buf[i + 64 : i + 80]) for i in range(0, len(tf.buf), 80)]
+    assert [int.from_bytes(r[8:], "little") for r in rets] == [0, 1, 2]
+    fast.forget_file(tf)
+    tf.close()
+
+
 def test_slots_survive_many_threads_coming_and_going(fast: fastloop.FastLoop) -> None:
     """Open addressing with backward-shift deletion: each live tid keeps its slot, a gone one is forgotten."""
     rnd = random.Random(3)
