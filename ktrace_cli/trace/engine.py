@@ -103,11 +103,13 @@ class Engine:
         self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
         self.flush_deadline = 0  # CLOCK_MONOTONIC ns when the armed flush timer fires
         # The plain stops in C (trace/fastloop.py), unless not built or turned off.
-        self.fast = fastloop.load(self.narg, self.errmap, self._plain) if c_loop else None
+        self.fast = fastloop.load(self.narg, self.errmap, self._plain, self.is_root) if c_loop else None
+        self.born: list[Thread] = []  # new tasks for the C loop to know, once their creator's event is done
         if self.fast is not None:
             self.table.before_flush = self.fast.drain
             self.table.on_drop = self.fast.drop
             self.table.on_close = self.fast.forget_file
+            self.table.on_new = self.born.append
 
     # ----- requests (called from the control thread) -----
 
@@ -189,12 +191,20 @@ class Engine:
         """
         threads, awaiting = self.threads, self.table.awaiting
         syscall_stop, run, st, shared = self._syscall_stop, fast.run, fast.st, fast.shared
-        pull, push_proc, drain = fast.pull, fast.push_proc, fast.drain
+        pull, push, push_proc, drain = fast.pull, fast.push, fast.push_proc, fast.drain
         head = fastloop.HEAD.unpack_from
         spin = int(self.spin)
+        born = self.born
         while True:
             if self.attention:
                 self._attend()
+            if born:
+                # Pushed only now: a first stop already handled with its creator's
+                # event must not be taken for one still to come.
+                for nt in born:
+                    if threads.get(nt.tid) is nt:
+                        push(nt)
+                born.clear()
             if not threads and not awaiting:
                 if self.shutdown or not self._idle():
                     break
@@ -224,10 +234,12 @@ class Engine:
                 if status == SYSCALL_STOP or status == SECCOMP_STOP:
                     syscall_stop(t, shared if has_info else None)
                 else:
+                    several = len(t.proc.threads) > 1
                     self._other_stop(t, status)
-                    if status >> 16 == P.PTRACE_EVENT_EXEC:
+                    if several and status >> 16 == P.PTRACE_EVENT_EXEC:
                         # An exec from another thread gave it the leader's tid: the
-                        # leader's slot and the execer's old one are stale.
+                        # leader's slot and the execer's old one are stale. (A lone
+                        # thread's slot is pushed whole below.)
                         fast.drop(pid)
                         fast.reconcile(threads)
                         t = threads.get(pid)
@@ -603,7 +615,9 @@ class Engine:
             restarts.settle(t, 0)  # died in the interrupted call, before any delivery stop
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             self.table.report_kill(t, p)
-        if len(p.threads) <= 1 and p.threads.get(t.tid) is t:
+        if len(p.threads) <= 1 and p.threads.get(t.tid) is t and not p.dtor_done:
+            # Its exit event wrote and flushed the PROCDTOR already, unless it
+            # died without one (killed, or let go before it).
             self.table.write_dtor(p, t)
             self.table.flush_all()
         self.table.drop_thread(t)
