@@ -447,7 +447,7 @@ static int is_exec_entry(const uint8_t *info)
 }
 
 /* A stop other than a syscall stop that needs nothing but its resumption; 1 if resumed here.
- * As Engine._signal_stop and Engine._other_stop do when the slot's flags say nothing else is due. */
+ * As Engine._signal_stop and Engine.other_stop do when the slot's flags say nothing else is due. */
 static int quiet_stop(struct kt_slot *s, int status)
 {
 	if ((status & 0xff) != 0x7f || !s->ok)

@@ -143,7 +143,7 @@ class FastLoop:
         args = t.args
         argc = 6 if len(args) == 6 else 0
         # As Engine._signal_stop: nothing to record (PSIG) or follow (a single-step to
-        # a handler, SA_RESETHAND) at a delivery; as Engine._other_stop at a new
+        # a handler, SA_RESETHAND) at a delivery; as Engine.other_stop at a new
         # task's first stop: no descending request waits for it, no CSW count.
         flags = 0 if t.stepping or p.resethand or (tf is not None and p.facs & KTRFAC_PSIG) else SIG_QUIET
         if not t.started and not t.descend_pending and t.nvcsw < 0:
