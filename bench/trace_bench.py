@@ -182,16 +182,21 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
         if only and name != "true" and name not in only:
             continue
         wall[name], cpu[name], eng[name] = {}, {}, {}
-        cmds = {tname: prefix + tr + argv for tname, tr in tracers(tmp, inherit, bpf_why is None, py_rt).items()}
-        if name == "true":
-            for tname, cmd in cmds.items():
-                if tname.startswith(("pyk", "bpf")):
-                    timed(cmd, env, rt)  # warm-up: starts the engine, so no run pays its start
+        tracer_argvs = tracers(tmp, inherit, bpf_why is None, py_rt)
+        cmds = {tname: prefix + tr + argv for tname, tr in tracer_argvs.items()}
+        # An engine exits once nothing has been traced for a second, and a round of
+        # the other tracers can take longer: each timed run of an engine's tracer
+        # comes right after an untimed /bin/true under it, so no run pays the
+        # engine's start (its wall time and, worse, its CPU were counted as the run's).
+        warm = {tname: prefix + tr + ["/bin/true"] for tname, tr in tracer_argvs.items()
+                if tname.startswith(("pyk", "bpf"))}  # fmt: skip
         # Interleaved: each run goes through every tracer, so a change in the machine's load
         # weighs on all of them alike.
         samples: dict[str, list[tuple[float, float, float]]] = {tname: [] for tname in cmds}
         for _ in range(runs):
             for tname, cmd in cmds.items():
+                if tname in warm:
+                    timed(warm[tname], env, rt)
                 samples[tname].append(timed(cmd, env, rt))
                 if tname == "pyk-c":
                     counts[name] = count_calls(tmp / "bench.out")
