@@ -85,7 +85,9 @@ def first_stop(table: TraceeTable, tid: int, status: int) -> tuple[Thread, int] 
 
 
 def exec_(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> None:
-    former = P.get_event_msg(t.tid, bufs)
+    # The tid the execer had: only a process with other threads can have
+    # exec'd from one that is not its leader (a ptrace call saved per exec).
+    former = P.get_event_msg(t.tid, bufs) if len(p.threads) > 1 else p.tgid
     if former > 0 and former != p.tgid:
         # execve from a non-leader thread: it takes over the leader's tid,
         # and the leader (already through its exit stop) is gone.
