@@ -217,7 +217,9 @@ class FdTables:
         ret = call.ret
         if name in _OPENS:  # the usual effect, first
             if call.start is not None and ret is not None:
-                t = self.table(call.pid)
+                t = self.tables.get(call.pid)  # self.table, inlined: once per open
+                if t is None:
+                    t = self.tables[call.pid] = FdTable()
                 if ret.error == 0 and ret.retval >= 0:
                     self._opened(call, name, t, ret.retval)
             return
@@ -323,13 +325,15 @@ class FdTables:
             t.drop(value)  # opened, but the trace does not say what (no NAMI records)
             return
         args = call.args
-        if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
+        if path[:1] != "/" and name in ("openat", "openat2", "open_by_handle_at"):
             base = self.path(call.pid, signed32(args[0]) if args else 0)
             if base is not None and base.startswith("/"):
                 path = base.rstrip("/") + "/" + path
         fi = _OPENS[name]
         flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
-        t.set(value, path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        # t.set, inlined: once per open.
+        t.fds[value] = Entry(path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        t.touched.add(value)
         call.ret_path = path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:
