@@ -54,7 +54,11 @@ def select_calls(
     arch: Arch | None = None,
     proc_sink: Callable[[Record], None] | None = None,
 ) -> Iterator[Call | Shown | Dropped]:
-    """`calls(select(records, points, None, procs, arch, clock, proc_sink), flt, tables, clock, shows)`."""
+    """`calls(select(records, points, None, procs, arch, clock, proc_sink), flt, tables, clock, shows)`.
+
+    `procs`, when given, is changed by this loop alone while it runs (it keeps
+    the last process's sv_flags at hand).
+    """
     procs = procs if procs is not None else ProcessTable()
     shows = shows or Shows()
     joiner = CallJoiner()
@@ -98,6 +102,8 @@ def select_calls(
         # (sv_flags, code) -> what a CALL needs: joiner.named, tables.arg_plan, NO_RETURN.
         plans: dict[tuple[int, int], tuple[Any, str | None, int, int, bool, bool]] = {}
         fd_tables = tables.tables
+        last_pid: int | None = None
+        sv_flags = 0
         # The first record again, then the others: one loop, no per-record setup test.
         for record in itertools.chain((head,), rest):
             # select's part: drops, the ABI records, -t, the payload; then
@@ -107,6 +113,7 @@ def select_calls(
                 yield Dropped(record)
             rtype = record.type
             if rtype == procctor or rtype == procdtor:
+                last_pid = None  # its sv_flags may change
                 if proc_sink is not None:
                     proc_sink(record)
                 if rtype == procdtor:
@@ -117,6 +124,11 @@ def select_calls(
             if not points & (1 << (rtype & 31)):
                 continue
             drop_logged = False
+            # Runs of one process's records are the rule: its sv_flags once per run.
+            pid = record.pid
+            if pid != last_pid:
+                last_pid = pid
+                sv_flags = sv_flags_of(pid, 0)
             payload: Any
             if rtype == sysret:
                 try:
@@ -124,7 +136,7 @@ def select_calls(
                     payload = Sysret(code, error, retval, eosys)
                 except errors:
                     payload = None
-                event: Any = shown((record, sv_flags_of(record.pid, 0), payload))
+                event: Any = shown((record, sv_flags, payload))
                 pending = open_calls.pop(record.tid, None)
                 if pending is not None and payload.__class__ is Sysret and pending.code == payload.code:
                     pending.end = event
@@ -142,7 +154,6 @@ def select_calls(
                     if not judged or wanted(orphan):
                         yield orphan
             elif rtype == syscall:
-                sv_flags = sv_flags_of(record.pid, 0)
                 try:
                     # kdump prints no arguments for a CALL whose count is zero or negative.
                     code, narg = call_head(record.payload)
@@ -168,7 +179,7 @@ def select_calls(
                             plans[sv_flags, code] = plan
                     abi, name, fd_i, dir_i, special, no_return = plan
                     if special:
-                        call = Call(record.pid, record.tid, sv_flags, abi, event, None, [], None, -1, None, None,
+                        call = Call(pid, record.tid, sv_flags, abi, event, None, [], None, -1, None, None,
                                     None, code, name)  # fmt: skip
                         begin(call)
                     else:
@@ -186,12 +197,12 @@ def select_calls(
                                 fd = None
                                 index = -1
                             else:
-                                t = fd_tables.get(record.pid)
+                                t = fd_tables.get(pid)
                                 if t is not None:
                                     e = t.fds.get(fd)
                                     if e is not None:
                                         fd_path = e.path
-                        call = Call(record.pid, record.tid, sv_flags, abi, event, None, [], fd, index, fd_path, None,
+                        call = Call(pid, record.tid, sv_flags, abi, event, None, [], fd, index, fd_path, None,
                                     None, code, name)  # fmt: skip
                 else:
                     call = new_call(event, True)
@@ -225,7 +236,7 @@ def select_calls(
                             payload = fn(record.payload)
                         except errors:
                             payload = None
-                event = shown((record, sv_flags_of(record.pid, 0), payload))
+                event = shown((record, sv_flags, payload))
                 if rtype == struct_type:
                     snapshot_fdtable(event, tables)
                 current = open_calls.get(record.tid)

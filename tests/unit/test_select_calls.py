@@ -201,3 +201,19 @@ def test_descriptor_arguments_match() -> None:
         ("clone", None, -1, None, None),
         ("read", 4, 0, "/etc/hosts", None),
     ]
+
+
+def test_abi_change_mid_run_matches() -> None:
+    """A PROCCTOR between two records of one process: the second gets the new ABI."""
+    records = [
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),  # before any PROCCTOR: FreeBSD numbering, read
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(LINUX64), tid=A),  # an exec into a Linux binary
+        rec(Syscall(3, (5,)), tid=A),  # Linux numbering: close
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(0), tid=A),
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),
+        rec(Sysret(3, 0, 0), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[3], i[6]) for i in items] == [(0, "read"), (LINUX64, "close"), (0, "read")]
