@@ -14,11 +14,15 @@ click's on generated command lines.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 FLAG, COUNT, VALUE, MULTIPLE = range(4)  # how an option's occurrences become its parameter
 
-OptionTable = Mapping[str, tuple[str, int]]  # option string -> (parameter name, kind)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    # collections.abc loads the collections package, a few ms of start-up.
+    from collections.abc import Mapping, Sequence
+
+    OptionTable = Mapping[str, tuple[str, int]]  # option string -> (parameter name, kind)
 
 
 def parse(prog: str, argv: Sequence[str], options: OptionTable, defaults: Mapping[str, object],

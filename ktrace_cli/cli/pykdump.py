@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enum conversions cost start-up
 import io
 import os
-import signal
 import sys
-from collections.abc import Callable
 
 from ktrace_cli.cli import fastargs
 from ktrace_cli.cli.exit_status import ExitStatus
@@ -15,6 +14,7 @@ from ktrace_cli.format import constants as K
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
 
 USAGE = "usage: pykdump [-dEnlHRSsTA] [-f trfile] [-m maxdata] [-p pid] [-t trstr]\n"
@@ -142,8 +142,8 @@ def run(
         raise UsageFailure("--timeline writes JSON itself: --json does not apply")
     if (histogram or sort_key or detail) and not summary:
         raise UsageFailure("--detail, --histogram and --sort go with --summary")
-    if not follow and os.geteuid() == 0:  # -l reads what comes, whenever it comes
-        # A bpf engine (root's only) may still be writing a trace's end.
+    if not follow:  # -l reads what comes, whenever it comes
+        # The reader's bpf engine (root's, or a CAP_BPF holder's) may still be writing a trace's end.
         from ktrace_cli.trace.bpf import flush
 
         flush.before_reading()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enum conversions cost start-up
 import os
-import signal
 import sys
-from collections.abc import Callable
 
 from ktrace_cli.cli import pyktrace_args
 from ktrace_cli.cli.exit_status import ExitStatus
@@ -15,6 +14,7 @@ from ktrace_cli.format import constants as K
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypeVar
 
     from ktrace_cli.trace.client import TraceTarget
@@ -148,7 +148,7 @@ def run(opts: Options) -> int:
         if target is not None:
             target.abandon()
         raise
-    if opts.clear and os.geteuid() == 0:  # only root runs a bpf engine: nobody else loads its client
+    if opts.clear:  # root's or a CAP_BPF holder's: clear_too asks only where a bpf engine may run
         from ktrace_cli.trace.bpf import client as bpf
 
         bpf.clear_too(opts, ops, facs, pid)  # "clear all your tracing" covers both engines

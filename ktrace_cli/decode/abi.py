@@ -7,24 +7,45 @@ a pid without one (sv_flags 0) gets FreeBSD names but no decoding.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from ktrace_cli.abi import freebsd, linux, linux_i386
 from ktrace_cli.decode.cfmt import signal_text
 from ktrace_cli.format import constants as K
 from ktrace_cli.value import Value
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
-class Abi(Enum):
-    FREEBSD = "freebsd"
-    LINUX = "linux"
-    LINUX32 = "linux32"
-    UNKNOWN = "unknown"
 
-    # Members are singletons compared by identity, so identity hashing agrees
-    # with ==; Enum's own __hash__ is a Python call, and (Abi, code) keys are
-    # looked up once per record.
-    __hash__ = object.__hash__
+class Abi:
+    """A process ABI: one of four singletons, compared (and hashed) by identity.
+
+    What an enum.Enum of them gave, without importing enum (a tenth of a
+    plain pykdump's start-up): the members, their name and value, and
+    identity kept through copy and pickle.
+    """
+
+    __slots__ = ("name", "value")
+    FREEBSD: ClassVar[Abi]
+    LINUX: ClassVar[Abi]
+    LINUX32: ClassVar[Abi]
+    UNKNOWN: ClassVar[Abi]
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<Abi.{self.name}: {self.value!r}>"
+
+    def __reduce__(self) -> str:
+        return f"Abi.{self.name}"  # the member itself, as copy and pickle find it
+
+
+Abi.FREEBSD = Abi("FREEBSD", "freebsd")
+Abi.LINUX = Abi("LINUX", "linux")
+Abi.LINUX32 = Abi("LINUX32", "linux32")
+Abi.UNKNOWN = Abi("UNKNOWN", "unknown")
 
 
 def syscall_abi(sv_flags: int) -> Abi:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 import struct
 from collections.abc import Callable, Sequence
 
@@ -34,8 +33,8 @@ from ktrace_cli.render.options import KdumpOptions
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
+    import re
     from typing import Any, Literal
-
 
 
 def _signed(value: int, bits: int) -> int:
@@ -411,10 +410,14 @@ def strings(p: Strings) -> str:
     return ", ".join(f'"{s.decode("latin-1")}"' for s in p.strings) + "\n"
 
 
-# Compiled on first use (an EXTERR record), not at pykdump's start-up.
-_printf_conversion = functools.cache(
-    lambda: re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
-)
+
+
+@functools.cache
+def _printf_conversion() -> re.Pattern[str]:
+    """Compiled on first use (an EXTERR record): re itself is not loaded at pykdump's start-up."""
+    import re
+
+    return re.compile(r"%([-#0 +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z|t)?([diouxXcsp%])")
 
 
 def _printf(fmt: str, args: Sequence[int]) -> str:

@@ -8,15 +8,15 @@ exact bytes.
 from __future__ import annotations
 
 import functools
-import re
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import re
 
 # Bytes kdump treats as text: printable ASCII plus NUL, TAB, LF and CR.
 _TEXT_BYTES = bytes([0, 9, 10, 13, *range(32, 127)])
 _PLAIN_BYTES = bytes(b for b in range(32, 127) if b != 0x5C)
-# The patterns are compiled on first use: compiling them all cost pykdump's
-# start-up a few ms, and most traces never need some of them.
-_not_text = functools.cache(lambda: re.compile(b"[^" + re.escape(_TEXT_BYTES) + b"]"))
-_not_plain_or_nl = functools.cache(lambda: re.compile(b"[^\n" + re.escape(_PLAIN_BYTES) + b"]"))
+_PLAIN_OR_NL = b"\n" + _PLAIN_BYTES
 
 _ENCODING = {b: chr(b) for b in range(32, 127)}
 _ENCODING[0x5C] = "\\\\"
@@ -28,13 +28,13 @@ _OCTAL_DIGITS = frozenset(b"01234567")
 
 def is_text(data: bytes) -> bool:
     """kdump's test: visdump when every byte is printable, NUL, TAB, LF or CR."""
-    return _not_text().search(data) is None
+    return not data.translate(None, _TEXT_BYTES)  # nothing left once the text bytes are deleted
 
 
 def visdump(data: bytes, lookahead: int, screenwidth: int) -> str:
     """Escaped text; `lookahead` is the byte after `data` in the record (0 at its end)."""
     limit = screenwidth - 2
-    if limit > 8 and _not_plain_or_nl().search(data) is None:
+    if limit > 8 and not data.translate(None, _PLAIN_OR_NL):
         return _visdump_lines(data.decode("latin-1"), limit - 8)
     return visdump_bytewise(data, lookahead, limit)
 
@@ -140,8 +140,15 @@ _UTF8_PRINTABLE = (
     rb"|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_unsafe = functools.cache(lambda: re.compile(rb"[\x00-\x1f\x7f-\xff\\]"))
-_vis_token = functools.cache(lambda: re.compile(b"(" + _UTF8_PRINTABLE + rb")|[\x00-\x1f\x7f-\xff\\]"))
+
+
+@functools.cache
+def _vis_token() -> re.Pattern[bytes]:
+    """What vis() rewrites, compiled on first use: loading re costs pykdump's start-up
+    more than it renders, and most names need no escape."""
+    import re
+
+    return re.compile(b"(" + _UTF8_PRINTABLE + rb")|[\x00-\x1f\x7f-\xff\\]")
 
 
 def _vis_byte(b: int) -> str:
@@ -175,10 +182,10 @@ def vis(text: str) -> str:
     backslash and bytes that are not well-formed UTF-8 are written as
     vis(3) writes them (ESC is \\^[); UTF-8 text stays readable.
     """
-    raw = text.encode("latin-1")
-    if _unsafe().search(raw) is None:
+    # Printable ASCII without a backslash (0x20-0x7E less 0x5C) is left as it is.
+    if text.isascii() and text.isprintable() and "\\" not in text:
         return text
-    return _vis_token().sub(_vis_match, raw).decode("latin-1")
+    return _vis_token().sub(_vis_match, text.encode("latin-1")).decode("latin-1")
 
 
 def vis_line(line: str) -> str:

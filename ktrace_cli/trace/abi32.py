@@ -98,8 +98,10 @@ def _entry(eng: Engine, t: Thread, p: Proc, op: int, nr: int, args: tuple[int, .
     if op == P.PTRACE_SYSCALL_INFO_SECCOMP and t.insys:
         P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)  # the program's own RET_TRACE filter: same call
         return
-    if t.restart_ret is not None:
-        restarts.settle(t, 0)
+    if t.restart_ret is not None and restarts.reentered(t, nr, restarts.NR32_RESTART_SYSCALL):
+        t.entry32 = True
+        P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)  # still the call an ignored signal interrupted
+        return
     a0, a1, a2, a3, a4, a5 = args
     args = (a0 & REG32, a1 & REG32, a2 & REG32, a3 & REG32, a4 & REG32, a5 & REG32)
     rules = R.rules_i386()

@@ -28,7 +28,6 @@ import resource
 import stat
 import sys
 import time
-from collections.abc import Callable
 
 from ktrace_cli.trace import protocol
 from ktrace_cli.trace.protocol import (
@@ -38,11 +37,16 @@ from ktrace_cli.trace.protocol import (
     KtraceArgs,
     Reply,
     Request,
+    Socket,
     peer_credentials,
     recv_line,
     send_bytes,
 )  # fmt: skip
 from ktrace_cli.trace.runtime import LOCK, SOCKET, Runtime, open_runtime
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable  # loads the collections package: start-up
 
 REPLY_TIMEOUT = 60.0  # seconds a client waits for the engine's answer
 START_TIMEOUT = 10.0
@@ -62,17 +66,6 @@ class TraceError(Exception):
 
 class ForeignEngine(EngineUnavailable):
     """The engine running for this user belongs to another installation and still traces."""
-
-
-class Socket(socket.socket):
-    """A connected stream socket, closed on leaving a `with` block (socket.socket without
-    loading socket.py)."""
-
-    def __enter__(self) -> Socket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def connect(rt: Runtime) -> Socket | None:

@@ -9,12 +9,15 @@ exception, closes that connection and goes on.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
+
+# The C socket type, as the client uses it (protocol.py): socket.py loads enum
+# and selectors, a few ms of a cold start, where the engine is started on demand.
+import _socket as socket
 import errno as E
 import fcntl
 import os
 import select
-import signal
-import socket
 import time
 from collections.abc import Callable
 
@@ -30,6 +33,7 @@ from ktrace_cli.trace.protocol import (
     ProtocolError,
     Reply,
     Request,
+    Socket,
     peer_credentials,
     received_fd,
 )  # fmt: skip
@@ -61,14 +65,14 @@ class Endpoint:
         self.rt = rt
         self.lockfd = lockfd
         self.on_move = on_move
-        self.listener: socket.socket | None = None
+        self.listener: Socket | None = None
         self.ident: tuple[int, int] | None = None
         self.owner = True
         self._bind()
 
     def _bind(self) -> None:
         self.rt.unlink(SOCKET)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener = Socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             old = os.umask(0o177)  # created 0600 at once: no chmod by name afterwards
             try:
@@ -241,7 +245,7 @@ class ControlServer:
         if 0 < engine.detach_deadline <= now:
             engine.ring()  # the engine thread reports the detach that does not finish
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: Socket) -> None:
         try:
             sock, _ = listener.accept()
         except OSError as e:
@@ -266,7 +270,7 @@ class ControlServer:
             return
         self.conns[sock.fileno()] = _Conn(sock, peer_pid)
 
-    def _accept_without_fds(self, listener: socket.socket, err: int) -> None:
+    def _accept_without_fds(self, listener: Socket, err: int) -> None:
         """Out of descriptors: use the spare one to tell the client so, rather than leave it waiting."""
         if not self.short_of_fds:
             self.short_of_fds = True

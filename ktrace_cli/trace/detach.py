@@ -6,14 +6,17 @@ logging: the ptrace engine's start-up does without it (trace/englog.py).
 
 from __future__ import annotations
 
+import _signal  # not signal.py: its enum conversions cost the client's start-up
 import errno as E
 import os
 import resource
-import signal
-from collections.abc import Callable
 
 from ktrace_cli.trace.protocol import EngineUnavailable
 from ktrace_cli.trace.runtime import Runtime
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PR_SET_NAME = 15
 STAT_ARG_START = 47  # /proc/PID/stat fields (0-based) of argv's bounds, after the comm
@@ -90,7 +93,7 @@ def set_title(name: bytes) -> None:
     ctypes.memset(end - 1, 0x20, 1)
 
 
-def settle_daemon(ignored: tuple[signal.Signals, ...]) -> None:
+def settle_daemon(ignored: tuple[int, ...]) -> None:
     """What every engine does first in its own process: stdio on /dev/null, a private
     umask, the root directory as cwd, `ignored` signals ignored, and the file-size
     limit raised to the hard one (the client that started it may have had a low
@@ -103,7 +106,7 @@ def settle_daemon(ignored: tuple[signal.Signals, ...]) -> None:
     os.umask(0o077)
     os.chdir("/")
     for sig in ignored:
-        signal.signal(sig, signal.SIG_IGN)
+        _signal.signal(sig, _signal.SIG_IGN)
     try:
         _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
+from ktrace_cli.trace import rootbpf
+
 CAP_SYS_PTRACE = 19
+ROOT = 0
 ENGINE_COMM = "pyktrace-engine"
 
 
@@ -95,7 +98,34 @@ def can_debug(pid: int) -> bool:
         return False
 
 
-def why_eperm(pid: int, engine_pid: int | None = None) -> str:
+def why_credentials(pid: int, fields: dict[str, str] | None = None) -> str | None:
+    """FreeBSD's rule for a caller who is not root: the reason it may not trace `pid`
+    (another user's, set-id, not dumpable), or None if its credentials are the caller's
+    or it is gone (the caller then finds nothing to trace)."""
+    fields = status_fields(pid) if fields is None else fields
+    if not fields:
+        return None
+    uids, gids = _ids(fields, "Uid"), _ids(fields, "Gid")
+    if any(u != os.getuid() for u in uids) or any(g != os.getgid() for g in gids):
+        owner = uids[0] if uids else -1
+        if len(set(uids)) > 1 or len(set(gids)) > 1:
+            return f"pid {pid} has changed its user or group ids (set-user-ID or set-group-ID); only root may trace it"
+        return f"pid {pid} belongs to uid {owner}, not to you (uid {os.getuid()}); only root may trace it"
+    try:
+        dumpable = os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    except OSError:
+        dumpable = True
+    if not dumpable:
+        return f"pid {pid} is not dumpable (prctl PR_SET_DUMPABLE 0, or it changed credentials)"
+    return None
+
+
+def held_by(pid: int, uid: int, engine: int) -> str:
+    """The line for a process another user's engine traces (FreeBSD's KTRFAC_ROOT)."""
+    return f"pid {pid} is traced by the trace engine of uid {uid} (pid {engine}); only that user can change its tracing"
+
+
+def why_eperm(pid: int, engine_pid: int | None = None, holders: rootbpf.Holders | None = None) -> str:
     """One line naming the reason the engine may not trace `pid`."""
     me = engine_pid or os.getpid()
     fields = status_fields(pid)
@@ -104,24 +134,17 @@ def why_eperm(pid: int, engine_pid: int | None = None) -> str:
     tracer = tracer_of(pid)
     if tracer and tracer != me:
         if is_foreign_engine(tracer):
-            return (f"pid {pid} is traced by the trace engine of uid {_owner(tracer)} "
-                    f"(pid {tracer}); only that user can change its tracing")  # fmt: skip
+            return held_by(pid, _owner(tracer), tracer)
         return f"pid {pid} is already traced by pid {tracer} ({comm(tracer)}); a process can have only one tracer"
-    uids, gids = _ids(fields, "Uid"), _ids(fields, "Gid")
+    engine = (holders or rootbpf.Holders()).root_bpf(pid)
+    if engine:
+        return held_by(pid, ROOT, engine)
     root = os.geteuid() == 0
     if root and not has_cap_sys_ptrace():
         return "the trace engine lacks CAP_SYS_PTRACE (a container started without it?)"
-    if not root and (any(u != os.getuid() for u in uids) or any(g != os.getgid() for g in gids)):
-        owner = uids[0] if uids else -1
-        if len(set(uids)) > 1 or len(set(gids)) > 1:
-            return f"pid {pid} has changed its user or group ids (set-user-ID or set-group-ID); only root may trace it"
-        return f"pid {pid} belongs to uid {owner}, not to you (uid {os.getuid()}); only root may trace it"
-    try:
-        dumpable = os.stat(f"/proc/{pid}").st_uid == os.getuid() or root
-    except OSError:
-        dumpable = True
-    if not dumpable:
-        return f"pid {pid} is not dumpable (prctl PR_SET_DUMPABLE 0, or it changed credentials)"
+    why = None if root else why_credentials(pid, fields)
+    if why:
+        return why
     scope = yama_scope()
     if scope == 1 and not root:
         return (f"kernel.yama.ptrace_scope is 1: only a process's ancestors may trace it, "

@@ -9,9 +9,9 @@ replies held until their processes are detached.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
 import errno as E
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -321,8 +321,9 @@ class Engine:
             # A program's own RET_TRACE filter after our entry stop: same call.
             P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)
             return
-        if t.restart_ret is not None:
-            restarts.settle(t, 0)  # the interrupted call restarts: this is it (or restart_syscall)
+        if t.restart_ret is not None and restarts.reentered(t, nr, restarts.NR_RESTART_SYSCALL):
+            P.libc_ptrace(P.PTRACE_SYSCALL, tid, 0, 0)  # still the call an ignored signal interrupted
+            return
         t.insys = True
         t.nr = nr
         ns = time.time_ns()
@@ -448,7 +449,7 @@ class Engine:
 
     def _signal_stop(self, t: Thread, p: Proc, sig: int) -> None:
         tid = t.tid
-        if t.restart_ret is not None and restarts.settle(t, sig):
+        if t.restart_ret is not None and restarts.delivered(t, sig):
             self.table.dirty = True
         if t.stepping:
             stepped, self_ns, payload = t.stepping, t.entry_ns, self._step_payload

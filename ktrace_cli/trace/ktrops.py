@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import GENIO_SIZE_MAX, TraceFile, procctor
-from ktrace_cli.trace import diagnose, procfs
+from ktrace_cli.trace import diagnose, procfs, rootbpf
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import read_tgid
@@ -102,7 +102,7 @@ def apply(table: TraceeTable, rules: R.Rules, req: Request) -> Reply:
         err = walk.error or E.EPERM
         out: dict[str, object] = {"error": err}
         if err == E.EPERM and walk.refused:
-            out["why"] = diagnose.why_eperm(walk.refused, os.getpid())
+            out["why"] = diagnose.why_eperm(walk.refused, os.getpid(), walk.holders)
         return out
     if want_filter is not None:
         reply["filter"] = want_filter
@@ -166,6 +166,7 @@ class _Walk:
         self.error = 0
         self.refused = 0
         self.fdtable = False  # write each attached process's descriptors (STRU fdtable)
+        self.holders = rootbpf.Holders()  # root's bpf engine asked once per request, if at all
 
     def visit(self, root: int) -> None:
         stack = [root]
@@ -176,9 +177,9 @@ class _Walk:
             self.seen.add(pid)
             if self.op == K.KTROP_SET:
                 err = _set(self.table, pid, self.facs, self.tf, self.want_seccomp, self.descend,
-                           self.fdtable)  # fmt: skip
+                           self.fdtable, self.holders)  # fmt: skip
             else:
-                err = _clear(self.table, pid, self.facs)
+                err = _clear(self.table, pid, self.facs, self.holders)
             if err == 0:
                 self.affected += 1
             elif err != E.ESRCH or not self.error:
@@ -190,11 +191,13 @@ class _Walk:
 
 
 def _set(table: TraceeTable, pid: int, facs: int, tf: TraceFile | None, want_seccomp: bool,
-         descend: bool, fdtable: bool = False) -> int:  # fmt: skip
+         descend: bool, fdtable: bool = False, holders: rootbpf.Holders | None = None) -> int:  # fmt: skip
     p = table.procs.get(pid)
     if p is None:
         if procfs.state(pid) == "Z":
             return 0  # exiting: ktrops() counts it, changes nothing
+        if holders is not None and holders.root_bpf(pid):
+            return E.EPERM  # root's bpf engine traces it (KTRFAC_ROOT): not ours to change
         err = table.backend.attach(table, pid, facs, tf, want_seccomp, descend)
         if not err and fdtable and facs & K.KTRFAC_STRUCT:
             _write_fdtable(table, pid)
@@ -227,7 +230,7 @@ def _write_fdtable(table: TraceeTable, pid: int) -> None:
     table.dirty = True
 
 
-def _clear(table: TraceeTable, pid: int, facs: int) -> int:
+def _clear(table: TraceeTable, pid: int, facs: int, holders: rootbpf.Holders | None = None) -> int:
     p = table.procs.get(pid)
     if p is None:
         # Not traced by us: FreeBSD's ktrops() succeeds on any process the
@@ -237,6 +240,8 @@ def _clear(table: TraceeTable, pid: int, facs: int) -> int:
             return E.ESRCH
         tracer = diagnose.tracer_of(pid)
         if tracer and diagnose.is_foreign_engine(tracer):
+            return E.EPERM
+        if holders is not None and holders.root_bpf(pid):
             return E.EPERM
         return 0 if diagnose.can_debug(pid) else E.EPERM
     p.facs &= ~facs

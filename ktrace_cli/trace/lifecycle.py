@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
 import os
-import signal
 import time
 
 from ktrace_cli.format import constants as K

@@ -22,14 +22,20 @@ def _nothing() -> None:
 
 
 class ProcMem:
-    """One process's address space; reopen() after exec (the fd pins the old mm).
+    """One process's address space, opened at its first read and dropped at exec (the fd pins the old mm).
+
+    Opening on demand, not when the process is adopted: most stops need no
+    memory (with `-t c` none does), and a shell's child that only execs
+    would otherwise cost an open at the fork and a close and an open at the
+    exec while it waits, stopped (docs/DESIGN.md, Speed).
 
     If /proc/PID/mem cannot be opened for lack of descriptors, every read
     that finds no descriptor tries again and, failing, calls on_loss (the
-    owner marks its next record KTR_DROP); the log says why once.
+    owner marks its next record KTR_DROP); the log says why once. Any
+    other failure (the process is gone) is not retried until the next exec.
     """
 
-    __slots__ = ("pid", "fd", "short", "on_loss", "logged")
+    __slots__ = ("pid", "fd", "short", "on_loss", "logged", "unopened")
 
     def __init__(self, pid: int, on_loss: Callable[[], None] = _nothing) -> None:
         self.pid = pid
@@ -37,15 +43,17 @@ class ProcMem:
         self.short = 0  # errno of a failed open for lack of resources, 0 if none
         self.on_loss = on_loss
         self.logged = False
-        self.reopen()
+        self.unopened = True  # no open tried since adoption or the last exec
 
     def reopen(self, pid: int | None = None) -> None:
+        """The process exec'd: the next read opens its new address space."""
         if pid is not None:
             self.pid = pid
         self.close()
-        self._open()
+        self.unopened = True
 
     def _open(self) -> bool:
+        self.unopened = False
         try:
             self.fd = os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -57,14 +65,19 @@ class ProcMem:
                 self.logged = True
                 log.warning("pid %d: cannot open /proc/%d/mem: %s; records needing its memory "
                             "are lost (marked KTR_DROP)", self.pid, self.pid, e.strerror)  # fmt: skip
-            self.on_loss()
             return False
         self.short = 0
         return True
 
     def _usable(self) -> bool:
-        """Whether there is a descriptor to read through (after one more try if they ran short)."""
-        return self.fd >= 0 or (self.short != 0 and self._open())
+        """Whether there is a descriptor to read through (opened now if none was tried, or they ran short)."""
+        if self.fd >= 0:
+            return True
+        if (self.unopened or self.short) and self._open():
+            return True
+        if self.short:
+            self.on_loss()
+        return False
 
     def close(self) -> None:
         if self.fd >= 0:

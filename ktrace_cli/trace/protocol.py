@@ -17,14 +17,13 @@ from __future__ import annotations
 # would cost pyktrace's start-up about as much as the rest of this module.
 # The engine's socket.socket objects are instances of it too.
 import _socket as socket
-import array
 import errno as E
-import json
 import os
-import struct
+import sys
 
 from ktrace_cli import __version__
 from ktrace_cli.format import constants as K
+from ktrace_cli.trace import fastjson
 from ktrace_cli.value import Value
 
 PROTOCOL = 2
@@ -40,7 +39,26 @@ MISMATCH = E.EPROTO
 STATUS_FIELDS = ("pid", "procs", "threads", "files", "awaiting", "pending", "held_replies")
 
 
-PEERCRED = struct.Struct("3i")  # pid, uid, gid
+# C ints as bytes, read and written with int.from_bytes/to_bytes: struct and array
+# (array loads the collections package) cost the client's start-up.
+C_INT = 4
+PEERCRED_FIELDS = 3  # struct ucred: pid, uid, gid
+
+
+class Socket(socket.socket):
+    """A stream socket with what both sides use of socket.socket (accept, closed on leaving a
+    `with` block), without loading socket.py."""
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def accept(self) -> tuple[Socket, object]:
+        """accept4(SOCK_CLOEXEC), as socket.socket.accept does; the connection as a Socket."""
+        fd, addr = self._accept()  # type: ignore[attr-defined]  # the C type's method socket.py calls
+        return Socket(fileno=fd), addr
 
 
 class ProtocolError(ValueError):
@@ -238,11 +256,11 @@ class Reply(Value):
         )  # fmt: skip
 
 
-# ----- JSON, with its types and depth checked -----
+# ----- JSON (json's own text, without importing json: trace/fastjson.py), its types and depth checked -----
 
 
 def _dump(msg: dict[str, object]) -> bytes:
-    return json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+    return fastjson.dumps(msg, fastjson.COMPACT).encode() + b"\n"
 
 
 def _load(data: bytes) -> dict[str, object]:
@@ -251,7 +269,7 @@ def _load(data: bytes) -> dict[str, object]:
     if _depth(data) > MAX_DEPTH:
         raise ProtocolError("message nested too deeply")
     try:
-        msg = json.loads(data)
+        msg = fastjson.loads(data)
     except (ValueError, RecursionError) as e:
         raise ProtocolError(f"not JSON: {e}") from None
     if not isinstance(msg, dict):
@@ -350,9 +368,15 @@ def _choice(msg: dict[str, object], key: str, choices: tuple[str, ...]) -> str:
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
-    pid, uid, gid = PEERCRED.unpack(raw)
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED_FIELDS * C_INT)
+    pid, uid, gid = _c_ints(raw)
     return pid, uid, gid
+
+
+def _c_ints(raw: bytes) -> list[int]:
+    """The C ints in `raw` (a partial one at the end ignored)."""
+    return [int.from_bytes(raw[i : i + C_INT], sys.byteorder, signed=True)
+            for i in range(0, len(raw) - C_INT + 1, C_INT)]  # fmt: skip
 
 
 def send_bytes(sock: socket.socket, data: bytes, fd: int | None = None) -> None:
@@ -360,7 +384,7 @@ def send_bytes(sock: socket.socket, data: bytes, fd: int | None = None) -> None:
     if fd is None:
         sock.sendall(data, socket.MSG_NOSIGNAL)
         return
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())]
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(C_INT, sys.byteorder, signed=True))]
     sent = sock.sendmsg([data], anc, socket.MSG_NOSIGNAL)
     if sent < len(data):
         sock.sendall(data[sent:], socket.MSG_NOSIGNAL)
@@ -370,9 +394,7 @@ def received_fd(anc: list[tuple[int, int, bytes]], keep: int | None) -> int | No
     """The first descriptor passed with SCM_RIGHTS (if `keep` is None); every other one closed."""
     for level, kind, payload in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds = array.array("i")
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-            for fd in fds:
+            for fd in _c_ints(payload):
                 if keep is None:
                     keep = fd
                 else:

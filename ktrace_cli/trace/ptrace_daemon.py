@@ -6,11 +6,11 @@ and the name in ps are detach's.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
 import ctypes
 import os
 import resource
 import select
-import signal
 import threading
 
 from ktrace_cli.trace.control_server import Endpoint, serve_control

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # signal.py's enum conversions cost the engine's start-up
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64

@@ -113,7 +113,7 @@ class Thread:
     __slots__ = (
         "tid", "proc", "comm", "nr", "args", "insys", "entry_ns", "nvcsw", "started",
         "exiting", "sigaction", "stepping", "descend_pending", "status_fd", "restart_ret",
-        "entry32",
+        "quiet_restart", "entry32",
     )  # fmt: skip
 
     def __init__(self, tid: int, proc: Proc, comm: bytes | None = None) -> None:
@@ -135,6 +135,8 @@ class Thread:
         self.status_fd = -1  # /proc/TGID/task/TID/status, opened once `w` needs it
         # (syscall, Linux restart code, time) of a RET waiting for its next stop (trace/restarts.py)
         self.restart_ret: tuple[int, int, int] | None = None
+        # Only signals the program ignores were delivered since restart_ret was held (restarts.py).
+        self.quiet_restart = False
         self.entry32 = False  # the call it is in was entered by int $0x80 (i386 numbering)
 
     def read_nvcsw(self) -> int:

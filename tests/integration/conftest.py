@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,3 +344,48 @@ def kt(runtime_env: dict[str, str], tmp_path: Path):  # type: ignore[no-untyped-
         return r
 
     return run
+
+
+NOBODY = 65534
+AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+
+
+@dataclass
+class Nobody:
+    env: dict[str, str]  # nobody's runtime directory and home; no engine named (ptrace, the default)
+    work: Path  # nobody's writable working directory
+    shared: Path  # root-owned, world-readable: programs nobody may run
+    log: Path  # nobody's ptrace engine's log
+    xdg: Path
+
+
+@pytest.fixture(scope="module")
+def nobody(progs: Path) -> Iterator[Nobody]:
+    """Directories for pyktrace run as `nobody` (setpriv), with engines of its own, stopped at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to nobody")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    top = Path(tempfile.mkdtemp(prefix="pyktrace-nobody-"))
+    top.chmod(0o755)
+    xdg, work, shared = top / "xdg", top / "work", top / "shared"
+    for d, mode in ((xdg, 0o700), (work, 0o755), (shared, 0o755)):
+        d.mkdir()
+        d.chmod(mode)
+    os.chown(xdg, NOBODY, NOBODY)
+    os.chown(work, NOBODY, NOBODY)
+    for prog in ("looper", "euid", "setid", "caps", "basic"):
+        shutil.copy(progs / prog, shared / prog)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(xdg), HOME=str(work))
+    env.pop("PYKTRACE_ENGINE", None)
+    yield Nobody(env, work, shared, xdg / "pyktrace" / "engine.log", xdg)
+    for rtdir in (xdg / "pyktrace", xdg / "pyktrace" / "bpf"):
+        try:
+            pid = int((rtdir / "engine.pid").read_text())
+            pidfd = os.pidfd_open(pid)
+            os.kill(pid, signal.SIGTERM)
+            select.select([pidfd], [], [], TIMEOUT)
+            os.close(pidfd)
+        except (OSError, ValueError):
+            pass
+    shutil.rmtree(top, ignore_errors=True)

@@ -492,6 +492,13 @@ def test_a_shortage_of_descriptors_is_answered_and_never_loses_records_silently(
         kids = [int(k) for k in os.read(ready, 4096).split()]
         assert len(kids) == 40
         engine = engine_pid(env)
+        # Each child's /proc/PID/mem is opened at its first read (the path
+        # of its stat) and held while it lives: the first ones take every
+        # descriptor the engine has left, the others find none.
+        os.close(go)
+        got = b""
+        while len(got) < 40:
+            got += os.read(done, 40)
         assert len(os.listdir(f"/proc/{engine}/fd")) == limit  # every descriptor in use
         assert ask(env, b'{"op": "status"}\n') == {"error": errno.EMFILE,
                                                     "why": f"the trace engine is out of descriptors (see {rundir(env)}/engine.log)",
@@ -502,10 +509,6 @@ def test_a_shortage_of_descriptors_is_answered_and_never_loses_records_silently(
         assert (r.returncode, r.stderr) == (1, (
             "pyktrace: ktrace.out: Too many open files\n"
             f"pyktrace: the trace engine is out of descriptors (see {rundir(env)}/engine.log)\n"))  # fmt: skip
-        os.close(go)
-        got = b""
-        while len(got) < 40:
-            got += os.read(done, 40)
         os.close(end)
         assert proc.wait(TIMEOUT) == 0
     finally:

@@ -82,7 +82,7 @@ def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # ty
     assert t.returncode == 0
     out = t.stdout.split(b"\n")
     assert out[:2] == [b"i386", b"i386"]
-    assert out[2] == f"pid={t.pid} getpid32={t.pid}".encode()
+    assert out[2] == f"pid={t.pid:07d} getpid32={t.pid:07d}".encode()
     # Switched to linux32 for the two int $0x80 calls, and back for the next x86_64 one.
     assert _ctors(t) == [SV_LINUX64, SV_LINUX64, SV_LINUX32, SV_LINUX64]
     lines = [line_body(line) for line in kdump_lines(path, "-A")]

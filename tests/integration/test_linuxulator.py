@@ -135,6 +135,29 @@ def test_interrupted_calls_return_eintr_or_restart(trace, progs, tmp_path: Path)
     assert errors[-3:] == [4, K.ERESTART, 0]  # FreeBSD's EINTR, then ERESTART and success
 
 
+def test_a_call_an_ignored_signal_interrupts_goes_on_unseen(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # chldread.c: a child exits while its parent sleeps in read. FreeBSD
+    # discards the SIGCHLD nobody catches; under ptrace Linux delivers it to
+    # the tracer and runs the read again, which the program never sees: one
+    # CALL and its RET, as the bpf engine (no ptrace) records too.
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "chldread")], options=["-t", "cis"], trfile=path)
+    assert t.returncode == 0
+    got, byte = t.stdout.split()
+    assert got == b"1"
+    buf = int(byte.removeprefix(b"byte="), 16)
+    lines = [line_body(line) for line in kdump_lines(path)]
+    at = lines.index(f"CALL  read(0x3,{buf:#x},0x1)")
+    assert lines[at : at + 5] == [
+        f"CALL  read(0x3,{buf:#x},0x1)",
+        "GIO   fd 3 read 1 byte",
+        '"x"',
+        "RET   read 1",
+        "CALL  wait4(-1,0,0,0)",
+    ]
+    assert not [line for line in lines if "RESTART" in line or line.startswith("PSIG")]
+
+
 def test_signal_masks_are_logged_as_l_sigset_t(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "ktrace.out"
     t = trace([str(progs / "linuxulator")], options=["-t", "ct"], trfile=path)

@@ -1,4 +1,4 @@
-"""The reader's own list of where root's bpf engine listens matches the engine's runtime directories."""
+"""The reader's own list of where its bpf engine listens matches the engine's runtime directories."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ def test_an_unset_variable_skips_its_place(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_request_is_the_wire_message() -> None:
     assert flush.REQUEST == wire.message({"op": "flush"})
+
+
+def test_another_user_asks_its_own_places(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CAP_BPF holder's engine lives in that user's runtime directory, as runtime.candidates() orders them."""
+    monkeypatch.setattr(os, "getuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/xdg")
+    monkeypatch.setenv("HOME", "/home/u")
+    assert flush.engine_sockets() == [
+        _engine_socket(os.path.join("/xdg", runtime.NAME)),
+        _engine_socket(os.path.join(runtime.USER_RUN, "1000", runtime.NAME)),
+        _engine_socket(os.path.join(runtime.SHARED_TMP, f"{runtime.NAME}-1000")),
+        _engine_socket(os.path.join("/home/u", ".cache", runtime.NAME)),
+    ]
+    monkeypatch.setenv("XDG_RUNTIME_DIR", f"{runtime.USER_RUN}/1000")  # systemd's: tried once
+    assert flush.engine_sockets() == [
+        _engine_socket(os.path.join(runtime.USER_RUN, "1000", runtime.NAME)),
+        _engine_socket(os.path.join(runtime.SHARED_TMP, f"{runtime.NAME}-1000")),
+        _engine_socket(os.path.join("/home/u", ".cache", runtime.NAME)),
+    ]

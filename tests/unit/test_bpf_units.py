@@ -5,13 +5,14 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
 from ktrace_cli.abi import linux as abi
 from ktrace_cli.cli import pyktrace as cli
 from ktrace_cli.format import constants as K
-from ktrace_cli.trace.bpf import client, drain, loader, service
+from ktrace_cli.trace.bpf import client, drain, loader, service, wire
 from ktrace_cli.trace.client import TraceError
 from ktrace_cli.trace.rules import rules
 
@@ -33,16 +34,32 @@ def test_engine_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_falls_back_to_ptrace_and_says_why(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert client.why_not() == "the bpf engine needs root"
+    monkeypatch.setattr(wire, "effective_caps", lambda: 1 << wire.CAP_BPF)  # CAP_PERFMON missing
+    assert client.why_not() == "the bpf engine needs root, or CAP_BPF and CAP_PERFMON"
     assert client.resolve_auto() == "ptrace"
     assert capsys.readouterr().err == (
-        "pyktrace: --engine=auto: using ptrace: the bpf engine needs root\n"
+        "pyktrace: --engine=auto: using ptrace: the bpf engine needs root, or CAP_BPF and CAP_PERFMON\n"
     )
-    with pytest.raises(TraceError, match=r"^the bpf engine needs root"):
+    with pytest.raises(TraceError, match=r"^the bpf engine needs root, or CAP_BPF and CAP_PERFMON$"):
         client.run(cli.parse(["--engine=bpf", "true"]), 0, K.DEF_POINTS, os.getpid(), None)
     monkeypatch.setattr(client, "why_not", lambda: None)
     assert client.resolve_auto() == "bpf"
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("caps", "may"), [(0, False), (1 << wire.CAP_PERFMON, False),
+                                            (1 << wire.CAP_BPF | 1 << wire.CAP_PERFMON, True),
+                                            (1 << wire.CAP_SYS_ADMIN, True)])  # fmt: skip
+def test_a_capability_holder_may_load(monkeypatch: pytest.MonkeyPatch, caps: int, may: bool) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(wire, "effective_caps", lambda: caps)
+    assert wire.may_load() is may
+
+
+def test_effective_caps_are_this_process() -> None:
+    status = Path("/proc/self/status").read_text()
+    want = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+    assert wire.effective_caps() == int(want, 16)
 
 
 def test_tables_come_from_ktrace_cli_own() -> None:
@@ -154,3 +171,36 @@ def test_points_the_bpf_engine_lacks_are_named(monkeypatch: pytest.MonkeyPatch,
 def test_live_needs_the_ptrace_engine() -> None:
     with pytest.raises(cli.Fatal, match=r"^--live works with the ptrace engine only"):
         cli.run(cli.parse(["--engine=bpf", "--live", "true"]))
+
+
+class _LostCounter:
+    """The loaded object as report_drops sees it: the kernel's lost-record counter."""
+
+    attached = True
+    records = 0
+
+    def lost(self) -> tuple[int, int]:
+        return 0, self.records
+
+
+def test_a_sync_logs_drops_the_once_a_second_limit_held_back(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    # A drop within a second of the last line waits for the next second; a
+    # sync's caller reads the log next, so the sync says it at once.
+    eng = object.__new__(service.BpfEngine)
+    eng.obj = _LostCounter()  # type: ignore[assignment]
+    eng.lost_reported, eng.report_at = 0, 0.0
+    monkeypatch.setattr(eng, "barrier", lambda: None)
+    monkeypatch.setattr(eng, "housekeeping", eng.report_drops)
+    with caplog.at_level("WARNING", logger="pyktrace.engine"):
+        eng.obj.records = 100  # type: ignore[attr-defined]
+        eng.report_drops()
+        eng.obj.records = 250  # type: ignore[attr-defined]
+        eng.report_drops()  # within the second: held back
+        assert len(caplog.records) == 1
+        assert eng.request({"op": "sync"}, None, os.getpid()) == {"error": 0}
+        assert eng.request({"op": "sync"}, None, os.getpid()) == {"error": 0}  # nothing new: no line
+    assert [r.getMessage() for r in caplog.records] == [
+        "ring buffer full: 100 records dropped (100 since load), marked KTR_DROP",
+        "ring buffer full: 150 records dropped (250 since load), marked KTR_DROP",
+    ]

@@ -69,7 +69,7 @@ def test_a_mem_descriptor_that_cannot_be_opened_is_reported_once_and_retried(
         buf = __import__("ctypes").create_string_buffer(data)
         assert mem.read_path(__import__("ctypes").addressof(buf)) == b"in memory"
     mem.close()
-    assert losses == [1, 1, 1]  # the open, then each read that found no descriptor
+    assert losses == [1, 1]  # each read that found no descriptor (it is opened at the first read)
     assert [r.getMessage() for r in caplog.records] == [
         f"pid {pid}: cannot open /proc/{pid}/mem: Too many open files; records needing its memory "
         "are lost (marked KTR_DROP)"]  # fmt: skip
@@ -80,6 +80,34 @@ def test_a_process_that_is_gone_is_not_a_loss() -> None:
     mem = ProcMem(0x7FFFFFF0, lambda: losses.append(1))
     assert mem.read(0x1000, 8) == b""
     assert losses == []
+
+
+def test_mem_is_opened_at_the_first_read_and_again_after_each_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No descriptor for a process whose memory is never read (a shell's child that only execs, `-t c`)."""
+    real_open = os.open
+    opened: list[str] = []
+
+    def counting_open(path: str, flags: int, *args: object, **kw: object) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memory.os, "open", counting_open)
+    pid = os.getpid()
+    buf = __import__("ctypes").create_string_buffer(b"here\0")
+    addr = __import__("ctypes").addressof(buf)
+    mem = ProcMem(pid)
+    assert (opened, mem.fd) == ([], -1)
+    mem.reopen(pid)  # an exec before any read: still nothing to open
+    assert opened == []
+    assert (mem.read_path(addr), mem.read(addr, 4)) == (b"here", b"here")
+    assert opened == [f"/proc/{pid}/mem"]  # one open serves every later read
+    mem.reopen(pid)
+    assert mem.fd == -1 and mem.read(addr, 4) == b"here"
+    assert opened == [f"/proc/{pid}/mem"] * 2
+    mem.close()
+    gone = ProcMem(0x7FFFFFF0)
+    assert (gone.read(0x1000, 8), gone.read(0x1000, 8), gone.read_path(0x1000)) == (b"", b"", None)
+    assert opened[2:] == ["/proc/2147483632/mem"]  # a process that is gone is not asked again
 
 
 def test_a_status_file_that_cannot_be_opened_marks_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -11,13 +11,12 @@ docs/DESIGN.md, "The daemon and the client").
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enum conversions cost start-up
 import errno as E
 import os
 import resource
-import signal
 import sys
 import time
-from typing import Protocol
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.trace import protocol
@@ -34,22 +33,25 @@ from ktrace_cli.trace.client import (
 )  # fmt: skip
 from ktrace_cli.trace.runtime import Runtime
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Options(Protocol):
-    """What the bpf client reads of pyktrace's parsed command line (cli/options.py)."""
+    class Options(Protocol):
+        """What the bpf client reads of pyktrace's parsed command line (cli/options.py)."""
 
-    @property
-    def clear(self) -> str: ...
-    @property
-    def letters(self) -> str: ...
-    @property
-    def command(self) -> list[str]: ...
-    @property
-    def genio_size(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def trfile(self) -> str: ...
+        @property
+        def clear(self) -> str: ...
+        @property
+        def letters(self) -> str: ...
+        @property
+        def command(self) -> list[str]: ...
+        @property
+        def genio_size(self) -> int: ...
+        @property
+        def version(self) -> int: ...
+        @property
+        def trfile(self) -> str: ...
 
 
 # Trace points the bpf engine does not record (p: no engine can on Linux).
@@ -225,6 +227,10 @@ def _check(opts: Options, reply: dict[str, object]) -> None:
     err = int(reply.get("error", 0))  # type: ignore[call-overload]
     if err and reply.get("self"):
         raise TraceError(err, str(reply["self"]))  # the whole story, as the ptrace engine tells it
+    if err and reply.get("why"):
+        # ktrace(1)'s own line, then the cause, as the ptrace engine's client says them.
+        sys.stderr.write(f"pyktrace: {opts.trfile}: {os.strerror(err)}\n")
+        raise TraceError(err, str(reply["why"]))
     if err:
         raise TraceError(err, f"{opts.trfile}: {os.strerror(err)}")
 
@@ -232,9 +238,10 @@ def _check(opts: Options, reply: dict[str, object]) -> None:
 def clear_too(opts: Options, ops: int, facs: int, pid: int) -> None:
     """A clear under the ptrace engine also clears what a running bpf engine traces (best effort).
 
-    Only root can run the bpf engine, so only root's clear asks it.
+    Only root and holders of CAP_BPF and CAP_PERFMON can run the bpf
+    engine, so only their clears ask it (each its own engine).
     """
-    if os.geteuid() != 0:
+    if not wire.may_load():
         return
     request: dict[str, object] = {"op": "ktrace", "ops": ops, "facs": facs, "pid": pid}
     fd: int | None = None

@@ -912,6 +912,15 @@ int BPF_PROG(ktr_exec, struct task_struct *task, pid_t old_pid, struct linux_bin
 
 	if (!p)
 		return 0;
+	/* An engine not run by root may trace only its owner's processes: an
+	 * exec that gives other credentials (set-user-ID, set-group-ID, file
+	 * capabilities: what AT_SECURE marks) ends the trace before the new
+	 * image runs, as FreeBSD's exec does for an unprivileged tracer. */
+	if (p->setid_stop && BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec)) {
+		bpf_map_delete_elem(&exec_comms, &key);
+		bpf_map_delete_elem(&traced, &tgid);
+		return 0;
+	}
 	/* FreeBSD's order, under the name of the image that called exec: what
 	 * the entry could not read (ARGS, ENVS, the path), from the kernel's
 	 * copies; the #! interpreter; then the new image. */

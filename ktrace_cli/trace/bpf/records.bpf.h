@@ -86,7 +86,7 @@ struct proc {
 	__u32 fatal_logged; /* the PSIG of a fatal signal is written once */
 	__u64 dropped;   /* records lost in the ring for this process */
 	__u32 abi32;     /* its last PROCCTOR says linux32: its last call was i386 */
-	__u32 pad;
+	__u32 setid_stop; /* the engine is not root's: an exec that changes credentials ends the trace */
 };
 
 struct sysent {

@@ -17,14 +17,13 @@ import logging
 import os
 import select
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import SV_FLAGS_LINUX32, SV_FLAGS_LINUX64, TraceFile
-from ktrace_cli.trace import convert, daemon, procfs, protocol, sigsets
+from ktrace_cli.trace import convert, daemon, diagnose, procfs, protocol, rootbpf, sigsets
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
 from ktrace_cli.trace.bpf import loader as L
@@ -47,6 +46,7 @@ ENV_GRACE = "PYKTRACE_BPF_DETACH_GRACE"  # that, in seconds (tests)
 LIVE_POINTS = K.KTRFAC_MASK & ~K.PROC_ABI_POINTS
 ENV_RING = "PYKTRACE_BPF_RING"  # ring buffer bytes (a power of two, >= one page)
 ENGINE_NAME = b"pyktrace-bpf"
+ROOT = 0
 
 
 def ring_size() -> int:
@@ -155,6 +155,16 @@ class BpfEngine:
         self.exits: dict[int, int] = {}  # pidfd -> pid of a command whose exit we drain at
         self.detach_grace = detach_grace()
         self.stop = False
+        # FreeBSD's rule: root may trace anything; any other owner (a holder
+        # of CAP_BPF and CAP_PERFMON) only processes with its own credentials,
+        # and the kernel side stops at an exec that changes them.
+        self.owner_only = os.geteuid() != ROOT
+        self.public: protocol.Socket | None = None
+        if not self.owner_only:
+            try:
+                self.public = rootbpf.listen(os.getpid())  # others' engines ask what we hold
+            except OSError as e:
+                log.warning("cannot tell other users' engines what this engine traces: %s", e.strerror)
 
     @staticmethod
     def _clock_offset() -> int:
@@ -179,7 +189,7 @@ class BpfEngine:
             # process writing to the file lost records in the same write.
             # (A process may have exited since its records were made: it is named too.)
             stopped = set(bf.pids)
-            for pid in self._traced():
+            for pid in self.traced_pids():
                 if self._file_of(pid) == index:
                     self.obj.traced.delete(L.U32.pack(pid))
                     stopped.add(pid)
@@ -189,11 +199,15 @@ class BpfEngine:
     def drain(self) -> None:
         self.ring.drain(self._write)
         self.obj.rearm_wakeup()
-    def report_drops(self) -> None:
-        """At most one log line a second: how many records the full ring cost."""
+    def report_drops(self, now_or_never: bool = False) -> None:
+        """At most one log line a second: how many records the full ring cost.
+
+        `now_or_never`: a sync's, whose caller reads the log next; a drop
+        within the second after the last line would otherwise stay unsaid.
+        """
         _batches, records = self.obj.lost()
         now = time.monotonic()
-        if records != self.lost_reported and (now >= self.report_at or not self.obj.attached):
+        if records != self.lost_reported and (now >= self.report_at or now_or_never or not self.obj.attached):
             self.report_at = now + DROP_REPORT
             log.warning("ring buffer full: %d records dropped (%d since load), marked KTR_DROP",
                         records - self.lost_reported, records)  # fmt: skip
@@ -218,7 +232,7 @@ class BpfEngine:
 
     # ----- the table of traced processes -----
 
-    def _traced(self) -> list[int]:
+    def traced_pids(self) -> list[int]:
         return [L.U32.unpack(k)[0] for k in self.obj.traced.keys()]
 
     def _value(self, pid: int) -> tuple[int, ...] | None:
@@ -236,7 +250,7 @@ class BpfEngine:
         self.obj.set_clock(self._clock_offset())
         self.report_drops()
         live: dict[int, set[int]] = {}
-        for pid in self._traced():
+        for pid in self.traced_pids():
             index = self._file_of(pid)
             if index >= 0:
                 live.setdefault(index, set()).add(pid)
@@ -268,7 +282,7 @@ class BpfEngine:
         op = msg.get("op")
         if op == "status":
             self.housekeeping()  # so the answer says what is traced now
-            return {"error": 0, "pid": os.getpid(), "procs": sorted(self._traced()),
+            return {"error": 0, "pid": os.getpid(), "procs": sorted(self.traced_pids()),
                     "files": len(self.files), "attached": self.obj.attached,
                     "lost": self.obj.lost()[1]}  # fmt: skip
         if op == "shutdown":
@@ -282,6 +296,7 @@ class BpfEngine:
         if op == "sync":
             self.barrier()
             self.housekeeping()  # detached, and the drops logged, before the command's parent goes on
+            self.report_drops(now_or_never=True)
             return {"error": 0}
         if op != "ktrace":
             return {"error": E.EINVAL, "message": "malformed request"}
@@ -372,12 +387,20 @@ class BpfEngine:
         seen: set[int] = {os.getpid()}
         stack = list(roots)
         done = 0
+        refused = ""
+        holders = rootbpf.Holders()
         while stack:
             p = stack.pop()
             if p in seen:
                 continue
             seen.add(p)
+            if descend:
+                stack.extend(procfs.children(p))
             old = self._value(p)
+            why = None if old is not None else self._why_not(p, holders)
+            if why:
+                refused = refused or why
+                continue
             # ktrops(): the points are added to the old ones even when the file changes.
             flags = facs | (old[0] if old is not None else 0)
             # ktrops(): announce the (re)set with a PROCCTOR before the kernel's records.
@@ -396,22 +419,48 @@ class BpfEngine:
             if bf.tf.flush():
                 return {"error": bf.tf.failed}
             value = L.PROC.pack(flags, bf.index, bf.tf.version, min(bf.tf.genio_size, 4096), 0, 0, 0,
-                                abi32, 0)  # fmt: skip
-            if self.obj.traced.update(L.U32.pack(p), value) == 0:
-                bf.pids.add(p)
-                done += 1
-            if descend:
-                stack.extend(procfs.children(p))
-        return {"error": 0} if done else {"error": E.ESRCH}
+                                abi32, int(self.owner_only))  # fmt: skip
+            if self.obj.traced.update(L.U32.pack(p), value) != 0:
+                continue
+            late = diagnose.why_credentials(p) if self.owner_only and old is None else None
+            if late:
+                # A set-id exec between the check and the insert, which the
+                # kernel side could not see yet: the process is not ours.
+                self.obj.traced.delete(L.U32.pack(p))
+                refused = refused or late
+                continue
+            bf.pids.add(p)
+            done += 1
+        if done:
+            return {"error": 0}
+        return {"error": E.EPERM, "why": refused} if refused else {"error": E.ESRCH}
+
+    def _why_not(self, pid: int, holders: rootbpf.Holders) -> str | None:
+        """Why this engine may not set or clear tracing on a process it does not trace, or None.
+
+        Root may touch any process. Another owner may touch only its own
+        processes (FreeBSD's p_candebug), and not one root traces
+        (KTRFAC_ROOT), with either engine.
+        """
+        if not self.owner_only:
+            return None
+        why = diagnose.why_credentials(pid)
+        if why:
+            return why
+        tracer = diagnose.tracer_of(pid)
+        if tracer and diagnose.is_foreign_engine(tracer):
+            return diagnose.why_eperm(pid, os.getpid(), holders)
+        engine = holders.root_bpf(pid)
+        return diagnose.held_by(pid, ROOT, engine) if engine else None
 
     def _clear(self, pid: int, facs: int, descend: bool) -> dict[str, object]:
         if descend and pid == 1:
-            targets = self._traced()  # -C: everything this engine traces
+            targets = self.traced_pids()  # -C: everything this engine traces
         else:
             roots = procfs.roots(pid)
             if not roots:
                 return {"error": E.ESRCH}
-            targets, stack, seen = [], list(roots), set()
+            targets, stack, seen = [], list(roots), {os.getpid()}
             while stack:
                 p = stack.pop()
                 if p in seen:
@@ -420,10 +469,20 @@ class BpfEngine:
                 targets.append(p)
                 if descend:
                     stack.extend(procfs.children(p))
+        done = 0
+        refused = ""
+        holders = rootbpf.Holders()
         for p in targets:
             v = self._value(p)
             if v is None:
+                # Not ours: ktrops() succeeds on a process the caller may trace.
+                why = self._why_not(p, holders)
+                if why:
+                    refused = refused or why
+                else:
+                    done += 1
                 continue
+            done += 1
             left = v[0] & ~facs
             if not left & LIVE_POINTS:
                 self.obj.traced.delete(L.U32.pack(p))
@@ -431,6 +490,8 @@ class BpfEngine:
                 self.obj.traced.update(L.U32.pack(p), L.PROC.pack(left, *v[1:]))
         self.barrier()
         self.housekeeping()
+        if refused and not done:
+            return {"error": E.EPERM, "why": refused}
         return {"error": 0}
 
     def _clear_file(self, fd: int | None) -> dict[str, object]:
@@ -439,7 +500,7 @@ class BpfEngine:
         st = os.fstat(fd)
         for bf in self.files.values():
             if bf.tf.ident == (st.st_dev, st.st_ino):
-                for p in self._traced():
+                for p in self.traced_pids():
                     if self._file_of(p) == bf.index:
                         self.obj.traced.delete(L.U32.pack(p))
         self.barrier()
@@ -450,7 +511,9 @@ class BpfEngine:
         for pidfd in self.exits:
             os.close(pidfd)
         self.exits.clear()
-        for p in self._traced():
+        if self.public is not None:
+            self.public.close()
+        for p in self.traced_pids():
             self.obj.traced.delete(L.U32.pack(p))
         self.barrier()
         if self.obj.attached:
@@ -478,16 +541,19 @@ def _comm(pid: int) -> bytes | None:
         return None
 
 
-def serve(engine: BpfEngine, listener: socket.socket, endpoint: Endpoint) -> None:
+def serve(engine: BpfEngine, listener: protocol.Socket, endpoint: Endpoint) -> None:
     """The daemon's loop: one thread drains, serves requests and keeps house."""
     uid = os.getuid()
     next_house = 0.0
     while not engine.stop:
-        ready = select.select([listener.fileno(), engine.obj.ring_fd, *engine.exits], [], [], POLL)[0]
+        public = [] if engine.public is None else [engine.public.fileno()]
+        ready = select.select([listener.fileno(), engine.obj.ring_fd, *engine.exits, *public], [], [], POLL)[0]
         engine.drain()
         for pidfd in ready:
             if pidfd in engine.exits:
                 engine.exited(pidfd)
+        if engine.public is not None and public[0] in ready:
+            rootbpf.answer(engine.public, engine.traced_pids())
         if listener.fileno() in ready:
             conn, _ = listener.accept()
             with conn:
@@ -535,12 +601,14 @@ def drainer_priority() -> None:
     Its work is bounded by what the kernel queued, and the kernel's RT
     throttling leaves other tasks their share even so; it never forks, and
     SCHED_RESET_ON_FORK makes sure nothing it might start inherits this.
-    Without the privilege (a container), it keeps DRAINER_NICE.
+    Without the privilege (a container, a CAP_BPF holder without
+    CAP_SYS_NICE), it keeps DRAINER_NICE, or its nice value if even that is refused.
     """
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(DRAINER_RT_PRIORITY))
     except OSError as e:
-        log.info("drainer stays at nice %d: SCHED_FIFO refused (%s)", DRAINER_NICE, e.strerror)
+        log.info("drainer stays at nice %d: SCHED_FIFO refused (%s)", os.getpriority(os.PRIO_PROCESS, 0),
+                 e.strerror)  # fmt: skip
 
 
 def _main(rt: Runtime, lockfd: int, ready: int) -> int:

@@ -8,9 +8,9 @@ running pays only for this module (start-up, docs/DESIGN.md).
 
 from __future__ import annotations
 
-import json
 import os
 
+from ktrace_cli.trace import fastjson
 from ktrace_cli.trace.runtime import Runtime, open_runtime, own_subdir
 
 RUNTIME_SUBDIR = "bpf"
@@ -19,6 +19,10 @@ BTF_VMLINUX = "/sys/kernel/btf/vmlinux"
 LIBBPF = "libbpf.so.1"
 # Where a distribution keeps libbpf.so.1 (its loader's default paths); the
 # daemon, which dlopen()s it, is the last word.
+# capabilities(7): loading tracing programs takes CAP_BPF and CAP_PERFMON
+# (CAP_SYS_ADMIN implies both).
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+NEEDS = "root, or CAP_BPF and CAP_PERFMON"
 LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64",
             "/usr/lib", "/lib", "/usr/local/lib", "/usr/local/lib64")  # fmt: skip
 
@@ -39,7 +43,7 @@ def runtime(create: bool = True) -> Runtime | None:
 
 
 def message(data: dict[str, object]) -> bytes:
-    return json.dumps(data).encode() + b"\n"
+    return fastjson.dumps(data).encode() + b"\n"
 
 
 def parse(line: bytes | None) -> dict[str, object] | None:
@@ -47,7 +51,7 @@ def parse(line: bytes | None) -> dict[str, object] | None:
     if line is None:
         return None
     try:
-        msg = json.loads(line)
+        msg = fastjson.loads(line)
     except ValueError:
         return None
     return msg if isinstance(msg, dict) else None
@@ -85,16 +89,40 @@ def find_libbpf() -> str | None:
     return name if name and _opens(name) else None
 
 
+def effective_caps() -> int:
+    """This process's effective capability set (CapEff of /proc/self/status); 0 if unreadable."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def may_load() -> bool:
+    """Whether this process may load and attach the engine's tracing programs.
+
+    The programs see every process on the machine, but the engine records
+    only the processes its owner may trace (FreeBSD's rule, applied by the
+    daemon): a capability holder is not root there.
+    """
+    if os.geteuid() == 0:
+        return True
+    caps = effective_caps()
+    both = 1 << CAP_BPF | 1 << CAP_PERFMON
+    return bool(caps & 1 << CAP_SYS_ADMIN) or caps & both == both
+
+
 def why_unavailable() -> str | None:
     """None when the engine can be tried here, else the reason it cannot.
 
     Files are looked at first; libbpf is opened (ctypes) only when it is not
     where distributions put it, so pyktrace pays no dlopen per request.
     """
-    if os.geteuid() != 0:
-        # CAP_BPF and CAP_PERFMON would load the programs, but they see every
-        # process: only root, who may trace any of them, may use them.
-        return "the bpf engine needs root"
+    if not may_load():
+        return f"the bpf engine needs {NEEDS}"
     if not os.path.exists(BTF_VMLINUX):
         return f"the kernel exposes no BTF ({BTF_VMLINUX} is missing)"
     if not _libbpf_present() and find_libbpf() is None:

@@ -1,7 +1,9 @@
 /* A 64-bit program making two i386 system calls with int $0x80 (getpid,
    write from a buffer below 4 GiB), then the same write through the x86_64
    entry: pyktrace records the first two under the linux32 ABI, the third
-   under the x86_64 one. Prints its pid and the i386 getpid's result. */
+   under the x86_64 one. Prints its pid and the i386 getpid's result, each
+   as 7 digits (pid_max is at most 2^22): the write is as long whatever
+   pid the run gets, so two runs' records compare. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +33,6 @@ int main(void)
 	long wrote = int80(NR32_WRITE, 1, (long)low, 5);
 	if (write(1, low, 5) != 5 || wrote != 5)
 		return 3;
-	printf("pid=%d getpid32=%ld\n", (int)getpid(), pid32);
+	printf("pid=%07d getpid32=%07ld\n", (int)getpid(), pid32);
 	return 0;
 }
