@@ -133,7 +133,7 @@ class FdTables:
         self.word = word
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
         self.inert = _NO_EFFECT  # call names `end` has found to change no descriptor
-        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # fd_arg_index, fork-like
+        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # arg_plan
         self._texts: dict[bytes, str] = {}  # NAMI path -> its text (programs open the same files again)
 
     def table(self, pid: int) -> FdTable:
@@ -161,18 +161,26 @@ class FdTables:
             if tab and number.isdigit():
                 t.set(int(number), target.decode("utf-8", "surrogateescape"), False)
 
+    def arg_plan(self, abi: A.Abi, name: str) -> tuple[int, int, bool]:
+        """(descriptor argument index or -1, directory descriptor index or -1, whether `begin`
+        does more than read them: a fork-like call, or mmap), from a cache.
+
+        select_calls reads the two indexes itself for the calls that are not special.
+        """
+        key = (abi, name)
+        found = self._arg_index.get(key)
+        if found is None:
+            fd_i, dir_i = fd_arg_index(abi, name)
+            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS or name == "mmap")
+        return found
+
     def begin(self, call: Call) -> None:
         """At the CALL: note the descriptor argument and what it is now."""
         name = call.name
         if name is None or call.start is None:
             return
-        key = (call.abi, name)
-        found = self._arg_index.get(key)
-        if found is None:
-            fd_i, dir_i = fd_arg_index(call.abi, name)
-            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS)
-        fd_i, dir_i, fork = found
-        if fork:
+        fd_i, dir_i, special = self.arg_plan(call.abi, name)
+        if special and name != "mmap":  # fork-like
             self.forking[call.tid] = call
         if name == "mmap":
             fd_i, dir_i = fd_arg_index_for(call)
@@ -209,7 +217,9 @@ class FdTables:
         ret = call.ret
         if name in _OPENS:  # the usual effect, first
             if call.start is not None and ret is not None:
-                t = self.table(call.pid)
+                t = self.tables.get(call.pid)  # self.table, inlined: once per open
+                if t is None:
+                    t = self.tables[call.pid] = FdTable()
                 if ret.error == 0 and ret.retval >= 0:
                     self._opened(call, name, t, ret.retval)
             return
@@ -315,13 +325,15 @@ class FdTables:
             t.drop(value)  # opened, but the trace does not say what (no NAMI records)
             return
         args = call.args
-        if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
+        if path[:1] != "/" and name in ("openat", "openat2", "open_by_handle_at"):
             base = self.path(call.pid, signed32(args[0]) if args else 0)
             if base is not None and base.startswith("/"):
                 path = base.rstrip("/") + "/" + path
         fi = _OPENS[name]
         flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
-        t.set(value, path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        # t.set, inlined: once per open.
+        t.fds[value] = Entry(path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        t.touched.add(value)
         call.ret_path = path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:

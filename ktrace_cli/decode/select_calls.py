@@ -19,17 +19,28 @@ from collections.abc import Callable, Iterable, Iterator
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.decode.calls import NO_RETURN, Call, CallJoiner
 from ktrace_cli.decode.events import Dropped, Shown, Unpacker, unpackers
-from ktrace_cli.decode.fdtable import FdTables
+from ktrace_cli.decode.fdtable import AT_FDCWD_BITS, FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.decode.pipeline import Clock, Shows, drain_calls, shown_ns, snapshot_fdtable
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import AMD64, PROCCTOR, Arch
 from ktrace_cli.format.reader import TraceFormatError
-from ktrace_cli.format.records import Payload, PayloadError, Record, Syscall, Sysret
+from ktrace_cli.format.records import Genio, Namei, PayloadError, Record, Syscall, Sysret
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
     from typing import Any
+
+
+def _plan(
+    joiner: CallJoiner, tables: FdTables, sv_flags: int, code: int
+) -> tuple[Any, str | None, int, int, bool, bool]:
+    """(ABI, name, descriptor argument index, directory descriptor index, `begin` must run, never returns)."""
+    abi, name = joiner.named(sv_flags, code)
+    if name is None:
+        return abi, name, -1, -1, False, False
+    fd_i, dir_i, special = tables.arg_plan(abi, name)
+    return abi, name, fd_i, dir_i, special, name in NO_RETURN
 
 
 def select_calls(
@@ -43,13 +54,16 @@ def select_calls(
     arch: Arch | None = None,
     proc_sink: Callable[[Record], None] | None = None,
 ) -> Iterator[Call | Shown | Dropped]:
-    """`calls(select(records, points, None, procs, arch, clock, proc_sink), flt, tables, clock, shows)`."""
+    """`calls(select(records, points, None, procs, arch, clock, proc_sink), flt, tables, clock, shows)`.
+
+    `procs`, when given, is changed by this loop alone while it runs (it keeps
+    the last process's sv_flags at hand).
+    """
     procs = procs if procs is not None else ProcessTable()
     shows = shows or Shows()
     joiner = CallJoiner()
     open_calls = joiner.open
     new_call = joiner.new
-    names = joiner.names
     begin, end = tables.begin, tables.end
     inert = tables.inert  # call names that change no descriptor: `end` would return at once
     active = flt.active
@@ -60,6 +74,7 @@ def select_calls(
         return shows.call(c) and (not active or flt.call_ok(c))
 
     syscall, sysret, struct_type = K.KTR_SYSCALL, K.KTR_SYSRET, K.KTR_STRUCT
+    namei, genio = K.KTR_NAMEI, K.KTR_GENIO
     procctor, procdtor = K.KTR_PROCCTOR, K.KTR_PROCDTOR
     sv_flags_of = procs.sv_flags.get
     shown = functools.partial(tuple.__new__, Shown)  # Shown without its Python __new__
@@ -79,46 +94,137 @@ def select_calls(
         else:
             return
         get = table.get
-        # unpackers' SYSCALL and SYSRET closures, written out in the loop below.
+        # unpackers' SYSCALL, SYSRET, NAMI and GIO closures, written out in the loop below.
         call_head, call_size = layout.syscall_fixed.unpack_from, layout.syscall_fixed.size
         ret_unpack = layout.sysret.unpack_from
+        genio_head, genio_size = layout.genio_fixed.unpack_from, layout.genio_fixed.size
         args_unpackers: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
+        # (sv_flags, code) -> what a CALL needs: joiner.named, tables.arg_plan, NO_RETURN.
+        plans: dict[tuple[int, int], tuple[Any, str | None, int, int, bool, bool]] = {}
+        fd_tables = tables.tables
+        last_pid: int | None = None
+        sv_flags = 0
         # The first record again, then the others: one loop, no per-record setup test.
         for record in itertools.chain((head,), rest):
-            # select's part: drops, the ABI records, -t, the payload.
+            # select's part: drops, the ABI records, -t, the payload; then
+            # calls' part, the join, in the same branch of the record's type.
             if record.drop and not drop_logged:
                 drop_logged = True
                 yield Dropped(record)
             rtype = record.type
             if rtype == procctor or rtype == procdtor:
+                last_pid = None  # its sv_flags may change
                 if proc_sink is not None:
                     proc_sink(record)
                 if rtype == procdtor:
                     procs.dtor(record.pid)
                 elif len(record.payload) >= 4:
                     procs.ctor(record.pid, PROCCTOR.unpack_from(record.payload)[0])
-            elif points & (1 << (rtype & 31)):
-                drop_logged = False
-                payload: Payload | None
-                if rtype == sysret:
+                continue
+            if not points & (1 << (rtype & 31)):
+                continue
+            drop_logged = False
+            # Runs of one process's records are the rule: its sv_flags once per run.
+            pid = record.pid
+            if pid != last_pid:
+                last_pid = pid
+                sv_flags = sv_flags_of(pid, 0)
+            payload: Any
+            if rtype == sysret:
+                try:
+                    code, eosys, error, retval = ret_unpack(record.payload)
+                    payload = Sysret(code, error, retval, eosys)
+                except errors:
+                    payload = None
+                event: Any = shown((record, sv_flags, payload))
+                pending = open_calls.pop(record.tid, None)
+                if pending is not None and payload.__class__ is Sysret and pending.code == payload.code:
+                    pending.end = event
+                    if pending.name not in inert:
+                        end(pending)
+                    if not judged or wanted(pending):
+                        yield pending
+                else:
+                    if pending is not None:
+                        end(pending)
+                        if not judged or wanted(pending):
+                            yield pending
+                    orphan = new_call(event, False)
+                    end(orphan)
+                    if not judged or wanted(orphan):
+                        yield orphan
+            elif rtype == syscall:
+                try:
+                    # kdump prints no arguments for a CALL whose count is zero or negative.
+                    code, narg = call_head(record.payload)
+                    if narg <= 0:
+                        args: tuple[int, ...] = ()
+                    else:
+                        unpack = args_unpackers.get(narg)
+                        if unpack is None:
+                            unpack = layout.args_struct(narg).unpack_from
+                            if narg <= 64:  # a damaged count gets no entry: the table stays small
+                                args_unpackers[narg] = unpack
+                        args = unpack(record.payload, call_size)
+                    payload = Syscall(code, args)
+                except errors:
+                    payload = None
+                event = shown((record, sv_flags, payload))
+                previous = open_calls.pop(record.tid, None)
+                if payload is not None:
+                    plan = plans.get((sv_flags, code))
+                    if plan is None:
+                        plan = _plan(joiner, tables, sv_flags, code)
+                        if len(plans) < 65536:  # bounded: a damaged trace may hold any numbers
+                            plans[sv_flags, code] = plan
+                    abi, name, fd_i, dir_i, special, no_return = plan
+                    if special:
+                        call = Call(pid, record.tid, sv_flags, abi, event, None, [], None, -1, None, None,
+                                    None, code, name)  # fmt: skip
+                        begin(call)
+                    else:
+                        # tables.begin, written out: the descriptor argument and what it is now.
+                        index = -1
+                        if 0 <= fd_i < len(args):
+                            index = fd_i
+                        elif 0 <= dir_i < len(args) and args[dir_i] & 0xFFFFFFFF != AT_FDCWD_BITS:
+                            index = dir_i
+                        fd = None
+                        fd_path = None
+                        if index >= 0:
+                            fd = args[index] & 0xFFFFFFFF  # signed32, inlined
+                            if fd & 0x8000_0000:  # negative: no descriptor
+                                fd = None
+                                index = -1
+                            else:
+                                t = fd_tables.get(pid)
+                                if t is not None:
+                                    e = t.fds.get(fd)
+                                    if e is not None:
+                                        fd_path = e.path
+                        call = Call(pid, record.tid, sv_flags, abi, event, None, [], fd, index, fd_path, None,
+                                    None, code, name)  # fmt: skip
+                else:
+                    call = new_call(event, True)
+                    begin(call)
+                    no_return = call.name in NO_RETURN
+                if previous is not None:  # its RET never came (lost, or the thread was killed)
+                    end(previous)
+                    if not judged or wanted(previous):
+                        yield previous
+                if no_return:
+                    end(call)
+                    if not judged or wanted(call):
+                        yield call
+                else:
+                    open_calls[record.tid] = call
+            else:
+                if rtype == namei:
+                    payload = Namei(bytes(record.payload))
+                elif rtype == genio:
                     try:
-                        code, eosys, error, retval = ret_unpack(record.payload)
-                        payload = Sysret(code, error, retval, eosys)
-                    except errors:
-                        payload = None
-                elif rtype == syscall:
-                    try:
-                        # kdump prints no arguments for a CALL whose count is zero or negative.
-                        code, narg = call_head(record.payload)
-                        if narg <= 0:
-                            payload = Syscall(code, ())
-                        else:
-                            unpack = args_unpackers.get(narg)
-                            if unpack is None:
-                                unpack = layout.args_struct(narg).unpack_from
-                                if narg <= 64:  # a damaged count gets no entry: the table stays small
-                                    args_unpackers[narg] = unpack
-                            payload = Syscall(code, unpack(record.payload, call_size))
+                        fd, rw = genio_head(record.payload)
+                        payload = Genio(fd, rw, bytes(record.payload[genio_size:]))
                     except errors:
                         payload = None
                 else:
@@ -130,55 +236,14 @@ def select_calls(
                             payload = fn(record.payload)
                         except errors:
                             payload = None
-                sv_flags = sv_flags_of(record.pid, 0)
-                event: Any = shown((record, sv_flags, payload))
-                # calls' part: the join.
-                if rtype == sysret:
-                    pending = open_calls.pop(record.tid, None)
-                    if pending is not None and payload.__class__ is Sysret and pending.code == payload.code:
-                        pending.end = event
-                        if pending.name not in inert:
-                            end(pending)
-                        if not judged or wanted(pending):
-                            yield pending
-                    else:
-                        if pending is not None:
-                            end(pending)
-                            if not judged or wanted(pending):
-                                yield pending
-                        orphan = new_call(event, False)
-                        end(orphan)
-                        if not judged or wanted(orphan):
-                            yield orphan
-                elif rtype == syscall:
-                    previous = open_calls.pop(record.tid, None)
-                    if payload.__class__ is Syscall:
-                        named = names.get((sv_flags, payload.code))
-                        if named is None:
-                            named = joiner.named(sv_flags, payload.code)
-                        call = Call(record.pid, record.tid, sv_flags, named[0], event, None, [], None, -1, None,
-                                    None, None, payload.code, named[1])  # fmt: skip
-                    else:
-                        call = new_call(event, True)
-                    begin(call)
-                    if previous is not None:  # its RET never came (lost, or the thread was killed)
-                        end(previous)
-                        if not judged or wanted(previous):
-                            yield previous
-                    if call.name in NO_RETURN:
-                        end(call)
-                        if not judged or wanted(call):
-                            yield call
-                    else:
-                        open_calls[record.tid] = call
-                else:
-                    if rtype == struct_type:
-                        snapshot_fdtable(event, tables)
-                    current = open_calls.get(record.tid)
-                    if current is not None:
-                        current.parts.append(event)
-                    elif show_record(record) and (not active or flt.record_ok(record.comm_name, shown_ns(event))):
-                        yield event
+                event = shown((record, sv_flags, payload))
+                if rtype == struct_type:
+                    snapshot_fdtable(event, tables)
+                current = open_calls.get(record.tid)
+                if current is not None:
+                    current.parts.append(event)
+                elif show_record(record) and (not active or flt.record_ok(record.comm_name, shown_ns(event))):
+                    yield event
     except TraceFormatError as e:  # only the reader raises it in this loop
         # kdump notes a drop before it checks the record's length.
         if e.header is not None and e.header.drop and not drop_logged:

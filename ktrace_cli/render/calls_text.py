@@ -359,13 +359,23 @@ class CallText:
             if signals:
                 body += signals
         ret = end.payload if end is not None else None
-        if ret.__class__ is Sysret and not ret.error and call.ret_path is None:
-            value = ret.retval
-            if -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
-                result = str(value)
+        # ret_text, its usual cases written out: a number, a descriptor with
+        # its path (an open), an error already seen.
+        result = None
+        if ret.__class__ is Sysret:
+            error = ret.error
+            if not error:
+                value = ret.retval
+                ret_path = call.ret_path
+                if ret_path is not None:
+                    result = self._fd_texts.get((value, ret_path))
+                elif -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
+                    result = str(value)
+                else:
+                    result = f"{value & self.mask:#x}"
             else:
-                result = f"{value & self.mask:#x}"
-        else:
+                result = self._errors.get((call.abi, error))  # holds no ERESTART or EJUSTRETURN
+        if result is None:
             result = self.ret_text(call)
         if start is None or end is None:
             return f"{head}{body} = {result}\n"

@@ -159,3 +159,61 @@ def test_damaged_tail_matches() -> None:
 def test_real_traces_match(name: str) -> None:
     data = (REAL / name / "ktrace.out").read_bytes()
     _same(data)
+
+
+def test_descriptor_arguments_match() -> None:
+    """The loop reads descriptor arguments itself for most calls: every kind of argument slot."""
+    minus1 = (1 << 64) - 1
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(257, (AT_FDCWD, 0x1000, 0)), tid=A),  # openat: a directory descriptor of AT_FDCWD
+        rec(Namei(b"/etc"), tid=A),
+        rec(Sysret(257, 0, 3), tid=A),
+        rec(Syscall(257, (3, 0x1000, 0)), tid=A),  # openat relative to descriptor 3
+        rec(Namei(b"hosts"), tid=A),
+        rec(Sysret(257, 0, 4), tid=A),
+        rec(Syscall(0, (4, 0x2000, 64)), tid=A),  # read(4): a known descriptor
+        rec(Sysret(0, 0, 0), tid=A),
+        rec(Syscall(0, (minus1, 0x2000, 64)), tid=A),  # read(-1): no descriptor
+        rec(Sysret(0, 9, -1), tid=A),
+        rec(Syscall(0, ()), tid=A),  # no argument slots at all
+        rec(Sysret(0, 0, 0), tid=A),
+        rec(Syscall(9, (0, 0x1000, 1, 2, 4, 0)), tid=A),  # mmap of descriptor 4
+        rec(Sysret(9, 0, 0x7F0000000000), tid=A),
+        rec(Syscall(9, (0, 0x1000, 3, 0x22, minus1, 0)), tid=A),  # anonymous mmap
+        rec(Sysret(9, 0, 0x7F0000001000), tid=A),
+        rec(Syscall(56, (0x11, 0, 0, 0, 0)), tid=A),  # clone, a fork: its child inherits the table
+        rec(Sysret(56, 0, 7), tid=A),
+        rec(ProcCtor(LINUX64), pid=7, tid=7),
+        rec(Syscall(0, (4, 0x2000, 64)), pid=7, tid=7),
+        rec(Sysret(0, 0, 0), pid=7, tid=7),
+    ]
+    items = _same(trace_bytes(records))
+    fds = [(i[6], i[10], i[11], i[12], i[13]) for i in items if i[0] == "call"]
+    assert fds == [
+        ("openat", None, -1, None, "/etc"),
+        ("openat", 3, 0, "/etc", "/etc/hosts"),
+        ("read", 4, 0, "/etc/hosts", None),
+        ("read", None, -1, None, None),
+        ("read", None, -1, None, None),
+        ("mmap", 4, 4, "/etc/hosts", None),
+        ("mmap", None, -1, None, None),
+        ("clone", None, -1, None, None),
+        ("read", 4, 0, "/etc/hosts", None),
+    ]
+
+
+def test_abi_change_mid_run_matches() -> None:
+    """A PROCCTOR between two records of one process: the second gets the new ABI."""
+    records = [
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),  # before any PROCCTOR: FreeBSD numbering, read
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(LINUX64), tid=A),  # an exec into a Linux binary
+        rec(Syscall(3, (5,)), tid=A),  # Linux numbering: close
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(0), tid=A),
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),
+        rec(Sysret(3, 0, 0), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[3], i[6]) for i in items] == [(0, "read"), (LINUX64, "close"), (0, "read")]
