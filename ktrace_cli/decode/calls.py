@@ -65,7 +65,9 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     if proto is None:
         return -1, -1
     fd = dirfd = -1
-    for i, (_argtype, argname) in enumerate(proto[1]):
+    for i, (argtype, argname) in enumerate(proto[1]):
+        if "*" in argtype or "[" in argtype:
+            continue  # pipe's fildes: where descriptors will be written, not one
         if fd < 0 and argname in _FD_ARG_NAMES:
             fd = i
         elif dirfd < 0 and argname in _DIRFD_ARG_NAMES:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from ktrace_cli.decode import pipeline
+from ktrace_cli.decode.abi import Abi
+from ktrace_cli.decode.calls import fd_arg_index
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Genio, Namei, Psig, Record, Struct, Syscall, Sysret
 from tests.kdump_helpers import FREEBSD64, LINUX64, ctor, rec, run_pykdump
@@ -321,3 +323,12 @@ def test_signals_during_a_call_are_marked(tmp_path: Path) -> None:
         '  2035 cat      read(0,"y\\n",0x40) [SIGALRM] = 2 <0.001000>',
         "  2035 cat      getpid() [SIGINT] = 2035 <0.001000>",
     ]
+
+
+@pytest.mark.parametrize("abi", [Abi.LINUX, Abi.FREEBSD])
+def test_descriptor_arguments_are_integers_never_pipe_s_array(abi: Abi) -> None:
+    """pipe(2)'s `fildes` is named like a descriptor but is the array the new ones are
+    written to: --calls printed its address's low half as a descriptor (`pipe2(1255955256,0)`)."""
+    assert fd_arg_index(abi, "pipe2") == (-1, -1)
+    assert fd_arg_index(abi, "read") == (0, -1)
+    assert fd_arg_index(Abi.LINUX, "openat") == (-1, 0)
