@@ -16,6 +16,7 @@ from functools import cache
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.fdtable import PAIRS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Syscall, Sysret
@@ -190,6 +191,12 @@ class CallText:
             pieces = self._decoded_args(call, args)
         if call.name is None or not self.o.fancy:
             return pieces
+        if call.pair is not None:  # pipe*, socketpair: the int[2] shown as the descriptors it received
+            where = PAIRS[base_name(call.name)][0]
+            if where < len(pieces):
+                pieces = pieces.copy()
+                pieces[where] = f"[{','.join(self.fd_text(fd, path) for fd, path in call.pair)}]"
+            return pieces  # these calls have no other descriptor, path or buffer argument
         path_i = plan[1]
         buf_i = plan[2]
         fd = call.fd
@@ -350,7 +357,7 @@ class CallText:
                         shown_data = (
                             data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
                         )
-                key = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                key = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data, call.pair)
                 body = self._bodies.get(key)  # type: ignore[assignment]
                 if body is None:
                     if len(self._bodies) >= BODY_CACHE:
