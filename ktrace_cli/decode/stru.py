@@ -25,7 +25,7 @@ from functools import cache
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
 from ktrace_cli.decode.cfmt import signal_text
-from ktrace_cli.format.layouts import FREEBSD_STAT
+from ktrace_cli.format.layouts import FDPAIR, FDPAIR_PIPE, FDPAIR_SOCKET, FREEBSD_STAT
 
 SOCK_MAXADDRLEN = 128  # sizeof(struct sockaddr_storage): the largest sockaddr kdump accepts
 NAME_MAX = 255
@@ -225,9 +225,6 @@ def _thrparam(data: bytes, word: int) -> Decoded:
 # -- ours --------------------------------------------------------------------------
 # Structures pyktrace records that FreeBSD has not: kdump prints them as an
 # unknown structure (so does the default text), JSON prints their fields.
-
-FDPAIR = struct.Struct("<iiIIQQ")  # fd[2], kind, family, ino[2] (docs/FORMAT.md)
-FDPAIR_PIPE, FDPAIR_SOCKET = 1, 2  # its kinds: pipe(2) and pipe2(2), socketpair(2)
 
 
 def fdpair_target(kind: int, family: int, ino: int) -> str:
