@@ -333,6 +333,12 @@ def test_fdpair_record_names_pipe_and_socketpair_descriptors(tmp_path: Path) -> 
     assert [nodur(x) for x in lines(tmp_path, bad, "--calls", "-e", "write")] == [
         "  2035 app      write(8,0x1000,0x4) = 4"
     ]
+    # Without the record (FreeBSD's files, older pyktrace's): as before, a pointer and bare numbers.
+    none = [ctor(LINUX64, comm="app"), call(293, 0x7FFC0000, 0, comm="app"), ret(293, 0, comm="app"),
+            call(1, 4, 0x1000, 4, comm="app"), ret(1, 4, comm="app")]  # fmt: skip
+    assert [nodur(x) for x in lines(tmp_path, none, "--calls")] == [
+        "  2035 app      pipe2(0x7ffc0000,0) = 0", "  2035 app      write(4,0x1000,0x4) = 4",
+    ]  # fmt: skip
 
 
 def test_damaged_file_still_prints_the_held_records_first(tmp_path: Path) -> None:
