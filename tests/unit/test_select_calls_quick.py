@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,8 +93,8 @@ def _round(i: int, tid: int, pid: int = 2035) -> list[Record]:
     """An openat (failing one time in three), a read of what it opened, a write, a close."""
     fd = 3 + i % 2
     opened = i % 3 != 2
-    common = {"tid": tid, "pid": pid, "sec": 1700000000 + i, "frac": 1000 * i}
-    later = {"tid": tid, "pid": pid, "sec": 1700000000 + i, "frac": 1000 * i + 4_321_000 * (i % 2)}
+    common: dict[str, Any] = {"tid": tid, "pid": pid, "sec": 1700000000 + i, "frac": 1000 * i}
+    later: dict[str, Any] = {"tid": tid, "pid": pid, "sec": 1700000000 + i, "frac": 1000 * i + 4_321_000 * (i % 2)}
     return [
         rec(Syscall(OPENAT, (AT_FDCWD, 0x1000 + i % 2, 0x80000 * (i % 2), 0)), **common),
         rec(Namei(b"/etc/hosts" if i % 2 else b"/etc/passwd"), **common),
