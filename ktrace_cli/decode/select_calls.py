@@ -1,8 +1,8 @@
 """`select` and the call join as one loop: --calls and the views that read every record.
 
 --calls and the whole-trace views spend a large share of their time passing
-each record from one generator to the next.  This loop frames nothing of its
-own: it unpacks each record as `select` does (with no -p, as the call views
+each record from one generator to the next.  This loop's general path frames
+nothing of its own: it unpacks each record as `select` does (with no -p, as the call views
 always run it) and joins it as `calls` does, so it gives exactly the items
 `calls(select(...))` gives, in the same order.  The unfused join is kept in
 the tests (tests/unit/calls_reference.py) as the reference they hold this
@@ -15,7 +15,8 @@ and hands their fields to the builder: no Record, payload, Shown or Call is
 built for them.  Anything else (other records in between, STRU, PSIG, a call
 that changes descriptors other than an open, drops, a thread with a call in
 flight, v0 headers, filters, -p) leaves the records to the loop's general
-path.  tests/unit/test_select_calls.py holds both paths' outputs equal.
+path.  tests/unit/test_select_calls_quick.py holds both paths' printed
+output equal.
 """
 
 from __future__ import annotations
