@@ -222,11 +222,14 @@ class FdTables:
         ret = call.ret
         if name in _OPENS:  # the usual effect, first
             if call.start is not None and ret is not None:
-                t = self.tables.get(call.pid)  # self.table, inlined: once per open
-                if t is None:
-                    t = self.tables[call.pid] = FdTable()
+                path = None
                 if ret.error == 0 and ret.retval >= 0:
-                    self._opened(call, name, t, ret.retval)
+                    for shown in call.parts:
+                        p = shown.payload
+                        if p.__class__ is Namei:
+                            path = self.open_path(call.pid, name, call.args, p.path)
+                            break
+                call.ret_path = self.opened(call.pid, call.abi, name, call.args, ret.error, ret.retval, path)
             return
         if name in _FORKS:
             if call.start is not None:
@@ -317,32 +320,47 @@ class FdTables:
             return
         call.ret_path = self.path(call.pid, value)
 
-    def _opened(self, call: Call, name: str, t: FdTable, value: int) -> None:
-        """A successful open-like call: `value` is its first NAMI path."""
-        for shown in call.parts:
-            p = shown.payload
-            if p.__class__ is Namei:
-                raw = p.path
-                path = self._texts.get(raw)
-                if path is None:
-                    if len(self._texts) >= TEXT_CACHE:
-                        self._texts.clear()
-                    path = self._texts[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                break
-        else:
-            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
-            return
-        args = call.args
+    @staticmethod
+    def open_name(name: str) -> str | None:
+        """The name `end` knows an open-like call by (compat prefix gone), None for other calls."""
+        name = base_name(name)
+        return name if name in _OPENS else None
+
+    def open_path(self, pid: int, name: str, args: tuple[int, ...], raw: bytes) -> str:
+        """What an open-like call `name` (as open_name gives it) opened, from its first NAMI
+        path `raw`: a path relative to a directory descriptor is joined to that
+        descriptor's path when it is known.  Reads the tables, changes none."""
+        path = self._texts.get(raw)
+        if path is None:
+            if len(self._texts) >= TEXT_CACHE:
+                self._texts.clear()
+            path = self._texts[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         if path[:1] != "/" and name in ("openat", "openat2", "open_by_handle_at"):
-            base = self.path(call.pid, signed32(args[0]) if args else 0)
+            base = self.path(pid, signed32(args[0]) if args else 0)
             if base is not None and base.startswith("/"):
                 path = base.rstrip("/") + "/" + path
+        return path
+
+    def opened(
+        self, pid: int, abi: A.Abi, name: str, args: tuple[int, ...], error: int, value: int, path: str | None
+    ) -> str | None:
+        """An open-like call `name` (as open_name gives it) ended with `error` and `value`;
+        `path` is open_path's answer (None without a NAMI record).  Gives what the
+        returned descriptor now is, None when the call opened nothing known."""
+        t = self.tables.get(pid)  # self.table, inlined: once per open
+        if t is None:
+            t = self.tables[pid] = FdTable()
+        if error != 0 or value < 0:
+            return None
+        if path is None:
+            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
+            return None
         fi = _OPENS[name]
-        flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
+        flags = FREEBSD_FLAGS if abi is A.Abi.FREEBSD else LINUX_FLAGS
         # t.set, inlined: once per open.
         t.fds[value] = Entry(path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
         t.touched.add(value)
-        call.ret_path = path
+        return path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:
         for shown in call.parts:

@@ -1,25 +1,34 @@
 """`select` and the call join as one loop: --calls and the views that read every record.
 
 --calls and the whole-trace views spend a large share of their time passing
-each record from one generator to the next.  This loop frames nothing of its
-own: it unpacks each record as `select` does (with no -p, as the call views
+each record from one generator to the next.  This loop's general path frames
+nothing of its own: it unpacks each record as `select` does (with no -p, as the call views
 always run it) and joins it as `calls` does, so it gives exactly the items
 `calls(select(...))` gives, in the same order.  The unfused join is kept in
 the tests (tests/unit/calls_reference.py) as the reference they hold this
 loop to.
+
+The quick path.  Most calls are a CALL, at most one NAMI or GIO record and
+the RET, of one thread, one after the other.  Given a `quick` line builder
+(--calls text), the loop frames such runs itself from the reader's buffer
+and hands their fields to the builder: no Record, payload, Shown or Call is
+built for them.  Anything else (other records in between, STRU, PSIG, a call
+that changes descriptors other than an open, drops, a thread with a call in
+flight, v0 headers, filters, -p) leaves the records to the loop's general
+path.  tests/unit/test_select_calls_quick.py holds both paths' printed
+output equal.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import struct
 from collections.abc import Callable, Iterable, Iterator
 
 from ktrace_cli.decode.abi import ProcessTable
 from ktrace_cli.decode.calls import NO_RETURN, Call, CallJoiner
 from ktrace_cli.decode.events import Dropped, Shown, Unpacker, unpackers
-from ktrace_cli.decode.fdtable import AT_FDCWD_BITS, FdTables
+from ktrace_cli.decode.fdtable import AT_FDCWD_BITS, FdTable, FdTables
 from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.decode.pipeline import Clock, Shows, drain_calls, shown_ns, snapshot_fdtable
 from ktrace_cli.format import constants as K
@@ -31,6 +40,20 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from ktrace_cli.decode.abi import Abi
+
+    # (pid, tid, comm, sv_flags, code, abi, name, args, descriptor argument, its
+    #  index, its path, NAMI path, GIO data, error, retval, path of the returned
+    #  descriptor, start in ns, duration in ns) -> the call's line.
+    QuickLine = Callable[
+        [int, int, bytes, int, int, Abi, str, tuple[int, ...], int | None, int, str | None, bytes | None,
+         bytes | None, int, int, str | None, int, int],
+        str,
+    ]
+
+# The record types the quick path frames: it needs them all selected.
+_QUICK_POINTS = 1 << K.KTR_SYSCALL | 1 << K.KTR_SYSRET | 1 << K.KTR_NAMEI | 1 << K.KTR_GENIO
+
 
 def _plan(
     joiner: CallJoiner, tables: FdTables, sv_flags: int, code: int
@@ -41,6 +64,27 @@ def _plan(
         return abi, name, -1, -1, False, False
     fd_i, dir_i, special = tables.arg_plan(abi, name)
     return abi, name, fd_i, dir_i, special, name in NO_RETURN
+
+
+def _descriptor(
+    args: tuple[int, ...], fd_i: int, dir_i: int, table: FdTable | None
+) -> tuple[int | None, int, str | None]:
+    """tables.begin for a call that is not special: (descriptor argument, its index, its path)."""
+    index = -1
+    if 0 <= fd_i < len(args):
+        index = fd_i
+    elif 0 <= dir_i < len(args) and args[dir_i] & 0xFFFFFFFF != AT_FDCWD_BITS:
+        index = dir_i
+    if index < 0:
+        return None, -1, None
+    fd = args[index] & 0xFFFFFFFF  # signed32, inlined
+    if fd & 0x8000_0000:  # negative: no descriptor
+        return None, -1, None
+    if table is not None:
+        e = table.fds.get(fd)
+        if e is not None:
+            return fd, index, e.path
+    return fd, index, None
 
 
 def select_calls(
@@ -59,6 +103,25 @@ def select_calls(
     `procs`, when given, is changed by this loop alone while it runs (it keeps
     the last process's sv_flags at hand).
     """
+    # Without a quick line builder the loop gives no str.
+    return select_call_lines(records, points, flt, tables, clock, shows, procs, arch, proc_sink, None)  # type: ignore[return-value]
+
+
+def select_call_lines(
+    records: Iterable[Record],
+    points: int,
+    flt: CallFilter,
+    tables: FdTables,
+    clock: Clock | None = None,
+    shows: Shows | None = None,
+    procs: ProcessTable | None = None,
+    arch: Arch | None = None,
+    proc_sink: Callable[[Record], None] | None = None,
+    quick: Callable[[Arch], QuickLine] | None = None,
+) -> Iterator[Call | Shown | Dropped | str]:
+    """select_calls, with `quick`: when given, it is called once with the layout
+    and gives the quick path's line builder (see the module's text); the lines
+    it builds come as str, in their calls' places."""
     procs = procs if procs is not None else ProcessTable()
     shows = shows or Shows()
     joiner = CallJoiner()
@@ -104,8 +167,106 @@ def select_calls(
         fd_tables = tables.tables
         last_pid: int | None = None
         sv_flags = 0
-        # The first record again, then the others: one loop, no per-record setup test.
-        for record in itertools.chain((head,), rest):
+        # The quick path's framing: whole v1 records from the reader's buffer.
+        line_of: QuickLine | None = None
+        unread: Any = getattr(records, "unread", None)
+        if quick is not None and unread is not None and not judged and points & _QUICK_POINTS == _QUICK_POINTS:
+            line_of = quick(layout)
+            skip_to = records.skip_to  # type: ignore[attr-defined]
+        quick_args: tuple[int, ...]
+        header = layout.header_v1.unpack_from
+        hsize = layout.header_v1.size
+        ret_size = layout.sysret.size
+        word = layout.word
+        q_call, q_ret = syscall | K.KTR_VERSIONED, sysret | K.KTR_VERSIONED  # no drop bit
+        q_namei, q_genio = namei | K.KTR_VERSIONED, genio | K.KTR_VERSIONED
+        open_name = tables.open_name
+        opens: dict[str, str | None] = {}  # call name -> open_name(name)
+        # The first record, then the others: each turn but the first fetches one.
+        record = head
+        fetch = False
+        while True:
+            if fetch:
+                if line_of is not None:
+                    # A run of plain calls, framed here; the first record that is not
+                    # one goes to the general path below, through the reader.
+                    buf, pos = unread()
+                    n = len(buf)
+                    while pos + hsize <= n:
+                        length, rtype, version, pid, comm, sec, frac, tid, _ = header(buf, pos)
+                        if rtype != q_call or not version or tid in open_calls:
+                            break
+                        start = pos + hsize
+                        stop = start + length
+                        if stop + hsize > n or length < call_size:
+                            break
+                        code, narg = call_head(buf, start)
+                        unpack = args_unpackers.get(narg)
+                        if unpack is None or call_size + narg * word > length:
+                            break  # no arguments, a count not seen yet, or too short for it
+                        quick_args = unpack(buf, start + call_size)
+                        if pid != last_pid:
+                            last_pid = pid
+                            sv_flags = sv_flags_of(pid, 0)
+                        plan = plans.get((sv_flags, code))
+                        if plan is None:
+                            break
+                        abi, name, fd_i, dir_i, special, no_return = plan
+                        if name is None or special or no_return:
+                            break
+                        opened = opens.get(name, "")
+                        if opened == "":
+                            opened = opens[name] = open_name(name)
+                        if opened is None and name not in inert:
+                            break  # a call that changes descriptors
+                        # At most one NAMI or GIO record, then the RET.
+                        path = data = None
+                        length, rtype, version, _, _, end_sec, end_frac, part_tid, _ = header(buf, stop)
+                        if part_tid != tid or not version:
+                            break
+                        if rtype == q_namei or rtype == q_genio:
+                            start = stop + hsize
+                            stop = start + length
+                            if length < 0 or stop + hsize > n:
+                                break
+                            if rtype == q_namei:
+                                path = buf[start:stop]
+                            elif length >= genio_size:
+                                data = buf[start + genio_size : stop]
+                            else:
+                                break
+                            length, rtype, version, _, _, end_sec, end_frac, part_tid, _ = header(buf, stop)
+                            if part_tid != tid or not version:
+                                break
+                        if rtype != q_ret or length < ret_size:
+                            break
+                        ret_start = stop + hsize
+                        if ret_start + length > n:
+                            break
+                        ret_code, _, error, retval = ret_unpack(buf, ret_start)
+                        if ret_code != code:
+                            break
+                        fd, index, fd_path = _descriptor(quick_args, fd_i, dir_i, fd_tables.get(pid))
+                        ret_path = None
+                        if opened is not None and error == 0 and retval >= 0:
+                            if path is None:
+                                break
+                            ret_path = tables.open_path(pid, opened, quick_args, path)
+                        ns = sec * 1_000_000_000 + frac
+                        line = line_of(pid, tid, comm, sv_flags, code, abi, name, quick_args, fd, index, fd_path,
+                                       path, data, error, retval, ret_path, ns,
+                                       (end_sec - sec) * 1_000_000_000 + end_frac - frac)  # fmt: skip
+                        if opened is not None:
+                            tables.opened(pid, abi, opened, quick_args, error, retval, ret_path)
+                        pos = ret_start + length
+                        drop_logged = False
+                        yield line  # the reader's offset is set when the run ends
+                    skip_to(pos)
+                following = next(rest, None)
+                if following is None:
+                    break
+                record = following
+            fetch = True
             # select's part: drops, the ABI records, -t, the payload; then
             # calls' part, the join, in the same branch of the record's type.
             if record.drop and not drop_logged:
@@ -183,25 +344,8 @@ def select_calls(
                                     None, code, name)  # fmt: skip
                         begin(call)
                     else:
-                        # tables.begin, written out: the descriptor argument and what it is now.
-                        index = -1
-                        if 0 <= fd_i < len(args):
-                            index = fd_i
-                        elif 0 <= dir_i < len(args) and args[dir_i] & 0xFFFFFFFF != AT_FDCWD_BITS:
-                            index = dir_i
-                        fd = None
-                        fd_path = None
-                        if index >= 0:
-                            fd = args[index] & 0xFFFFFFFF  # signed32, inlined
-                            if fd & 0x8000_0000:  # negative: no descriptor
-                                fd = None
-                                index = -1
-                            else:
-                                t = fd_tables.get(pid)
-                                if t is not None:
-                                    e = t.fds.get(fd)
-                                    if e is not None:
-                                        fd_path = e.path
+                        # tables.begin, for the calls that only read their descriptor argument.
+                        fd, index, fd_path = _descriptor(args, fd_i, dir_i, fd_tables.get(pid))
                         call = Call(pid, record.tid, sv_flags, abi, event, None, [], fd, index, fd_path, None,
                                     None, code, name)  # fmt: skip
                 else:
