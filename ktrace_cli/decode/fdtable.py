@@ -6,8 +6,10 @@ connect, bind or accept, the kind of an eventfd, epoll or inotify descriptor.
 dup*, fcntl F_DUPFD*, close, close_range and closefrom move and drop entries;
 a successful exec drops the close-on-exec ones; a fork copies the table.
 
-The records hold no descriptor numbers for pipe(2) and socketpair(2), whose
-results are written to memory, so those descriptors stay unknown.
+pipe(2), pipe2(2) and socketpair(2) write their descriptors to memory, not
+to the return value: pyktrace records them in a STRU `fdpair` of its own
+(docs/FORMAT.md), which this reads; without one (FreeBSD's files, older
+pyktrace files) the two descriptors stay unknown.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ _ANON = {
     "fanotify_init": ("anon_inode:[fanotify]", -1), "bpf": ("anon_inode:bpf", -1),
     "kqueue": ("kqueue", -1), "kqueuex": ("kqueue", -1), "timerfd": ("timerfd", -1),
 }  # fmt: skip
+# Calls whose two new descriptors a STRU `fdpair` gives: the index of the int[2]
+# argument they go to, and of the flags that may say close-on-exec (-1: none).
+PAIRS = {"pipe": (0, -1), "pipe2": (0, 1), "socketpair": (3, 1)}
 _MFD_CLOEXEC = 1  # memfd_create's own flag: 1 on both systems
 AT_FDCWD_BITS = AT_FDCWD & 0xFFFFFFFF  # as the low 32 bits of an argument slot hold it
 TEXT_CACHE = 4096  # NAMI path texts kept (cleared when full)
@@ -79,7 +84,7 @@ _AF_NAMES_FREEBSD = {1: "AF_UNIX", 2: "AF_INET", 28: "AF_INET6", 17: "AF_ROUTE"}
 _NO_EFFECT: set[str | None] = set()
 _EFFECTS = frozenset(
     {"close", "close_range", "closefrom", "connect", "bind", "socket", "accept", "accept4", "paccept",
-     "dup", "dup2", "dup3", "fcntl"} | _EXECS | _FORKS | _OPENS.keys() | _ANON.keys()
+     "dup", "dup2", "dup3", "fcntl"} | _EXECS | PAIRS.keys() | _FORKS | _OPENS.keys() | _ANON.keys()
 )  # fmt: skip
 
 
@@ -299,6 +304,9 @@ class FdTables:
             e = t.fds.get(signed32(arg(0)))
             if e is not None:
                 e.cloexec = bool(arg(2) & flags.fd_cloexec)
+        elif name in PAIRS:
+            self._pair(call, t, flags, name)
+            return
         elif name in _ANON:
             what, fi = _ANON[name]
             if name == "signalfd4" or name == "signalfd":
@@ -365,6 +373,27 @@ class FdTables:
                     entry = t.fds.get(fd)
                     t.set(fd, f"socket:[{family}{':' if rest and not arrow else ''}{arrow}{rest}]",
                           entry.cloexec if entry is not None else False)  # fmt: skip
+                return
+
+    def _pair(self, call: Call, t: FdTable, flags: FdFlags, name: str) -> None:
+        """pipe, pipe2, socketpair: the two descriptors of their STRU `fdpair`, into the table and the call."""
+        from ktrace_cli.decode.stru import struct_fields_of
+
+        for shown in call.parts:
+            p = shown.payload
+            if p.__class__ is Struct and p.name == b"fdpair":
+                _name, fields = struct_fields_of(b"fdpair", p.data, word=self.word)
+                if fields is None:
+                    return
+                _where, fi = PAIRS[name]
+                args = call.args
+                mask = flags.o_cloexec if name != "socketpair" else flags.sock_cloexec
+                cloexec = 0 <= fi < len(args) and bool(args[fi] & mask)
+                pair = []
+                for fd, target in zip(fields["fds"], fields["targets"], strict=True):  # type: ignore[call-overload]
+                    t.set(fd, target, cloexec)
+                    pair.append((fd, target))
+                call.pair = tuple(pair)
                 return
 
     def _child_first(self, child: Call) -> None:

@@ -16,6 +16,7 @@ from functools import cache
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.fdtable import PAIRS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Syscall, Sysret
@@ -188,6 +189,8 @@ class CallText:
 
     def _pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
         """As arg_pieces, but may be the cached list itself: read it, never change it."""
+        if call.pair is not None and call.name is not None and self.o.fancy:
+            return self._pair_pieces(call, args, plan)
         paths: list[bytes] = []
         data: list[bytes] = []
         if call.parts and (plan[1] or plan[2] >= 0):
@@ -200,6 +203,15 @@ class CallText:
         return self._pieces_of(
             call.sv_flags, call.code, call.abi, call.name, args, plan, call.fd, call.fd_index, call.fd_path, paths, data
         )
+
+    def _pair_pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
+        """pipe*, socketpair: the int[2] shown as the descriptors it received (no other
+        descriptor, path or buffer argument to put in)."""
+        pieces = self._decoded_args(call.sv_flags, call.code, call.abi, args, plan[0]).copy()
+        where = PAIRS[base_name(call.name or "")][0]
+        if where < len(pieces) and call.pair is not None:
+            pieces[where] = f"[{','.join(self.fd_text(fd, path) for fd, path in call.pair)}]"
+        return pieces
 
     def _pieces_of(
         self, sv_flags: int, code: int, abi: A.Abi, name: str | None, args: tuple[int, ...],
@@ -367,7 +379,9 @@ class CallText:
                         shown_data = (
                             data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
                         )
-                key = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                key: tuple[object, ...] = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                if call.pair is not None:  # pipe*, socketpair: the descriptors the call made show too
+                    key += (call.pair,)
                 body = self._bodies.get(key)  # type: ignore[assignment]
                 if body is None:
                     if len(self._bodies) >= BODY_CACHE:

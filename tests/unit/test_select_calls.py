@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ktrace_cli.decode import stru
 from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, select
 from ktrace_cli.decode.fdtable import FdTables
@@ -50,7 +51,7 @@ def _item(item: Any) -> tuple[Any, ...]:
     if isinstance(item, Call):
         return ("call", item.pid, item.tid, item.sv_flags, item.abi, item.code, item.name, _shown(item.start),
                 _shown(item.end), [_shown(p) for p in item.parts], item.fd, item.fd_index, item.fd_path,
-                item.ret_path, item.selected)  # fmt: skip
+                item.ret_path, item.selected, item.pair)  # fmt: skip
     if isinstance(item, Dropped):
         return ("dropped", _record(item.record))
     return ("shown", _shown(item))
@@ -200,6 +201,30 @@ def test_descriptor_arguments_match() -> None:
         ("mmap", None, -1, None, None),
         ("clone", None, -1, None, None),
         ("read", 4, 0, "/etc/hosts", None),
+    ]
+
+
+def test_fdpair_descriptors_match() -> None:
+    """pipe2 and socketpair name their descriptors from pyktrace's STRU `fdpair`, in both loops."""
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(293, (0x7FFC0000, 0)), tid=A),  # pipe2
+        rec(Struct(b"fdpair", stru.FDPAIR.pack(3, 4, stru.FDPAIR_PIPE, 0, 4711, 4711)), tid=A),
+        rec(Sysret(293, 0, 0), tid=A),
+        rec(Syscall(53, (1, 1, 0, 0x7FFC0010)), tid=B),  # socketpair, its STRU interleaved with A's write
+        rec(Syscall(1, (4, 0x2000, 4)), tid=A),
+        rec(Struct(b"fdpair", stru.FDPAIR.pack(5, 6, stru.FDPAIR_SOCKET, 1, 81, 82)), tid=B),
+        rec(Sysret(1, 0, 4), tid=A),
+        rec(Sysret(53, 0, 0), tid=B),
+        rec(Syscall(0, (6, 0x2000, 4)), tid=A),
+        rec(Sysret(0, 0, 4), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[6], i[10], i[12], i[15]) for i in items if i[0] == "call"] == [
+        ("pipe2", None, None, ((3, "pipe:[4711]"), (4, "pipe:[4711]"))),
+        ("write", 4, "pipe:[4711]", None),
+        ("socketpair", None, None, ((5, "socket:[81]"), (6, "socket:[82]"))),
+        ("read", 6, "socket:[82]", None),
     ]
 
 

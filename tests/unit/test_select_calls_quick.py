@@ -21,7 +21,7 @@ from ktrace_cli.decode.filters import CallFilter
 from ktrace_cli.decode.pipeline import TRACKED_POINTS, Clock, Shows
 from ktrace_cli.decode.select_calls import select_call_lines, select_calls
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import AMD64, I386, Arch
+from ktrace_cli.format.layouts import AMD64, FDPAIR, FDPAIR_PIPE, I386, Arch
 from ktrace_cli.format.reader import TraceFormatError, TraceReader
 from ktrace_cli.format.records import Genio, Namei, ProcCtor, Psig, Record, Struct, Syscall, Sysret
 from ktrace_cli.render.calls_text import CallsText
@@ -34,7 +34,7 @@ AT_FDCWD = (1 << 64) - 100
 MINUS1 = (1 << 64) - 1
 ENOENT, EBADF = 2, 9
 # Linux x86-64 numbers
-READ, WRITE, CLOSE, MMAP, OPENAT, EXIT_GROUP, DUP = 0, 1, 3, 9, 257, 231, 32
+READ, WRITE, CLOSE, MMAP, OPENAT, EXIT_GROUP, DUP, PIPE2 = 0, 1, 3, 9, 257, 231, 32, 293
 OPTIONS = {
     "plain": KdumpOptions(),
     "-H": KdumpOptions(tid=True),
@@ -115,6 +115,25 @@ def test_plain_rounds() -> None:
     for i in range(12):
         records += _round(i, A)
     assert _same(trace_bytes(records)) > 12
+
+
+def test_pipe_descriptors_from_fdpair() -> None:
+    """pipe2's STRU fdpair takes it to the general path; the writes on its descriptors after
+    it are quick and show the pipe's path as the general path does."""
+    pair = FDPAIR.pack(5, 6, FDPAIR_PIPE, 0, 4711, 4711)
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(PIPE2, (0x7FFC0000, 0x80000)), tid=A),
+        rec(Struct(b"fdpair", pair), tid=A),
+        rec(Sysret(PIPE2, 0, 0), tid=A),
+    ]
+    for _ in range(6):
+        records += [rec(Syscall(WRITE, (6, 0x2000, 4)), tid=A), rec(Genio(6, K.UIO_WRITE, b"ping"), tid=A),
+                    rec(Sysret(WRITE, 0, 4), tid=A)]  # fmt: skip
+    assert _same(trace_bytes(records)) > 0  # some of the writes went the quick way
+    quick, _made, fds = _print(trace_bytes(records), OPTIONS["plain"], True)
+    assert fds == {2035: {5: ("pipe:[4711]", True), 6: ("pipe:[4711]", True)}}
+    assert 'write(6<pipe:[4711]>,"ping",0x4) = 4' in quick
 
 
 def test_every_way_out_of_the_quick_path() -> None:
