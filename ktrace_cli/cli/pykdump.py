@@ -208,13 +208,18 @@ def run(
         from ktrace_cli.views.progress import with_progress
 
         reader = with_progress(reader, stream, trfile)
+    # --calls text gets select_calls' quick path (a line builder over the view's caches).
+    quick = _QuickView(options) if calls_view and not as_json and not follow else None
     # The summary's added tables need the calls joined; its plain tables, the records.
-    events: Any = pipeline(reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)))
+    events: Any = pipeline(
+        reader, options, pid_values, flt, calls_view or (summary and (detail or histogram)),
+        quick.make if quick is not None else None,
+    )  # fmt: skip
     try:
         with stream:
             if summary:
                 return _summary(events, reader, stdout, color, options.terminal, histogram, sort_key, detail)
-            return _print(events, reader, options, stdout, as_json, coloured, calls_view)
+            return _print(events, reader, options, stdout, as_json, coloured, calls_view, quick)
     except TraceFormatError as e:
         stdout.flush()
         fail(e.message)
@@ -282,8 +287,27 @@ def _call_filter(
     )
 
 
-def pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool) -> Any:
-    """select, then the call filters and the per-call view when asked for."""
+class _QuickView:
+    """The --calls text view, made when select_calls knows the layout: its quick
+    path reads the caches the view's general path fills."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.view: Any = None
+
+    def make(self, arch: Any) -> Any:
+        from ktrace_cli.render.calls_text import CallsText
+
+        self.view = CallsText(self.options, arch)
+        return self.view.text.quick
+
+
+def pipeline(
+    reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_view: bool, quick: Any = None
+) -> Any:
+    """select, then the call filters and the per-call view when asked for.
+
+    `quick`, for --calls text, is select_calls' quick line builder's maker."""
     from ktrace_cli.decode.events import select
 
     if not calls_view and flt is None:
@@ -300,9 +324,9 @@ def pipeline(reader: Any, options: Any, pids: frozenset[int], flt: Any, calls_vi
     if flt is None:
         flt = CallFilter()
     if calls_view:
-        from ktrace_cli.decode.select_calls import select_calls
+        from ktrace_cli.decode.select_calls import select_call_lines
 
-        return select_calls(reader, options.points | TRACKED_POINTS, flt, FdTables(), clock, shows)
+        return select_call_lines(reader, options.points | TRACKED_POINTS, flt, FdTables(), clock, shows, quick=quick)
     events = select(reader, options.points | TRACKED_POINTS, None, clock=clock)
     return filtered(events, flt, FdTables(), clock, shows)
 
@@ -327,7 +351,8 @@ def use_color(color: str, stdout: IO[bytes]) -> bool:
 
 
 def _print(
-    events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool, calls_view: bool = False
+    events: Any, reader: Any, options: Any, stdout: IO[bytes], as_json: bool, coloured: bool, calls_view: bool = False,
+    quick: _QuickView | None = None,
 ) -> int:
     first = next(events, None)  # detects the layout before renderers need it
     if first is None:
@@ -342,7 +367,8 @@ def _print(
     elif calls_view:
         from ktrace_cli.render.calls_text import CallsText
 
-        view = CallsText(options, reader.arch)
+        # The quick path's view when select_calls made one: one set of caches.
+        view = quick.view if quick is not None and quick.view is not None else CallsText(options, reader.arch)
         render = view.render
         encode = _latin1
         if not options.follow:
@@ -388,17 +414,19 @@ def _print(
 
 
 def _print_calls(first: Any, events: Any, view: Any, stdout: IO[bytes]) -> int:
-    """_print's batch loop for --calls text: Calls go straight to the line
-    builder (most items are Calls, and CallsText.render is one more frame)."""
+    """_print's batch loop for --calls text: lines the quick path made as they
+    are, Calls straight to the line builder (CallsText.render is one more frame)."""
     from ktrace_cli.decode.calls import Call
 
     line, render = view.line, view.render
     write = stdout.write
-    batch: list[str] = [render(first)]
+    batch: list[str] = [first if first.__class__ is str else render(first)]
     append = batch.append
     try:
         for event in events:
-            append(line(event) if event.__class__ is Call else render(event))
+            kind = event.__class__
+            # select_calls' quick path gives its lines made.
+            append(event if kind is str else line(event) if kind is Call else render(event))
             if len(batch) >= 4096:
                 write("".join(batch).encode("latin-1"))
                 batch.clear()

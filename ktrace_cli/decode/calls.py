@@ -65,7 +65,9 @@ def fd_arg_index(abi: A.Abi, name: str) -> tuple[int, int]:
     if proto is None:
         return -1, -1
     fd = dirfd = -1
-    for i, (_argtype, argname) in enumerate(proto[1]):
+    for i, (argtype, argname) in enumerate(proto[1]):
+        if "*" in argtype or "[" in argtype:
+            continue  # pipe's fildes: where descriptors will be written, not one
         if fd < 0 and argname in _FD_ARG_NAMES:
             fd = i
         elif dirfd < 0 and argname in _DIRFD_ARG_NAMES:
@@ -95,6 +97,7 @@ class Call:
     selected: bool | None = None  # the filters' decision, once taken
     code: int = _UNSET  # the syscall number: from the payload unless given
     name: str | None = None
+    pair: tuple[tuple[int, str], ...] | None = None  # pipe*, socketpair: (descriptor, what it is) made
 
     def __init__(
         self, pid: int, tid: int, sv_flags: int, abi: A.Abi, start: Shown | None, end: Shown | None = None,
@@ -117,6 +120,7 @@ class Call:
         self.selected = selected
         self.code = code
         self.name = name
+        self.pair = None
         if code == _UNSET:  # not given: from the payload (the joiner passes both, from its cache)
             self.code = -1
             p = self.first.payload
@@ -211,6 +215,8 @@ class Call:
         out = {p.payload.fd for p in self.parts if p.record.type == K.KTR_GENIO}  # type: ignore[union-attr]
         if self.fd is not None:
             out.add(self.fd)
+        if self.pair is not None:
+            out.update(fd for fd, _path in self.pair)
         if self.ret_path is not None:
             ret = self.ret
             if ret is not None:

@@ -6,8 +6,10 @@ connect, bind or accept, the kind of an eventfd, epoll or inotify descriptor.
 dup*, fcntl F_DUPFD*, close, close_range and closefrom move and drop entries;
 a successful exec drops the close-on-exec ones; a fork copies the table.
 
-The records hold no descriptor numbers for pipe(2) and socketpair(2), whose
-results are written to memory, so those descriptors stay unknown.
+pipe(2), pipe2(2) and socketpair(2) write their descriptors to memory, not
+to the return value: pyktrace records them in a STRU `fdpair` of its own
+(docs/FORMAT.md), which this reads; without one (FreeBSD's files, older
+pyktrace files) the two descriptors stay unknown.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ _ANON = {
     "fanotify_init": ("anon_inode:[fanotify]", -1), "bpf": ("anon_inode:bpf", -1),
     "kqueue": ("kqueue", -1), "kqueuex": ("kqueue", -1), "timerfd": ("timerfd", -1),
 }  # fmt: skip
+# Calls whose two new descriptors a STRU `fdpair` gives: the index of the int[2]
+# argument they go to, and of the flags that may say close-on-exec (-1: none).
+PAIRS = {"pipe": (0, -1), "pipe2": (0, 1), "socketpair": (3, 1)}
 _MFD_CLOEXEC = 1  # memfd_create's own flag: 1 on both systems
 AT_FDCWD_BITS = AT_FDCWD & 0xFFFFFFFF  # as the low 32 bits of an argument slot hold it
 TEXT_CACHE = 4096  # NAMI path texts kept (cleared when full)
@@ -79,7 +84,7 @@ _AF_NAMES_FREEBSD = {1: "AF_UNIX", 2: "AF_INET", 28: "AF_INET6", 17: "AF_ROUTE"}
 _NO_EFFECT: set[str | None] = set()
 _EFFECTS = frozenset(
     {"close", "close_range", "closefrom", "connect", "bind", "socket", "accept", "accept4", "paccept",
-     "dup", "dup2", "dup3", "fcntl"} | _EXECS | _FORKS | _OPENS.keys() | _ANON.keys()
+     "dup", "dup2", "dup3", "fcntl"} | _EXECS | PAIRS.keys() | _FORKS | _OPENS.keys() | _ANON.keys()
 )  # fmt: skip
 
 
@@ -133,7 +138,7 @@ class FdTables:
         self.word = word
         self.forking: dict[int, Call] = {}  # tid -> its fork-like call in flight
         self.inert = _NO_EFFECT  # call names `end` has found to change no descriptor
-        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # fd_arg_index, fork-like
+        self._arg_index: dict[tuple[A.Abi, str], tuple[int, int, bool]] = {}  # arg_plan
         self._texts: dict[bytes, str] = {}  # NAMI path -> its text (programs open the same files again)
 
     def table(self, pid: int) -> FdTable:
@@ -161,18 +166,26 @@ class FdTables:
             if tab and number.isdigit():
                 t.set(int(number), target.decode("utf-8", "surrogateescape"), False)
 
+    def arg_plan(self, abi: A.Abi, name: str) -> tuple[int, int, bool]:
+        """(descriptor argument index or -1, directory descriptor index or -1, whether `begin`
+        does more than read them: a fork-like call, or mmap), from a cache.
+
+        select_calls reads the two indexes itself for the calls that are not special.
+        """
+        key = (abi, name)
+        found = self._arg_index.get(key)
+        if found is None:
+            fd_i, dir_i = fd_arg_index(abi, name)
+            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS or name == "mmap")
+        return found
+
     def begin(self, call: Call) -> None:
         """At the CALL: note the descriptor argument and what it is now."""
         name = call.name
         if name is None or call.start is None:
             return
-        key = (call.abi, name)
-        found = self._arg_index.get(key)
-        if found is None:
-            fd_i, dir_i = fd_arg_index(call.abi, name)
-            found = self._arg_index[key] = (fd_i, dir_i, base_name(name) in _FORKS)
-        fd_i, dir_i, fork = found
-        if fork:
+        fd_i, dir_i, special = self.arg_plan(call.abi, name)
+        if special and name != "mmap":  # fork-like
             self.forking[call.tid] = call
         if name == "mmap":
             fd_i, dir_i = fd_arg_index_for(call)
@@ -209,9 +222,14 @@ class FdTables:
         ret = call.ret
         if name in _OPENS:  # the usual effect, first
             if call.start is not None and ret is not None:
-                t = self.table(call.pid)
+                path = None
                 if ret.error == 0 and ret.retval >= 0:
-                    self._opened(call, name, t, ret.retval)
+                    for shown in call.parts:
+                        p = shown.payload
+                        if p.__class__ is Namei:
+                            path = self.open_path(call.pid, name, call.args, p.path)
+                            break
+                call.ret_path = self.opened(call.pid, call.abi, name, call.args, ret.error, ret.retval, path)
             return
         if name in _FORKS:
             if call.start is not None:
@@ -286,6 +304,9 @@ class FdTables:
             e = t.fds.get(signed32(arg(0)))
             if e is not None:
                 e.cloexec = bool(arg(2) & flags.fd_cloexec)
+        elif name in PAIRS:
+            self._pair(call, t, flags, name)
+            return
         elif name in _ANON:
             what, fi = _ANON[name]
             if name == "signalfd4" or name == "signalfd":
@@ -299,30 +320,47 @@ class FdTables:
             return
         call.ret_path = self.path(call.pid, value)
 
-    def _opened(self, call: Call, name: str, t: FdTable, value: int) -> None:
-        """A successful open-like call: `value` is its first NAMI path."""
-        for shown in call.parts:
-            p = shown.payload
-            if p.__class__ is Namei:
-                raw = p.path
-                path = self._texts.get(raw)
-                if path is None:
-                    if len(self._texts) >= TEXT_CACHE:
-                        self._texts.clear()
-                    path = self._texts[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                break
-        else:
-            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
-            return
-        args = call.args
-        if name in ("openat", "openat2", "open_by_handle_at") and not path.startswith("/"):
-            base = self.path(call.pid, signed32(args[0]) if args else 0)
+    @staticmethod
+    def open_name(name: str) -> str | None:
+        """The name `end` knows an open-like call by (compat prefix gone), None for other calls."""
+        name = base_name(name)
+        return name if name in _OPENS else None
+
+    def open_path(self, pid: int, name: str, args: tuple[int, ...], raw: bytes) -> str:
+        """What an open-like call `name` (as open_name gives it) opened, from its first NAMI
+        path `raw`: a path relative to a directory descriptor is joined to that
+        descriptor's path when it is known.  Reads the tables, changes none."""
+        path = self._texts.get(raw)
+        if path is None:
+            if len(self._texts) >= TEXT_CACHE:
+                self._texts.clear()
+            path = self._texts[raw] = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        if path[:1] != "/" and name in ("openat", "openat2", "open_by_handle_at"):
+            base = self.path(pid, signed32(args[0]) if args else 0)
             if base is not None and base.startswith("/"):
                 path = base.rstrip("/") + "/" + path
+        return path
+
+    def opened(
+        self, pid: int, abi: A.Abi, name: str, args: tuple[int, ...], error: int, value: int, path: str | None
+    ) -> str | None:
+        """An open-like call `name` (as open_name gives it) ended with `error` and `value`;
+        `path` is open_path's answer (None without a NAMI record).  Gives what the
+        returned descriptor now is, None when the call opened nothing known."""
+        t = self.tables.get(pid)  # self.table, inlined: once per open
+        if t is None:
+            t = self.tables[pid] = FdTable()
+        if error != 0 or value < 0:
+            return None
+        if path is None:
+            t.drop(value)  # opened, but the trace does not say what (no NAMI records)
+            return None
         fi = _OPENS[name]
-        flags = FREEBSD_FLAGS if call.abi is A.Abi.FREEBSD else LINUX_FLAGS
-        t.set(value, path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
-        call.ret_path = path
+        flags = FREEBSD_FLAGS if abi is A.Abi.FREEBSD else LINUX_FLAGS
+        # t.set, inlined: once per open.
+        t.fds[value] = Entry(path, 0 <= fi < len(args) and bool(args[fi] & flags.o_cloexec))
+        t.touched.add(value)
+        return path
 
     def _address(self, call: Call, t: FdTable, fd: int, arrow: str) -> None:
         for shown in call.parts:
@@ -335,6 +373,27 @@ class FdTables:
                     entry = t.fds.get(fd)
                     t.set(fd, f"socket:[{family}{':' if rest and not arrow else ''}{arrow}{rest}]",
                           entry.cloexec if entry is not None else False)  # fmt: skip
+                return
+
+    def _pair(self, call: Call, t: FdTable, flags: FdFlags, name: str) -> None:
+        """pipe, pipe2, socketpair: the two descriptors of their STRU `fdpair`, into the table and the call."""
+        from ktrace_cli.decode.stru import struct_fields_of
+
+        for shown in call.parts:
+            p = shown.payload
+            if p.__class__ is Struct and p.name == b"fdpair":
+                _name, fields = struct_fields_of(b"fdpair", p.data, word=self.word)
+                if fields is None:
+                    return
+                _where, fi = PAIRS[name]
+                args = call.args
+                mask = flags.o_cloexec if name != "socketpair" else flags.sock_cloexec
+                cloexec = 0 <= fi < len(args) and bool(args[fi] & mask)
+                pair = []
+                for fd, target in zip(fields["fds"], fields["targets"], strict=True):  # type: ignore[call-overload]
+                    t.set(fd, target, cloexec)
+                    pair.append((fd, target))
+                call.pair = tuple(pair)
                 return
 
     def _child_first(self, child: Call) -> None:

@@ -214,6 +214,8 @@ class CallFilter:
             for extra in (call.fd_path, call.ret_path):
                 if extra is not None:
                     names.append(extra)
+            if call.pair is not None:
+                names.extend(path for _fd, path in call.pair)
             if not any(r.match(n) for r in self._path_res for n in names):
                 return False
         return True

@@ -25,7 +25,7 @@ from functools import cache
 from ktrace_cli.abi import freebsd, sysdecode
 from ktrace_cli.abi.linux import signal_name as linux_signal_name
 from ktrace_cli.decode.cfmt import signal_text
-from ktrace_cli.format.layouts import FREEBSD_STAT
+from ktrace_cli.format.layouts import FDPAIR, FDPAIR_PIPE, FDPAIR_SOCKET, FREEBSD_STAT
 
 SOCK_MAXADDRLEN = 128  # sizeof(struct sockaddr_storage): the largest sockaddr kdump accepts
 NAME_MAX = 255
@@ -222,6 +222,33 @@ def _thrparam(data: bytes, word: int) -> Decoded:
     return dict(zip(THR_PARAM_FIELDS, layout.unpack(data), strict=True))
 
 
+# -- ours --------------------------------------------------------------------------
+# Structures pyktrace records that FreeBSD has not: kdump prints them as an
+# unknown structure (so does the default text), JSON prints their fields.
+
+
+def fdpair_target(kind: int, family: int, ino: int) -> str:
+    """What /proc/PID/fd names one of the pair: `pipe:[N]`, `socket:[N]`, or the kind alone."""
+    if kind == FDPAIR_PIPE:
+        return f"pipe:[{ino}]" if ino else "pipe"
+    if ino:
+        return f"socket:[{ino}]"
+    name = _families().get(family) or f"AF_{family}"
+    return f"socket:[{'AF_UNIX' if name == 'AF_LOCAL' else name}]"
+
+
+def _fdpair(data: bytes, word: int) -> Decoded:
+    if len(data) != FDPAIR.size:
+        return INVALID
+    fd0, fd1, kind, family, ino0, ino1 = FDPAIR.unpack(data)
+    if kind not in (FDPAIR_PIPE, FDPAIR_SOCKET):
+        return INVALID
+    return {
+        "fds": [fd0, fd1], "kind": "pipe" if kind == FDPAIR_PIPE else "socket", "family": family,
+        "ino": [ino0, ino1], "targets": [fdpair_target(kind, family, ino0), fdpair_target(kind, family, ino1)],
+    }  # fmt: skip
+
+
 # The registry: structure name (as the kernel records it) -> decoder.
 STRUCTS: dict[str, Callable[[bytes, int], Decoded]] = {
     "stat": _stat,
@@ -233,6 +260,7 @@ STRUCTS: dict[str, Callable[[bytes, int], Decoded]] = {
     "inotify": _inotify,
     "splice": _splice,
     "thrparam": _thrparam,
+    "fdpair": _fdpair,
 }
 
 
@@ -240,7 +268,7 @@ def layout_sizes(word: int) -> list[int]:
     """Every fixed size a decoder accepts for `word` (what a fuzzer should aim at)."""
     sizes = [size for (w, size) in STAT_LAYOUTS if w == word]
     sizes += [ITIMERVAL[word].size, SPLICE[word].size, THR_PARAM[word].size]
-    return sizes + [INOTIFY.size, _RIGHTS.size]
+    return sizes + [INOTIFY.size, _RIGHTS.size, FDPAIR.size]
 
 
 def valid_name(raw: bytes, alnum: bool) -> str | None:

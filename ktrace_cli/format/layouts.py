@@ -150,12 +150,16 @@ FAULTEND = struct.Struct("<i")
 FREEBSD_STAT = struct.Struct("<QQQH2xII4xQ qq qq qq qq qqiI8x80x")
 # struct uexterror: ver, error, cat, src_line, flags, rsrv0; p1, p2; rsrv1[4]; msg[128].
 EXTERR = struct.Struct("<6I2Q4Q128s")
+# STRU `fdpair` (ours, docs/FORMAT.md): int fd[2], u_int kind, u_int family
+# (FreeBSD numbering, 0 for a pipe), uint64_t ino[2] (0: not known).
+FDPAIR = struct.Struct("<iiIIQQ")
+FDPAIR_PIPE, FDPAIR_SOCKET = 1, 2  # its kinds: pipe(2) and pipe2(2), socketpair(2)
 
 assert AMD64.header_v0.size == 56 and AMD64.header_v1.size == 64
 assert I386.header_v0.size == 44 and I386.header_v1.size == 48
 assert AMD64.psig.size == 40 and I386.psig.size == 28
 assert AMD64.capfail_new.size == 1040 and AMD64.capfail_old.size == 40
-assert EXTERR.size == 200 and FREEBSD_STAT.size == 224
+assert EXTERR.size == 200 and FREEBSD_STAT.size == 224 and FDPAIR.size == 32
 for _arch in ARCHES.values():
     assert offsets(_arch.header_v0, HEADER_V0_FIELDS)["ktr_comm"] == COMM_OFFSET
     assert offsets(_arch.header_v1, HEADER_V1_FIELDS)["ktr_pid"] == PID_OFFSET

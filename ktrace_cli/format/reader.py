@@ -324,6 +324,19 @@ class TraceReader:
             self._eof = True
         return detect_arch(self._buf, complete=complete and not self.follow)
 
+    def unread(self) -> tuple[bytes, int]:
+        """(buffer, offset): the bytes read and not yet framed start at offset.
+
+        Between two records, a caller may frame whole records there itself
+        (select_calls' quick path) and then skip_to past them; the next record
+        iterated is the one after.
+        """
+        return self._buf, self._pos
+
+    def skip_to(self, offset: int) -> None:
+        """Continue at `offset` of unread()'s buffer, a record boundary the caller framed to."""
+        self._pos = offset
+
     def __iter__(self) -> Iterator[Record]:
         arch = self.arch if self.arch is not None else self._detect()
         self.arch = arch

@@ -16,6 +16,7 @@ from functools import cache
 from ktrace_cli.decode import abi as A
 from ktrace_cli.decode.calls import Call, base_name
 from ktrace_cli.decode.events import Dropped, Shown
+from ktrace_cli.decode.fdtable import PAIRS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.layouts import Arch
 from ktrace_cli.format.records import Syscall, Sysret
@@ -143,15 +144,18 @@ class CallText:
 
     def _plan(self, call: Call) -> tuple[str, tuple[int, ...], int, bool]:
         """(the name shown, path argument indexes, buffer index, result is an address), per call."""
-        key = (call.sv_flags, call.code)
+        plan = self._plans.get((call.sv_flags, call.code))
+        return plan if plan is not None else self._plan_of(call.sv_flags, call.code, call.abi, call.name)
+
+    def _plan_of(self, sv_flags: int, code: int, abi: A.Abi, name: str | None) -> tuple[str, tuple[int, ...], int, bool]:
+        key = (sv_flags, code)
         plan = self._plans.get(key)
         if plan is None:
-            shown = self.syscalls.name(call.abi, call.code)[0]
-            name = call.name
+            shown = self.syscalls.name(abi, code)[0]
             if name is None:
                 plan = (shown, (), -1, False)
             else:
-                paths, buf = _arg_roles(call.abi, name) if self.o.fancy else ((), -1)
+                paths, buf = _arg_roles(abi, name) if self.o.fancy else ((), -1)
                 plan = (shown, paths, buf, base_name(name) in _POINTERS)
             if len(self._plans) < 65536:  # bounded: a damaged trace may hold any numbers
                 self._plans[key] = plan
@@ -160,19 +164,19 @@ class CallText:
     def raw_pieces(self, call: Call) -> list[str]:
         return split_args(self.syscalls.raw_args(call.args)) if call.args else []
 
-    def _decoded_args(self, call: Call, args: tuple[int, ...]) -> list[str]:
-        """The decoded arguments, one piece per slot, from a bounded cache."""
-        key = (call.sv_flags, call.code, args)
+    def _decoded_args(self, sv_flags: int, code: int, abi: A.Abi, args: tuple[int, ...], shown: str) -> list[str]:
+        """The decoded arguments, one piece per slot, from a bounded cache (`shown`: the plan's name)."""
+        key = (sv_flags, code, args)
         decoded = self._decoded.get(key)
         if decoded is None:
             # Calls repeat their arguments (descriptors, sizes, buffers): decode once.
             if len(self._decoded) > 4096:
                 self._decoded.clear()
-            body = self.syscalls.call(call.start.payload, call.abi, call.sv_flags)  # type: ignore[union-attr, arg-type]
-            head = self._plan(call)[0]
-            decoded = split_args(body[len(head) :].rstrip("\n"))
+            body = self.syscalls.call(Syscall(code, args), abi, sv_flags)
+            decoded = split_args(body[len(shown) :].rstrip("\n"))
             if len(decoded) > len(args):
-                decoded = self.raw_pieces(call)  # not one piece per slot: index by slot instead
+                # not one piece per slot: index by slot instead
+                decoded = split_args(self.syscalls.raw_args(args))
             self._decoded[key] = decoded
         return decoded
 
@@ -185,50 +189,69 @@ class CallText:
 
     def _pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
         """As arg_pieces, but may be the cached list itself: read it, never change it."""
-        pieces = self._decoded.get((call.sv_flags, call.code, args))
-        if pieces is None:
-            pieces = self._decoded_args(call, args)
-        if call.name is None or not self.o.fancy:
-            return pieces
-        path_i = plan[1]
-        buf_i = plan[2]
-        fd = call.fd
-        if fd is None and not path_i and buf_i < 0:
-            return pieces  # nothing to put in: the decoded text as it is
-        pieces = pieces.copy()
-        n = len(pieces)
-        if call.parts and (path_i or buf_i >= 0):
-            paths = []
-            data = []
+        if call.pair is not None and call.name is not None and self.o.fancy:
+            return self._pair_pieces(call, args, plan)
+        paths: list[bytes] = []
+        data: list[bytes] = []
+        if call.parts and (plan[1] or plan[2] >= 0):
             for shown in call.parts:
                 rtype = shown.record.type
                 if rtype == K.KTR_NAMEI:
                     paths.append(shown.payload.path)  # type: ignore[union-attr]
                 elif rtype == K.KTR_GENIO:
                     data.append(shown.payload.data)  # type: ignore[union-attr]
-            if paths:
-                quoted = self._quoted
-                for k, i in enumerate(path_i):
-                    if k < len(paths) and i < n:
-                        text = quoted.get(paths[k])
-                        if text is None:
-                            if len(quoted) > 4096:
-                                quoted.clear()
-                            text = quoted[paths[k]] = c_quote(paths[k].split(b"\0", 1)[0])
-                        pieces[i] = text
-            if data and 0 <= buf_i < n:
-                # What is shown depends only on the first STRING_LIMIT + 1 bytes.
-                head = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
-                text = self._shown_data.get(head)
-                if text is None:
-                    if len(self._shown_data) > 4096:
-                        self._shown_data.clear()
-                    text = self._shown_data[head] = c_quote(head, STRING_LIMIT)
-                pieces[buf_i] = text
-        fd_index = call.fd_index
+        return self._pieces_of(
+            call.sv_flags, call.code, call.abi, call.name, args, plan, call.fd, call.fd_index, call.fd_path, paths, data
+        )
+
+    def _pair_pieces(self, call: Call, args: tuple[int, ...], plan: tuple[str, tuple[int, ...], int, bool]) -> list[str]:
+        """pipe*, socketpair: the int[2] shown as the descriptors it received (no other
+        descriptor, path or buffer argument to put in)."""
+        pieces = self._decoded_args(call.sv_flags, call.code, call.abi, args, plan[0]).copy()
+        where = PAIRS[base_name(call.name or "")][0]
+        if where < len(pieces) and call.pair is not None:
+            pieces[where] = f"[{','.join(self.fd_text(fd, path) for fd, path in call.pair)}]"
+        return pieces
+
+    def _pieces_of(
+        self, sv_flags: int, code: int, abi: A.Abi, name: str | None, args: tuple[int, ...],
+        plan: tuple[str, tuple[int, ...], int, bool], fd: int | None, fd_index: int, fd_path: str | None,
+        paths: list[bytes], data: list[bytes],
+    ) -> list[str]:  # fmt: skip
+        """_pieces from a call's fields: its NAMI `paths` and GIO `data`, in order."""
+        pieces = self._decoded.get((sv_flags, code, args))
+        if pieces is None:
+            pieces = self._decoded_args(sv_flags, code, abi, args, plan[0])
+        if name is None or not self.o.fancy:
+            return pieces
+        path_i = plan[1]
+        buf_i = plan[2]
+        if fd is None and not path_i and buf_i < 0:
+            return pieces  # nothing to put in: the decoded text as it is
+        pieces = pieces.copy()
+        n = len(pieces)
+        if paths and path_i:
+            quoted = self._quoted
+            for k, i in enumerate(path_i):
+                if k < len(paths) and i < n:
+                    text = quoted.get(paths[k])
+                    if text is None:
+                        if len(quoted) > 4096:
+                            quoted.clear()
+                        text = quoted[paths[k]] = c_quote(paths[k].split(b"\0", 1)[0])
+                    pieces[i] = text
+        if data and 0 <= buf_i < n:
+            # What is shown depends only on the first STRING_LIMIT + 1 bytes.
+            head = data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
+            text = self._shown_data.get(head)
+            if text is None:
+                if len(self._shown_data) > 4096:
+                    self._shown_data.clear()
+                text = self._shown_data[head] = c_quote(head, STRING_LIMIT)
+            pieces[buf_i] = text
         if fd is not None and 0 <= fd_index < n:
-            text = self._fd_texts.get((fd, call.fd_path))
-            pieces[fd_index] = text if text is not None else self.fd_text(fd, call.fd_path)
+            text = self._fd_texts.get((fd, fd_path))
+            pieces[fd_index] = text if text is not None else self.fd_text(fd, fd_path)
         return pieces
 
     def fd_text(self, fd: int, path: str | None) -> str:
@@ -246,17 +269,23 @@ class CallText:
         ret = call.ret
         if ret is None:
             return "?"
-        error = ret.error
+        return self._result(call.abi, self._plan(call), ret.error, ret.retval, call.ret_path)
+
+    def _result(
+        self, abi: A.Abi, plan: tuple[str, tuple[int, ...], int, bool], error: int, value: int, ret_path: str | None
+    ) -> str:
+        """ret_text from a RET's fields."""
         if error == 0 or error == K.EJUSTRETURN:
-            value = ret.retval if error == 0 else 0
-            if call.ret_path is not None:
-                return self.fd_text(value, call.ret_path)
-            if -4096 < value < 1 << 16 or (value < 1 << 32 and not self._plan(call)[3]):
+            if error:
+                value = 0
+            if ret_path is not None:
+                return self.fd_text(value, ret_path)
+            if -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
                 return str(value)
             return f"{value & self.mask:#x}"
         if error == K.ERESTART:
             return "? ERESTART (To be restarted)"
-        return self._error_text(call.abi, error)
+        return self._error_text(abi, error)
 
     def _error_text(self, abi: A.Abi, error: int) -> str:
         key = (abi, error)
@@ -350,7 +379,9 @@ class CallText:
                         shown_data = (
                             data[0][: STRING_LIMIT + 1] if len(data) == 1 else b"".join(data)[: STRING_LIMIT + 1]
                         )
-                key = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                key: tuple[object, ...] = (sv_flags, code, args, call.fd, call.fd_path, shown_paths, shown_data)
+                if call.pair is not None:  # pipe*, socketpair: the descriptors the call made show too
+                    key += (call.pair,)
                 body = self._bodies.get(key)  # type: ignore[assignment]
                 if body is None:
                     if len(self._bodies) >= BODY_CACHE:
@@ -359,13 +390,23 @@ class CallText:
             if signals:
                 body += signals
         ret = end.payload if end is not None else None
-        if ret.__class__ is Sysret and not ret.error and call.ret_path is None:
-            value = ret.retval
-            if -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
-                result = str(value)
+        # ret_text, its usual cases written out: a number, a descriptor with
+        # its path (an open), an error already seen.
+        result = None
+        if ret.__class__ is Sysret:
+            error = ret.error
+            if not error:
+                value = ret.retval
+                ret_path = call.ret_path
+                if ret_path is not None:
+                    result = self._fd_texts.get((value, ret_path))
+                elif -4096 < value < 1 << 16 or (value < 1 << 32 and not plan[3]):
+                    result = str(value)
+                else:
+                    result = f"{value & self.mask:#x}"
             else:
-                result = f"{value & self.mask:#x}"
-        else:
+                result = self._errors.get((call.abi, error))  # holds no ERESTART or EJUSTRETURN
+        if result is None:
             result = self.ret_text(call)
         if start is None or end is None:
             return f"{head}{body} = {result}\n"
@@ -375,12 +416,60 @@ class CallText:
         dur -= r.frac if r.version else r.frac * 1000
         if dur <= 0:
             return f"{head}{body} = {result} <0.000000>\n"
-        us = dur // 1000
-        shown = self._durations.get(us)
+        shown = self._durations.get(dur // 1000)
         if shown is None:
-            if len(self._durations) >= BODY_CACHE:
-                self._durations.clear()
-            shown = self._durations[us] = f" <{us // 1_000_000}.{us % 1_000_000:06d}>\n"
+            shown = self._duration(dur // 1000)
+        return f"{head}{body} = {result}{shown}"
+
+    def _duration(self, us: int) -> str:
+        """` <S.UUUUUU>` and the newline, for `us` microseconds, into the bounded cache."""
+        if len(self._durations) >= BODY_CACHE:
+            self._durations.clear()
+        shown = self._durations[us] = f" <{us // 1_000_000}.{us % 1_000_000:06d}>\n"
+        return shown
+
+    def quick(
+        self, pid: int, tid: int, comm: bytes, sv_flags: int, code: int, abi: A.Abi, name: str, args: tuple[int, ...],
+        fd: int | None, fd_index: int, fd_path: str | None, path: bytes | None, data: bytes | None, error: int,
+        retval: int, ret_path: str | None, ns: int, dur: int,
+    ) -> str:  # fmt: skip
+        """`line` of a call given as fields, for select_calls' quick path: a CALL
+        with arguments, at most one NAMI `path` or GIO `data` record, its RET."""
+        plan = self._plans.get((sv_flags, code))
+        if plan is None:
+            plan = self._plan_of(sv_flags, code, abi, name)
+        if self._timestamps:
+            head = self.head(pid, tid, comm, ns)
+        else:
+            head = self._heads.get((pid, tid, comm))  # type: ignore[assignment]
+            if head is None:
+                head = self.head(pid, tid, comm, ns)
+        # line's body key, from the same one part.
+        shown_path = (path,) if path is not None and plan[1] else None
+        shown_data = data[: STRING_LIMIT + 1] if data is not None and plan[2] >= 0 else None
+        key = (sv_flags, code, args, fd, fd_path, shown_path, shown_data)
+        body = self._bodies.get(key)
+        if body is None:
+            if len(self._bodies) >= BODY_CACHE:
+                self._bodies.clear()
+            pieces = self._pieces_of(sv_flags, code, abi, name, args, plan, fd, fd_index, fd_path,
+                                     [path] if path is not None else [], [data] if data is not None else [])  # fmt: skip
+            body = self._bodies[key] = f"{plan[0]}({','.join(pieces)})"
+        # _result, its usual cases first, as in line.
+        result = None
+        if error:
+            result = self._errors.get((abi, error))  # holds no ERESTART or EJUSTRETURN
+        elif ret_path is not None:
+            result = self._fd_texts.get((retval, ret_path))
+        elif -4096 < retval < 1 << 16 or (retval < 1 << 32 and not plan[3]):
+            result = str(retval)
+        if result is None:
+            result = self._result(abi, plan, error, retval, ret_path)
+        if dur <= 0:
+            return f"{head}{body} = {result} <0.000000>\n"
+        shown = self._durations.get(dur // 1000)
+        if shown is None:
+            shown = self._duration(dur // 1000)
         return f"{head}{body} = {result}{shown}"
 
 

@@ -211,6 +211,7 @@ TEXT: dict[str, Callable[[dict[str, Any], bool], str]] = {
     "inotify": _inotify,
     "splice": _splice,
     "thrparam": _thrparam,
+    "fdpair": lambda f, resolve: stru.UNKNOWN.value,  # ours: as kdump prints a name it does not know
 }
 assert TEXT.keys() == stru.STRUCTS.keys()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import struct
 
 from ktrace_cli.format import constants as K
+from ktrace_cli.format.layouts import FDPAIR, FDPAIR_PIPE, FDPAIR_SOCKET
 from ktrace_cli.format.writer import GENIO_FIXED, csw
-from ktrace_cli.trace import convert, sigsets
+from ktrace_cli.trace import convert, procfs, sigsets
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.tracee import Thread
 
@@ -19,6 +20,7 @@ SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_MODE_FILTER = 2
 
 _U32 = struct.Struct("<I")
+_FDS = struct.Struct("<ii")  # the int[2] pipe, pipe2 and socketpair fill
 _U64x2 = struct.Struct("<QQ")
 _MSGHDR_IOV = struct.Struct("<QQ")  # msg_iov, msg_iovlen at offset 16 of struct msghdr
 _MMSGHDR_SIZE = 64
@@ -181,5 +183,24 @@ def _stru_exit(t: Thread, rule: R.SyscallRule, args: tuple[int, ...], ns: int) -
         stru = sigsets.exit_payload(rule.name, args, mem, rule.ptr)
         if stru is not None:
             tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, stru)
+    elif kind == R.STRU_FDPAIR:
+        out, name = _fdpair(t, rule, args), b"fdpair"
     if out is not None:
         tf.record(K.KTR_STRUCT, p.tgid, t.tid, t.comm, ns, name + b"\0" + out)
+
+
+def _fdpair(t: Thread, rule: R.SyscallRule, args: tuple[int, ...]) -> bytes | None:
+    """Our STRU `fdpair` (docs/FORMAT.md): the two descriptors the call wrote, named as /proc names them.
+
+    Read at the exit stop, before the tracee can close or reuse them.
+    """
+    raw = t.proc.mem.read(args[rule.stru_arg], _FDS.size)
+    if len(raw) != _FDS.size:
+        return None
+    fds = _FDS.unpack(raw)
+    if rule.name == "socketpair":
+        kind, family, what = FDPAIR_SOCKET, convert.FAMILY_TO_FREEBSD.get(args[0] & 0xFFFFFFFF, 0), b"socket"
+    else:
+        kind, family, what = FDPAIR_PIPE, 0, b"pipe"
+    inodes = [procfs.fd_inode(t.proc.tgid, fd, what) if fd >= 0 else 0 for fd in fds]
+    return FDPAIR.pack(*fds, kind, family, *inodes)

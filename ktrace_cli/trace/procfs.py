@@ -83,3 +83,20 @@ def fdtable(pid: int) -> bytes:
             continue
         out.append(b"%d\t%s\n" % (fd, target))
     return b"".join(out)
+
+
+def fd_inode(pid: int, fd: int, kind: bytes) -> int:
+    """The inode number /proc/PID/fd/FD names for a `kind` (b"pipe", b"socket") descriptor, 0 if it names none.
+
+    The target reads `pipe:[N]` or `socket:[N]`; a descriptor closed (or
+    replaced by something else) since the call is not that kind, and gives 0.
+    """
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}".encode())
+    except OSError:
+        return 0
+    head = kind + b":["
+    if not (target.startswith(head) and target.endswith(b"]")):
+        return 0
+    number = target[len(head) : -1]
+    return int(number) if number.isdigit() else 0

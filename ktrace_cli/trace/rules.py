@@ -20,6 +20,7 @@ STRU_SOCKADDR_IN = 3  # (addr, addrlen value) arguments, at entry
 STRU_SOCKADDR_OUT = 4  # (addr, socklen_t *) arguments, at exit
 STRU_ITIMERVAL = 5  # setitimer: new value at entry, old value at exit; getitimer at exit
 STRU_SIGSET = 6  # l_sigset_t masks, as the Linuxulator logs them (trace/sigsets.py)
+STRU_FDPAIR = 7  # the int[2] pipe*/socketpair filled, at exit: our `fdpair` (docs/FORMAT.md)
 
 # Calls the engine must see whatever the trace points.
 SPECIAL_NONE = 0
@@ -62,6 +63,7 @@ STRU_RULES: dict[str, tuple[int, int]] = {
     "rt_sigaction": (STRU_SIGSET, 0), "rt_sigprocmask": (STRU_SIGSET, 0),
     "rt_sigpending": (STRU_SIGSET, 0), "rt_sigsuspend": (STRU_SIGSET, 0),
     "rt_sigtimedwait": (STRU_SIGSET, 0),
+    "pipe": (STRU_FDPAIR, 0), "pipe2": (STRU_FDPAIR, 0), "socketpair": (STRU_FDPAIR, 3),
 }  # fmt: skip
 
 SPECIAL_RULES: dict[str, int] = {
@@ -82,9 +84,10 @@ X86_64_CALLS = "linux_syscall_args_x86_64.tsv"  # abi/data, made by tools/gen_sy
 # What an i386 (`int $0x80`) call may record: its structures (iovec, msghdr,
 # stat64, the compat itimerval) are laid out with 32-bit pointers and longs,
 # which the 64-bit readers would misread, so only flat buffers, sockaddrs
-# and signal masks (found with the rule's word size) are captured.
+# signal masks (found with the rule's word size) and the int[2] of pipe and
+# socketpair (32-bit ints on both) are captured.
 I386_GIO_KINDS = frozenset({GIO_BUF})
-I386_STRU_KINDS = frozenset({STRU_SOCKADDR_IN, STRU_SOCKADDR_OUT, STRU_SIGSET})
+I386_STRU_KINDS = frozenset({STRU_SOCKADDR_IN, STRU_SOCKADDR_OUT, STRU_SIGSET, STRU_FDPAIR})
 SPECIAL_SIGACTION32 = 6  # rt_sigaction with the i386 struct: 32-bit handler and flags
 
 

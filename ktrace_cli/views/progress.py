@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 PROGRESS_EVERY = 8192  # records between two looks at the offset
+PROGRESS_SKIPS = 16  # quick-path runs (skip_to calls) between two looks at the offset
 
 
 def wants_progress(stream: Any, stderr: IO[str] | None = None) -> int:
@@ -44,6 +45,21 @@ class ProgressReader:
         self.size = size
         self.label = label
         self.stderr = stderr if stderr is not None else sys.stderr
+        self._skips = 0
+        self._look: Any = None  # moves the bar to the stream's offset, while it is drawn
+
+    @property
+    def unread(self) -> Any:
+        """The reader's, for select_calls' quick path (AttributeError when it has none: no quick path)."""
+        return self.reader.unread
+
+    def skip_to(self, offset: int) -> None:
+        # Records the quick path frames itself never pass through __iter__:
+        # the bar follows its runs too.
+        self.reader.skip_to(offset)
+        self._skips += 1
+        if self._skips % PROGRESS_SKIPS == 0 and self._look is not None:
+            self._look()
 
     @property
     def arch(self) -> Any:
@@ -65,11 +81,19 @@ class ProgressReader:
             task = bar.add_task(self.label, total=self.size)
             n = 0
             tell = self.stream.tell
-            for record in self.reader:
-                yield record
-                n += 1
-                if n % PROGRESS_EVERY == 0:
-                    bar.update(task, completed=tell())
+
+            def look() -> None:
+                bar.update(task, completed=tell())
+
+            self._look = look
+            try:
+                for record in self.reader:
+                    yield record
+                    n += 1
+                    if n % PROGRESS_EVERY == 0:
+                        look()
+            finally:
+                self._look = None
             bar.update(task, completed=self.size)
 
 

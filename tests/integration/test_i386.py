@@ -1,4 +1,4 @@
-"""int $0x80 calls are recorded under FreeBSD's linux32 ABI (progs/i386.s, progs/int80.c).
+"""int $0x80 calls are recorded under FreeBSD's linux32 ABI (progs/i386.s, i386pipe.s, int80.c).
 
 A static i386 program and a 64-bit program issuing `int $0x80` are traced;
 the tests assert the stored PROCCTOR flags and syscall records, and
@@ -7,13 +7,14 @@ pykdump's lines for them.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from ktrace_cli.format import constants as K
-from ktrace_cli.format.layouts import AMD64
+from ktrace_cli.format.layouts import AMD64, FDPAIR, FDPAIR_PIPE
 from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import ProcCtor
 
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.both_engines
 # timekeep, SIG_DISCIGN, SIG_WAITNDQ.
 SV_LINUX32 = 0x3 | 0x100 | 0x4000 | 0x10000 | 0x40000 | 0x200000 | 0x400000
 SV_LINUX64 = 0x3 | 0x200
-NR32_EXIT, NR32_WRITE, NR32_OPEN, NR32_GETPID = 1, 4, 5, 20
+NR32_EXIT, NR32_WRITE, NR32_OPEN, NR32_GETPID, NR32_PIPE = 1, 4, 5, 20, 42
+_DURATION = re.compile(r" <\d+\.\d{6}>$")
 
 
 def _symbol(program: Path, name: str) -> int:
@@ -105,6 +107,25 @@ def test_int80_from_a_64bit_program(trace, progs, tmp_path: Path) -> None:  # ty
         "RET   L64  write 5",
     ]
     assert not [line for line in lines[at + 12 :] if " L32 " in line]
+
+
+def test_i386_pipe_names_its_descriptors(trace, progs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "ktrace.out"
+    t = trace([str(progs / "i386pipe")], trfile=path)
+    assert t.returncode == 0
+    pairs = [r.payload for r in t.records if r.type == K.KTR_STRUCT and r.payload.startswith(b"fdpair\0")]
+    assert len(pairs) == 1
+    fd0, fd1, kind, family, ino0, ino1 = FDPAIR.unpack(pairs[0][len(b"fdpair\0") :])
+    assert (fd0, fd1, kind, family) == (3, 4, FDPAIR_PIPE, 0) and ino0 == ino1 > 0
+    fds = _symbol(progs / "i386pipe", "fds")
+    msg = _symbol(progs / "i386pipe", "msg")
+    lines = [line_body(line) for line in kdump_lines(path, "--calls", "-e", "pipe,write")]
+    assert [_DURATION.sub("", line) for line in lines[-2:]] == [
+        f"pipe([3<pipe:[{ino0}]>,4<pipe:[{ino0}]>]) = 0",
+        f'write(4<pipe:[{ino0}]>,"hi",0x2) = 2',
+    ]
+    calls = [(p.code, p.args) for r, p in t.payloads(K.KTR_SYSCALL) if r.comm_name == b"i386pipe"]
+    assert calls == [(NR32_PIPE, (fds,)), (NR32_WRITE, (4, msg, 2)), (NR32_EXIT, (0,))]
 
 
 @pytest.mark.ptrace_only("about the seccomp filter of ptrace stops")

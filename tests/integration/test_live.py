@@ -41,6 +41,7 @@ basic    CALL  openat(AT_FDCWD,ADDR,0<O_RDONLY>)
 basic    NAMI  "/nonexistent/basic"
 basic    RET   openat -1 errno 2 No such file or directory
 basic    CALL  pipe2(ADDR,0x800<O_NONBLOCK>)
+basic    STRU  unknown structure
 basic    RET   pipe2 0
 basic    CALL  read(0x3,ADDR,0x40)
 basic    RET   read -1 errno 11 Resource temporarily unavailable

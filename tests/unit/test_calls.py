@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ktrace_cli.decode import pipeline
+from ktrace_cli.decode import pipeline, stru
+from ktrace_cli.decode.abi import Abi
+from ktrace_cli.decode.calls import fd_arg_index
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.records import Genio, Namei, Psig, Record, Struct, Syscall, Sysret
 from tests.kdump_helpers import FREEBSD64, LINUX64, ctor, rec, run_pykdump
@@ -280,6 +282,65 @@ def test_fdtable_record_names_descriptors_opened_before_the_trace(tmp_path: Path
     assert lines(tmp_path, records, "-t", "t") == ["  2035 app      STRU  unknown structure"]
 
 
+def fdpair(fds: tuple[int, int], kind: int, ino: tuple[int, int] = (0, 0), family: int = 0) -> Record:
+    """pyktrace's STRU `fdpair` (docs/FORMAT.md), as its writer lays it out."""
+    return rec(Struct(b"fdpair", stru.FDPAIR.pack(*fds, kind, family, *ino)), comm="app", tid=A, **at(0))
+
+
+def test_fdpair_record_names_pipe_and_socketpair_descriptors(tmp_path: Path) -> None:
+    # x86_64: pipe2 293, socketpair 53, write 1, read 0, execve 59, pipe 22.
+    records = [
+        ctor(LINUX64, comm="app"),
+        call(293, 0x7FFC0000, 0o2000000, comm="app"), fdpair((3, 4), stru.FDPAIR_PIPE, (4711, 4711)),
+        ret(293, 0, comm="app"),
+        call(53, 1, 1, 0, 0x7FFC0010, comm="app"), fdpair((5, 6), stru.FDPAIR_SOCKET, (0, 0), family=1),
+        ret(53, 0, comm="app"),
+        call(22, 0x7FFC0020, comm="app"), fdpair((7, 8), stru.FDPAIR_PIPE),
+        ret(22, 0, comm="app"),
+        call(1, 4, 0x1000, 4, comm="app"), ret(1, 4, comm="app"),
+        call(0, 5, 0x1000, 4, comm="app"), ret(0, 4, comm="app"),
+        call(1, 8, 0x1000, 4, comm="app"), ret(1, 4, comm="app"),
+        call(59, 0x1000, 0x2000, 0x3000, comm="app"), ret(59, 0, K.EJUSTRETURN, comm="app"),
+        call(1, 4, 0x1000, 4, comm="app"), ret(1, 4, comm="app"),  # pipe2's O_CLOEXEC: gone at exec
+        call(1, 8, 0x1000, 4, comm="app"), ret(1, 4, comm="app"),
+    ]  # fmt: skip
+    assert [nodur(x) for x in lines(tmp_path, records, "--calls", "-e", "!execve")] == [
+        "  2035 app      pipe2([3<pipe:[4711]>,4<pipe:[4711]>],0x80000<O_CLOEXEC>) = 0",
+        "  2035 app      socketpair(AF_UNIX,0x1<SOCK_STREAM>,0,[5<socket:[AF_UNIX]>,6<socket:[AF_UNIX]>]) = 0",
+        "  2035 app      pipe([7<pipe>,8<pipe>]) = 0",
+        "  2035 app      write(4<pipe:[4711]>,0x1000,0x4) = 4",
+        "  2035 app      read(5<socket:[AF_UNIX]>,0x1000,0x4) = 4",
+        "  2035 app      write(8<pipe>,0x1000,0x4) = 4",
+        "  2035 app      write(4,0x1000,0x4) = 4",
+        "  2035 app      write(8<pipe>,0x1000,0x4) = 4",
+    ]
+    objs = [json.loads(x) for x in lines(tmp_path, records[:4] + records[10:12], "--calls", "--json")]
+    assert objs[0]["structs"] == [{"name": "fdpair", "fields": {
+        "fds": [3, 4], "kind": "pipe", "family": 0, "ino": [4711, 4711], "targets": ["pipe:[4711]", "pipe:[4711]"],
+    }}]  # fmt: skip
+    assert (objs[0]["fd"], objs[0]["fd_path"]) == (None, None)
+    assert (objs[1]["syscall"], objs[1]["fd"], objs[1]["fd_path"]) == ("write", 4, "pipe:[4711]")
+    # --fd and --path see the two descriptors the call made.
+    assert [x.split()[2][:6] for x in lines(tmp_path, records, "--calls", "--fd=6")] == ["socket"]
+    assert [x.split()[2][:6] for x in lines(tmp_path, records, "--calls", "--path=pipe*")] == [
+        "pipe2(", "pipe([", "write(", "write(", "write(",
+    ]  # fmt: skip
+    # Byte-faithful text: kdump knows no `fdpair`, as it knows no `fdtable`.
+    assert lines(tmp_path, records[:4], "-t", "t") == ["  2035 app      STRU  unknown structure"]
+    # A damaged record (a kind pyktrace does not write) names nothing.
+    bad = [ctor(LINUX64, comm="app"), call(22, 0x7FFC0020, comm="app"), fdpair((7, 8), 9), ret(22, 0, comm="app"),
+           call(1, 8, 0x1000, 4, comm="app"), ret(1, 4, comm="app")]  # fmt: skip
+    assert [nodur(x) for x in lines(tmp_path, bad, "--calls", "-e", "write")] == [
+        "  2035 app      write(8,0x1000,0x4) = 4"
+    ]
+    # Without the record (FreeBSD's files, older pyktrace's): as before, a pointer and bare numbers.
+    none = [ctor(LINUX64, comm="app"), call(293, 0x7FFC0000, 0, comm="app"), ret(293, 0, comm="app"),
+            call(1, 4, 0x1000, 4, comm="app"), ret(1, 4, comm="app")]  # fmt: skip
+    assert [nodur(x) for x in lines(tmp_path, none, "--calls")] == [
+        "  2035 app      pipe2(0x7ffc0000,0) = 0", "  2035 app      write(4,0x1000,0x4) = 4",
+    ]  # fmt: skip
+
+
 def test_damaged_file_still_prints_the_held_records_first(tmp_path: Path) -> None:
     from tests.kdump_helpers import trace_bytes
 
@@ -321,3 +382,12 @@ def test_signals_during_a_call_are_marked(tmp_path: Path) -> None:
         '  2035 cat      read(0,"y\\n",0x40) [SIGALRM] = 2 <0.001000>',
         "  2035 cat      getpid() [SIGINT] = 2035 <0.001000>",
     ]
+
+
+@pytest.mark.parametrize("abi", [Abi.LINUX, Abi.FREEBSD])
+def test_descriptor_arguments_are_integers_never_pipe_s_array(abi: Abi) -> None:
+    """pipe(2)'s `fildes` is named like a descriptor but is the array the new ones are
+    written to: --calls printed its address's low half as a descriptor (`pipe2(1255955256,0)`)."""
+    assert fd_arg_index(abi, "pipe2") == (-1, -1)
+    assert fd_arg_index(abi, "read") == (0, -1)
+    assert fd_arg_index(Abi.LINUX, "openat") == (-1, 0)

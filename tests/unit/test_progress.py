@@ -73,3 +73,47 @@ def test_pykdump_draws_it_on_a_terminal_stderr_only(tmp_path: Path) -> None:
     os.close(master)
     assert proc.returncode == 0 and proc.stdout == quiet.stdout  # the bar changes nothing on stdout
     assert b"big.out" in drawn
+
+
+def test_the_calls_quick_path_runs_under_the_bar(tmp_path: Path) -> None:
+    """--calls text frames plain calls itself, past the bar's record loop: the
+    bar still follows the offset, and the lines are those of the general path."""
+    from ktrace_cli.decode.calls import Call
+    from ktrace_cli.decode.fdtable import FdTables
+    from ktrace_cli.decode.filters import CallFilter
+    from ktrace_cli.decode.pipeline import TRACKED_POINTS, Shows
+    from ktrace_cli.decode.select_calls import select_call_lines
+    from ktrace_cli.format import constants as K
+    from ktrace_cli.format.records import ProcCtor
+    from ktrace_cli.render.calls_text import CallsText
+    from ktrace_cli.render.options import KdumpOptions
+    from tests.kdump_helpers import LINUX64, rec
+    from tests.unit.test_select_calls_quick import _print, _round
+
+    records = [rec(ProcCtor(LINUX64), tid=100001)] + [r for i in range(400) for r in _round(i, 100001)]
+    path = tmp_path / "t.out"
+    path.write_bytes(trace_bytes(records))
+    err = Tty()
+    views: list[CallsText] = []
+    lines: list[str] = []
+    with open(path, "rb", buffering=0) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        bar = ProgressReader(TraceReader(stream), stream, size, "t.out", stderr=err)
+
+        def make(arch: object) -> object:
+            views.append(CallsText(KdumpOptions(), arch))  # type: ignore[arg-type]
+            return views[0].text.quick
+
+        points = K.ALL_POINTS | TRACKED_POINTS
+        made = 0
+        for item in select_call_lines(bar, points, CallFilter(), FdTables(), None, Shows(), quick=make):  # type: ignore[arg-type]
+            if isinstance(item, str):
+                made += 1
+                lines.append(item)
+            else:
+                lines.append(views[0].line(item) if isinstance(item, Call) else views[0].render(item))
+    general, _, _ = _print(path.read_bytes(), KdumpOptions(), False)
+    assert "".join(lines) == general
+    assert made > 1000  # the quick path did run, through the bar
+    assert bar._skips > 0
+    assert "t.out" in err.getvalue()

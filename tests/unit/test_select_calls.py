@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ktrace_cli.decode import stru
 from ktrace_cli.decode.calls import Call
 from ktrace_cli.decode.events import Dropped, select
 from ktrace_cli.decode.fdtable import FdTables
@@ -50,7 +51,7 @@ def _item(item: Any) -> tuple[Any, ...]:
     if isinstance(item, Call):
         return ("call", item.pid, item.tid, item.sv_flags, item.abi, item.code, item.name, _shown(item.start),
                 _shown(item.end), [_shown(p) for p in item.parts], item.fd, item.fd_index, item.fd_path,
-                item.ret_path, item.selected)  # fmt: skip
+                item.ret_path, item.selected, item.pair)  # fmt: skip
     if isinstance(item, Dropped):
         return ("dropped", _record(item.record))
     return ("shown", _shown(item))
@@ -159,3 +160,85 @@ def test_damaged_tail_matches() -> None:
 def test_real_traces_match(name: str) -> None:
     data = (REAL / name / "ktrace.out").read_bytes()
     _same(data)
+
+
+def test_descriptor_arguments_match() -> None:
+    """The loop reads descriptor arguments itself for most calls: every kind of argument slot."""
+    minus1 = (1 << 64) - 1
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(257, (AT_FDCWD, 0x1000, 0)), tid=A),  # openat: a directory descriptor of AT_FDCWD
+        rec(Namei(b"/etc"), tid=A),
+        rec(Sysret(257, 0, 3), tid=A),
+        rec(Syscall(257, (3, 0x1000, 0)), tid=A),  # openat relative to descriptor 3
+        rec(Namei(b"hosts"), tid=A),
+        rec(Sysret(257, 0, 4), tid=A),
+        rec(Syscall(0, (4, 0x2000, 64)), tid=A),  # read(4): a known descriptor
+        rec(Sysret(0, 0, 0), tid=A),
+        rec(Syscall(0, (minus1, 0x2000, 64)), tid=A),  # read(-1): no descriptor
+        rec(Sysret(0, 9, -1), tid=A),
+        rec(Syscall(0, ()), tid=A),  # no argument slots at all
+        rec(Sysret(0, 0, 0), tid=A),
+        rec(Syscall(9, (0, 0x1000, 1, 2, 4, 0)), tid=A),  # mmap of descriptor 4
+        rec(Sysret(9, 0, 0x7F0000000000), tid=A),
+        rec(Syscall(9, (0, 0x1000, 3, 0x22, minus1, 0)), tid=A),  # anonymous mmap
+        rec(Sysret(9, 0, 0x7F0000001000), tid=A),
+        rec(Syscall(56, (0x11, 0, 0, 0, 0)), tid=A),  # clone, a fork: its child inherits the table
+        rec(Sysret(56, 0, 7), tid=A),
+        rec(ProcCtor(LINUX64), pid=7, tid=7),
+        rec(Syscall(0, (4, 0x2000, 64)), pid=7, tid=7),
+        rec(Sysret(0, 0, 0), pid=7, tid=7),
+    ]
+    items = _same(trace_bytes(records))
+    fds = [(i[6], i[10], i[11], i[12], i[13]) for i in items if i[0] == "call"]
+    assert fds == [
+        ("openat", None, -1, None, "/etc"),
+        ("openat", 3, 0, "/etc", "/etc/hosts"),
+        ("read", 4, 0, "/etc/hosts", None),
+        ("read", None, -1, None, None),
+        ("read", None, -1, None, None),
+        ("mmap", 4, 4, "/etc/hosts", None),
+        ("mmap", None, -1, None, None),
+        ("clone", None, -1, None, None),
+        ("read", 4, 0, "/etc/hosts", None),
+    ]
+
+
+def test_fdpair_descriptors_match() -> None:
+    """pipe2 and socketpair name their descriptors from pyktrace's STRU `fdpair`, in both loops."""
+    records = [
+        rec(ProcCtor(LINUX64), tid=A),
+        rec(Syscall(293, (0x7FFC0000, 0)), tid=A),  # pipe2
+        rec(Struct(b"fdpair", stru.FDPAIR.pack(3, 4, stru.FDPAIR_PIPE, 0, 4711, 4711)), tid=A),
+        rec(Sysret(293, 0, 0), tid=A),
+        rec(Syscall(53, (1, 1, 0, 0x7FFC0010)), tid=B),  # socketpair, its STRU interleaved with A's write
+        rec(Syscall(1, (4, 0x2000, 4)), tid=A),
+        rec(Struct(b"fdpair", stru.FDPAIR.pack(5, 6, stru.FDPAIR_SOCKET, 1, 81, 82)), tid=B),
+        rec(Sysret(1, 0, 4), tid=A),
+        rec(Sysret(53, 0, 0), tid=B),
+        rec(Syscall(0, (6, 0x2000, 4)), tid=A),
+        rec(Sysret(0, 0, 4), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[6], i[10], i[12], i[15]) for i in items if i[0] == "call"] == [
+        ("pipe2", None, None, ((3, "pipe:[4711]"), (4, "pipe:[4711]"))),
+        ("write", 4, "pipe:[4711]", None),
+        ("socketpair", None, None, ((5, "socket:[81]"), (6, "socket:[82]"))),
+        ("read", 6, "socket:[82]", None),
+    ]
+
+
+def test_abi_change_mid_run_matches() -> None:
+    """A PROCCTOR between two records of one process: the second gets the new ABI."""
+    records = [
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),  # before any PROCCTOR: FreeBSD numbering, read
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(LINUX64), tid=A),  # an exec into a Linux binary
+        rec(Syscall(3, (5,)), tid=A),  # Linux numbering: close
+        rec(Sysret(3, 0, 0), tid=A),
+        rec(ProcCtor(0), tid=A),
+        rec(Syscall(3, (5, 0x2000, 64)), tid=A),
+        rec(Sysret(3, 0, 0), tid=A),
+    ]
+    items = _same(trace_bytes(records))
+    assert [(i[3], i[6]) for i in items] == [(0, "read"), (LINUX64, "close"), (0, "read")]

@@ -599,6 +599,9 @@ int BPF_PROG(ktr_sys_exit_more, struct pt_regs *regs, long ret)
 			stru_itimerval(p, tgid, tid, arg_of(regs, s->flags & SYS_SETITIMER ? 2 : 1, compat));
 		} else if (s->stru == STRU_SIGSET) {
 			stru_sigset(p, tgid, tid, regs, compat, s->sig, 1);
+		} else if (s->stru == STRU_FDPAIR) {
+			/* socketpair's int[2] is its fourth argument, after the domain; pipe's its first */
+			stru_fdpair(p, tgid, tid, where, (s->stru_arg & 7) == 3, arg_of(regs, 0, compat));
 		}
 	}
 	sysret(p, tgid, tid, nr, 0, ret);

@@ -105,6 +105,7 @@ struct sysent {
 #define STRU_SOCKADDR_OUT 4 /* (addr, socklen_t *) at exit */
 #define STRU_ITIMERVAL 5    /* setitimer: new at entry, old at exit; getitimer at exit */
 #define STRU_SIGSET 6       /* l_sigset_t masks, where the Linuxulator logs them */
+#define STRU_FDPAIR 7       /* the int[2] of pipe, pipe2 (argument 0) or socketpair (3), at exit */
 
 /* sysent.sig, as trace/sigsets.py packs it: the argument holding the
  * sigsetsize, the argument pointing to the mask copied in (plus one; 0:

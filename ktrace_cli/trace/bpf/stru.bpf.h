@@ -256,4 +256,62 @@ static __always_inline int stru_sigset(struct proc *p, __u32 tgid, __u32 tid, st
 	return 0;
 }
 
+/*
+ * STRU "fdpair" (ours, docs/FORMAT.md): the two descriptors a pipe, pipe2
+ * or socketpair wrote to its int[2], and the inode numbers of the files
+ * they name (what /proc/PID/fd shows as pipe:[N] or socket:[N]), read from
+ * the calling task's descriptor table, where the call has just put them.
+ */
+#define FDPAIR_PIPE 1
+#define FDPAIR_SOCKET 2
+
+struct fdpair {
+	__s32 fd[2];
+	__u32 kind;
+	__u32 family; /* FreeBSD's number for a socketpair's domain; 0 for a pipe */
+	__u64 ino[2]; /* 0: not known */
+};
+
+/* The inode number of the file descriptor `fd` of the current task names; 0 if none. */
+static __always_inline __u64 fd_ino(__s32 fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **array, *f = NULL;
+
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	array = BPF_CORE_READ(fdt, fd);
+	if (!array || bpf_probe_read_kernel(&f, sizeof(f), array + fd) != 0 || !f)
+		return 0;
+	return BPF_CORE_READ(f, f_inode, i_ino);
+}
+
+static __always_inline void stru_fdpair(struct proc *p, __u32 tgid, __u32 tid, __u64 addr, int socket,
+					__u64 domain)
+{
+	__u32 off, hdr = hdr_size(p);
+	struct fdpair pair = {};
+	struct batch *b;
+	__u8 fam, *d;
+
+	if (!addr || bpf_probe_read_user(pair.fd, sizeof(pair.fd), (void *)addr) != 0)
+		return;
+	pair.kind = socket ? FDPAIR_SOCKET : FDPAIR_PIPE;
+	if (socket) {
+		fam = freebsd_family(domain);
+		pair.family = fam == 0xff ? 0 : fam;
+	}
+	pair.ino[0] = fd_ino(pair.fd[0]);
+	pair.ino[1] = fd_ino(pair.fd[1]);
+	b = stru_begin(p, tgid, &off);
+	if (!b)
+		return;
+	d = b->data + ((off + hdr) & BATCH_MASK);
+	__builtin_memcpy(d, "fdpair", 7);
+	__builtin_memcpy(d + 7, &pair, sizeof(pair));
+	put_header(b, off, p, KTR_STRUCT, 7 + sizeof(pair), tgid, tid);
+	commit(b, hdr + 7 + sizeof(pair));
+}
+
 #endif
