@@ -9,7 +9,7 @@ make a record stop); and, where the eBPF engine exists and loads, under
 around the whole command, baseline included). Reported: median wall time,
 overhead per syscall in µs (start-up corrected with /bin/true), ratios
 against strace from the same run, and CPU per traced syscall: the engine's
-(utime+stime from /proc/PID/stat, before and after each run) next to
+(its threads' run time from /proc/PID/task/*/schedstat, before and after each run) next to
 strace's (the rusage wait4 returns for the strace process, which covers
 strace and its tracee, minus the untraced run's).
 
@@ -105,22 +105,36 @@ def tracers(tmp: Path, inherit: bool, bpf: bool, py_loop_rt: Path | None = None)
     return out
 
 
-def engine_ticks(rt: Path, argv: list[str]) -> int:
-    """The utime+stime in clock ticks of the engine `argv` uses (0 if none runs)."""
+def engine_cpu(rt: Path, argv: list[str]) -> float:
+    """The CPU seconds the engine `argv` uses has run so far (0 if none runs).
+
+    The sum of its threads' run time from /proc/PID/task/TID/schedstat, in
+    nanoseconds: /proc/PID/stat's utime and stime come in clock ticks (10 ms),
+    as coarse as a whole run of the shell loop's engine CPU. Ticks where
+    schedstat is not compiled in.
+    """
     own = [a.split("=", 1)[1] for a in argv if a.startswith("XDG_RUNTIME_DIR=")]
     where = (Path(own[0]) if own else rt) / "pyktrace" / ("bpf" if "--engine=bpf" in argv else "")
     try:
         pid = int((where / "engine.pid").read_text())
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return 0.0
+    try:
+        return sum(int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+                   for tid in os.listdir(f"/proc/{pid}/task")) / 1e9  # fmt: skip
     except (OSError, ValueError, IndexError):
-        return 0
+        pass
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
     # After the comm field: state is fields[0], so utime (14th) and stime (15th) are 11 and 12.
-    return int(fields[11]) + int(fields[12])
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float, float]:
     """(wall s, CPU s of the process and its waited-for children, engine CPU s) of one run."""
-    before = engine_ticks(rt, argv)
+    before = engine_cpu(rt, argv)
     start = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -130,7 +144,7 @@ def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float,
     if p.returncode != 0:
         # A run that failed measured nothing; a figure made from it would mislead.
         raise SystemExit(f"trace_bench: {' '.join(argv)} exited with {p.returncode}")
-    return wall, ru.ru_utime + ru.ru_stime, (engine_ticks(rt, argv) - before) / TICK
+    return wall, ru.ru_utime + ru.ru_stime, engine_cpu(rt, argv) - before
 
 
 def count_calls(path: Path) -> int:
@@ -168,16 +182,21 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
         if only and name != "true" and name not in only:
             continue
         wall[name], cpu[name], eng[name] = {}, {}, {}
-        cmds = {tname: prefix + tr + argv for tname, tr in tracers(tmp, inherit, bpf_why is None, py_rt).items()}
-        if name == "true":
-            for tname, cmd in cmds.items():
-                if tname.startswith(("pyk", "bpf")):
-                    timed(cmd, env, rt)  # warm-up: starts the engine, so no run pays its start
+        tracer_argvs = tracers(tmp, inherit, bpf_why is None, py_rt)
+        cmds = {tname: prefix + tr + argv for tname, tr in tracer_argvs.items()}
+        # An engine exits once nothing has been traced for a second, and a round of
+        # the other tracers can take longer: each timed run of an engine's tracer
+        # comes right after an untimed /bin/true under it, so no run pays the
+        # engine's start (its wall time and, worse, its CPU were counted as the run's).
+        warm = {tname: prefix + tr + ["/bin/true"] for tname, tr in tracer_argvs.items()
+                if tname.startswith(("pyk", "bpf"))}  # fmt: skip
         # Interleaved: each run goes through every tracer, so a change in the machine's load
         # weighs on all of them alike.
         samples: dict[str, list[tuple[float, float, float]]] = {tname: [] for tname in cmds}
         for _ in range(runs):
             for tname, cmd in cmds.items():
+                if tname in warm:
+                    timed(warm[tname], env, rt)
                 samples[tname].append(timed(cmd, env, rt))
                 if tname == "pyk-c":
                     counts[name] = count_calls(tmp / "bench.out")
@@ -229,8 +248,8 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
         summary.append(f"| {mode}: {name} | {per['strace']:.1f} | {per['strace-bpf']:.1f} | {per['pyk-c']:.1f} | "
                        f"{per['pyk-n']:.1f} | {per['pyk-n-sec']:.1f} | " + " | ".join(ratios + cpu_ratios)
                        + " |")  # fmt: skip
-    print("\nCPU per traced syscall, µs, start-up corrected: each pyktrace's engine alone (utime+stime from "
-          "/proc), and every run's extra CPU over the untraced run (strace: its wait4 rusage, which covers "
+    print("\nCPU per traced syscall, µs, start-up corrected: each pyktrace's engine alone (its threads' run time "
+          "from /proc schedstat), and every run's extra CPU over the untraced run (strace: its wait4 rusage, which covers "
           "strace and its tracee; pyktrace: the engine plus the client and its tracee). Strace's figure "
           "includes the tracee's share of the stops, so `engine/strace` flatters the engine a little and "
           "`extra/strace` compares like with like. Goal: engine/strace at most 1.0.\n")  # fmt: skip

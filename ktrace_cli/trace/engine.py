@@ -2,9 +2,10 @@
 
 The table of traced processes is trace/table.py's; fork/exec/exit stops
 are trace/lifecycle.py's; ktrace(2)'s operations are trace/ktrops.py's.
-This module holds the wait loop, the syscall and signal stops (the hot
-path), and the queue of requests from the control thread with the
-replies held until their processes are detached.
+This module holds the Python wait loop (the loop with fastloop.c is
+trace/cloop.py's, calling back the handlers here), the syscall and signal
+stops (the hot path), and the queue of requests from the control thread
+with the replies held until their processes are detached.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import abi32, capture, convert, fastloop, ktrops, lifecycle, restarts
+from ktrace_cli.trace import abi32, capture, cloop, convert, fastloop, ktrops, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -103,11 +104,13 @@ class Engine:
         self.detach_deadline = 0.0  # when a waiting request or clear is overdue; 0: none
         self.flush_deadline = 0  # CLOCK_MONOTONIC ns when the armed flush timer fires
         # The plain stops in C (trace/fastloop.py), unless not built or turned off.
-        self.fast = fastloop.load(self.narg, self.errmap, self._plain) if c_loop else None
+        self.fast = fastloop.load(self.narg, self.errmap, self._plain, self.is_root) if c_loop else None
+        self.born: list[Thread] = []  # new tasks for the C loop to know, once their creator's event is done
         if self.fast is not None:
             self.table.before_flush = self.fast.drain
             self.table.on_drop = self.fast.drop
             self.table.on_close = self.fast.forget_file
+            self.table.on_new = self.born.append
 
     # ----- requests (called from the control thread) -----
 
@@ -137,7 +140,7 @@ class Engine:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         if self.fast is not None:
-            self._run_c(self.fast)
+            cloop.run(self, self.fast)
         else:
             self._run_py()
         self.table.flush_all()
@@ -148,12 +151,12 @@ class Engine:
         """The loop in Python: each stop is waited for and handled here."""
         # Bound once: the loop runs once per stop.
         threads, awaiting, ready = self.threads, self.table.awaiting, self.ready
-        wait, syscall_stop = self._wait, self._syscall_stop
+        wait, syscall_stop = self._wait, self.syscall_stop
         while True:
             if self.attention:
-                self._attend()
+                self.attend()
             if not threads and not awaiting:
-                if self.shutdown or not self._idle():
+                if self.shutdown or not self.idle():
                     break
                 continue
             try:
@@ -165,85 +168,23 @@ class Engine:
             t = threads.get(pid)
             try:
                 if t is None:
-                    self._stray(pid, status)
+                    self.stray(pid, status)
                 elif status == SYSCALL_STOP or status == SECCOMP_STOP:
                     syscall_stop(t)
                 else:
-                    self._other_stop(t, status)
+                    self.other_stop(t, status)
             except Exception:
                 # A bug must not leave a tracee stopped or take the others down.
                 log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
                 if t is not None and os.WIFSTOPPED(status):
                     P.libc_ptrace(t.resume_op(), pid, 0, 0)
 
-    def _run_c(self, fast: fastloop.FastLoop) -> None:
-        """The loop with fastloop.c waiting and handling the plain syscall stops.
-
-        kt_run comes back with a stop Python must handle (its syscall
-        information already read), or to let Python look around: a signal
-        handler to run, a request, records to flush before it blocks. The
-        records C wrote are drained into the files' buffers first, so every
-        record Python writes comes after them. Around a stop Python handles,
-        the thread's slot is pulled (what C changed) and pushed (what Python
-        changed, with its process's state).
-        """
-        threads, awaiting = self.threads, self.table.awaiting
-        syscall_stop, run, st, shared = self._syscall_stop, fast.run, fast.st, fast.shared
-        pull, push_proc, drain = fast.pull, fast.push_proc, fast.drain
-        head = fastloop.HEAD.unpack_from
-        spin = int(self.spin)
-        while True:
-            if self.attention:
-                self._attend()
-            if not threads and not awaiting:
-                if self.shutdown or not self._idle():
-                    break
-                continue
-            if self.table.dirty and not self.timer_armed:
-                self._arm_flush()
-            kind = run(st, len(threads), spin, self.flush_deadline if self.timer_armed else 0)
-            if drain():
-                self.table.dirty = True
-            if kind != fastloop.KT_STOP:
-                if kind == fastloop.KT_ECHILD:
-                    self.table.forget_all()
-                    fast.clear_ready()
-                elif kind == fastloop.KT_IDLE and self.timer_armed:
-                    # The timer fires too soon to block on: write now, before blocking.
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    self.timer_armed = False
-                    self.table.flush_all()
-                continue
-            pid, status, has_info = head(shared)
-            t = threads.get(pid)
-            try:
-                if t is None:
-                    self._stray(pid, status)
-                    continue
-                pull(t)
-                if status == SYSCALL_STOP or status == SECCOMP_STOP:
-                    syscall_stop(t, shared if has_info else None)
-                else:
-                    self._other_stop(t, status)
-                    if status >> 16 == P.PTRACE_EVENT_EXEC:
-                        # An exec from another thread gave it the leader's tid: the
-                        # leader's slot and the execer's old one are stale.
-                        fast.drop(pid)
-                        fast.reconcile(threads)
-                        t = threads.get(pid)
-            except Exception:
-                log.exception("tid %d, status %#x: event failed; thread resumed", pid, status)
-                if t is not None and os.WIFSTOPPED(status):
-                    P.libc_ptrace(t.resume_op(), pid, 0, 0)
-            if t is not None and threads.get(t.tid) is t:
-                push_proc(t)
-
-    def _arm_flush(self) -> None:
+    def arm_flush(self) -> None:
         self.timer_armed = True
         self.flush_deadline = time.monotonic_ns() + int(FLUSH_DELAY * 1e9)
         signal.setitimer(signal.ITIMER_REAL, FLUSH_DELAY)
 
-    def _attend(self) -> None:
+    def attend(self) -> None:
         """Work the signal handlers and the control thread left for the engine thread."""
         self.attention = False
         if self.shutdown and not self.shutdown_started:
@@ -259,7 +200,7 @@ class Engine:
         if self.fast is not None:
             self.fast.push_all(self.threads)  # a request may have changed any process
 
-    def _idle(self) -> bool:
+    def idle(self) -> bool:
         """Wait for a request while nothing is traced; False to exit."""
         self.table.flush_all()
         with self.lock:
@@ -283,7 +224,7 @@ class Engine:
         finds nothing (one per stop of a lone busy tracee).
         """
         if self.table.dirty and not self.timer_armed:
-            self._arm_flush()
+            self.arm_flush()
         pid, status = self._spin_wait() if self.spin else _waitpid(-1, WAIT_ALL)
         if len(self.threads) > 1:
             if self.round_skip:
@@ -334,14 +275,14 @@ class Engine:
             self.ring()
 
     def _write_failure(self, from_signal: bool) -> None:
-        """A buffer could not be written: the processes writing to it are detached (in _attend)."""
+        """A buffer could not be written: the processes writing to it are detached (in attend)."""
         self.write_failure = self.attention = True
         if not from_signal:
-            self._attend()
+            self.attend()
 
     # ----- syscall stops: the hot path -----
 
-    def _syscall_stop(self, t: Thread, shared: memoryview | None = None) -> None:
+    def syscall_stop(self, t: Thread, shared: memoryview | None = None) -> None:
         """A syscall entry or exit stop: its CALL or RET, and what else its rule and the facilities ask.
 
         The common stop, whose call needs nothing but its CALL or RET under
@@ -492,7 +433,7 @@ class Engine:
 
     # ----- every other stop -----
 
-    def _other_stop(self, t: Thread, status: int) -> None:
+    def other_stop(self, t: Thread, status: int) -> None:
         tid = t.tid
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self._gone(t, status)
@@ -525,7 +466,7 @@ class Engine:
         elif event in (P.PTRACE_EVENT_FORK, P.PTRACE_EVENT_VFORK, P.PTRACE_EVENT_CLONE):
             held = lifecycle.new_task(self.table, self.bufs, t, p, event)
             if held is not None:
-                self._other_stop(*held)
+                self.other_stop(*held)
             P.libc_ptrace(t.resume_op(), tid, 0, 0)
         elif event == P.PTRACE_EVENT_EXEC:
             lifecycle.exec_(self.table, self.bufs, t, p)
@@ -582,14 +523,14 @@ class Engine:
         p.file.record(K.KTR_PSIG, p.tgid, t.tid, t.comm, ns, data)
         self.table.dirty = True
 
-    def _stray(self, pid: int, status: int) -> None:
+    def stray(self, pid: int, status: int) -> None:
         if self.waker is not None and self.waker.stopped(pid, status):
             return
         if pid in self.table.awaiting:
             if os.WIFSTOPPED(status):
                 held = lifecycle.first_stop(self.table, pid, status)
                 if held is not None:
-                    self._other_stop(*held)
+                    self.other_stop(*held)
             else:
                 self.table.awaiting.pop(pid, None)
             return
@@ -603,7 +544,9 @@ class Engine:
             restarts.settle(t, 0)  # died in the interrupted call, before any delivery stop
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
             self.table.report_kill(t, p)
-        if len(p.threads) <= 1 and p.threads.get(t.tid) is t:
+        if len(p.threads) <= 1 and p.threads.get(t.tid) is t and not p.dtor_done:
+            # Its exit event wrote and flushed the PROCDTOR already, unless it
+            # died without one (killed, or let go before it).
             self.table.write_dtor(p, t)
             self.table.flush_all()
         self.table.drop_thread(t)

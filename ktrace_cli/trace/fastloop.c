@@ -9,7 +9,12 @@
  * passed through or being detached), no RET waits for a restart, and
  * Rules.plain_stops says the call is plain under the process's facilities.
  * It writes the record byte for byte as format/writer.py's TraceFile packs
- * it into the file's buffer here, and resumes the thread. Every other stop
+ * it into the file's buffer here, and resumes the thread. Under the same
+ * slot flags it also resumes the stops that need no record and no decision
+ * (a new task's first stop, a signal's delivery stop when no PSIG record or
+ * signal bookkeeping is due), and writes the CALL of an exec that needs no
+ * set-id check and the EJUSTRETURN RETs of sigreturn and a successful exec
+ * (rules.PLAIN_*). Every other stop
  * goes back to Python with its wait status and the syscall information
  * already read. Python drains these buffers into its own before it writes
  * a record of its own, so records stay in order.
@@ -41,6 +46,7 @@
 #define STATUS_SECCOMP_STOP ((7 << 16) | (5 << 8) | 0x7f)
 #define WAIT_ALL (__WALL | WUNTRACED)
 #define EVENT_EXIT 6
+#define EVENT_STOP 0x80
 #define NR_EXECVE 59
 #define NR_EXECVEAT 322
 #define REQ_SYSCALL 24
@@ -52,6 +58,15 @@
 #define KTR_SYSRET 2
 #define KTR_VERSIONED 0x4000
 #define FREEBSD_ERESTART (-1)  /* FreeBSD's, not Linux's ERESTART */
+#define FREEBSD_EJUSTRETURN (-2)
+/* rules.plain_stops's values. */
+#define PLAIN_UNLESS_SETID 2  /* entry */
+#define PLAIN_JUSTRETURN 2    /* exit */
+#define PLAIN_EXEC_RET 3      /* exit */
+/* kt_slot.flags, set by Python (fastloop.py) */
+#define SLOT_SIG_QUIET 1      /* a signal's delivery stop needs no record nor bookkeeping */
+#define SLOT_FIRST_STOP 2     /* a new task whose first stop only resumes it */
+#define SLOT_NO_SETID 4       /* no set-id check before an exec (root, or a filtered process) */
 #define CPU_UNKNOWN (-1)
 #define ROUND_SKIP 7          /* engine.ROUND_SKIP */
 #define SPIN_NS 60000         /* engine.SPIN_NS */
@@ -84,7 +99,9 @@ struct kt_slot {
 	uint64_t args[6];
 	char comm[20];
 	uint8_t argc;     /* 6, or 0 when Thread.args is () */
-	uint8_t pad[3];
+	uint8_t flags;    /* SLOT_* */
+	uint8_t started;  /* C resumed its first stop (Thread.started) */
+	uint8_t pad;
 };
 _Static_assert(sizeof(struct kt_slot) == 112, "fastloop.SLOT's layout");
 
@@ -369,14 +386,23 @@ static int fast_stop(struct kt_state *st, struct kt_slot *s)
 		return 0;
 	if (op == OP_EXIT) {
 		int nr = s->nr;
-		if (!s->insys || nr < 0 || nr >= KT_MAX_SYSCALL || st->plain_exit[s->plain][nr])
+		if (!s->insys || nr < 0 || nr >= KT_MAX_SYSCALL)
+			return 0;
+		uint8_t how = st->plain_exit[s->plain][nr];
+		if (how && how != PLAIN_JUSTRETURN && how != PLAIN_EXEC_RET)
 			return 0;
 		int64_t rval = (int64_t)w[0];
 		int error = 0;
-		if (w[1] & 0xff) {
+		if (how == PLAIN_JUSTRETURN) {
+			rval = 0;  /* the restored registers are the interrupted code's, not a result */
+			error = FREEBSD_EJUSTRETURN;
+		} else if (w[1] & 0xff) {
 			int64_t e = -rval;
 			error = (e > 0 && e < KT_ERRNO_LIMIT) ? st->errmap[e] : (int)e;
 			rval = 0;
+		} else if (how == PLAIN_EXEC_RET) {
+			rval = 0;  /* a new image: nothing returns to the old one */
+			error = FREEBSD_EJUSTRETURN;
 		}
 		if (error == FREEBSD_ERESTART)
 			return 0;  /* its RET waits for the next stop: trace/restarts.py */
@@ -391,7 +417,10 @@ static int fast_stop(struct kt_state *st, struct kt_slot *s)
 	}
 	if (op == OP_ENTRY) {
 		uint64_t nr = w[0];
-		if (nr >= KT_MAX_SYSCALL || st->plain_entry[s->plain][nr] || s->restart)
+		if (nr >= KT_MAX_SYSCALL || s->restart)
+			return 0;
+		uint8_t how = st->plain_entry[s->plain][nr];
+		if (how && !(how == PLAIN_UNLESS_SETID && (s->flags & SLOT_NO_SETID)))
 			return 0;
 		int64_t ns = clock_ns(CLOCK_REALTIME);
 		if (s->file >= 0 && (s->facs & FAC_SYSCALL)) {
@@ -415,6 +444,27 @@ static int is_exec_entry(const uint8_t *info)
 	uint64_t nr;
 	memcpy(&nr, info + 24, 8);
 	return info[0] == OP_ENTRY && (nr == NR_EXECVE || nr == NR_EXECVEAT);
+}
+
+/* A stop other than a syscall stop that needs nothing but its resumption; 1 if resumed here.
+ * As Engine._signal_stop and Engine.other_stop do when the slot's flags say nothing else is due. */
+static int quiet_stop(struct kt_slot *s, int status)
+{
+	if ((status & 0xff) != 0x7f || !s->ok)
+		return 0;
+	int sig = (status >> 8) & 0xff, event = status >> 16;
+	if (event == 0 && (s->flags & SLOT_SIG_QUIET) && !s->restart) {
+		ptrace(s->insys ? REQ_SYSCALL : s->mode_op, s->tid, 0, (void *)(intptr_t)sig);
+		return 1;
+	}
+	if (event == EVENT_STOP && (s->flags & SLOT_FIRST_STOP)) {
+		s->flags &= ~SLOT_FIRST_STOP;
+		s->started = 1;
+		s->changed = 1;
+		ptrace(s->mode_op, s->tid, 0, 0);
+		return 1;
+	}
+	return 0;
 }
 
 /* A blocking wait; KT_IDLE first if records would wait past the flush timer. */
@@ -513,16 +563,19 @@ int kt_run(struct kt_state *st, int nthreads, int spin, int64_t flush_deadline)
 		sh->pid = pid;
 		sh->status = status;
 		sh->has_info = 0;
-		if (status != STATUS_SYSCALL_STOP && status != STATUS_SECCOMP_STOP) {
-			/* A thread past its exit event is tearing down: no stop comes soon. */
-			st->block_next |= (status >> 16) == EVENT_EXIT;
-			return KT_STOP;
-		}
 		int s = lookup(st, pid);
-		if (s < 0 || !fast_stop(st, &st->slots[s])) {
+		if (status != STATUS_SYSCALL_STOP && status != STATUS_SECCOMP_STOP) {
+			if (s < 0 || !quiet_stop(&st->slots[s], status)) {
+				/* A thread past its exit event is tearing down: no stop comes soon. */
+				st->block_next |= (status >> 16) == EVENT_EXIT;
+				return KT_STOP;
+			}
+		} else if (s < 0 || !fast_stop(st, &st->slots[s])) {
 			/* Nor while an execve loads the new image. */
 			st->block_next |= sh->has_info && is_exec_entry(sh->info);
 			return KT_STOP;
+		} else if (sh->has_info && is_exec_entry(sh->info)) {
+			st->block_next = 1;
 		}
 		if ((++handled & 15) == 0) {
 			int64_t now = clock_ns(CLOCK_MONOTONIC);

@@ -15,6 +15,7 @@ import os
 import struct
 from collections.abc import Callable
 
+from ktrace_cli.format.constants import KTRFAC_PSIG
 from ktrace_cli.format.writer import TraceFile
 from ktrace_cli.trace.englog import log
 from ktrace_cli.trace.ptrace import AUDIT_ARCH_X86_64
@@ -31,11 +32,16 @@ KT_ECHILD = 4  # nothing left to wait for
 KT_YIELD = 5  # budget spent, attention asked or a buffer full
 
 # struct kt_slot: tid, tgid, file, plain, facs, mode_op; ok, restart, insys, changed; nr,
-# entry_ns, args[6], comm[20], argc.
-SLOT = struct.Struct("<6i4Biq6Q20sB3x")
+# entry_ns, args[6], comm[20], argc, flags, started.
+SLOT = struct.Struct("<6i4Biq6Q20s3Bx")
 SLOT_SIZE = SLOT.size
 CHANGED = 27  # offset of `changed` in a slot
+STARTED = 110  # offset of `started`
 MAX_SLOTS = 16384  # KT_SLOTS
+# kt_slot.flags: what C may do besides plain syscall stops.
+SIG_QUIET = 1  # resume a signal's delivery stop (no PSIG record, no disposition to reset)
+FIRST_STOP = 2  # resume a new task's first stop
+NO_SETID = 4  # an exec needs no set-id check (root, or a filtered process)
 # struct kt_shared: pid, status, has_info, attention, info[88], ndirty, pad, dirty[KT_FILES].
 HEAD = struct.Struct("<iii")
 ATTENTION = 12
@@ -64,7 +70,8 @@ def library_path() -> str | None:
     return None
 
 
-def load(narg: list[int], errmap: list[int], plain_for: Callable[[int], tuple[bytes, bytes]]) -> FastLoop | None:
+def load(narg: list[int], errmap: list[int], plain_for: Callable[[int], tuple[bytes, bytes]],
+         is_root: bool = False) -> FastLoop | None:  # fmt: skip
     """The C loop, or None for the pure-Python one (not built, failed to load, or turned off)."""
     if os.environ.get(ENV) == "0":
         log.info("C loop turned off (%s=0): pure-Python loop", ENV)
@@ -74,7 +81,7 @@ def load(narg: list[int], errmap: list[int], plain_for: Callable[[int], tuple[by
         log.info("C loop not built (no compiler at install time): pure-Python loop")
         return None
     try:
-        fast = FastLoop(ctypes.CDLL(path), narg, errmap, plain_for)
+        fast = FastLoop(ctypes.CDLL(path), narg, errmap, plain_for, is_root)
     except (OSError, AttributeError, MemoryError) as e:
         log.warning("C loop %s cannot be loaded (%s): pure-Python loop", path, e)
         return None
@@ -86,8 +93,9 @@ class FastLoop:
     """One kt_state: thread slots, file buffers and the stops kt_run leaves to Python."""
 
     def __init__(self, lib: ctypes.CDLL, narg: list[int], errmap: list[int],
-                 plain_for: Callable[[int], tuple[bytes, bytes]]) -> None:  # fmt: skip
+                 plain_for: Callable[[int], tuple[bytes, bytes]], is_root: bool = False) -> None:  # fmt: skip
         self.lib = lib
+        self.is_root = is_root  # the engine makes no set-id check before an exec
         self.plain_for = plain_for  # facs -> Rules.plain_stops(facs)
         for name in ("kt_new", "kt_shared", "kt_slots", "kt_files"):
             getattr(lib, name).restype = ctypes.c_void_p
@@ -134,10 +142,18 @@ class FastLoop:
         ok = fi != -2 and pi >= 0 and not (p.passthrough or p.detaching) and p.arch == AUDIT_ARCH_X86_64
         args = t.args
         argc = 6 if len(args) == 6 else 0
+        # As Engine._signal_stop: nothing to record (PSIG) or follow (a single-step to
+        # a handler, SA_RESETHAND) at a delivery; as Engine.other_stop at a new
+        # task's first stop: no descending request waits for it, no CSW count.
+        flags = 0 if t.stepping or p.resethand or (tf is not None and p.facs & KTRFAC_PSIG) else SIG_QUIET
+        if not t.started and not t.descend_pending and t.nvcsw < 0:
+            flags |= FIRST_STOP
+        if self.is_root or p.filtered:
+            flags |= NO_SETID
         try:
             SLOT.pack_into(self.slots, off, t.tid, p.tgid, fi, pi, p.facs, p.mode_op, ok,
                            t.restart_ret is not None, t.insys, 0, t.nr, t.entry_ns,
-                           *(args if argc else NO_ARGS), t.comm, argc)  # fmt: skip
+                           *(args if argc else NO_ARGS), t.comm, argc, flags, 0)  # fmt: skip
         except struct.error:
             self.drop(t.tid)  # a value C cannot hold: Python handles this thread
 
@@ -170,6 +186,10 @@ class FastLoop:
         t.nr = v[10]
         t.entry_ns = v[11]
         t.args = v[12:18] if v[19] else ()
+        if v[21]:
+            t.started = True  # C resumed its first stop
+            t.descend_pending = False
+            self.slots[off + STARTED] = 0
         self.slots[off + CHANGED] = 0
 
     def drop(self, tid: int) -> None:

@@ -31,8 +31,7 @@ def new_task(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc,
     if event == P.PTRACE_EVENT_CLONE and read_tgid(child) == p.tgid:
         nt = Thread(child, p, t.comm)
         nt.started = False
-        p.threads[child] = nt
-        table.threads[child] = nt
+        table.add_thread(nt)
         if p.file is not None and p.facs & K.KTRFAC_SYSRET and t.nr >= 0:
             # The new thread's own return from clone/clone3 (FreeBSD's fork_return()).
             p.file.record(K.KTR_SYSRET, p.tgid, child, t.comm, time.time_ns(),
@@ -72,8 +71,7 @@ def adopt(table: TraceeTable, np: Proc, child: int, creator: Thread, comm: bytes
     table.procs[child] = np
     nt = Thread(child, np, comm if comm is not None else creator.comm)
     nt.started = False
-    np.threads[child] = nt
-    table.threads[child] = nt
+    table.add_thread(nt)
 
 
 def first_stop(table: TraceeTable, tid: int, status: int) -> tuple[Thread, int] | None:
@@ -87,7 +85,9 @@ def first_stop(table: TraceeTable, tid: int, status: int) -> tuple[Thread, int] 
 
 
 def exec_(table: TraceeTable, bufs: P.PtraceBuffers, t: Thread, p: Proc) -> None:
-    former = P.get_event_msg(t.tid, bufs)
+    # The tid the execer had: only a process with other threads can have
+    # exec'd from one that is not its leader (a ptrace call saved per exec).
+    former = P.get_event_msg(t.tid, bufs) if len(p.threads) > 1 else p.tgid
     if former > 0 and former != p.tgid:
         # execve from a non-leader thread: it takes over the leader's tid,
         # and the leader (already through its exit stop) is gone.

@@ -30,6 +30,13 @@ SPECIAL_EXEC = 3  # set-id check before the exec
 SPECIAL_OPEN = 4  # /proc/sys/... opens give SCTL
 SPECIAL_SECCOMP = 5  # the command-mode filter going live
 
+# Rules.plain_stops's values besides 0 (plain) and 1 (the full path): stops
+# that need only their CALL or RET, written differently. The Python loop takes
+# the full path for them; fastloop.c writes them itself.
+PLAIN_UNLESS_SETID = 2  # entry: plain when no set-id check is made (root, or a filtered process)
+PLAIN_JUSTRETURN = 2  # exit: the RET is EJUSTRETURN (sigreturn: the registers are restored)
+PLAIN_EXEC_RET = 3  # exit: EJUSTRETURN on success (a new image), the errno otherwise
+
 # (name, kind, argument index) tables: one row per syscall, as truss does.
 GIO_RULES: dict[str, tuple[int, int]] = {
     "read": (GIO_BUF, K.UIO_READ), "pread64": (GIO_BUF, K.UIO_READ),
@@ -155,6 +162,10 @@ class Rules:
         filter, sigreturn's RET), a capture the facilities ask for, or CSW on
         every call. The engine's fast path writes the rest without looking at
         their rule (x86_64 stops only: sigreturn is numbered as x86_64's).
+        An exec's entry that needs nothing but the set-id check, sigreturn's
+        RET and an exec's RET that need nothing but EJUSTRETURN carry
+        PLAIN_UNLESS_SETID, PLAIN_JUSTRETURN and PLAIN_EXEC_RET: the C loop
+        writes them, the Python loop takes the full path.
         Cached per `facs`: it changes only with a ktrace(2) request.
         """
         tables = self._plain.get(facs)
@@ -165,12 +176,21 @@ class Rules:
         for rule in self.by_nr:
             if rule is None:
                 continue
-            followed = rule.special in (SPECIAL_SIGACTION, SPECIAL_SIGACTION32, SPECIAL_PRCTL, SPECIAL_EXEC)
+            followed = rule.special in (SPECIAL_SIGACTION, SPECIAL_SIGACTION32, SPECIAL_PRCTL)
             stru = bool(rule.stru and facs & K.KTRFAC_STRUCT)
-            entry[rule.nr] = csw or followed or stru or bool(
-                rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL))
-            exit_[rule.nr] = csw or followed or stru or rule.special == SPECIAL_SECCOMP or bool(
-                rule.gio and facs & K.KTRFAC_GENIO) or rule.nr in JUSTRETURN_SYSCALLS
+            more_in = csw or followed or stru or bool(rule.paths and facs & (K.KTRFAC_NAMEI | K.KTRFAC_SYSCTL))
+            more_out = csw or followed or stru or rule.special == SPECIAL_SECCOMP or bool(
+                rule.gio and facs & K.KTRFAC_GENIO)
+            if rule.special == SPECIAL_EXEC:
+                more_in = more_in or bool(facs & (K.KTRFAC_ARGS | K.KTRFAC_ENVS))
+                entry[rule.nr] = 1 if more_in else PLAIN_UNLESS_SETID
+                exit_[rule.nr] = 1 if more_out else PLAIN_EXEC_RET
+                continue
+            entry[rule.nr] = more_in
+            if rule.nr in JUSTRETURN_SYSCALLS:
+                exit_[rule.nr] = 1 if more_out else PLAIN_JUSTRETURN
+            else:
+                exit_[rule.nr] = more_out
         tables = self._plain[facs] = (bytes(entry), bytes(exit_))
         return tables
 

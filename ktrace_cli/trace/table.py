@@ -63,6 +63,15 @@ class TraceeTable:
         self.before_flush: Callable[[], object] = _nothing
         self.on_drop: Callable[[int], None] = _nothing
         self.on_close: Callable[[TraceFile], None] = _nothing
+        # Set by the C loop too: a task a fork or clone made, to be known there
+        # once its creator's event is handled.
+        self.on_new: Callable[[Thread], None] = _nothing
+
+    def add_thread(self, t: Thread) -> None:
+        """A task a fork or clone made, into its process (already in procs) and the table."""
+        t.proc.threads[t.tid] = t
+        self.threads[t.tid] = t
+        self.on_new(t)
 
     # ----- threads and processes leaving -----
 

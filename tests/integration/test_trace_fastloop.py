@@ -173,3 +173,30 @@ def test_c_loop_errors_and_restarts(loop_envs, progs, tmp_path: Path) -> None:  
     rc, recs = run(loop_envs["c"], tmp_path, [str(progs / "io")], ["-t", "c"])
     rets = [Sysret.unpack(AMD64, r.payload) for r in recs if r.type == K.KTR_SYSRET]
     assert [(s.error, s.retval) for s in rets if s.code == NR("connect")] == [(2, 0)]  # ENOENT
+
+
+# Not "+": whether a call slept (CSW) is the scheduler's.
+@pytest.mark.parametrize("facs", ["c", "cnis"])
+def test_same_records_from_both_loops_in_a_shell(loop_envs, tmp_path: Path, facs: str) -> None:  # type: ignore[no-untyped-def]
+    """The stops the C loop resumes or writes beside the plain ones, against the Python loop's
+    full path: vfork children's first stops, successful and failed execs (EJUSTRETURN, ENOENT),
+    a handled signal's delivery stop and its sigreturn, SIGCHLD; under `cnis` the exec's entry
+    (NAMI) and the deliveries (PSIG) are Python's again."""
+    inner = 'trap "echo caught" USR1; kill -USR1 $$; exec /bin/true'
+    script = f"/bin/true; /nonexistent/prog; /bin/sh -c '{inner}'; exit 0"
+    runs = both(loop_envs, tmp_path, ["/bin/sh", "-c", script], ["-i", "-t", facs])
+    (rc_c, recs_c), (rc_py, recs_py) = runs["c"], runs["python"]
+    assert rc_c == rc_py == 0
+    threads = per_thread(recs_c)
+    assert len(threads) == 4  # the shell, /bin/true, the failed exec's child, the inner shell
+    # The outer shell's wait4 may be interrupted by SIGCHLD or not: compared up to it.
+    # Its getppid returns the pid of whoever ran pyktrace, not a traced one: left out.
+    def no_ppid(threads: list[list[tuple[object, ...]]]) -> list[list[tuple[object, ...]]]:
+        return [[r[:6] + ((NR("getppid"), 0, 0),) if r[0] == K.KTR_SYSRET and r[6][0] == NR("getppid") else r  # type: ignore[index]
+                 for r in recs] for recs in threads]  # fmt: skip
+
+    assert no_ppid(until_wait(threads)) == no_ppid(until_wait(per_thread(recs_py)))
+    rets = [Sysret.unpack(AMD64, r.payload) for r in recs_c if r.type == K.KTR_SYSRET]
+    execs = sorted((s.error, s.retval) for s in rets if s.code == NR("execve"))
+    assert execs == sorted([(K.EJUSTRETURN, 0)] * 4 + [(2, 0)])  # pyktrace's, 3 images; ENOENT
+    assert (K.EJUSTRETURN, 0) in [(s.error, s.retval) for s in rets if s.code == NR("rt_sigreturn")]

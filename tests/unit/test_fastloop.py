@@ -41,7 +41,7 @@ def slot(fast: fastloop.FastLoop, tid: int, tgid: int, comm: bytes, fi: int) -> 
     assert s >= 0
     off = s * fastloop.SLOT_SIZE
     fastloop.SLOT.pack_into(fast.slots, off, tid, tgid, fi, 0, K.KTRFAC_SYSCALL | K.KTRFAC_SYSRET, 24, 1, 0, 0, 0,
-                            -1, 0, *fastloop.NO_ARGS, comm, 0)  # fmt: skip
+                            -1, 0, *fastloop.NO_ARGS, comm, 0, 0, 0)  # fmt: skip
     return fast.lib.kt_slots(fast.st) + off
 
 

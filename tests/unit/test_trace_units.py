@@ -18,6 +18,7 @@ from ktrace_cli.format.reader import iter_records
 from ktrace_cli.format.records import Syscall, unpack_payload
 from ktrace_cli.format.writer import ARGS, H1, SYSCALL_FIXED, TraceFile
 from ktrace_cli.trace import convert, seccomp
+from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.memory import ProcMem
 from ktrace_cli.trace.rules import rules
 
@@ -96,10 +97,18 @@ def test_plain_stops_send_only_what_needs_more_than_call_and_ret_off_the_fast_pa
     c = K.KTRFAC_SYSCALL | K.KTRFAC_SYSRET
     for name in ("getppid", "read", "write", "openat", "newfstatat", "exit_group"):
         assert slow(c, name) == (0, 0), name  # -t c: nothing but CALL and RET
-    for name in ("rt_sigaction", "prctl", "execve"):
+    for name in ("rt_sigaction", "prctl"):
         assert slow(c, name) == (1, 1), name  # followed whatever the facilities
     assert slow(c, "seccomp") == (0, 1)  # the filter goes live at its RET
-    assert slow(c, "rt_sigreturn") == (0, 1)  # its RET is EJUSTRETURN
+    # Its RET is EJUSTRETURN: the C loop writes it, the Python loop takes the full path.
+    assert slow(c, "rt_sigreturn") == (0, R.PLAIN_JUSTRETURN)
+    # The set-id check at its entry, EJUSTRETURN on success at its exit.
+    assert slow(c, "execve") == (R.PLAIN_UNLESS_SETID, R.PLAIN_EXEC_RET)
+    assert slow(c, "execveat") == (R.PLAIN_UNLESS_SETID, R.PLAIN_EXEC_RET)
+    for more in (K.KTRFAC_ARGS, K.KTRFAC_ENVS, K.KTRFAC_NAMEI):
+        assert slow(c | more, "execve")[0] == 1  # what it reads at entry is Python's
+    assert slow(c | K.KTRFAC_CSW, "execve") == (1, 1)
+    assert slow(c | K.KTRFAC_CSW, "rt_sigreturn") == (1, 1)
     assert slow(c | K.KTRFAC_GENIO, "read") == (0, 1)
     assert slow(c | K.KTRFAC_NAMEI, "openat") == (1, 0)
     assert slow(c | K.KTRFAC_SYSCTL, "openat") == (1, 0)
