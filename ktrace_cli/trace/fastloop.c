@@ -37,6 +37,10 @@
 #define KT_FILES 1024
 #define KT_PLAINS 64          /* distinct facility sets in use */
 #define KT_READY 4096
+/* What Python and this file agree on (slot and file layouts, the plain-table values):
+ * fastloop.INTERFACE. Raised with any change to them, so a library built from older
+ * sources (an editable install not rebuilt) is refused rather than misread. */
+#define KT_INTERFACE 2
 
 #define INFO_SIZE 88
 #define OP_ENTRY 1
@@ -274,6 +278,7 @@ void kt_drop(struct kt_state *st, int32_t tid)
 	st->index_key[hole] = 0;
 }
 
+int kt_interface(void) { return KT_INTERFACE; }
 void *kt_slots(struct kt_state *st) { return st->slots; }
 void *kt_shared(struct kt_state *st) { return &st->shared; }
 void *kt_files(struct kt_state *st) { return st->files; }

@@ -22,6 +22,7 @@ from ktrace_cli.trace.ptrace import AUDIT_ARCH_X86_64
 from ktrace_cli.trace.tracee import Thread
 
 LIBRARY = "_fastloop"
+INTERFACE = 2  # fastloop.c's KT_INTERFACE: the layouts and values below
 ENV = "PYKTRACE_FASTLOOP"  # "0": the pure-Python loop
 
 # kt_run's answers (fastloop.c).
@@ -81,7 +82,12 @@ def load(narg: list[int], errmap: list[int], plain_for: Callable[[int], tuple[by
         log.info("C loop not built (no compiler at install time): pure-Python loop")
         return None
     try:
-        fast = FastLoop(ctypes.CDLL(path), narg, errmap, plain_for, is_root)
+        lib = ctypes.CDLL(path)
+        if lib.kt_interface() != INTERFACE:
+            log.warning("C loop %s was built from other sources (interface %d, not %d): pure-Python"
+                        " loop until it is rebuilt (make, or pip install)", path, lib.kt_interface(), INTERFACE)  # fmt: skip
+            return None
+        fast = FastLoop(lib, narg, errmap, plain_for, is_root)
     except (OSError, AttributeError, MemoryError) as e:
         log.warning("C loop %s cannot be loaded (%s): pure-Python loop", path, e)
         return None

@@ -143,3 +143,22 @@ def test_slots_survive_many_threads_coming_and_going(fast: fastloop.FastLoop) ->
             assert fast.lib.kt_slot(fast.st, tid) == s
             assert int.from_bytes(fast.slots[s * fastloop.SLOT_SIZE : s * fastloop.SLOT_SIZE + 4], "little") == tid
     assert len(set(live.values())) == len(live)
+
+
+def test_a_library_built_from_other_sources_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .so left from older sources (an editable install not rebuilt) would misread the
+    slots: the engine runs its Python loop instead."""
+    r = rules()
+    assert fastloop.load(r.narg, convert.errno_map(), r.plain_stops) is not None
+
+    real = ctypes.CDLL
+
+    class Stale:
+        def __init__(self, path: str) -> None:
+            self.lib = real(path)
+
+        def __getattr__(self, name: str) -> object:
+            return (lambda: fastloop.INTERFACE - 1) if name == "kt_interface" else getattr(self.lib, name)
+
+    monkeypatch.setattr(fastloop.ctypes, "CDLL", Stale)
+    assert fastloop.load(r.narg, convert.errno_map(), r.plain_stops) is None
