@@ -132,9 +132,14 @@ def engine_cpu(rt: Path, argv: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float, float]:
-    """(wall s, CPU s of the process and its waited-for children, engine CPU s) of one run."""
-    before = engine_cpu(rt, argv)
+def timed(argv: list[str], env: dict[str, str], rt: Path, engine: bool = True) -> tuple[float, float, float]:
+    """(wall s, CPU s of the process and its waited-for children, engine CPU s) of one run.
+
+    `engine`: the run is pyktrace's. Else its engine CPU is 0, not read: an
+    engine left warm by the previous tracer may exit during an strace run,
+    and its vanished CPU counted against strace (strace's pinned CPU read a
+    quarter of its wall time)."""
+    before = engine_cpu(rt, argv) if engine else 0.0
     start = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)  # fmt: skip
@@ -144,7 +149,7 @@ def timed(argv: list[str], env: dict[str, str], rt: Path) -> tuple[float, float,
     if p.returncode != 0:
         # A run that failed measured nothing; a figure made from it would mislead.
         raise SystemExit(f"trace_bench: {' '.join(argv)} exited with {p.returncode}")
-    return wall, ru.ru_utime + ru.ru_stime, engine_cpu(rt, argv) - before
+    return wall, ru.ru_utime + ru.ru_stime, (engine_cpu(rt, argv) - before) if engine else 0.0
 
 
 def count_calls(path: Path) -> int:
@@ -197,7 +202,7 @@ def run_mode(pinned: bool, quick: bool, runs: int, bin_: Path, tmp: Path, bpf_wh
             for tname, cmd in cmds.items():
                 if tname in warm:
                     timed(warm[tname], env, rt)
-                samples[tname].append(timed(cmd, env, rt))
+                samples[tname].append(timed(cmd, env, rt, tname in warm))
                 if tname == "pyk-c":
                     counts[name] = count_calls(tmp / "bench.out")
         for tname, got in samples.items():
