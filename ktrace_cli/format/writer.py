@@ -24,7 +24,10 @@ from ktrace_cli.format.layouts import (
     TYPE_OFFSET,
     Arch,
 )
-from ktrace_cli.format.records import PAYLOAD_TYPES, Payload, Record, comm_field
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the engine's start-up)
+if TYPE_CHECKING:
+    from ktrace_cli.format.records import Payload, Record
 
 
 def encode_header(
@@ -80,6 +83,10 @@ def make_record(
     arch: Arch = AMD64,
 ) -> Record:
     """A Record for a typed payload; the time defaults to now (CLOCK_REALTIME)."""
+    # lazy: start-up (the engine writes packed bytes, never a typed Record;
+    # the records' classes were a few ms of its cold start)
+    from ktrace_cli.format.records import PAYLOAD_TYPES, Record, comm_field
+
     if sec is None or frac is None:
         now = time.time_ns()
         sec, ns = divmod(now, 1_000_000_000)

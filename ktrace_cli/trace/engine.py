@@ -21,7 +21,7 @@ from collections.abc import Callable
 from ktrace_cli.abi.linuxulator import JUSTRETURN_SYSCALLS
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import TraceFile
-from ktrace_cli.trace import abi32, capture, cloop, convert, fastloop, ktrops, lifecycle, restarts
+from ktrace_cli.trace import capture, cloop, convert, fastloop, ktrops, lifecycle, restarts
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace import signals as S
@@ -308,8 +308,13 @@ class Engine:
         if p.passthrough or p.detaching:
             self._quiet_stop(t, p)
             return
-        if arch != p.arch and abi32.stop(self, t, p, op, arch, nr, (a0, a1, a2, a3, a4, a5)):
-            return  # an int $0x80 call, recorded under the linux32 ABI
+        if arch != p.arch:
+            # lazy: start-up (the i386 tables and rules load only once a
+            # process makes an int $0x80 call; most never do)
+            from ktrace_cli.trace import abi32
+
+            if abi32.stop(self, t, p, op, arch, nr, (a0, a1, a2, a3, a4, a5)):
+                return  # an int $0x80 call, recorded under the linux32 ABI
         facs = p.facs
         plain = self.plain.get(facs) or self._plain(facs)
         if op == INFO_EXIT:

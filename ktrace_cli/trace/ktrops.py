@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ktrace_cli.format import constants as K
 from ktrace_cli.format.writer import GENIO_SIZE_MAX, TraceFile, procctor
-from ktrace_cli.trace import diagnose, procfs, rootbpf
+from ktrace_cli.trace import procfs, rootbpf
 from ktrace_cli.trace import rules as R
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import read_tgid
@@ -102,6 +102,8 @@ def apply(table: TraceeTable, rules: R.Rules, req: Request) -> Reply:
         err = walk.error or E.EPERM
         out: dict[str, object] = {"error": err}
         if err == E.EPERM and walk.refused:
+            from ktrace_cli.trace import diagnose  # lazy: start-up (only a refusal is explained)
+
             out["why"] = diagnose.why_eperm(walk.refused, os.getpid(), walk.holders)
         return out
     if want_filter is not None:
@@ -238,6 +240,9 @@ def _clear(table: TraceeTable, pid: int, facs: int, holders: rootbpf.Holders | N
         # KTRFAC_ROOT) or that we may not debug is refused.
         if procfs.state(pid) is None:
             return E.ESRCH
+        # lazy: start-up (a clear of a process we do not trace is rare)
+        from ktrace_cli.trace import diagnose
+
         tracer = diagnose.tracer_of(pid)
         if tracer and diagnose.is_foreign_engine(tracer):
             return E.EPERM

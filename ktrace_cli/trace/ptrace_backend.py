@@ -11,7 +11,6 @@ import errno as E
 import os
 
 from ktrace_cli.format.writer import TraceFile, procctor
-from ktrace_cli.trace import diagnose
 from ktrace_cli.trace import ptrace as P
 from ktrace_cli.trace.table import TraceeTable
 from ktrace_cli.trace.tracee import Proc, Thread, list_tasks
@@ -67,6 +66,9 @@ class PtraceBackend:
         if not p.threads:
             p.set_file(None)
             p.mem.close()
+            # lazy: start-up (only a refused attach asks who traces the process)
+            from ktrace_cli.trace import diagnose
+
             if first_error == E.EPERM and diagnose.tracer_of(pid) == os.getpid():
                 return 0  # a child its traced parent forked while we walked: adopted at the fork event
             return first_error or E.ESRCH

@@ -83,6 +83,12 @@ LAZY = {
     # The Linux tables (a few ms) load only in the engine, not in the client;
     # the i386 rules only once a process makes an int $0x80 call.
     ("trace.rules", "abi.linux_i386"),
+    ("trace.engine", "trace.abi32"),
+    # The engine's cold start: typed records only for tests and tools, the
+    # diagnosis of a refusal only when one is refused.
+    ("format.writer", "format.records"),
+    ("trace.ktrops", "trace.diagnose"),
+    ("trace.ptrace_backend", "trace.diagnose"),
     ("trace.signals", "abi.linux"),
     ("trace.signals", "abi.linuxulator"),
     ("trace.convert", "abi.linux"),
