@@ -6,8 +6,8 @@ client. The engine's modules write `log.info/warning/error/exception`
 with %-style arguments, as with logging. The ptrace daemon sends the lines
 to a RuntimeLog (engine.log in the runtime directory, in the format its
 logging handler wrote). With no RuntimeLog installed (the bpf daemon,
-which configures logging itself, and the unit tests) the messages go to
-logging's "pyktrace.engine" logger, as before.
+which configures logging with a handler writing through a RuntimeLog, and
+the unit tests) the messages go to logging's "pyktrace.engine" logger.
 """
 
 from __future__ import annotations

@@ -621,8 +621,7 @@ def _main(rt: Runtime, lockfd: int, ready: int) -> int:
         os.setpriority(os.PRIO_PROCESS, 0, DRAINER_NICE)
     except OSError:
         pass
-    handler = daemon.RuntimeLogHandler(rt)  # relative to the open directory
-    handler.setFormatter(logging.Formatter("%(asctime)s pyktrace-bpf[%(process)d]: %(message)s"))
+    handler = daemon.RuntimeLogHandler(rt, "pyktrace-bpf")  # relative to the open directory
     root = logging.getLogger("pyktrace")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
